@@ -1,0 +1,229 @@
+//! Admin actions on the referral graph. Each writes the user row and its `user_events`
+//! outbox entry in one transaction under the graph lock, so the processor's graph and
+//! Postgres cannot disagree, and a refused change writes nothing.
+use crate::reports::readable;
+use crate::{ApiError, ApiState};
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use platform::auth::Principal;
+use platform::problem::JsonBody;
+use schemas::{Plan, UserId};
+use serde::{Deserialize, Serialize};
+
+fn admin_only(who: &Principal) -> Result<(), ApiError> {
+    match who {
+        Principal::Admin => Ok(()),
+        _ => Err(ApiError::Forbidden),
+    }
+}
+
+#[derive(Serialize)]
+pub struct UserStatus {
+    id: UserId,
+    referrer_id: Option<UserId>,
+    status: String,
+}
+
+pub async fn deactivate(state: State<ApiState>, who: Principal, id: Path<String>) -> Result<Json<UserStatus>, ApiError> {
+    set_status(state, who, id, "inactive").await
+}
+
+pub async fn reactivate(state: State<ApiState>, who: Principal, id: Path<String>) -> Result<Json<UserStatus>, ApiError> {
+    set_status(state, who, id, "active").await
+}
+
+/// Reactivation pays nothing retroactively: purchases settled while inactive stay as paid.
+async fn set_status(
+    State(state): State<ApiState>,
+    who: Principal,
+    Path(id): Path<String>,
+    status: &'static str,
+) -> Result<Json<UserStatus>, ApiError> {
+    admin_only(&who)?;
+    let user = readable(&who, &id)?;
+    let mut tx = state.pool.begin().await?;
+    platform::db::lock_user_events(&mut tx).await?;
+    let row = sqlx::query!("SELECT referrer_id, status FROM users WHERE id = $1 FOR UPDATE", user.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    if row.status != status {
+        sqlx::query!("UPDATE users SET status = $2 WHERE id = $1", user.as_uuid(), status)
+            .execute(&mut *tx)
+            .await?;
+        let kind = if status == "active" { "reactivated" } else { "deactivated" };
+        sqlx::query!(
+            "INSERT INTO user_events (user_id, kind, referrer_id, status) VALUES ($1, $2, $3, $4)",
+            user.as_uuid(),
+            kind,
+            row.referrer_id,
+            status
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    tracing::info!(user_id = %user, status, "user status set");
+    Ok(Json(UserStatus {
+        id: user,
+        referrer_id: row.referrer_id.map(UserId),
+        status: status.into(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveRequest {
+    referrer_id: Option<UserId>,
+}
+
+/// Re-parents a user. Refused: self-referral, unknown or inactive referrer, a referrer
+/// at its limit, or a move under one's own downline (a cycle).
+pub async fn move_user(
+    State(state): State<ApiState>,
+    who: Principal,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<MoveRequest>,
+) -> Result<Json<UserStatus>, ApiError> {
+    admin_only(&who)?;
+    let user = readable(&who, &id)?;
+    let mut tx = state.pool.begin().await?;
+    platform::db::lock_user_events(&mut tx).await?;
+    let row = sqlx::query!("SELECT referrer_id, status FROM users WHERE id = $1 FOR UPDATE", user.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    let new = req.referrer_id.map(UserId::as_uuid);
+    if row.referrer_id == new {
+        return Ok(Json(UserStatus {
+            id: user,
+            referrer_id: req.referrer_id,
+            status: row.status,
+        }));
+    }
+    if let Some(r) = new {
+        if r == user.as_uuid() {
+            return Err(ApiError::Invalid("self_referral", "a user cannot refer themself".into()));
+        }
+        let referrer = sqlx::query!("SELECT status, direct_referrals FROM users WHERE id = $1 FOR UPDATE", r)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| ApiError::Invalid("referrer_not_found", "referrer not found".into()))?;
+        if referrer.status != "active" {
+            return Err(ApiError::Invalid("referrer_inactive", "referrer is inactive".into()));
+        }
+        if referrer.direct_referrals >= i32::from(state.plan.max_direct_referrals) {
+            return Err(ApiError::Conflict(
+                "referral_limit_reached",
+                format!("the referrer already has the maximum of {} direct referrals", state.plan.max_direct_referrals),
+            ));
+        }
+        let cycle = sqlx::query_scalar!(
+            r#"WITH RECURSIVE up AS (
+                   SELECT id, referrer_id, 0 AS hops FROM users WHERE id = $1
+                   UNION ALL
+                   SELECT u.id, u.referrer_id, up.hops + 1 FROM users u JOIN up ON u.id = up.referrer_id
+                   WHERE up.hops < 100000
+               )
+               SELECT EXISTS (SELECT 1 FROM up WHERE id = $2) AS "cycle!""#,
+            r,
+            user.as_uuid()
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if cycle {
+            return Err(ApiError::Conflict(
+                "cycle_detected",
+                "the new referrer is in this user's downline; the move would make a cycle".into(),
+            ));
+        }
+        sqlx::query!("UPDATE users SET direct_referrals = direct_referrals + 1 WHERE id = $1", r)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(old) = row.referrer_id {
+        sqlx::query!("UPDATE users SET direct_referrals = direct_referrals - 1 WHERE id = $1", old)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query!("UPDATE users SET referrer_id = $2 WHERE id = $1", user.as_uuid(), new)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query!(
+        "INSERT INTO user_events (user_id, kind, referrer_id, status) VALUES ($1, 'moved', $2, $3)",
+        user.as_uuid(),
+        new,
+        row.status
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::info!(user_id = %user, "user moved");
+    Ok(Json(UserStatus {
+        id: user,
+        referrer_id: req.referrer_id,
+        status: row.status,
+    }))
+}
+
+#[derive(Serialize)]
+pub struct Plans {
+    current: Plan,
+    versions: Vec<Plan>,
+}
+
+pub async fn plan(State(state): State<ApiState>, who: Principal) -> Result<Json<Plans>, ApiError> {
+    admin_only(&who)?;
+    let rows = sqlx::query_scalar!("SELECT body FROM plans ORDER BY version").fetch_all(&state.pool).await?;
+    let versions = rows
+        .into_iter()
+        .map(serde_json::from_value)
+        .collect::<Result<Vec<Plan>, _>>()
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(Json(Plans {
+        current: (*state.plan).clone(),
+        versions,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterQuery {
+    limit: Option<i64>,
+    cursor: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub struct DeadLetterItem {
+    id: i64,
+    subject: String,
+    reason: String,
+    detail: String,
+    stream_seq: i64,
+    at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Serialize)]
+pub struct DeadLetterPage {
+    items: Vec<DeadLetterItem>,
+    next_cursor: Option<i64>,
+}
+
+pub async fn dead_letters(
+    State(state): State<ApiState>,
+    who: Principal,
+    Query(q): Query<DeadLetterQuery>,
+) -> Result<Json<DeadLetterPage>, ApiError> {
+    admin_only(&who)?;
+    let limit = q.limit.unwrap_or(state.reports.default_page_size).clamp(1, state.reports.max_page_size);
+    let items = sqlx::query_as!(
+        DeadLetterItem,
+        "SELECT id, subject, reason, detail, stream_seq, at FROM dead_letters WHERE id < $1 ORDER BY id DESC LIMIT $2",
+        q.cursor.unwrap_or(i64::MAX),
+        limit
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let next_cursor = if items.len() as i64 == limit { items.last().map(|i| i.id) } else { None };
+    Ok(Json(DeadLetterPage { items, next_cursor }))
+}

@@ -1,0 +1,57 @@
+//! All roles in one process: ingest and api routes on one listener, the processor
+//! (and the warehouse sink when ClickHouse is enabled) as tasks. Stands in for N
+//! instances of each behind a load balancer (see README "Scaling out").
+use anyhow::Context;
+use platform::Config;
+use std::net::SocketAddr;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub struct Application {
+    pub addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
+}
+
+impl Application {
+    /// Migrates, connects, binds, and starts every role; returns once all are serving.
+    pub async fn build(config: Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let pool = platform::db::create_and_migrate(&config.database).await?;
+        processor::plans::register(&pool, &config.plan).await?;
+        let nats = platform::nats::connect(&config.nats).await?;
+        platform::nats::ensure_streams(&async_nats::jetstream::new(nats.clone()), &config.nats).await?;
+
+        let ingest_state = ingest::IngestState::new(&config, pool.clone(), nats.clone());
+        let api_state = api::ApiState::new(&config, pool, nats, shutdown.clone()).await?;
+        let routes = ingest::router(ingest_state).merge(api::router(api_state.clone()));
+        let app = platform::http::with_limits(routes, &config.http).merge(api::streaming_router(api_state));
+        let listener = platform::http::bind(config.http.api_addr).await?;
+        let addr = listener.local_addr()?;
+
+        let mut tasks = JoinSet::new();
+        let token = shutdown.clone();
+        tasks.spawn(async move { ("http", platform::http::serve(listener, app, token).await) });
+        let (c, token) = (config.clone(), shutdown.clone());
+        tasks.spawn(async move { ("processor", processor::run(c, token).await) });
+        if config.clickhouse.enabled {
+            let (c, token) = (config.clone(), shutdown.clone());
+            tasks.spawn(async move { ("warehouse", processor::warehouse::run(c, token).await) });
+        }
+        tracing::info!(%addr, "referral all: serving ingest, api and dashboard");
+        Ok(Application { addr, shutdown, tasks })
+    }
+
+    /// Runs until shutdown or until a role fails; a failing role stops the others.
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let mut first_error = None;
+        while let Some(joined) = self.tasks.join_next().await {
+            let (role, result) = joined.context("a role panicked")?;
+            if let Err(e) = result {
+                tracing::error!(role, error = ?e, "role failed; stopping");
+                first_error.get_or_insert(e.context(role));
+            }
+            self.shutdown.cancel();
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}

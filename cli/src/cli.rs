@@ -1,0 +1,147 @@
+use crate::Application;
+use clap::{Parser, Subcommand};
+use platform::auth::{Authenticator, Principal};
+use platform::Config;
+use schemas::{ShopId, UserId};
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "referral", about = "Multi-level referral earnings: ingest, processor, api")]
+pub struct Cli {
+    /// A TOML config file (also REFERRAL_CONFIG); environment variables override it.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Every role in one process (migrates first).
+    All,
+    /// The HTTP edge for shops and signups.
+    Ingest,
+    /// The stream processor that pays the referral chain.
+    Processor,
+    /// Reports, live streams and the dashboard.
+    Api,
+    /// The ClickHouse warehouse sink.
+    Warehouse,
+    /// Apply Postgres migrations (and ClickHouse DDL when enabled).
+    Migrate,
+    /// Print a signed JWT.
+    Token {
+        #[arg(long, conflicts_with = "user")]
+        admin: bool,
+        #[arg(long)]
+        user: Option<UserId>,
+    },
+    /// Manage shops and their API keys.
+    Shop {
+        #[command(subcommand)]
+        action: ShopAction,
+    },
+    /// Create a demo tree and stream purchases at a running instance.
+    Demo(crate::demo::DemoArgs),
+    /// Recompute every earning from purchases, refunds and plans; exit 1 on any difference.
+    Verify,
+}
+
+#[derive(Subcommand)]
+pub enum ShopAction {
+    /// Create a shop; prints its id and API key (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// Revoke a shop's API key.
+    Revoke {
+        #[arg(long)]
+        id: ShopId,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    platform::telemetry::init(&config.log);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    match cli.command {
+        Command::All => Application::build(config, shutdown).await?.wait().await,
+        Command::Ingest => ingest::run(config, shutdown).await,
+        Command::Processor => processor::run(config, shutdown).await,
+        Command::Api => api::run(config, shutdown).await,
+        Command::Warehouse => processor::warehouse::run(config, shutdown).await,
+        Command::Migrate => {
+            platform::db::create_and_migrate(&config.database).await?;
+            if config.clickhouse.enabled {
+                processor::warehouse::migrate(&config.clickhouse).await?;
+            }
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Token { admin, user } => {
+            let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy(&config.database.url)?;
+            let auth = Authenticator::new(&config.auth, pool);
+            let who = match (admin, user) {
+                (true, _) => Principal::Admin,
+                (false, Some(u)) => Principal::User(u),
+                (false, None) => anyhow::bail!("pass --admin or --user <uuid>"),
+            };
+            println!("{}", auth.issue(who)?);
+            Ok(())
+        }
+        Command::Shop { action } => {
+            let pool = platform::db::connect(&config.database).await?;
+            match action {
+                ShopAction::Create { name } => {
+                    let (id, key) = crate::shops::create(&pool, &name).await?;
+                    println!("{}", serde_json::json!({ "shop_id": id, "api_key": key }));
+                }
+                ShopAction::Revoke { id } => {
+                    anyhow::ensure!(crate::shops::revoke(&pool, id).await?, "no active shop {id}");
+                    println!("revoked {id}");
+                }
+            }
+            Ok(())
+        }
+        Command::Demo(args) => crate::demo::run(&config, args).await,
+        Command::Verify => {
+            let pool = platform::db::connect(&config.database).await?;
+            let report = processor::verify::verify(&pool).await?;
+            println!("{}", report.summary());
+            for d in &report.differences {
+                println!("DIFF {d}");
+            }
+            if report.differences.is_empty() {
+                Ok(())
+            } else {
+                anyhow::bail!("{} differences", report.differences.len())
+            }
+        }
+    }
+}
+
+async fn cancel_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                token.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+    token.cancel();
+}

@@ -1,0 +1,79 @@
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use platform::Problem;
+
+/// Everything ingest refuses, each with its stable code; mapped to HTTP once, here.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{0}")]
+    Invalid(&'static str, String),
+    #[error("referrer not found")]
+    ReferrerNotFound,
+    #[error("referrer is inactive")]
+    ReferrerInactive,
+    #[error("the referrer already has the maximum of {0} direct referrals")]
+    ReferralLimit(u8),
+    #[error("external_ref is already used by another signup")]
+    ExternalRefConflict,
+    #[error("user not found")]
+    UnknownUser,
+    #[error("the user is inactive; their purchases are not accepted")]
+    UserInactive,
+    #[error("order {0} was already sent with a different body")]
+    OrderConflict(String),
+    #[error("refund {0} was already sent with a different body")]
+    RefundConflict(String),
+    #[error("order {0} is not known")]
+    OrderNotFound(String),
+    #[error("refund of {asked} exceeds the {remaining} that remains refundable")]
+    RefundExceedsRemaining { asked: String, remaining: String },
+    #[error("batch holds {0} purchases; the limit is {1}")]
+    BatchTooLarge(usize, usize),
+    #[error("only shops and admins may do this")]
+    Forbidden,
+    #[error("the stream did not store the message; retry")]
+    StreamUnavailable(#[source] anyhow::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for IngestError {
+    fn from(e: sqlx::Error) -> Self {
+        IngestError::Internal(e.into())
+    }
+}
+
+impl IngestError {
+    pub fn problem(&self) -> Problem {
+        use IngestError::*;
+        let (status, code) = match self {
+            Invalid(code, _) => (StatusCode::UNPROCESSABLE_ENTITY, *code),
+            ReferrerNotFound => (StatusCode::UNPROCESSABLE_ENTITY, "referrer_not_found"),
+            ReferrerInactive => (StatusCode::UNPROCESSABLE_ENTITY, "referrer_inactive"),
+            ReferralLimit(_) => (StatusCode::CONFLICT, "referral_limit_reached"),
+            ExternalRefConflict => (StatusCode::CONFLICT, "external_ref_conflict"),
+            UnknownUser => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_user"),
+            UserInactive => (StatusCode::UNPROCESSABLE_ENTITY, "user_inactive"),
+            OrderConflict(_) => (StatusCode::CONFLICT, "order_conflict"),
+            RefundConflict(_) => (StatusCode::CONFLICT, "refund_conflict"),
+            OrderNotFound(_) => (StatusCode::NOT_FOUND, "order_not_found"),
+            RefundExceedsRemaining { .. } => (StatusCode::CONFLICT, "refund_exceeds_remaining"),
+            BatchTooLarge(..) => (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large"),
+            Forbidden => return Problem::forbidden(),
+            StreamUnavailable(e) => {
+                tracing::warn!(error = ?e, "stream publish failed");
+                let mut p = Problem::unavailable(self.to_string());
+                p.retry_after_secs = Some(1);
+                return p;
+            }
+            Internal(e) => return Problem::internal(e),
+        };
+        Problem::new(status, code, self.to_string())
+    }
+}
+
+impl IntoResponse for IngestError {
+    fn into_response(self) -> Response {
+        self.problem().into_response()
+    }
+}

@@ -1,0 +1,69 @@
+//! Ingest: the HTTP edge for shops and signups. A purchase is answered 202 only after
+//! JetStream has stored it; a signup only after Postgres has committed it.
+#![forbid(unsafe_code)]
+
+mod error;
+mod purchases;
+mod refunds;
+mod signup;
+
+pub use error::IngestError;
+
+use axum::extract::FromRef;
+use axum::routing::post;
+use axum::Router;
+use platform::auth::Authenticator;
+use platform::nats::Subjects;
+use platform::Config;
+use schemas::Plan;
+use sqlx::PgPool;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, FromRef)]
+pub struct IngestState {
+    pub pool: PgPool,
+    pub js: async_nats::jetstream::Context,
+    pub subjects: Arc<Subjects>,
+    pub auth: Authenticator,
+    pub plan: Arc<Plan>,
+    pub max_batch: usize,
+}
+
+impl IngestState {
+    pub fn new(config: &Config, pool: PgPool, nats: async_nats::Client) -> Self {
+        IngestState {
+            auth: Authenticator::new(&config.auth, pool.clone()),
+            pool,
+            js: async_nats::jetstream::new(nats),
+            subjects: Arc::new(Subjects::new(&config.nats.prefix)),
+            plan: Arc::new(config.plan.clone()),
+            max_batch: config.http.max_batch_purchases,
+        }
+    }
+}
+
+/// The ingest routes, without limits (the caller layers them once for the whole app).
+pub fn router(state: IngestState) -> Router {
+    Router::new()
+        .route("/v1/users", post(signup::create_user))
+        .route("/v1/purchases", post(purchases::create_purchase))
+        .route("/v1/purchases/batch", post(purchases::create_purchase_batch))
+        .route("/v1/refunds", post(refunds::create_refund))
+        .with_state(state)
+}
+
+/// Runs ingest as its own role until `shutdown`.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let pool = platform::db::connect(&config.database).await?;
+    let nats = platform::nats::connect(&config.nats).await?;
+    let js = async_nats::jetstream::new(nats.clone());
+    platform::nats::ensure_streams(&js, &config.nats).await?;
+    let state = IngestState::new(&config, pool, nats);
+    let app = platform::http::with_limits(router(state), &config.http)
+        .route("/metrics", axum::routing::get(platform::http::metrics_handler))
+        .route("/healthz", axum::routing::get(|| async { "ok" }));
+    let listener = platform::http::bind(config.http.ingest_addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, "ingest listening");
+    platform::http::serve(listener, app, shutdown).await
+}

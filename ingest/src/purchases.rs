@@ -1,0 +1,240 @@
+//! Purchases: validate at the edge, reserve the order id in Postgres (so a changed
+//! body is a 409 however fast it is resent), publish, answer after the PubAck.
+use crate::error::IngestError;
+use crate::IngestState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, SubsecRound, Utc};
+use platform::auth::Principal;
+use platform::problem::JsonBody;
+use schemas::messages::PurchaseMessage;
+use schemas::{Money, OrderId, ShopId, UserId, CURRENCY};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseRequest {
+    pub order_id: OrderId,
+    pub user_id: UserId,
+    pub amount: Money,
+    #[serde(default)]
+    pub profit: Option<Money>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub occurred_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseBatch {
+    pub purchases: Vec<PurchaseRequest>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PurchaseAccepted {
+    pub purchase_id: Uuid,
+    pub order_id: OrderId,
+    pub status: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BatchResult {
+    pub results: Vec<BatchItem>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BatchItem {
+    pub index: usize,
+    #[serde(flatten)]
+    pub outcome: serde_json::Value,
+}
+
+pub async fn create_purchase(
+    State(state): State<IngestState>,
+    who: Principal,
+    JsonBody(req): JsonBody<PurchaseRequest>,
+) -> Result<(StatusCode, Json<PurchaseAccepted>), IngestError> {
+    let shop = shop_of(who)?;
+    let message = reserve(&state, shop, &req).await?;
+    publish(&state, &message).await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted(&message))))
+}
+
+/// Each item is answered on its own: accepted ones are stored, refused ones carry their problem.
+pub async fn create_purchase_batch(
+    State(state): State<IngestState>,
+    who: Principal,
+    JsonBody(batch): JsonBody<PurchaseBatch>,
+) -> Result<(StatusCode, Json<BatchResult>), IngestError> {
+    let shop = shop_of(who)?;
+    if batch.purchases.len() > state.max_batch {
+        return Err(IngestError::BatchTooLarge(batch.purchases.len(), state.max_batch));
+    }
+    let mut results = Vec::with_capacity(batch.purchases.len());
+    let mut pending = Vec::new();
+    for (index, req) in batch.purchases.iter().enumerate() {
+        match reserve(&state, shop, req).await {
+            Ok(message) => {
+                let ack = state
+                    .js
+                    .send_publish(state.subjects.purchase(&message.shop_id), publish_body(&message)?)
+                    .await
+                    .map_err(|e| IngestError::StreamUnavailable(e.into()))?;
+                pending.push((index, message, ack));
+            }
+            Err(e) => results.push(BatchItem {
+                index,
+                outcome: serde_json::to_value(e.problem()).map_err(anyhow::Error::from)?,
+            }),
+        }
+    }
+    // Acks are awaited together, so the batch costs about one stream round trip.
+    for (index, message, ack) in pending {
+        ack.await.map_err(|e| IngestError::StreamUnavailable(e.into()))?;
+        let outcome = serde_json::to_value(accepted(&message)).map_err(anyhow::Error::from)?;
+        results.push(BatchItem { index, outcome });
+    }
+    results.sort_by_key(|r| r.index);
+    platform::metrics::metrics()
+        .purchases_accepted
+        .with_label_values(&["purchase", "batch"])
+        .inc_by(results.len() as u64);
+    Ok((StatusCode::ACCEPTED, Json(BatchResult { results })))
+}
+
+fn shop_of(who: Principal) -> Result<ShopId, IngestError> {
+    match who {
+        Principal::Shop(s) => Ok(s),
+        _ => Err(IngestError::Forbidden),
+    }
+}
+
+fn accepted(m: &PurchaseMessage) -> PurchaseAccepted {
+    PurchaseAccepted {
+        purchase_id: m.purchase_id,
+        order_id: m.order_id.clone(),
+        status: "accepted",
+    }
+}
+
+/// Checks the request, then finds or creates its reservation. Returns the exact
+/// message to publish: on a retry, the one stored the first time.
+async fn reserve(state: &IngestState, shop: ShopId, req: &PurchaseRequest) -> Result<PurchaseMessage, IngestError> {
+    check_amounts(req)?;
+    let hash = body_hash(req)?;
+    if let Some(existing) = reserved(state, shop, &req.order_id, &hash).await? {
+        return Ok(existing);
+    }
+    let status: Option<String> = sqlx::query_scalar!("SELECT status FROM users WHERE id = $1", req.user_id.as_uuid())
+        .fetch_optional(&state.pool)
+        .await?;
+    match status.as_deref() {
+        None => return Err(IngestError::UnknownUser),
+        Some("active") => {}
+        Some(_) => return Err(IngestError::UserInactive),
+    }
+    let message = PurchaseMessage {
+        purchase_id: Uuid::now_v7(),
+        shop_id: shop,
+        order_id: req.order_id.clone(),
+        user_id: req.user_id,
+        amount: req.amount,
+        profit: req.profit.unwrap_or(req.amount),
+        currency: CURRENCY.to_owned(),
+        occurred_at: req.occurred_at.unwrap_or_else(Utc::now).trunc_subsecs(6),
+        body_hash: hash.clone(),
+    };
+    let json = serde_json::to_value(&message).map_err(anyhow::Error::from)?;
+    let inserted = sqlx::query!(
+        "INSERT INTO purchase_requests (shop_id, order_id, purchase_id, body_hash, message, amount)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (shop_id, order_id) DO NOTHING",
+        shop.as_uuid(),
+        req.order_id.as_str(),
+        message.purchase_id,
+        hex::decode(&hash).map_err(anyhow::Error::from)?,
+        json,
+        req.amount.as_decimal()
+    )
+    .execute(&state.pool)
+    .await?;
+    if inserted.rows_affected() == 1 {
+        return Ok(message);
+    }
+    // Lost a race with a concurrent request for the same order: answer as its retry.
+    reserved(state, shop, &req.order_id, &hash)
+        .await?
+        .ok_or_else(|| IngestError::Internal(anyhow::anyhow!("reservation vanished")))
+}
+
+async fn reserved(
+    state: &IngestState,
+    shop: ShopId,
+    order: &OrderId,
+    hash: &str,
+) -> Result<Option<PurchaseMessage>, IngestError> {
+    let row = sqlx::query!(
+        "SELECT body_hash, message FROM purchase_requests WHERE shop_id = $1 AND order_id = $2",
+        shop.as_uuid(),
+        order.as_str()
+    )
+    .fetch_optional(&state.pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    if hex::encode(&row.body_hash) != hash {
+        return Err(IngestError::OrderConflict(order.to_string()));
+    }
+    let message = serde_json::from_value(row.message).map_err(anyhow::Error::from)?;
+    Ok(Some(message))
+}
+
+fn check_amounts(req: &PurchaseRequest) -> Result<(), IngestError> {
+    if req.amount <= Money::ZERO {
+        return Err(IngestError::Invalid("invalid_amount", "amount must be greater than zero".into()));
+    }
+    if let Some(profit) = req.profit {
+        if profit.is_negative() {
+            return Err(IngestError::Invalid("invalid_profit", "profit must not be negative".into()));
+        }
+        if profit > req.amount {
+            return Err(IngestError::Invalid("invalid_profit", "profit must not exceed the amount".into()));
+        }
+    }
+    if let Some(c) = &req.currency {
+        if c != CURRENCY {
+            return Err(IngestError::Invalid("unknown_currency", format!("currency must be {CURRENCY}")));
+        }
+    }
+    Ok(())
+}
+
+/// The request in canonical form (amounts at two places), hashed: "2000" and "2000.00" agree.
+fn body_hash(req: &PurchaseRequest) -> Result<String, IngestError> {
+    let canonical = serde_json::to_vec(req).map_err(anyhow::Error::from)?;
+    Ok(hex::encode(Sha256::digest(canonical)))
+}
+
+fn publish_body(m: &PurchaseMessage) -> Result<async_nats::jetstream::message::PublishMessage, IngestError> {
+    let payload = serde_json::to_vec(m).map_err(anyhow::Error::from)?;
+    Ok(async_nats::jetstream::message::PublishMessage::build()
+        .payload(payload.into())
+        .message_id(format!("{}:{}", m.shop_id, m.order_id)))
+}
+
+async fn publish(state: &IngestState, m: &PurchaseMessage) -> Result<(), IngestError> {
+    let ack = state
+        .js
+        .send_publish(state.subjects.purchase(&m.shop_id), publish_body(m)?)
+        .await
+        .map_err(|e| IngestError::StreamUnavailable(e.into()))?;
+    ack.await.map_err(|e| IngestError::StreamUnavailable(e.into()))?;
+    platform::metrics::metrics()
+        .purchases_accepted
+        .with_label_values(&["purchase", "single"])
+        .inc();
+    tracing::debug!(purchase_id = %m.purchase_id, shop_id = %m.shop_id, "purchase stored");
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! Refunds: reserved under a lock on the order's row, so concurrent refunds can never
+//! add up to more than the purchase; then published like purchases.
+use crate::error::IngestError;
+use crate::IngestState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{SubsecRound, Utc};
+use platform::auth::Principal;
+use platform::problem::JsonBody;
+use schemas::messages::RefundMessage;
+use schemas::{Money, OrderId, RefundId};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundRequest {
+    pub refund_id: RefundId,
+    pub order_id: OrderId,
+    pub amount: Money,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RefundAccepted {
+    pub refund_id: RefundId,
+    pub order_id: OrderId,
+    pub status: &'static str,
+}
+
+pub async fn create_refund(
+    State(state): State<IngestState>,
+    who: Principal,
+    JsonBody(req): JsonBody<RefundRequest>,
+) -> Result<(StatusCode, Json<RefundAccepted>), IngestError> {
+    let Principal::Shop(shop) = who else {
+        return Err(IngestError::Forbidden);
+    };
+    if req.amount <= Money::ZERO {
+        return Err(IngestError::Invalid("invalid_amount", "amount must be greater than zero".into()));
+    }
+    let canonical = serde_json::to_vec(&req).map_err(anyhow::Error::from)?;
+    let hash = Sha256::digest(canonical).to_vec();
+
+    let mut tx = state.pool.begin().await?;
+    let order = sqlx::query!(
+        "SELECT amount, refunded FROM purchase_requests WHERE shop_id = $1 AND order_id = $2 FOR UPDATE",
+        shop.as_uuid(),
+        req.order_id.as_str()
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| IngestError::OrderNotFound(req.order_id.to_string()))?;
+
+    let existing = sqlx::query!(
+        "SELECT body_hash, message FROM refund_requests WHERE shop_id = $1 AND refund_id = $2",
+        shop.as_uuid(),
+        req.refund_id.as_str()
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let message: RefundMessage = match existing {
+        Some(row) if row.body_hash != hash => return Err(IngestError::RefundConflict(req.refund_id.to_string())),
+        Some(row) => serde_json::from_value(row.message).map_err(anyhow::Error::from)?,
+        None => {
+            let amount = Money::from_decimal(order.amount).map_err(anyhow::Error::from)?;
+            let refunded = Money::from_decimal(order.refunded).map_err(anyhow::Error::from)?;
+            let remaining = amount - refunded;
+            if req.amount > remaining {
+                return Err(IngestError::RefundExceedsRemaining {
+                    asked: req.amount.to_string(),
+                    remaining: remaining.to_string(),
+                });
+            }
+            let message = RefundMessage {
+                shop_id: shop,
+                refund_id: req.refund_id.clone(),
+                order_id: req.order_id.clone(),
+                amount: req.amount,
+                received_at: Utc::now().trunc_subsecs(6),
+            };
+            sqlx::query!(
+                "INSERT INTO refund_requests (shop_id, refund_id, order_id, body_hash, message) VALUES ($1, $2, $3, $4, $5)",
+                shop.as_uuid(),
+                req.refund_id.as_str(),
+                req.order_id.as_str(),
+                hash,
+                serde_json::to_value(&message).map_err(anyhow::Error::from)?
+            )
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query!(
+                "UPDATE purchase_requests SET refunded = refunded + $3 WHERE shop_id = $1 AND order_id = $2",
+                shop.as_uuid(),
+                req.order_id.as_str(),
+                req.amount.as_decimal()
+            )
+            .execute(&mut *tx)
+            .await?;
+            message
+        }
+    };
+    tx.commit().await?;
+
+    let payload = serde_json::to_vec(&message).map_err(anyhow::Error::from)?;
+    platform::nats::publish_stored(
+        &state.js,
+        state.subjects.refund(&shop),
+        &format!("{shop}:refund:{}", message.refund_id),
+        payload,
+    )
+    .await
+    .map_err(IngestError::StreamUnavailable)?;
+    platform::metrics::metrics()
+        .purchases_accepted
+        .with_label_values(&["refund", "single"])
+        .inc();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(RefundAccepted {
+            refund_id: message.refund_id,
+            order_id: message.order_id,
+            status: "accepted",
+        }),
+    ))
+}

@@ -1,0 +1,139 @@
+//! Signup: the referrer is checked under a row lock, so the 8-referral limit holds
+//! under any concurrency (no count-then-insert race).
+use crate::error::IngestError;
+use crate::IngestState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use platform::auth::Principal;
+use platform::problem::JsonBody;
+use schemas::UserId;
+use serde::{Deserialize, Serialize};
+use sqlx::{Postgres, Transaction};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignupRequest {
+    #[serde(default)]
+    pub referrer_id: Option<UserId>,
+    /// The shop's own reference for this customer; makes a retried signup idempotent.
+    #[serde(default)]
+    pub external_ref: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserCreated {
+    pub id: UserId,
+    pub referrer_id: Option<UserId>,
+    pub status: &'static str,
+}
+
+pub async fn create_user(
+    State(state): State<IngestState>,
+    who: Principal,
+    JsonBody(req): JsonBody<SignupRequest>,
+) -> Result<(StatusCode, Json<UserCreated>), IngestError> {
+    if matches!(who, Principal::User(_)) {
+        return Err(IngestError::Forbidden);
+    }
+    if let Some(r) = &req.external_ref {
+        if r.is_empty() || r.len() > 128 {
+            return Err(IngestError::Invalid("invalid_external_ref", "external_ref must be 1 to 128 characters".into()));
+        }
+    }
+    let mut tx = state.pool.begin().await?;
+    platform::db::lock_user_events(&mut tx).await?;
+    if let Some(existing) = existing_signup(&mut tx, &req).await? {
+        return Ok((StatusCode::OK, Json(existing)));
+    }
+    if let Some(referrer) = req.referrer_id {
+        lock_referrer(&mut tx, referrer, state.plan.max_direct_referrals).await?;
+    }
+    let id = UserId::new();
+    let referrer = req.referrer_id.map(UserId::as_uuid);
+    let inserted = sqlx::query!(
+        "INSERT INTO users (id, referrer_id, external_ref) VALUES ($1, $2, $3) ON CONFLICT (external_ref) DO NOTHING",
+        id.as_uuid(),
+        referrer,
+        req.external_ref
+    )
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        // A concurrent signup with the same external_ref won; answer as its retry.
+        drop(tx);
+        let mut tx = state.pool.begin().await?;
+        return existing_signup(&mut tx, &req)
+            .await?
+            .map(|u| (StatusCode::OK, Json(u)))
+            .ok_or(IngestError::ExternalRefConflict);
+    }
+    if let Some(r) = referrer {
+        sqlx::query!("UPDATE users SET direct_referrals = direct_referrals + 1 WHERE id = $1", r)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query!(
+        "INSERT INTO user_events (user_id, kind, referrer_id, status) VALUES ($1, 'created', $2, 'active')",
+        id.as_uuid(),
+        referrer
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::info!(user_id = %id, has_referrer = referrer.is_some(), "user signed up");
+    Ok((
+        StatusCode::CREATED,
+        Json(UserCreated {
+            id,
+            referrer_id: req.referrer_id,
+            status: "active",
+        }),
+    ))
+}
+
+/// A signup retried with the same external_ref returns the user it created; with
+/// another referrer it is a conflict.
+async fn existing_signup(
+    tx: &mut Transaction<'_, Postgres>,
+    req: &SignupRequest,
+) -> Result<Option<UserCreated>, IngestError> {
+    let Some(external_ref) = &req.external_ref else {
+        return Ok(None);
+    };
+    let row = sqlx::query!(
+        "SELECT id, referrer_id, status FROM users WHERE external_ref = $1",
+        external_ref
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    match row {
+        None => Ok(None),
+        Some(r) if r.referrer_id == req.referrer_id.map(UserId::as_uuid) => Ok(Some(UserCreated {
+            id: UserId(r.id),
+            referrer_id: r.referrer_id.map(UserId),
+            status: if r.status == "active" { "active" } else { "inactive" },
+        })),
+        Some(_) => Err(IngestError::ExternalRefConflict),
+    }
+}
+
+/// Locks the referrer's row for the rest of the transaction and checks it may refer.
+async fn lock_referrer(
+    tx: &mut Transaction<'_, Postgres>,
+    referrer: UserId,
+    max_direct: u8,
+) -> Result<(), IngestError> {
+    let row = sqlx::query!(
+        "SELECT status, direct_referrals FROM users WHERE id = $1 FOR UPDATE",
+        referrer.as_uuid()
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    match row {
+        None => Err(IngestError::ReferrerNotFound),
+        Some(r) if r.status != "active" => Err(IngestError::ReferrerInactive),
+        Some(r) if r.direct_referrals >= i32::from(max_direct) => Err(IngestError::ReferralLimit(max_direct)),
+        Some(_) => Ok(()),
+    }
+}

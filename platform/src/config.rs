@@ -1,0 +1,261 @@
+//! Layered configuration: defaults, then a TOML file, then `REFERRAL_*` environment
+//! variables (`__` separates sections), then the conventional `DATABASE_URL`,
+//! `NATS_URL` and `CLICKHOUSE_URL`. Every bound the system has is named here.
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use schemas::Plan;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::Path;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub nats: NatsConfig,
+    pub clickhouse: ClickhouseConfig,
+    pub http: HttpConfig,
+    pub auth: AuthConfig,
+    pub processor: ProcessorConfig,
+    pub live: LiveConfig,
+    pub reports: ReportsConfig,
+    pub plan: Plan,
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsConfig {
+    pub url: String,
+    /// Prefix for stream names and subjects, so several deployments (or tests) share a server.
+    pub prefix: String,
+    pub duplicate_window_secs: u64,
+    /// Publishes awaiting their PubAck at once (async-nats stalls past ~5,000).
+    pub max_acks_in_flight: usize,
+    pub stream_max_bytes: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClickhouseConfig {
+    pub enabled: bool,
+    pub url: String,
+    pub database: String,
+    pub batch_max_rows: usize,
+    pub batch_max_wait_ms: u64,
+    pub retry_backoff_max_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Where `referral api` (and `referral all`, with ingest routes merged in) listens.
+    pub api_addr: SocketAddr,
+    /// Where `referral ingest` listens when run as its own role.
+    pub ingest_addr: SocketAddr,
+    pub body_limit_bytes: usize,
+    pub request_timeout_ms: u64,
+    pub max_batch_purchases: usize,
+    /// Requests per second per API key or token subject, with this burst.
+    pub rate_limit_per_sec: u32,
+    pub rate_limit_burst: u32,
+    pub max_concurrent_requests: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// HS256 secret; never logged. Set `REFERRAL_AUTH__JWT_SECRET` in production.
+    pub jwt_secret: String,
+    pub token_ttl_secs: u64,
+    pub issuer: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessorConfig {
+    pub batch_max_messages: usize,
+    pub batch_max_wait_ms: u64,
+    pub max_ack_pending: i64,
+    pub ack_wait_secs: u64,
+    pub retry_backoff_max_ms: u64,
+    /// User events read from the outbox per query while catching the graph up.
+    pub graph_sync_page: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveConfig {
+    pub keepalive_secs: u64,
+    /// Events buffered per connected client before it is dropped as too slow.
+    pub client_buffer: usize,
+    pub max_connections_per_user: usize,
+    pub max_connections_total: usize,
+    /// Events replayed at most on a `Last-Event-ID` resume.
+    pub max_replay: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportsConfig {
+    pub default_page_size: i64,
+    pub max_page_size: i64,
+    pub max_tree_depth: i32,
+    pub max_tree_nodes: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub filter: String,
+    pub json: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database: DatabaseConfig::default(),
+            nats: NatsConfig::default(),
+            clickhouse: ClickhouseConfig::default(),
+            http: HttpConfig::default(),
+            auth: AuthConfig::default(),
+            processor: ProcessorConfig::default(),
+            live: LiveConfig::default(),
+            reports: ReportsConfig::default(),
+            plan: Plan::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "postgres://postgres@127.0.0.1:5432/referral".into(),
+            max_connections: 16,
+            acquire_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig {
+            url: "nats://127.0.0.1:4222".into(),
+            prefix: String::new(),
+            duplicate_window_secs: 600,
+            max_acks_in_flight: 1_024,
+            stream_max_bytes: 8 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for ClickhouseConfig {
+    fn default() -> Self {
+        ClickhouseConfig {
+            enabled: false,
+            url: "http://127.0.0.1:18123".into(),
+            database: "referral".into(),
+            batch_max_rows: 5_000,
+            batch_max_wait_ms: 1_000,
+            retry_backoff_max_ms: 5_000,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            api_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            ingest_addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            body_limit_bytes: 256 * 1024,
+            request_timeout_ms: 10_000,
+            max_batch_purchases: 500,
+            rate_limit_per_sec: 500,
+            rate_limit_burst: 1_000,
+            max_concurrent_requests: 4_096,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            jwt_secret: "dev-only-secret-change-me".into(),
+            token_ttl_secs: 24 * 3600,
+            issuer: "referral-earnings".into(),
+        }
+    }
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        ProcessorConfig {
+            batch_max_messages: 1_000,
+            batch_max_wait_ms: 50,
+            max_ack_pending: 10_000,
+            ack_wait_secs: 30,
+            retry_backoff_max_ms: 5_000,
+            graph_sync_page: 10_000,
+        }
+    }
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            keepalive_secs: 15,
+            client_buffer: 256,
+            max_connections_per_user: 8,
+            max_connections_total: 50_000,
+            max_replay: 10_000,
+        }
+    }
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        ReportsConfig {
+            default_page_size: 50,
+            max_page_size: 500,
+            max_tree_depth: 8,
+            max_tree_nodes: 5_000,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            filter: "info".into(),
+            json: false,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the file (if given or named by `REFERRAL_CONFIG`), then environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        let env_file = std::env::var("REFERRAL_CONFIG").ok();
+        if let Some(path) = file.map(Path::to_path_buf).or(env_file.map(Into::into)) {
+            anyhow::ensure!(path.exists(), "config file {} not found", path.display());
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig
+            .merge(Env::prefixed("REFERRAL_").ignore(&["CONFIG"]).split("__"))
+            .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database.url".into()))
+            .merge(Env::raw().only(&["NATS_URL"]).map(|_| "nats.url".into()))
+            .merge(Env::raw().only(&["CLICKHOUSE_URL"]).map(|_| "clickhouse.url".into()));
+        let config: Config = fig.extract()?;
+        Ok(config)
+    }
+}

@@ -1,0 +1,60 @@
+use crate::config::DatabaseConfig;
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use std::str::FromStr;
+use std::time::Duration;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../schemas/migrations");
+
+pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(&config.url).context("parsing database url")?;
+    PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
+        .connect_with(options)
+        .await
+        .context("connecting to Postgres")
+}
+
+/// Creates the database named in the URL when it does not exist yet, then migrates.
+pub async fn create_and_migrate(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(&config.url).context("parsing database url")?;
+    let name = options.get_database().unwrap_or("postgres").to_owned();
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.clone().database("postgres"))
+        .await
+        .context("connecting to Postgres")?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&name)
+        .fetch_one(&admin)
+        .await?;
+    if !exists {
+        // Identifiers cannot be bound; quote it the way Postgres does.
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        if let Err(e) = sqlx::query(&format!("CREATE DATABASE {quoted}")).execute(&admin).await {
+            // A concurrent creator won the race; that is fine.
+            let duplicate = e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "42P04");
+            if !duplicate {
+                return Err(e).context("creating database");
+            }
+        }
+    }
+    admin.close().await;
+    let pool = connect(config).await?;
+    MIGRATOR.run(&pool).await.context("applying migrations")?;
+    Ok(pool)
+}
+
+/// Key of the advisory lock every writer of `user_events` (the graph outbox) takes first
+/// and holds to commit: seq order is then commit order, so a reader following
+/// `seq > cursor` never skips a late commit, and graph changes cannot race each other.
+pub const USER_EVENTS_LOCK: i64 = 0x7265_6665_7272_616c;
+
+pub async fn lock_user_events(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> sqlx::Result<()> {
+    sqlx::query!("SELECT pg_advisory_xact_lock($1)", USER_EVENTS_LOCK)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! Serving a router with the shared limits and graceful shutdown.
+use crate::config::HttpConfig;
+use crate::metrics::metrics;
+use crate::problem::Problem;
+use anyhow::Context;
+use axum::extract::{MatchedPath, Request};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Binds first (so callers learn the real port, e.g. port 0 in tests), serves later.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))
+}
+
+/// Wraps a router with the limits every boundary shares: body size, timeout, a
+/// concurrency cap, request metrics. Routes that stream (SSE/WS) opt out of the timeout
+/// by being added after this layer.
+pub fn with_limits(router: Router, config: &HttpConfig) -> Router {
+    use tower::limit::ConcurrencyLimitLayer;
+    use tower_http_layers::*;
+    router
+        .layer(axum::middleware::from_fn(record_metrics))
+        .layer(RequestBodyLimitLayer::new(config.body_limit_bytes))
+        .layer(axum::extract::DefaultBodyLimit::max(config.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_millis(config.request_timeout_ms),
+        ))
+        .layer(ConcurrencyLimitLayer::new(config.max_concurrent_requests))
+}
+
+mod tower_http_layers {
+    pub use tower_http::limit::RequestBodyLimitLayer;
+    pub use tower_http::timeout::TimeoutLayer;
+}
+
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let m = metrics();
+    m.http_latency.with_label_values(&[&route]).observe(started.elapsed().as_secs_f64());
+    m.http_requests
+        .with_label_values(&[&route, response.status().as_str()])
+        .inc();
+    response
+}
+
+pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let router = router.fallback(|| async { Problem::not_found("route") });
+    axum::serve(listener, router.into_make_service())
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .context("serving HTTP")
+}
+
+pub async fn metrics_handler() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::render(),
+    )
+}

@@ -1,0 +1,15 @@
+//! What every role needs to run: configuration, telemetry, connections, auth, the
+//! problem+json error shape, and serving HTTP with graceful shutdown.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod metrics;
+pub mod nats;
+pub mod problem;
+pub mod telemetry;
+
+pub use config::Config;
+pub use problem::Problem;

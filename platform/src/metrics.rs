@@ -1,0 +1,72 @@
+//! Prometheus metrics. Labels are few and bounded (role, outcome), never a user id.
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use std::sync::OnceLock;
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_latency: HistogramVec,
+    pub purchases_accepted: IntCounterVec,
+    pub messages_processed: IntCounterVec,
+    pub earnings_written: IntCounterVec,
+    pub batch_latency: HistogramVec,
+    pub live_connections: IntGauge,
+    pub warehouse_rows: IntCounterVec,
+}
+
+fn build() -> Result<Metrics, prometheus::Error> {
+    let registry = Registry::new_custom(Some("referral".into()), None)?;
+    let http_requests = IntCounterVec::new(Opts::new("http_requests_total", "HTTP requests"), &["route", "status"])?;
+    let http_latency = HistogramVec::new(
+        HistogramOpts::new("http_request_seconds", "HTTP request latency"),
+        &["route"],
+    )?;
+    let purchases_accepted =
+        IntCounterVec::new(Opts::new("ingest_accepted_total", "purchases and refunds accepted"), &["kind", "outcome"])?;
+    let messages_processed =
+        IntCounterVec::new(Opts::new("processor_messages_total", "stream messages processed"), &["kind", "outcome"])?;
+    let earnings_written = IntCounterVec::new(Opts::new("earnings_written_total", "ledger entries"), &["kind"])?;
+    let batch_latency = HistogramVec::new(
+        HistogramOpts::new("processor_batch_seconds", "time to apply one batch")
+            .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+        &["stage"],
+    )?;
+    let live_connections = IntGauge::new("live_connections", "open SSE and WebSocket clients")?;
+    let warehouse_rows = IntCounterVec::new(Opts::new("warehouse_rows_total", "rows sent to ClickHouse"), &["table"])?;
+    registry.register(Box::new(http_requests.clone()))?;
+    registry.register(Box::new(http_latency.clone()))?;
+    registry.register(Box::new(purchases_accepted.clone()))?;
+    registry.register(Box::new(messages_processed.clone()))?;
+    registry.register(Box::new(earnings_written.clone()))?;
+    registry.register(Box::new(batch_latency.clone()))?;
+    registry.register(Box::new(live_connections.clone()))?;
+    registry.register(Box::new(warehouse_rows.clone()))?;
+    Ok(Metrics {
+        registry,
+        http_requests,
+        http_latency,
+        purchases_accepted,
+        messages_processed,
+        earnings_written,
+        batch_latency,
+        live_connections,
+        warehouse_rows,
+    })
+}
+
+/// The process-wide metrics. Registration of these fixed names cannot fail; if it
+/// somehow did, the process is misbuilt and stopping at startup is right.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    #[allow(clippy::expect_used)]
+    METRICS.get_or_init(|| build().expect("metric names are valid and unique"))
+}
+
+pub fn render() -> String {
+    let mut buf = Vec::new();
+    let families = metrics().registry.gather();
+    if TextEncoder::new().encode(&families, &mut buf).is_err() {
+        return String::new();
+    }
+    String::from_utf8(buf).unwrap_or_default()
+}

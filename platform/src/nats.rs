@@ -1,0 +1,151 @@
+//! Stream names and subjects, derived from one prefix so deployments and tests can
+//! share a server without seeing each other.
+use crate::config::NatsConfig;
+use anyhow::Context;
+use async_nats::jetstream::{self, stream};
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct Subjects {
+    prefix: String,
+}
+
+impl Subjects {
+    pub fn new(prefix: &str) -> Self {
+        Subjects {
+            prefix: prefix.trim_end_matches('.').to_owned(),
+        }
+    }
+
+    fn subject(&self, tail: &str) -> String {
+        if self.prefix.is_empty() {
+            tail.to_owned()
+        } else {
+            format!("{}.{tail}", self.prefix)
+        }
+    }
+
+    fn stream(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}_{name}", self.prefix.to_uppercase().replace(['.', '-'], "_"))
+        }
+    }
+
+    pub fn purchases_stream(&self) -> String {
+        self.stream("PURCHASES")
+    }
+    pub fn earnings_stream(&self) -> String {
+        self.stream("EARNINGS")
+    }
+    pub fn deadletter_stream(&self) -> String {
+        self.stream("DEADLETTER")
+    }
+    pub fn purchase(&self, shop: &schemas::ShopId) -> String {
+        self.subject(&format!("purchases.{shop}"))
+    }
+    pub fn refund(&self, shop: &schemas::ShopId) -> String {
+        self.subject(&format!("refunds.{shop}"))
+    }
+    pub fn purchases_all(&self) -> Vec<String> {
+        vec![self.subject("purchases.*"), self.subject("refunds.*")]
+    }
+    pub fn earning(&self, user: &schemas::UserId) -> String {
+        self.subject(&format!("earnings.{user}"))
+    }
+    pub fn earnings_all(&self) -> String {
+        self.subject("earnings.*")
+    }
+    /// Processed purchases and refunds, for the warehouse.
+    pub fn ledger(&self, kind: &str) -> String {
+        self.subject(&format!("ledger.{kind}"))
+    }
+    pub fn ledger_all(&self) -> String {
+        self.subject("ledger.*")
+    }
+    pub fn deadletter(&self, reason: &str) -> String {
+        self.subject(&format!("deadletter.{reason}"))
+    }
+    pub fn deadletter_all(&self) -> String {
+        self.subject("deadletter.*")
+    }
+    /// Strips the prefix and the first token: `p.purchases.<shop>` → `<shop>`.
+    pub fn tail<'a>(&self, subject: &'a str) -> Option<(&'a str, &'a str)> {
+        let rest = if self.prefix.is_empty() {
+            subject
+        } else {
+            subject.strip_prefix(&self.prefix)?.strip_prefix('.')?
+        };
+        rest.split_once('.')
+    }
+}
+
+pub async fn connect(config: &NatsConfig) -> anyhow::Result<async_nats::Client> {
+    async_nats::ConnectOptions::new()
+        .name("referral")
+        .connection_timeout(Duration::from_secs(5))
+        .retry_on_initial_connect()
+        .connect(&config.url)
+        .await
+        .with_context(|| format!("connecting to NATS at {}", config.url))
+}
+
+/// Creates or updates the streams; file storage, so a stored message survives restarts.
+pub async fn ensure_streams(js: &jetstream::Context, config: &NatsConfig) -> anyhow::Result<()> {
+    let s = Subjects::new(&config.prefix);
+    let window = Duration::from_secs(config.duplicate_window_secs);
+    let streams = [
+        (s.purchases_stream(), s.purchases_all()),
+        (s.earnings_stream(), vec![s.earnings_all(), s.ledger_all()]),
+        (s.deadletter_stream(), vec![s.deadletter_all()]),
+    ];
+    for (name, subjects) in streams {
+        let cfg = stream::Config {
+            name: name.clone(),
+            subjects,
+            storage: stream::StorageType::File,
+            duplicate_window: window,
+            max_bytes: config.stream_max_bytes,
+            ..Default::default()
+        };
+        match js.get_stream(&name).await {
+            Ok(_) => {
+                js.update_stream(cfg).await.with_context(|| format!("updating stream {name}"))?;
+            }
+            Err(_) => {
+                js.create_stream(cfg).await.with_context(|| format!("creating stream {name}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes this prefix's streams (tests clean up after themselves).
+pub async fn delete_streams(js: &jetstream::Context, prefix: &str) {
+    let s = Subjects::new(prefix);
+    for name in [s.purchases_stream(), s.earnings_stream(), s.deadletter_stream()] {
+        let _ = js.delete_stream(&name).await;
+    }
+}
+
+/// Publishes with a `Nats-Msg-Id` and returns once JetStream has stored the message.
+pub async fn publish_stored(
+    js: &jetstream::Context,
+    subject: String,
+    msg_id: &str,
+    payload: Vec<u8>,
+) -> anyhow::Result<jetstream::publish::PublishAck> {
+    let ack = js
+        .send_publish(
+            subject,
+            jetstream::message::PublishMessage::build()
+                .payload(payload.into())
+                .message_id(msg_id),
+        )
+        .await
+        .context("publishing")?
+        .await
+        .context("awaiting the stream's acknowledgement")?;
+    Ok(ack)
+}

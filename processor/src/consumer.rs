@@ -1,0 +1,202 @@
+//! The stream stage: gather a bounded batch, write it once, publish, then acknowledge.
+use crate::graph::ReferralGraph;
+use crate::ledger::{self, DeadLetter, Delivered, Item, Outcome};
+use crate::{graph_sync, plans};
+use anyhow::Context;
+use async_nats::jetstream::consumer::{pull, AckPolicy, PullConsumer};
+use async_nats::jetstream::{self, Message};
+use futures::StreamExt;
+use platform::metrics::metrics;
+use platform::nats::Subjects;
+use platform::Config;
+use schemas::messages::DeadLetterReason;
+use sqlx::PgPool;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+pub const DURABLE_NAME: &str = "processor";
+
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let pool = platform::db::connect(&config.database).await?;
+    let nats = platform::nats::connect(&config.nats).await?;
+    let js = jetstream::new(nats);
+    platform::nats::ensure_streams(&js, &config.nats).await?;
+    plans::register(&pool, &config.plan).await?;
+    let subjects = Subjects::new(&config.nats.prefix);
+    let mut graph = ReferralGraph::default();
+    let loaded = graph_sync::catch_up(&pool, &mut graph, config.processor.graph_sync_page).await?;
+    tracing::info!(users = graph.len(), events = loaded, "referral graph loaded");
+
+    let consumer: PullConsumer = js
+        .get_stream(subjects.purchases_stream())
+        .await?
+        .get_or_create_consumer(
+            DURABLE_NAME,
+            pull::Config {
+                durable_name: Some(DURABLE_NAME.into()),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(config.processor.ack_wait_secs),
+                max_ack_pending: config.processor.max_ack_pending,
+                ..Default::default()
+            },
+        )
+        .await
+        .context("creating the processor consumer")?;
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(config.processor.batch_max_messages)
+        .messages()
+        .await?;
+    let stage = Stage {
+        pool,
+        js,
+        subjects,
+        config,
+    };
+    loop {
+        let batch = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            b = next_batch(&mut messages, stage.config.processor.batch_max_messages, stage.config.processor.batch_max_wait_ms) => b?,
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        stage.handle(&mut graph, batch, &shutdown).await?;
+    }
+    tracing::info!("processor stopped");
+    Ok(())
+}
+
+/// Waits for one message, then takes whatever follows within `wait_ms`, up to `max`.
+async fn next_batch(
+    messages: &mut pull::Stream,
+    max: usize,
+    wait_ms: u64,
+) -> anyhow::Result<Vec<Message>> {
+    let mut batch = Vec::new();
+    match messages.next().await {
+        Some(m) => batch.push(m.map_err(|e| anyhow::anyhow!(e))?),
+        None => anyhow::bail!("the consumer's message stream ended"),
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+    while batch.len() < max {
+        match tokio::time::timeout_at(deadline, messages.next()).await {
+            Ok(Some(m)) => batch.push(m.map_err(|e| anyhow::anyhow!(e))?),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Ok(batch)
+}
+
+struct Stage {
+    pool: PgPool,
+    js: jetstream::Context,
+    subjects: Subjects,
+    config: Config,
+}
+
+impl Stage {
+    async fn handle(&self, graph: &mut ReferralGraph, batch: Vec<Message>, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let (delivered, dead) = self.parse(&batch);
+        let mut backoff = Duration::from_millis(50);
+        let outcome = loop {
+            let attempt = async {
+                graph_sync::catch_up(&self.pool, graph, self.config.processor.graph_sync_page).await?;
+                ledger::apply(&self.pool, graph, &self.config.plan, &delivered, dead.clone()).await
+            };
+            match attempt.await {
+                Ok(o) => break o,
+                Err(e) => {
+                    // Nothing was committed; the batch stays unacked. Retry until it
+                    // applies or we are told to stop (then JetStream redelivers it).
+                    tracing::error!(error = ?e, messages = batch.len(), "batch failed; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_millis(self.config.processor.retry_backoff_max_ms));
+                }
+            }
+        };
+        metrics().batch_latency.with_label_values(&["ledger"]).observe(started.elapsed().as_secs_f64());
+        if let Err(e) = self.publish(&outcome).await {
+            // Committed but not announced: leave the batch unacked; its redelivery is a
+            // replay that writes nothing and publishes again.
+            tracing::warn!(error = ?e, "publishing entries failed; batch will be redelivered");
+            return Ok(());
+        }
+        for m in &batch {
+            m.ack().await.map_err(|e| anyhow::anyhow!(e)).context("acking")?;
+        }
+        let m = metrics();
+        m.messages_processed.with_label_values(&["batch", "applied"]).inc_by(batch.len() as u64);
+        m.messages_processed.with_label_values(&["batch", "dead_letter"]).inc_by(outcome.dead.len() as u64);
+        m.batch_latency.with_label_values(&["total"]).observe(started.elapsed().as_secs_f64());
+        tracing::debug!(messages = batch.len(), entries = outcome.new_entries, dead = outcome.dead.len(), "batch applied");
+        Ok(())
+    }
+
+    fn parse(&self, batch: &[Message]) -> (Vec<Delivered>, Vec<DeadLetter>) {
+        let mut ok = Vec::with_capacity(batch.len());
+        let mut dead = Vec::new();
+        for m in batch {
+            let subject = m.subject.to_string();
+            let stream_seq = m.info().map(|i| i.stream_sequence).unwrap_or_default();
+            let payload = m.payload.to_vec();
+            let item = match self.subjects.tail(&subject) {
+                Some(("purchases", _)) => serde_json::from_slice(&payload).map(Item::Purchase),
+                Some(("refunds", _)) => serde_json::from_slice(&payload).map(Item::Refund),
+                _ => serde_json::from_slice::<()>(b"!").map(|_| unreachable!()),
+            };
+            match item {
+                Ok(item) => ok.push(Delivered {
+                    subject,
+                    stream_seq,
+                    payload,
+                    item,
+                }),
+                Err(e) => dead.push(DeadLetter {
+                    subject,
+                    reason: DeadLetterReason::Malformed,
+                    detail: e.to_string(),
+                    payload,
+                    stream_seq,
+                }),
+            }
+        }
+        (ok, dead)
+    }
+
+    async fn publish(&self, outcome: &Outcome) -> anyhow::Result<()> {
+        let window = self.config.nats.max_acks_in_flight.max(1);
+        let mut pending = Vec::with_capacity(window);
+        let mut publishes = Vec::new();
+        for e in &outcome.entries {
+            publishes.push((self.subjects.earning(&e.beneficiary_id), e.earning_id.to_string(), serde_json::to_vec(e)?));
+        }
+        for p in &outcome.purchases {
+            publishes.push((self.subjects.ledger("purchases"), format!("purchase:{}", p.purchase_id), serde_json::to_vec(p)?));
+        }
+        for d in &outcome.dead {
+            publishes.push((
+                self.subjects.deadletter(d.reason.as_str()),
+                format!("dead:{}:{}", d.subject, d.stream_seq),
+                d.payload.clone(),
+            ));
+        }
+        for (subject, id, payload) in publishes {
+            let msg = jetstream::message::PublishMessage::build().payload(payload.into()).message_id(id);
+            pending.push(self.js.send_publish(subject, msg).await?);
+            if pending.len() >= window {
+                for ack in pending.drain(..) {
+                    ack.await?;
+                }
+            }
+        }
+        for ack in pending {
+            ack.await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,175 @@
+//! The referral graph in memory (petgraph), kept equal to Postgres by replaying the
+//! `user_events` outbox in seq order. Edges point from a user to their referrer.
+use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+use petgraph::Direction;
+use schemas::UserId;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// An ancestor as the payout saw it: who, and whether they were active then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ancestor {
+    pub user_id: UserId,
+    pub active: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UserChange {
+    Created { user: UserId, referrer: Option<UserId> },
+    Status { user: UserId, active: bool },
+    Moved { user: UserId, referrer: Option<UserId> },
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum GraphError {
+    #[error("user {0} is not in the graph")]
+    UnknownUser(UserId),
+    #[error("moving {0} under {1} would make a cycle")]
+    Cycle(UserId, UserId),
+}
+
+#[derive(Default)]
+pub struct ReferralGraph {
+    graph: StableDiGraph<(UserId, bool), ()>,
+    index: HashMap<UserId, NodeIndex>,
+    /// The last `user_events.seq` applied.
+    pub seq: i64,
+}
+
+impl ReferralGraph {
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    pub fn contains(&self, user: UserId) -> bool {
+        self.index.contains_key(&user)
+    }
+
+    pub fn is_active(&self, user: UserId) -> Option<bool> {
+        self.index.get(&user).map(|&i| self.graph[i].1)
+    }
+
+    pub fn referrer(&self, user: UserId) -> Option<UserId> {
+        let &i = self.index.get(&user)?;
+        self.graph
+            .neighbors_directed(i, Direction::Outgoing)
+            .next()
+            .map(|p| self.graph[p].0)
+    }
+
+    fn node(&mut self, user: UserId) -> NodeIndex {
+        *self
+            .index
+            .entry(user)
+            .or_insert_with(|| self.graph.add_node((user, true)))
+    }
+
+    pub fn apply(&mut self, change: &UserChange) -> Result<(), GraphError> {
+        match *change {
+            UserChange::Created { user, referrer } => {
+                let child = self.node(user);
+                if let Some(r) = referrer {
+                    let parent = self.node(r);
+                    self.set_parent(child, Some(parent));
+                }
+            }
+            UserChange::Status { user, active } => {
+                let &i = self.index.get(&user).ok_or(GraphError::UnknownUser(user))?;
+                self.graph[i].1 = active;
+            }
+            UserChange::Moved { user, referrer } => {
+                let &child = self.index.get(&user).ok_or(GraphError::UnknownUser(user))?;
+                let parent = match referrer {
+                    Some(r) => {
+                        if r == user || self.ancestors(r, usize::MAX).iter().any(|a| a.user_id == user) {
+                            return Err(GraphError::Cycle(user, r));
+                        }
+                        Some(*self.index.get(&r).ok_or(GraphError::UnknownUser(r))?)
+                    }
+                    None => None,
+                };
+                self.set_parent(child, parent);
+            }
+        }
+        Ok(())
+    }
+
+    fn set_parent(&mut self, child: NodeIndex, parent: Option<NodeIndex>) {
+        let old: Vec<_> = self
+            .graph
+            .edges_directed(child, Direction::Outgoing)
+            .map(|e| petgraph::visit::EdgeRef::id(&e))
+            .collect();
+        for e in old {
+            self.graph.remove_edge(e);
+        }
+        if let Some(p) = parent {
+            self.graph.add_edge(child, p, ());
+        }
+    }
+
+    /// Ancestors nearest first, at most `max` of them. The graph has no cycles (Postgres
+    /// and `apply` refuse them); the walk is bounded by the node count regardless.
+    pub fn ancestors(&self, user: UserId, max: usize) -> Vec<Ancestor> {
+        let mut out = Vec::new();
+        let Some(&start) = self.index.get(&user) else {
+            return out;
+        };
+        let mut at = start;
+        while out.len() < max && out.len() <= self.index.len() {
+            let Some(p) = self.graph.neighbors_directed(at, Direction::Outgoing).next() else {
+                break;
+            };
+            let (id, active) = self.graph[p];
+            out.push(Ancestor { user_id: id, active });
+            at = p;
+        }
+        out
+    }
+
+    /// The ancestors a payout under `policy` needs: `levels` of them when inactive
+    /// shares are skipped, or enough to find `levels` active ones when compressed.
+    pub fn payout_ancestors(&self, user: UserId, levels: usize, compress: bool) -> Vec<Ancestor> {
+        if !compress {
+            return self.ancestors(user, levels);
+        }
+        let all = self.ancestors(user, usize::MAX);
+        let mut active = 0;
+        let mut cut = all.len();
+        for (i, a) in all.iter().enumerate() {
+            if a.active {
+                active += 1;
+                if active == levels {
+                    cut = i + 1;
+                    break;
+                }
+            }
+        }
+        all[..cut].to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ancestors_follow_referrers_and_moves_refuse_cycles() {
+        let (a, b, c) = (UserId::new(), UserId::new(), UserId::new());
+        let mut g = ReferralGraph::default();
+        g.apply(&UserChange::Created { user: a, referrer: None }).unwrap();
+        g.apply(&UserChange::Created { user: b, referrer: Some(a) }).unwrap();
+        g.apply(&UserChange::Created { user: c, referrer: Some(b) }).unwrap();
+        let anc: Vec<_> = g.ancestors(c, 5).iter().map(|x| x.user_id).collect();
+        assert_eq!(anc, vec![b, a]);
+        assert_eq!(g.apply(&UserChange::Moved { user: a, referrer: Some(c) }), Err(GraphError::Cycle(a, c)));
+        g.apply(&UserChange::Moved { user: c, referrer: Some(a) }).unwrap();
+        assert_eq!(g.referrer(c), Some(a));
+        g.apply(&UserChange::Status { user: a, active: false }).unwrap();
+        assert_eq!(g.ancestors(c, 5), vec![Ancestor { user_id: a, active: false }]);
+    }
+}

@@ -1,0 +1,220 @@
+//! Postgres writes for one batch, in one transaction. Purchases are keyed by
+//! (shop, order) and earnings by (purchase, beneficiary, level, kind, refund), so a
+//! replayed batch inserts nothing; totals are locked in user-id order, so concurrent
+//! processors cannot deadlock on them.
+mod purchases;
+mod refunds;
+mod replay;
+
+use crate::graph::ReferralGraph;
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use schemas::messages::{DeadLetterReason, ProcessedPurchase, PurchaseMessage, RefundMessage};
+use schemas::{EarningEvent, Money, Plan};
+use sqlx::{PgPool, Postgres, Transaction};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+#[derive(Clone, Debug)]
+pub enum Item {
+    Purchase(PurchaseMessage),
+    Refund(RefundMessage),
+}
+
+#[derive(Clone, Debug)]
+pub struct DeadLetter {
+    pub subject: String,
+    pub reason: DeadLetterReason,
+    pub detail: String,
+    pub payload: Vec<u8>,
+    pub stream_seq: u64,
+}
+
+/// One message of a batch: where it came from, and what it said.
+#[derive(Clone, Debug)]
+pub struct Delivered {
+    pub subject: String,
+    pub stream_seq: u64,
+    pub payload: Vec<u8>,
+    pub item: Item,
+}
+
+#[derive(Default, Debug)]
+pub struct Outcome {
+    /// New and replayed entries, to (re)publish; msg-id = earning id dedups replays.
+    pub entries: Vec<EarningEvent>,
+    pub purchases: Vec<ProcessedPurchase>,
+    pub dead: Vec<DeadLetter>,
+    pub new_entries: usize,
+}
+
+/// Applies one batch. On error nothing was written and the batch must not be acked.
+pub async fn apply(
+    pool: &PgPool,
+    graph: &ReferralGraph,
+    plan: &Plan,
+    batch: &[Delivered],
+    mut dead: Vec<DeadLetter>,
+) -> anyhow::Result<Outcome> {
+    let mut tx = pool.begin().await.context("beginning batch")?;
+    let mut outcome = Outcome::default();
+    let purchases: Vec<&Delivered> = batch.iter().filter(|d| matches!(d.item, Item::Purchase(_))).collect();
+    let settled = purchases::apply(&mut tx, graph, plan, &purchases, &mut outcome, &mut dead).await?;
+    refunds::apply_pending_for(&mut tx, &settled, &mut outcome, &mut dead).await?;
+    for d in batch {
+        if let Item::Refund(r) = &d.item {
+            refunds::apply_one(&mut tx, d, r, &mut outcome, &mut dead).await?;
+        }
+    }
+    record_dead_letters(&mut tx, &dead).await?;
+    tx.commit().await.context("committing batch")?;
+    outcome.dead = dead;
+    Ok(outcome)
+}
+
+async fn record_dead_letters(tx: &mut Transaction<'_, Postgres>, dead: &[DeadLetter]) -> anyhow::Result<()> {
+    for d in dead {
+        sqlx::query!(
+            "INSERT INTO dead_letters (subject, reason, detail, payload, stream_seq) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (subject, stream_seq) DO NOTHING",
+            d.subject,
+            d.reason.as_str(),
+            d.detail,
+            d.payload,
+            i64::try_from(d.stream_seq).unwrap_or(i64::MAX)
+        )
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Locks the running totals of `users` (in id order) and returns them.
+async fn lock_totals(
+    tx: &mut Transaction<'_, Postgres>,
+    users: &mut Vec<Uuid>,
+) -> anyhow::Result<BTreeMap<Uuid, Money>> {
+    users.sort();
+    users.dedup();
+    sqlx::query!(
+        "INSERT INTO account_totals (user_id) SELECT * FROM UNNEST($1::uuid[]) ON CONFLICT DO NOTHING",
+        &users[..]
+    )
+    .execute(&mut **tx)
+    .await?;
+    let rows = sqlx::query!(
+        "SELECT user_id, total FROM account_totals WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE",
+        &users[..]
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.into_iter()
+        .map(|r| Ok((r.user_id, Money::from_decimal(r.total)?)))
+        .collect()
+}
+
+/// One ledger row about to be written.
+#[derive(Clone, Debug)]
+struct Entry {
+    event: EarningEvent,
+    base: Money,
+    rate: Decimal,
+    refund_id: String,
+}
+
+/// Writes entries (whose `total` is already the running total) and moves balances.
+async fn write_entries(
+    tx: &mut Transaction<'_, Postgres>,
+    entries: &[Entry],
+    totals: &BTreeMap<Uuid, Money>,
+) -> anyhow::Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let col = |f: fn(&Entry) -> Uuid| entries.iter().map(f).collect::<Vec<_>>();
+    let ids = col(|e| e.event.earning_id);
+    let purchase_ids = col(|e| e.event.purchase_id);
+    let beneficiaries = col(|e| e.event.beneficiary_id.as_uuid());
+    let legs = col(|e| e.event.leg_user_id.as_uuid());
+    let sources = col(|e| e.event.source_user_id.as_uuid());
+    let levels: Vec<i16> = entries.iter().map(|e| i16::from(e.event.level)).collect();
+    let bases: Vec<Decimal> = entries.iter().map(|e| e.base.as_decimal()).collect();
+    let rates: Vec<Decimal> = entries.iter().map(|e| e.rate).collect();
+    let amounts: Vec<Decimal> = entries.iter().map(|e| e.event.amount.as_decimal()).collect();
+    let kinds: Vec<String> = entries.iter().map(|e| e.event.kind.as_str().to_owned()).collect();
+    let refund_ids: Vec<String> = entries.iter().map(|e| e.refund_id.clone()).collect();
+    let versions: Vec<i32> = entries.iter().map(|e| e.event.plan_version as i32).collect();
+    let after: Vec<Decimal> = entries.iter().map(|e| e.event.total.as_decimal()).collect();
+    let created: Vec<DateTime<Utc>> = entries.iter().map(|e| e.event.created_at).collect();
+    sqlx::query!(
+        "INSERT INTO earnings (id, purchase_id, beneficiary_id, leg_user_id, source_user_id, level, base, rate,
+                               amount, kind, refund_id, plan_version, balance_after, created_at)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::smallint[],
+                              $7::numeric[], $8::numeric[], $9::numeric[], $10::text[], $11::text[], $12::int[],
+                              $13::numeric[], $14::timestamptz[])",
+        &ids,
+        &purchase_ids,
+        &beneficiaries,
+        &legs,
+        &sources,
+        &levels,
+        &bases,
+        &rates,
+        &amounts,
+        &kinds,
+        &refund_ids,
+        &versions,
+        &after,
+        &created
+    )
+    .execute(&mut **tx)
+    .await
+    .context("inserting earnings")?;
+
+    let mut by_level: BTreeMap<(Uuid, i16), (Decimal, i64)> = BTreeMap::new();
+    let mut counts: BTreeMap<Uuid, i64> = BTreeMap::new();
+    for e in entries {
+        let slot = by_level
+            .entry((e.event.beneficiary_id.as_uuid(), i16::from(e.event.level)))
+            .or_default();
+        slot.0 += e.event.amount.as_decimal();
+        slot.1 += 1;
+        *counts.entry(e.event.beneficiary_id.as_uuid()).or_default() += 1;
+    }
+    let (keys, sums): (Vec<_>, Vec<_>) = by_level.into_iter().unzip();
+    let (users, lvls): (Vec<Uuid>, Vec<i16>) = keys.into_iter().unzip();
+    let (deltas, ns): (Vec<Decimal>, Vec<i64>) = sums.into_iter().unzip();
+    sqlx::query!(
+        "INSERT INTO balances (user_id, level, total, entries)
+         SELECT * FROM UNNEST($1::uuid[], $2::smallint[], $3::numeric[], $4::bigint[])
+         ON CONFLICT (user_id, level) DO UPDATE
+         SET total = balances.total + EXCLUDED.total, entries = balances.entries + EXCLUDED.entries",
+        &users,
+        &lvls,
+        &deltas,
+        &ns
+    )
+    .execute(&mut **tx)
+    .await
+    .context("moving balances")?;
+
+    let (tusers, tcounts): (Vec<Uuid>, Vec<i64>) = counts.into_iter().unzip();
+    let finals: Vec<Decimal> = tusers
+        .iter()
+        .map(|u| totals.get(u).copied().unwrap_or_default().as_decimal())
+        .collect();
+    sqlx::query!(
+        "UPDATE account_totals a SET total = u.total, entries = a.entries + u.n
+         FROM UNNEST($1::uuid[], $2::numeric[], $3::bigint[]) AS u(user_id, total, n)
+         WHERE a.user_id = u.user_id",
+        &tusers,
+        &finals,
+        &tcounts
+    )
+    .execute(&mut **tx)
+    .await
+    .context("moving totals")?;
+    crate::metrics_entries(entries.iter().map(|e| e.event.kind));
+    Ok(())
+}

@@ -1,0 +1,227 @@
+//! Purchases of a batch: classify (new, replayed, conflicting), pay the new ones.
+use super::{lock_totals, write_entries, DeadLetter, Delivered, Entry, Item, Outcome};
+use crate::graph::ReferralGraph;
+use crate::payout::payouts;
+use anyhow::Context;
+use chrono::{SubsecRound, Utc};
+use rust_decimal::Decimal;
+use schemas::messages::{DeadLetterReason, ProcessedPurchase, PurchaseMessage};
+use schemas::{EarningEvent, EntryKind, InactivePolicy, Plan};
+use sqlx::{Postgres, Transaction};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// A purchase about to be inserted, with what it pays.
+struct Planned<'a> {
+    msg: &'a PurchaseMessage,
+    status: &'static str,
+    ancestors: serde_json::Value,
+    shares: Vec<crate::payout::Share>,
+}
+
+fn dead(d: &Delivered, reason: DeadLetterReason, detail: String) -> DeadLetter {
+    DeadLetter {
+        subject: d.subject.clone(),
+        reason,
+        detail,
+        payload: d.payload.clone(),
+        stream_seq: d.stream_seq,
+    }
+}
+
+/// Returns the (shop, order) keys of purchases inserted now, for pending refunds.
+pub(super) async fn apply(
+    tx: &mut Transaction<'_, Postgres>,
+    graph: &ReferralGraph,
+    plan: &Plan,
+    batch: &[&Delivered],
+    outcome: &mut Outcome,
+    dead_letters: &mut Vec<DeadLetter>,
+) -> anyhow::Result<Vec<(Uuid, String)>> {
+    // Within the batch: the first message for an order stands; an identical repeat is a
+    // duplicate delivery, a different one a conflict.
+    let mut first: HashMap<(Uuid, &str), &PurchaseMessage> = HashMap::new();
+    let mut fresh: Vec<(&Delivered, &PurchaseMessage)> = Vec::new();
+    for d in batch {
+        let Item::Purchase(m) = &d.item else { continue };
+        if let Err(reason) = m.check() {
+            dead_letters.push(dead(d, reason, format!("purchase {} refused", m.purchase_id)));
+            continue;
+        }
+        match first.get(&(m.shop_id.as_uuid(), m.order_id.as_str())) {
+            Some(prev) if prev.body_hash == m.body_hash => {}
+            Some(_) => dead_letters.push(dead(d, DeadLetterReason::OrderConflict, format!("order {}", m.order_id))),
+            None => {
+                first.insert((m.shop_id.as_uuid(), m.order_id.as_str()), m);
+                fresh.push((d, m));
+            }
+        }
+    }
+    if fresh.is_empty() {
+        return Ok(Vec::new());
+    }
+
+    let shops: Vec<Uuid> = fresh.iter().map(|(_, m)| m.shop_id.as_uuid()).collect();
+    let orders: Vec<String> = fresh.iter().map(|(_, m)| m.order_id.to_string()).collect();
+    let existing: HashMap<(Uuid, String), (Uuid, String)> = sqlx::query!(
+        "SELECT p.id, p.shop_id, p.order_id, p.body_hash FROM purchases p
+         JOIN UNNEST($1::uuid[], $2::text[]) AS k(shop_id, order_id)
+           ON p.shop_id = k.shop_id AND p.order_id = k.order_id",
+        &shops,
+        &orders
+    )
+    .fetch_all(&mut **tx)
+    .await
+    .context("reading known purchases")?
+    .into_iter()
+    .map(|r| ((r.shop_id, r.order_id), (r.id, r.body_hash)))
+    .collect();
+
+    let compress = plan.inactive_policy == InactivePolicy::Compress;
+    let mut replayed = Vec::new();
+    let mut planned = Vec::new();
+    for (d, m) in fresh {
+        if let Some((id, hash)) = existing.get(&(m.shop_id.as_uuid(), m.order_id.to_string())) {
+            if *hash == m.body_hash {
+                replayed.push(*id);
+            } else {
+                dead_letters.push(dead(d, DeadLetterReason::OrderConflict, format!("order {}", m.order_id)));
+            }
+            continue;
+        }
+        let Some(buyer_active) = graph.is_active(m.user_id) else {
+            dead_letters.push(dead(d, DeadLetterReason::UnknownUser, format!("purchase {}", m.purchase_id)));
+            continue;
+        };
+        let ancestors = graph.payout_ancestors(m.user_id, plan.levels(), compress);
+        let (status, shares) = if !buyer_active {
+            ("rejected_inactive_buyer", Vec::new())
+        } else if !plan.qualifies(m.amount) {
+            ("below_threshold", Vec::new())
+        } else {
+            ("paid", payouts(plan, m.user_id, m.amount, m.profit, &ancestors))
+        };
+        planned.push(Planned {
+            msg: m,
+            status,
+            ancestors: serde_json::to_value(&ancestors)?,
+            shares,
+        });
+    }
+
+    let mut beneficiaries: Vec<Uuid> = planned
+        .iter()
+        .flat_map(|p| p.shares.iter().map(|s| s.beneficiary.as_uuid()))
+        .collect();
+    let mut totals = lock_totals(tx, &mut beneficiaries).await?;
+    let inserted = insert_purchases(tx, plan, graph.seq, &planned).await?;
+
+    let now = Utc::now().trunc_subsecs(6);
+    let mut entries = Vec::new();
+    let mut keys = Vec::new();
+    for p in planned.iter().filter(|p| inserted.contains_key(&p.msg.purchase_id)) {
+        let m = p.msg;
+        keys.push((m.shop_id.as_uuid(), m.order_id.to_string()));
+        outcome.purchases.push(ProcessedPurchase {
+            purchase_id: m.purchase_id,
+            shop_id: m.shop_id,
+            user_id: m.user_id,
+            amount: m.amount,
+            profit: m.profit,
+            qualifying: plan.qualifies(m.amount),
+            plan_version: plan.version,
+            status: p.status.to_owned(),
+            occurred_at: m.occurred_at,
+            processed_at: now,
+        });
+        for s in &p.shares {
+            let total = totals.entry(s.beneficiary.as_uuid()).or_default();
+            *total = *total + s.amount;
+            entries.push(Entry {
+                event: EarningEvent {
+                    earning_id: Uuid::now_v7(),
+                    purchase_id: m.purchase_id,
+                    shop_id: m.shop_id,
+                    beneficiary_id: s.beneficiary,
+                    source_user_id: m.user_id,
+                    leg_user_id: s.leg,
+                    level: s.level,
+                    direct: s.level == 1,
+                    kind: EntryKind::Earning,
+                    amount: s.amount,
+                    total: *total,
+                    plan_version: plan.version,
+                    created_at: now,
+                },
+                base: s.base,
+                rate: s.rate.as_decimal(),
+                refund_id: String::new(),
+            });
+        }
+    }
+    write_entries(tx, &entries, &totals).await?;
+    outcome.new_entries += entries.len();
+    outcome.entries.extend(entries.into_iter().map(|e| e.event));
+    // Purchases that a concurrent processor inserted first are replays of its work.
+    replayed.extend(planned.iter().map(|p| p.msg.purchase_id).filter(|id| !inserted.contains_key(id)));
+    super::replay::purchases(tx, &replayed, outcome).await?;
+    Ok(keys)
+}
+
+/// Inserts the planned purchases; returns the ids actually inserted.
+async fn insert_purchases(
+    tx: &mut Transaction<'_, Postgres>,
+    plan: &Plan,
+    graph_seq: i64,
+    planned: &[Planned<'_>],
+) -> anyhow::Result<HashMap<Uuid, ()>> {
+    if planned.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<Uuid> = planned.iter().map(|p| p.msg.purchase_id).collect();
+    let shops: Vec<Uuid> = planned.iter().map(|p| p.msg.shop_id.as_uuid()).collect();
+    let orders: Vec<String> = planned.iter().map(|p| p.msg.order_id.to_string()).collect();
+    let users: Vec<Uuid> = planned.iter().map(|p| p.msg.user_id.as_uuid()).collect();
+    let amounts: Vec<Decimal> = planned.iter().map(|p| p.msg.amount.as_decimal()).collect();
+    let profits: Vec<Decimal> = planned.iter().map(|p| p.msg.profit.as_decimal()).collect();
+    let occurred: Vec<_> = planned.iter().map(|p| p.msg.occurred_at).collect();
+    let statuses: Vec<String> = planned.iter().map(|p| p.status.to_owned()).collect();
+    let hashes: Vec<String> = planned.iter().map(|p| p.msg.body_hash.clone()).collect();
+    let ancestors: Vec<serde_json::Value> = planned.iter().map(|p| p.ancestors.clone()).collect();
+    let rows = sqlx::query_scalar!(
+        "INSERT INTO purchases (id, shop_id, order_id, user_id, amount, profit, occurred_at, status, body_hash,
+                                ancestors, plan_version, graph_seq)
+         SELECT *, $11::int, $12::bigint FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::numeric[],
+                                 $6::numeric[], $7::timestamptz[], $8::text[], $9::text[], $10::jsonb[])
+         ON CONFLICT (shop_id, order_id) DO NOTHING
+         RETURNING id",
+        &ids,
+        &shops,
+        &orders,
+        &users,
+        &amounts,
+        &profits,
+        &occurred,
+        &statuses,
+        &hashes,
+        &ancestors,
+        plan.version as i32,
+        graph_seq
+    )
+    .fetch_all(&mut **tx)
+    .await
+    .context("inserting purchases")?;
+    // Shops may publish to the stream directly; record their orders at the edge too, so
+    // refunds find them.
+    sqlx::query!(
+        "INSERT INTO purchase_requests (shop_id, order_id, purchase_id, body_hash, message, amount)
+         SELECT p.shop_id, p.order_id, p.id, decode(p.body_hash, 'hex'), '{}'::jsonb, p.amount
+         FROM purchases p JOIN shops s ON s.id = p.shop_id
+         WHERE p.id = ANY($1) AND p.body_hash ~ '^[0-9a-f]{64}$'
+         ON CONFLICT DO NOTHING",
+        &rows
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(|id| (id, ())).collect())
+}

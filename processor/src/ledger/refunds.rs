@@ -1,0 +1,187 @@
+//! Refunds: recorded on arrival, applied as soon as their purchase is settled (now, or
+//! when it arrives later), reversing each earning pro rata at its frozen rate.
+use super::{lock_totals, write_entries, DeadLetter, Delivered, Entry, Outcome};
+use crate::payout::reversal;
+use anyhow::Context;
+use chrono::{SubsecRound, Utc};
+use schemas::messages::{DeadLetterReason, RefundMessage};
+use schemas::{EarningEvent, EntryKind, Money, ShopId, UserId};
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+pub(super) async fn apply_one(
+    tx: &mut Transaction<'_, Postgres>,
+    d: &Delivered,
+    r: &RefundMessage,
+    outcome: &mut Outcome,
+    dead: &mut Vec<DeadLetter>,
+) -> anyhow::Result<()> {
+    if r.amount <= Money::ZERO {
+        dead.push(letter(d, DeadLetterReason::InvalidAmounts, "refund amount must be positive"));
+        return Ok(());
+    }
+    let inserted = sqlx::query!(
+        "INSERT INTO refunds (shop_id, refund_id, order_id, amount, status, received_at)
+         VALUES ($1, $2, $3, $4, 'pending', $5) ON CONFLICT DO NOTHING",
+        r.shop_id.as_uuid(),
+        r.refund_id.as_str(),
+        r.order_id.as_str(),
+        r.amount.as_decimal(),
+        r.received_at
+    )
+    .execute(&mut **tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return super::replay::refund(tx, r.shop_id.as_uuid(), r.refund_id.as_str(), outcome).await;
+    }
+    if let Some(reason) = settle(tx, r.shop_id.as_uuid(), r.refund_id.as_str(), outcome).await? {
+        dead.push(letter(d, reason, "refund exceeds what remains of the purchase"));
+    }
+    Ok(())
+}
+
+/// Refunds that arrived before their purchase, applied now that it is settled.
+pub(super) async fn apply_pending_for(
+    tx: &mut Transaction<'_, Postgres>,
+    keys: &[(Uuid, String)],
+    outcome: &mut Outcome,
+    dead: &mut Vec<DeadLetter>,
+) -> anyhow::Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let (shops, orders): (Vec<Uuid>, Vec<String>) = keys.iter().cloned().unzip();
+    let pending = sqlx::query!(
+        "SELECT r.shop_id, r.refund_id FROM refunds r
+         JOIN UNNEST($1::uuid[], $2::text[]) AS k(shop_id, order_id)
+           ON r.shop_id = k.shop_id AND r.order_id = k.order_id
+         WHERE r.status = 'pending' ORDER BY r.received_at, r.refund_id",
+        &shops,
+        &orders
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    for p in pending {
+        if let Some(reason) = settle(tx, p.shop_id, &p.refund_id, outcome).await? {
+            dead.push(DeadLetter {
+                subject: "refunds.pending".into(),
+                reason,
+                detail: format!("refund {} exceeds what remains of the purchase", p.refund_id),
+                payload: Vec::new(),
+                stream_seq: 0,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn letter(d: &Delivered, reason: DeadLetterReason, detail: &str) -> DeadLetter {
+    DeadLetter {
+        subject: d.subject.clone(),
+        reason,
+        detail: detail.to_owned(),
+        payload: d.payload.clone(),
+        stream_seq: d.stream_seq,
+    }
+}
+
+/// Applies a recorded refund if its purchase is settled; returns a reason if refused.
+async fn settle(
+    tx: &mut Transaction<'_, Postgres>,
+    shop: Uuid,
+    refund_id: &str,
+    outcome: &mut Outcome,
+) -> anyhow::Result<Option<DeadLetterReason>> {
+    let refund = sqlx::query!(
+        "SELECT order_id, amount FROM refunds WHERE shop_id = $1 AND refund_id = $2 AND status = 'pending'",
+        shop,
+        refund_id
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    let Some(p) = sqlx::query!(
+        "SELECT id, amount, refunded, plan_version FROM purchases WHERE shop_id = $1 AND order_id = $2 FOR UPDATE",
+        shop,
+        refund.order_id
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    else {
+        return Ok(None); // stays pending until the purchase arrives
+    };
+    let amount = Money::from_decimal(p.amount)?;
+    let before = Money::from_decimal(p.refunded)?;
+    let after = before + Money::from_decimal(refund.amount)?;
+    if after > amount {
+        sqlx::query!(
+            "UPDATE refunds SET status = 'rejected', purchase_id = $3 WHERE shop_id = $1 AND refund_id = $2",
+            shop,
+            refund_id,
+            p.id
+        )
+        .execute(&mut **tx)
+        .await?;
+        return Ok(Some(DeadLetterReason::RefundExceedsPurchase));
+    }
+    let earned = sqlx::query!(
+        "SELECT beneficiary_id, level, leg_user_id, source_user_id, base, rate, amount FROM earnings
+         WHERE purchase_id = $1 AND kind = 'earning' ORDER BY level",
+        p.id
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut users: Vec<Uuid> = earned.iter().map(|e| e.beneficiary_id).collect();
+    let mut totals = lock_totals(tx, &mut users).await?;
+    let now = Utc::now().trunc_subsecs(6);
+    let mut entries = Vec::new();
+    for e in earned {
+        let amount_back = reversal(Money::from_decimal(e.amount)?, amount, before, after);
+        if amount_back.is_zero() {
+            continue;
+        }
+        let total = totals.entry(e.beneficiary_id).or_default();
+        *total = *total + amount_back;
+        let level = u8::try_from(e.level).context("level out of range")?;
+        entries.push(Entry {
+            event: EarningEvent {
+                earning_id: Uuid::now_v7(),
+                purchase_id: p.id,
+                shop_id: ShopId(shop),
+                beneficiary_id: UserId(e.beneficiary_id),
+                source_user_id: UserId(e.source_user_id),
+                leg_user_id: UserId(e.leg_user_id),
+                level,
+                direct: level == 1,
+                kind: EntryKind::Reversal,
+                amount: amount_back,
+                total: *total,
+                plan_version: u32::try_from(p.plan_version).unwrap_or_default(),
+                created_at: now,
+            },
+            base: Money::from_decimal(e.base)?,
+            rate: e.rate,
+            refund_id: refund_id.to_owned(),
+        });
+    }
+    write_entries(tx, &entries, &totals).await?;
+    sqlx::query!(
+        "UPDATE purchases SET refunded = $2 WHERE id = $1",
+        p.id,
+        after.as_decimal()
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query!(
+        "UPDATE refunds SET status = 'applied', purchase_id = $3, applied_at = now(), refunded_before = $4
+         WHERE shop_id = $1 AND refund_id = $2",
+        shop,
+        refund_id,
+        p.id,
+        before.as_decimal()
+    )
+    .execute(&mut **tx)
+    .await?;
+    outcome.new_entries += entries.len();
+    outcome.entries.extend(entries.into_iter().map(|e| e.event));
+    Ok(None)
+}

@@ -1,0 +1,23 @@
+//! Processor: pulls purchases and refunds from JetStream in batches, pays the referral
+//! chain in one Postgres transaction per batch, publishes the entries, then acks.
+#![forbid(unsafe_code)]
+
+pub mod consumer;
+pub mod graph;
+pub mod graph_sync;
+pub mod ledger;
+pub mod payout;
+pub mod plans;
+pub mod verify;
+pub mod warehouse;
+
+use schemas::EntryKind;
+
+pub use consumer::run;
+
+fn metrics_entries(kinds: impl Iterator<Item = EntryKind>) {
+    let m = platform::metrics::metrics();
+    for k in kinds {
+        m.earnings_written.with_label_values(&[k.as_str()]).inc();
+    }
+}

@@ -1,0 +1,56 @@
+use crate::ids::UserId;
+use crate::money::Money;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    Earning,
+    Reversal,
+}
+
+impl EntryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Earning => "earning",
+            EntryKind::Reversal => "reversal",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "earning" => Some(EntryKind::Earning),
+            "reversal" => Some(EntryKind::Reversal),
+            _ => None,
+        }
+    }
+}
+
+/// One ledger entry as its beneficiary sees it live (published on `earnings.<beneficiary>`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EarningEvent {
+    pub earning_id: Uuid,
+    pub purchase_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub shop_id: crate::ShopId,
+    #[schema(value_type = Uuid)]
+    pub beneficiary_id: UserId,
+    #[schema(value_type = Uuid)]
+    pub source_user_id: UserId,
+    /// The beneficiary's direct referral whose subtree the purchase came from.
+    #[schema(value_type = Uuid)]
+    pub leg_user_id: UserId,
+    pub level: u8,
+    /// Level 1: the buyer is the beneficiary's own referral.
+    pub direct: bool,
+    pub kind: EntryKind,
+    #[schema(value_type = String)]
+    pub amount: Money,
+    /// The beneficiary's total after this entry.
+    #[schema(value_type = String)]
+    pub total: Money,
+    pub plan_version: u32,
+    pub created_at: DateTime<Utc>,
+}

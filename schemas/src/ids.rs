@@ -1,0 +1,109 @@
+use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt;
+use uuid::Uuid;
+
+macro_rules! uuid_id {
+    ($name:ident, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            pub fn new() -> Self {
+                $name(Uuid::now_v7())
+            }
+            pub fn as_uuid(self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s).map($name)
+            }
+        }
+
+        impl From<Uuid> for $name {
+            fn from(u: Uuid) -> Self {
+                $name(u)
+            }
+        }
+    };
+}
+
+uuid_id!(UserId, "A user: pseudonymous, carries no personal data.");
+uuid_id!(ShopId, "A shop that sends purchases with its API key.");
+
+macro_rules! text_id {
+    ($name:ident, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// 1 to 128 characters of `A-Z a-z 0-9 . _ : -`, so it is safe in a NATS
+            /// message id, a log field and a URL.
+            pub fn parse(s: &str) -> Result<Self, String> {
+                let ok = !s.is_empty()
+                    && s.len() <= 128
+                    && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+                if ok {
+                    Ok($name(s.to_owned()))
+                } else {
+                    Err(format!(
+                        "{} must be 1 to 128 characters of letters, digits, '.', '_', ':' or '-'",
+                        stringify!($name)
+                    ))
+                }
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                $name::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+text_id!(OrderId, "A shop's own order id, unique per shop.");
+text_id!(RefundId, "A shop's own refund id, unique per shop.");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_ids_are_restricted() {
+        assert!(OrderId::parse("A-1:2.x_y").is_ok());
+        assert!(OrderId::parse("").is_err());
+        assert!(OrderId::parse("has space").is_err());
+        assert!(OrderId::parse(&"x".repeat(129)).is_err());
+        assert!(OrderId::parse("a.b>c").is_err());
+    }
+}

@@ -1,0 +1,86 @@
+//! What crosses the PURCHASES stream. Shops may publish these directly; the processor
+//! parses them again and dead-letters what does not parse.
+use crate::ids::{OrderId, RefundId, ShopId, UserId};
+use crate::money::Money;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseMessage {
+    pub purchase_id: Uuid,
+    pub shop_id: ShopId,
+    pub order_id: OrderId,
+    pub user_id: UserId,
+    pub amount: Money,
+    pub profit: Money,
+    pub currency: String,
+    pub occurred_at: DateTime<Utc>,
+    /// sha256 (hex) of the request as the shop sent it; a same order id with another
+    /// hash is a conflict, never a second purchase.
+    pub body_hash: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundMessage {
+    pub shop_id: ShopId,
+    pub refund_id: RefundId,
+    pub order_id: OrderId,
+    pub amount: Money,
+    pub received_at: DateTime<Utc>,
+}
+
+/// Why a message could not be applied; the dead-letter reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadLetterReason {
+    Malformed,
+    InvalidAmounts,
+    UnknownUser,
+    UnknownCurrency,
+    OrderConflict,
+    RefundExceedsPurchase,
+}
+
+impl DeadLetterReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterReason::Malformed => "malformed",
+            DeadLetterReason::InvalidAmounts => "invalid_amounts",
+            DeadLetterReason::UnknownUser => "unknown_user",
+            DeadLetterReason::UnknownCurrency => "unknown_currency",
+            DeadLetterReason::OrderConflict => "order_conflict",
+            DeadLetterReason::RefundExceedsPurchase => "refund_exceeds_purchase",
+        }
+    }
+}
+
+impl PurchaseMessage {
+    /// The invariants a purchase must hold however it arrived.
+    pub fn check(&self) -> Result<(), DeadLetterReason> {
+        if self.currency != crate::CURRENCY {
+            return Err(DeadLetterReason::UnknownCurrency);
+        }
+        if self.amount <= Money::ZERO || self.profit.is_negative() || self.profit > self.amount {
+            return Err(DeadLetterReason::InvalidAmounts);
+        }
+        Ok(())
+    }
+}
+
+/// A purchase as the processor settled it (published on `ledger.purchases` for the warehouse).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessedPurchase {
+    pub purchase_id: Uuid,
+    pub shop_id: ShopId,
+    pub user_id: UserId,
+    pub amount: Money,
+    pub profit: Money,
+    pub qualifying: bool,
+    pub plan_version: u32,
+    pub status: String,
+    pub occurred_at: DateTime<Utc>,
+    pub processed_at: DateTime<Utc>,
+}

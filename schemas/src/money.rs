@@ -1,0 +1,241 @@
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
+
+/// Rupees with paise. Always held at scale 2; never a float.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Money(Decimal);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    #[error("not a decimal number")]
+    NotANumber,
+    #[error("more than two decimal places (paise are the smallest unit)")]
+    TooPrecise,
+    #[error("too large")]
+    TooLarge,
+    #[error("must not be negative")]
+    Negative,
+}
+
+/// Largest amount accepted anywhere: fits NUMERIC(18,2) with room for sums.
+const MAX_RUPEES: i64 = 1_000_000_000_000;
+
+impl Money {
+    pub const ZERO: Money = Money(Decimal::ZERO);
+
+    /// Parses a decimal string such as "2000.00" or "12.5"; at most two decimal places.
+    pub fn parse(s: &str) -> Result<Self, MoneyError> {
+        let s = s.trim();
+        if s.is_empty() || s.contains(['e', 'E']) {
+            return Err(MoneyError::NotANumber);
+        }
+        let d = Decimal::from_str_exact(s).map_err(|_| MoneyError::NotANumber)?;
+        Self::from_decimal(d)
+    }
+
+    /// Accepts a decimal that already exists (from the database); same rules as `parse`.
+    pub fn from_decimal(d: Decimal) -> Result<Self, MoneyError> {
+        let d = d.normalize();
+        if d.scale() > 2 {
+            return Err(MoneyError::TooPrecise);
+        }
+        if d.abs() > Decimal::from(MAX_RUPEES) {
+            return Err(MoneyError::TooLarge);
+        }
+        let mut d = d;
+        d.rescale(2);
+        Ok(Money(d))
+    }
+
+    /// Like `parse`, and refuses negative amounts.
+    pub fn parse_non_negative(s: &str) -> Result<Self, MoneyError> {
+        let m = Self::parse(s)?;
+        if m.is_negative() {
+            return Err(MoneyError::Negative);
+        }
+        Ok(m)
+    }
+
+    pub fn from_paise(paise: i64) -> Self {
+        Money(Decimal::new(paise, 2))
+    }
+
+    pub fn as_decimal(self) -> Decimal {
+        self.0
+    }
+
+    pub fn is_negative(self) -> bool {
+        self.0.is_sign_negative() && !self.0.is_zero()
+    }
+
+    pub fn is_zero(self) -> bool {
+        self.0.is_zero()
+    }
+
+    /// `self × rate`, rounded half to even at the paisa: the one place a share is rounded.
+    pub fn share(self, rate: Rate) -> Money {
+        Money::round(self.0 * rate.as_decimal())
+    }
+
+    /// `self × numerator / denominator`, rounded half to even at the paisa (pro-rata refunds).
+    /// A zero denominator yields zero.
+    pub fn pro_rata(self, numerator: Money, denominator: Money) -> Money {
+        if denominator.is_zero() {
+            return Money::ZERO;
+        }
+        Money::round(self.0 * numerator.0 / denominator.0)
+    }
+
+    fn round(d: Decimal) -> Money {
+        let mut r = d.round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven);
+        r.rescale(2);
+        Money(r)
+    }
+
+    pub fn checked_add(self, other: Money) -> Option<Money> {
+        self.0.checked_add(other.0).map(Money)
+    }
+
+    pub fn checked_sub(self, other: Money) -> Option<Money> {
+        self.0.checked_sub(other.0).map(Money)
+    }
+
+    pub fn negated(self) -> Money {
+        Money(-self.0)
+    }
+}
+
+impl std::ops::Add for Money {
+    type Output = Money;
+    fn add(self, rhs: Money) -> Money {
+        Money(self.0 + rhs.0)
+    }
+}
+
+impl std::ops::Sub for Money {
+    type Output = Money;
+    fn sub(self, rhs: Money) -> Money {
+        Money(self.0 - rhs.0)
+    }
+}
+
+impl std::iter::Sum for Money {
+    fn sum<I: Iterator<Item = Money>>(iter: I) -> Money {
+        iter.fold(Money::ZERO, |a, b| a + b)
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.2}", self.0)
+    }
+}
+
+impl FromStr for Money {
+    type Err = MoneyError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Money::parse(s)
+    }
+}
+
+impl Serialize for Money {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Money::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl utoipa::PartialSchema for Money {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(r"^-?\d+(\.\d{1,2})?$"))
+            .description(Some("Rupees as a decimal string with at most two decimal places"))
+            .examples([serde_json::json!("2000.00")])
+            .into()
+    }
+}
+impl utoipa::ToSchema for Money {}
+
+/// A share of a base, between 0 and 1 inclusive (0.05 is 5%). At most six decimal places.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Rate(Decimal);
+
+impl Rate {
+    pub fn new(d: Decimal) -> Result<Self, String> {
+        let d = d.normalize();
+        if d.is_sign_negative() && !d.is_zero() || d > Decimal::ONE {
+            return Err(format!("rate {d} is outside 0..=1"));
+        }
+        if d.scale() > 6 {
+            return Err(format!("rate {d} has more than six decimal places"));
+        }
+        Ok(Rate(d))
+    }
+
+    pub fn as_decimal(self) -> Decimal {
+        self.0
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl Serialize for Rate {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let dec = Decimal::from_str_exact(s.trim()).map_err(serde::de::Error::custom)?;
+        Rate::new(dec).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_formats_at_two_places() {
+        assert_eq!(Money::parse("12.5").unwrap().to_string(), "12.50");
+        assert_eq!(Money::parse("1000").unwrap().to_string(), "1000.00");
+        assert_eq!(Money::parse("0.10").unwrap().to_string(), "0.10");
+        assert_eq!(Money::parse("1.001"), Err(MoneyError::TooPrecise));
+        assert_eq!(Money::parse("abc"), Err(MoneyError::NotANumber));
+        assert_eq!(Money::parse("1e3"), Err(MoneyError::NotANumber));
+        assert_eq!(Money::parse_non_negative("-1"), Err(MoneyError::Negative));
+        assert_eq!(Money::parse("1.500").unwrap().to_string(), "1.50");
+    }
+
+    #[test]
+    fn share_rounds_half_to_even_at_the_paisa() {
+        let five = Rate::new(Decimal::new(5, 2)).unwrap();
+        assert_eq!(Money::parse("500.00").unwrap().share(five).to_string(), "25.00");
+        // 0.50 × 5% = 0.025 → 0.02 (even); 0.70 × 5% = 0.035 → 0.04 (even)
+        assert_eq!(Money::parse("0.50").unwrap().share(five).to_string(), "0.02");
+        assert_eq!(Money::parse("0.70").unwrap().share(five).to_string(), "0.04");
+    }
+
+    #[test]
+    fn pro_rata_of_the_whole_is_the_whole() {
+        let e = Money::parse("33.33").unwrap();
+        let a = Money::parse("999.99").unwrap();
+        assert_eq!(e.pro_rata(a, a), e);
+        assert_eq!(e.pro_rata(Money::ZERO, a), Money::ZERO);
+    }
+}
