@@ -24,11 +24,19 @@ pub struct UserStatus {
     status: String,
 }
 
-pub async fn deactivate(state: State<ApiState>, who: Principal, id: Path<String>) -> Result<Json<UserStatus>, ApiError> {
+pub async fn deactivate(
+    state: State<ApiState>,
+    who: Principal,
+    id: Path<String>,
+) -> Result<Json<UserStatus>, ApiError> {
     set_status(state, who, id, "inactive").await
 }
 
-pub async fn reactivate(state: State<ApiState>, who: Principal, id: Path<String>) -> Result<Json<UserStatus>, ApiError> {
+pub async fn reactivate(
+    state: State<ApiState>,
+    who: Principal,
+    id: Path<String>,
+) -> Result<Json<UserStatus>, ApiError> {
     set_status(state, who, id, "active").await
 }
 
@@ -43,15 +51,26 @@ async fn set_status(
     let user = readable(&who, &id)?;
     let mut tx = state.pool.begin().await?;
     platform::db::lock_user_events(&mut tx).await?;
-    let row = sqlx::query!("SELECT referrer_id, status FROM users WHERE id = $1 FOR UPDATE", user.as_uuid())
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(ApiError::NotFound("user"))?;
+    let row = sqlx::query!(
+        "SELECT referrer_id, status FROM users WHERE id = $1 FOR UPDATE",
+        user.as_uuid()
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound("user"))?;
     if row.status != status {
-        sqlx::query!("UPDATE users SET status = $2 WHERE id = $1", user.as_uuid(), status)
-            .execute(&mut *tx)
-            .await?;
-        let kind = if status == "active" { "reactivated" } else { "deactivated" };
+        sqlx::query!(
+            "UPDATE users SET status = $2 WHERE id = $1",
+            user.as_uuid(),
+            status
+        )
+        .execute(&mut *tx)
+        .await?;
+        let kind = if status == "active" {
+            "reactivated"
+        } else {
+            "deactivated"
+        };
         sqlx::query!(
             "INSERT INTO user_events (user_id, kind, referrer_id, status) VALUES ($1, $2, $3, $4)",
             user.as_uuid(),
@@ -89,10 +108,13 @@ pub async fn move_user(
     let user = readable(&who, &id)?;
     let mut tx = state.pool.begin().await?;
     platform::db::lock_user_events(&mut tx).await?;
-    let row = sqlx::query!("SELECT referrer_id, status FROM users WHERE id = $1 FOR UPDATE", user.as_uuid())
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(ApiError::NotFound("user"))?;
+    let row = sqlx::query!(
+        "SELECT referrer_id, status FROM users WHERE id = $1 FOR UPDATE",
+        user.as_uuid()
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound("user"))?;
     let new = req.referrer_id.map(UserId::as_uuid);
     if row.referrer_id == new {
         return Ok(Json(UserStatus {
@@ -103,19 +125,31 @@ pub async fn move_user(
     }
     if let Some(r) = new {
         if r == user.as_uuid() {
-            return Err(ApiError::Invalid("self_referral", "a user cannot refer themself".into()));
+            return Err(ApiError::Invalid(
+                "self_referral",
+                "a user cannot refer themself".into(),
+            ));
         }
-        let referrer = sqlx::query!("SELECT status, direct_referrals FROM users WHERE id = $1 FOR UPDATE", r)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| ApiError::Invalid("referrer_not_found", "referrer not found".into()))?;
+        let referrer = sqlx::query!(
+            "SELECT status, direct_referrals FROM users WHERE id = $1 FOR UPDATE",
+            r
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| ApiError::Invalid("referrer_not_found", "referrer not found".into()))?;
         if referrer.status != "active" {
-            return Err(ApiError::Invalid("referrer_inactive", "referrer is inactive".into()));
+            return Err(ApiError::Invalid(
+                "referrer_inactive",
+                "referrer is inactive".into(),
+            ));
         }
         if referrer.direct_referrals >= i32::from(state.plan.max_direct_referrals) {
             return Err(ApiError::Conflict(
                 "referral_limit_reached",
-                format!("the referrer already has the maximum of {} direct referrals", state.plan.max_direct_referrals),
+                format!(
+                    "the referrer already has the maximum of {} direct referrals",
+                    state.plan.max_direct_referrals
+                ),
             ));
         }
         let cycle = sqlx::query_scalar!(
@@ -137,18 +171,28 @@ pub async fn move_user(
                 "the new referrer is in this user's downline; the move would make a cycle".into(),
             ));
         }
-        sqlx::query!("UPDATE users SET direct_referrals = direct_referrals + 1 WHERE id = $1", r)
-            .execute(&mut *tx)
-            .await?;
-    }
-    if let Some(old) = row.referrer_id {
-        sqlx::query!("UPDATE users SET direct_referrals = direct_referrals - 1 WHERE id = $1", old)
-            .execute(&mut *tx)
-            .await?;
-    }
-    sqlx::query!("UPDATE users SET referrer_id = $2 WHERE id = $1", user.as_uuid(), new)
+        sqlx::query!(
+            "UPDATE users SET direct_referrals = direct_referrals + 1 WHERE id = $1",
+            r
+        )
         .execute(&mut *tx)
         .await?;
+    }
+    if let Some(old) = row.referrer_id {
+        sqlx::query!(
+            "UPDATE users SET direct_referrals = direct_referrals - 1 WHERE id = $1",
+            old
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query!(
+        "UPDATE users SET referrer_id = $2 WHERE id = $1",
+        user.as_uuid(),
+        new
+    )
+    .execute(&mut *tx)
+    .await?;
     sqlx::query!(
         "INSERT INTO user_events (user_id, kind, referrer_id, status) VALUES ($1, 'moved', $2, $3)",
         user.as_uuid(),
@@ -174,7 +218,9 @@ pub struct Plans {
 
 pub async fn plan(State(state): State<ApiState>, who: Principal) -> Result<Json<Plans>, ApiError> {
     admin_only(&who)?;
-    let rows = sqlx::query_scalar!("SELECT body FROM plans ORDER BY version").fetch_all(&state.pool).await?;
+    let rows = sqlx::query_scalar!("SELECT body FROM plans ORDER BY version")
+        .fetch_all(&state.pool)
+        .await?;
     let versions = rows
         .into_iter()
         .map(serde_json::from_value)
@@ -215,7 +261,10 @@ pub async fn dead_letters(
     Query(q): Query<DeadLetterQuery>,
 ) -> Result<Json<DeadLetterPage>, ApiError> {
     admin_only(&who)?;
-    let limit = q.limit.unwrap_or(state.reports.default_page_size).clamp(1, state.reports.max_page_size);
+    let limit = q
+        .limit
+        .unwrap_or(state.reports.default_page_size)
+        .clamp(1, state.reports.max_page_size);
     let items = sqlx::query_as!(
         DeadLetterItem,
         "SELECT id, subject, reason, detail, stream_seq, at FROM dead_letters WHERE id < $1 ORDER BY id DESC LIMIT $2",
@@ -224,6 +273,10 @@ pub async fn dead_letters(
     )
     .fetch_all(&state.pool)
     .await?;
-    let next_cursor = if items.len() as i64 == limit { items.last().map(|i| i.id) } else { None };
+    let next_cursor = if items.len() as i64 == limit {
+        items.last().map(|i| i.id)
+    } else {
+        None
+    };
     Ok(Json(DeadLetterPage { items, next_cursor }))
 }

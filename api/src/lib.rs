@@ -38,7 +38,12 @@ pub struct ApiState {
 
 impl ApiState {
     /// Connects the relay's stream subscription; it runs until `shutdown`.
-    pub async fn new(config: &Config, pool: PgPool, nats: async_nats::Client, shutdown: CancellationToken) -> anyhow::Result<Self> {
+    pub async fn new(
+        config: &Config,
+        pool: PgPool,
+        nats: async_nats::Client,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
         let relay = live::Relay::start(config, nats.clone(), shutdown.clone()).await?;
         Ok(ApiState {
             auth: Authenticator::new(&config.auth, pool.clone()),
@@ -68,7 +73,10 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/me", get(reports::me))
         .route("/v1/users/{id}/earnings", get(reports::summary))
-        .route("/v1/users/{id}/earnings/by-referral", get(reports::by_referral))
+        .route(
+            "/v1/users/{id}/earnings/by-referral",
+            get(reports::by_referral),
+        )
         .route("/v1/users/{id}/earnings/by-leg", get(reports::by_leg))
         .route("/v1/users/{id}/earnings/history", get(reports::history))
         .route("/v1/users/{id}/earnings/daily", get(reports::daily))
@@ -99,7 +107,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let nats = platform::nats::connect(&config.nats).await?;
     platform::nats::ensure_streams(&async_nats::jetstream::new(nats.clone()), &config.nats).await?;
     let state = ApiState::new(&config, pool, nats, shutdown.clone()).await?;
-    let app = platform::http::with_limits(router(state.clone()), &config.http).merge(streaming_router(state));
+    let app = platform::http::with_limits(router(state.clone()), &config.http)
+        .merge(streaming_router(state));
     let listener = platform::http::bind(config.http.api_addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "api listening");
     platform::http::serve(listener, app, shutdown).await

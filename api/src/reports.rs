@@ -19,7 +19,8 @@ fn level(l: i16) -> u8 {
 }
 
 fn user_path(id: &str) -> Result<UserId, ApiError> {
-    id.parse().map_err(|_| ApiError::Invalid("invalid_user_id", "the user id is not a UUID".into()))
+    id.parse()
+        .map_err(|_| ApiError::Invalid("invalid_user_id", "the user id is not a UUID".into()))
 }
 
 /// Parses the path id and checks the caller may read that user.
@@ -30,9 +31,12 @@ pub(crate) fn readable(who: &Principal, id: &str) -> Result<UserId, ApiError> {
 }
 
 pub(crate) async fn ensure_user(state: &ApiState, user: UserId) -> Result<(), ApiError> {
-    let exists = sqlx::query_scalar!("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)", user.as_uuid())
-        .fetch_one(&state.pool)
-        .await?;
+    let exists = sqlx::query_scalar!(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)",
+        user.as_uuid()
+    )
+    .fetch_one(&state.pool)
+    .await?;
     if exists == Some(true) {
         Ok(())
     } else {
@@ -51,7 +55,10 @@ pub async fn me(who: Principal) -> Json<Me> {
         Principal::User(u) => Some(u),
         _ => None,
     };
-    Json(Me { user_id, role: who.kind() })
+    Json(Me {
+        user_id,
+        role: who.kind(),
+    })
 }
 
 pub async fn summary(
@@ -109,7 +116,10 @@ pub async fn by_referral(
             entries: r.entries,
         });
     }
-    Ok(Json(ByReferral { user_id: user, referrals }))
+    Ok(Json(ByReferral {
+        user_id: user,
+        referrals,
+    }))
 }
 
 pub async fn by_leg(
@@ -140,7 +150,10 @@ pub async fn by_leg(
             entries: r.entries,
         });
     }
-    Ok(Json(ByLeg { user_id: user, legs }))
+    Ok(Json(ByLeg {
+        user_id: user,
+        legs,
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,15 +177,21 @@ pub async fn history(
     if limit < 1 || limit > state.reports.max_page_size {
         return Err(ApiError::Invalid(
             "invalid_limit",
-            format!("limit must be between 1 and {}", state.reports.max_page_size),
+            format!(
+                "limit must be between 1 and {}",
+                state.reports.max_page_size
+            ),
         ));
     }
     // The cursor is the ledger position of the last entry seen; pages go newest first.
     let before = match &q.cursor {
         None => i64::MAX,
-        Some(c) => c
-            .parse::<i64>()
-            .map_err(|_| ApiError::Invalid("invalid_cursor", "the cursor is not one this API issued".into()))?,
+        Some(c) => c.parse::<i64>().map_err(|_| {
+            ApiError::Invalid(
+                "invalid_cursor",
+                "the cursor is not one this API issued".into(),
+            )
+        })?,
     };
     ensure_user(&state, user).await?;
     let rows = sqlx::query!(
@@ -208,7 +227,11 @@ pub async fn history(
             created_at: r.created_at,
         });
     }
-    let next_cursor = if more { last_seq.map(|s| s.to_string()) } else { None };
+    let next_cursor = if more {
+        last_seq.map(|s| s.to_string())
+    } else {
+        None
+    };
     Ok(Json(HistoryPage { items, next_cursor }))
 }
 
@@ -257,5 +280,8 @@ pub async fn daily(
             entries: r.entries,
         });
     }
-    Ok(Json(DailySeries { user_id: user, points }))
+    Ok(Json(DailySeries {
+        user_id: user,
+        points,
+    }))
 }

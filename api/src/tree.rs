@@ -26,7 +26,10 @@ pub async fn tree(
     let max_depth = state.reports.max_tree_depth;
     let depth = q.depth.unwrap_or(3);
     if !(1..=max_depth).contains(&depth) {
-        return Err(ApiError::Invalid("invalid_depth", format!("depth must be between 1 and {max_depth}")));
+        return Err(ApiError::Invalid(
+            "invalid_depth",
+            format!("depth must be between 1 and {max_depth}"),
+        ));
     }
     ensure_user(&state, root).await?;
     let limit = state.reports.max_tree_nodes;
@@ -65,7 +68,8 @@ pub async fn tree(
                     user_id: UserId(r.id),
                     status: r.status,
                     depth: u8::try_from(r.depth).unwrap_or(u8::MAX),
-                    contributed: Money::from_decimal(r.contributed).map_err(|e| ApiError::Internal(e.into()))?,
+                    contributed: Money::from_decimal(r.contributed)
+                        .map_err(|e| ApiError::Internal(e.into()))?,
                     children: Vec::new(),
                 },
             ),
@@ -76,18 +80,29 @@ pub async fn tree(
         if *id == root.as_uuid() {
             continue;
         }
-        let Some((Some(parent), node)) = nodes.remove(id) else { continue };
+        let Some((Some(parent), node)) = nodes.remove(id) else {
+            continue;
+        };
         if let Some((_, p)) = nodes.get_mut(&parent) {
             p.children.push(node);
         }
     }
-    let (_, mut root_node) = nodes.remove(&root.as_uuid()).ok_or(ApiError::NotFound("user"))?;
+    let (_, mut root_node) = nodes
+        .remove(&root.as_uuid())
+        .ok_or(ApiError::NotFound("user"))?;
     sort_children(&mut root_node);
-    Ok(Json(Tree { root: root_node, truncated }))
+    Ok(Json(Tree {
+        root: root_node,
+        truncated,
+    }))
 }
 
 fn sort_children(node: &mut TreeNode) {
-    node.children.sort_by(|a, b| b.contributed.cmp(&a.contributed).then(a.user_id.cmp(&b.user_id)));
+    node.children.sort_by(|a, b| {
+        b.contributed
+            .cmp(&a.contributed)
+            .then(a.user_id.cmp(&b.user_id))
+    });
     for c in &mut node.children {
         sort_children(c);
     }

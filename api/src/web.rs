@@ -11,9 +11,18 @@ const STYLE: &str = include_str!("../../dashboards/web/style.css");
 
 pub fn router() -> Router<ApiState> {
     Router::new()
-        .route("/", get(|| async { page(INDEX, "text/html; charset=utf-8") }))
-        .route("/assets/app.js", get(|| async { page(APP_JS, "text/javascript; charset=utf-8") }))
-        .route("/assets/style.css", get(|| async { page(STYLE, "text/css; charset=utf-8") }))
+        .route(
+            "/",
+            get(|| async { page(INDEX, "text/html; charset=utf-8") }),
+        )
+        .route(
+            "/assets/app.js",
+            get(|| async { page(APP_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/assets/style.css",
+            get(|| async { page(STYLE, "text/css; charset=utf-8") }),
+        )
 }
 
 fn page(body: &'static str, content_type: &'static str) -> impl IntoResponse {

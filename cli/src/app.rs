@@ -19,12 +19,14 @@ impl Application {
         let pool = platform::db::create_and_migrate(&config.database).await?;
         processor::plans::register(&pool, &config.plan).await?;
         let nats = platform::nats::connect(&config.nats).await?;
-        platform::nats::ensure_streams(&async_nats::jetstream::new(nats.clone()), &config.nats).await?;
+        platform::nats::ensure_streams(&async_nats::jetstream::new(nats.clone()), &config.nats)
+            .await?;
 
         let ingest_state = ingest::IngestState::new(&config, pool.clone(), nats.clone());
         let api_state = api::ApiState::new(&config, pool, nats, shutdown.clone()).await?;
         let routes = ingest::router(ingest_state).merge(api::router(api_state.clone()));
-        let app = platform::http::with_limits(routes, &config.http).merge(api::streaming_router(api_state));
+        let app = platform::http::with_limits(routes, &config.http)
+            .merge(api::streaming_router(api_state));
         let listener = platform::http::bind(config.http.api_addr).await?;
         let addr = listener.local_addr()?;
 
@@ -38,7 +40,11 @@ impl Application {
             tasks.spawn(async move { ("warehouse", processor::warehouse::run(c, token).await) });
         }
         tracing::info!(%addr, "referral all: serving ingest, api and dashboard");
-        Ok(Application { addr, shutdown, tasks })
+        Ok(Application {
+            addr,
+            shutdown,
+            tasks,
+        })
     }
 
     /// Runs until shutdown or until a role fails; a failing role stops the others.

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "referral", about = "Multi-level referral earnings: ingest, processor, api")]
+#[command(
+    name = "referral",
+    about = "Multi-level referral earnings: ingest, processor, api"
+)]
 pub struct Cli {
     /// A TOML config file (also REFERRAL_CONFIG); environment variables override it.
     #[arg(long, global = true)]
@@ -100,7 +103,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("{}", serde_json::json!({ "shop_id": id, "api_key": key }));
                 }
                 ShopAction::Revoke { id } => {
-                    anyhow::ensure!(crate::shops::revoke(&pool, id).await?, "no active shop {id}");
+                    anyhow::ensure!(
+                        crate::shops::revoke(&pool, id).await?,
+                        "no active shop {id}"
+                    );
                     println!("revoked {id}");
                 }
             }
@@ -127,14 +133,15 @@ async fn cancel_on_signal(token: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                token.cancel();
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    token.cancel();
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -38,12 +38,19 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
     let mut users: Vec<UserId> = Vec::with_capacity(args.users);
     let mut rng = rand::thread_rng();
     for i in 0..args.users {
-        let referrer = if users.is_empty() { None } else { Some(users[(i - 1) / 4]) };
+        let referrer = if users.is_empty() {
+            None
+        } else {
+            Some(users[(i - 1) / 4])
+        };
         let body = json!({ "referrer_id": referrer });
         let created: Value = post(&http, &format!("{base}/v1/users"), &key, &body).await?;
-        let id: UserId = created["id"].as_str().context("signup answered no id")?.parse()?;
+        let id: UserId = created["id"]
+            .as_str()
+            .context("signup answered no id")?
+            .parse()?;
         users.push(id);
-        if (i + 1) % 50 == 0 || i + 1 == args.users {
+        if (i + 1).is_multiple_of(50) || i + 1 == args.users {
             eprintln!("demo: {} / {} users signed up", i + 1, args.users);
         }
     }
@@ -69,7 +76,7 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
     while let Some(result) = sends.next().await {
         result?;
         done += 1;
-        if done % 250 == 0 || done == args.purchases {
+        if done.is_multiple_of(250) || done == args.purchases {
             eprintln!("demo: {done} / {} purchases accepted", args.purchases);
         }
     }

@@ -48,7 +48,10 @@ pub fn router(state: IngestState) -> Router {
     Router::new()
         .route("/v1/users", post(signup::create_user))
         .route("/v1/purchases", post(purchases::create_purchase))
-        .route("/v1/purchases/batch", post(purchases::create_purchase_batch))
+        .route(
+            "/v1/purchases/batch",
+            post(purchases::create_purchase_batch),
+        )
         .route("/v1/refunds", post(refunds::create_refund))
         .with_state(state)
 }
@@ -61,7 +64,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     platform::nats::ensure_streams(&js, &config.nats).await?;
     let state = IngestState::new(&config, pool, nats);
     let app = platform::http::with_limits(router(state), &config.http)
-        .route("/metrics", axum::routing::get(platform::http::metrics_handler))
+        .route(
+            "/metrics",
+            axum::routing::get(platform::http::metrics_handler),
+        )
         .route("/healthz", axum::routing::get(|| async { "ok" }));
     let listener = platform::http::bind(config.http.ingest_addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "ingest listening");

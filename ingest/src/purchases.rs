@@ -72,7 +72,10 @@ pub async fn create_purchase_batch(
 ) -> Result<(StatusCode, Json<BatchResult>), IngestError> {
     let shop = shop_of(who)?;
     if batch.purchases.len() > state.max_batch {
-        return Err(IngestError::BatchTooLarge(batch.purchases.len(), state.max_batch));
+        return Err(IngestError::BatchTooLarge(
+            batch.purchases.len(),
+            state.max_batch,
+        ));
     }
     let mut results = Vec::with_capacity(batch.purchases.len());
     let mut pending = Vec::new();
@@ -81,7 +84,10 @@ pub async fn create_purchase_batch(
             Ok(message) => {
                 let ack = state
                     .js
-                    .send_publish(state.subjects.purchase(&message.shop_id), publish_body(&message)?)
+                    .send_publish(
+                        state.subjects.purchase(&message.shop_id),
+                        publish_body(&message)?,
+                    )
                     .await
                     .map_err(|e| IngestError::StreamUnavailable(e.into()))?;
                 pending.push((index, message, ack));
@@ -94,7 +100,8 @@ pub async fn create_purchase_batch(
     }
     // Acks are awaited together, so the batch costs about one stream round trip.
     for (index, message, ack) in pending {
-        ack.await.map_err(|e| IngestError::StreamUnavailable(e.into()))?;
+        ack.await
+            .map_err(|e| IngestError::StreamUnavailable(e.into()))?;
         let outcome = serde_json::to_value(accepted(&message)).map_err(anyhow::Error::from)?;
         results.push(BatchItem { index, outcome });
     }
@@ -123,15 +130,22 @@ fn accepted(m: &PurchaseMessage) -> PurchaseAccepted {
 
 /// Checks the request, then finds or creates its reservation. Returns the exact
 /// message to publish: on a retry, the one stored the first time.
-async fn reserve(state: &IngestState, shop: ShopId, req: &PurchaseRequest) -> Result<PurchaseMessage, IngestError> {
+async fn reserve(
+    state: &IngestState,
+    shop: ShopId,
+    req: &PurchaseRequest,
+) -> Result<PurchaseMessage, IngestError> {
     check_amounts(req)?;
     let hash = body_hash(req)?;
     if let Some(existing) = reserved(state, shop, &req.order_id, &hash).await? {
         return Ok(existing);
     }
-    let status: Option<String> = sqlx::query_scalar!("SELECT status FROM users WHERE id = $1", req.user_id.as_uuid())
-        .fetch_optional(&state.pool)
-        .await?;
+    let status: Option<String> = sqlx::query_scalar!(
+        "SELECT status FROM users WHERE id = $1",
+        req.user_id.as_uuid()
+    )
+    .fetch_optional(&state.pool)
+    .await?;
     match status.as_deref() {
         None => return Err(IngestError::UnknownUser),
         Some("active") => {}
@@ -193,19 +207,31 @@ async fn reserved(
 
 fn check_amounts(req: &PurchaseRequest) -> Result<(), IngestError> {
     if req.amount <= Money::ZERO {
-        return Err(IngestError::Invalid("invalid_amount", "amount must be greater than zero".into()));
+        return Err(IngestError::Invalid(
+            "invalid_amount",
+            "amount must be greater than zero".into(),
+        ));
     }
     if let Some(profit) = req.profit {
         if profit.is_negative() {
-            return Err(IngestError::Invalid("invalid_profit", "profit must not be negative".into()));
+            return Err(IngestError::Invalid(
+                "invalid_profit",
+                "profit must not be negative".into(),
+            ));
         }
         if profit > req.amount {
-            return Err(IngestError::Invalid("invalid_profit", "profit must not exceed the amount".into()));
+            return Err(IngestError::Invalid(
+                "invalid_profit",
+                "profit must not exceed the amount".into(),
+            ));
         }
     }
     if let Some(c) = &req.currency {
         if c != CURRENCY {
-            return Err(IngestError::Invalid("unknown_currency", format!("currency must be {CURRENCY}")));
+            return Err(IngestError::Invalid(
+                "unknown_currency",
+                format!("currency must be {CURRENCY}"),
+            ));
         }
     }
     Ok(())
@@ -217,7 +243,9 @@ fn body_hash(req: &PurchaseRequest) -> Result<String, IngestError> {
     Ok(hex::encode(Sha256::digest(canonical)))
 }
 
-fn publish_body(m: &PurchaseMessage) -> Result<async_nats::jetstream::message::PublishMessage, IngestError> {
+fn publish_body(
+    m: &PurchaseMessage,
+) -> Result<async_nats::jetstream::message::PublishMessage, IngestError> {
     let payload = serde_json::to_vec(m).map_err(anyhow::Error::from)?;
     Ok(async_nats::jetstream::message::PublishMessage::build()
         .payload(payload.into())
@@ -230,7 +258,8 @@ async fn publish(state: &IngestState, m: &PurchaseMessage) -> Result<(), IngestE
         .send_publish(state.subjects.purchase(&m.shop_id), publish_body(m)?)
         .await
         .map_err(|e| IngestError::StreamUnavailable(e.into()))?;
-    ack.await.map_err(|e| IngestError::StreamUnavailable(e.into()))?;
+    ack.await
+        .map_err(|e| IngestError::StreamUnavailable(e.into()))?;
     platform::metrics::metrics()
         .purchases_accepted
         .with_label_values(&["purchase", "single"])

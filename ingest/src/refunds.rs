@@ -37,7 +37,10 @@ pub async fn create_refund(
         return Err(IngestError::Forbidden);
     };
     if req.amount <= Money::ZERO {
-        return Err(IngestError::Invalid("invalid_amount", "amount must be greater than zero".into()));
+        return Err(IngestError::Invalid(
+            "invalid_amount",
+            "amount must be greater than zero".into(),
+        ));
     }
     let canonical = serde_json::to_vec(&req).map_err(anyhow::Error::from)?;
     let hash = Sha256::digest(canonical).to_vec();
@@ -60,7 +63,9 @@ pub async fn create_refund(
     .fetch_optional(&mut *tx)
     .await?;
     let message: RefundMessage = match existing {
-        Some(row) if row.body_hash != hash => return Err(IngestError::RefundConflict(req.refund_id.to_string())),
+        Some(row) if row.body_hash != hash => {
+            return Err(IngestError::RefundConflict(req.refund_id.to_string()))
+        }
         Some(row) => serde_json::from_value(row.message).map_err(anyhow::Error::from)?,
         None => {
             let amount = Money::from_decimal(order.amount).map_err(anyhow::Error::from)?;

@@ -38,7 +38,10 @@ pub async fn create_user(
     }
     if let Some(r) = &req.external_ref {
         if r.is_empty() || r.len() > 128 {
-            return Err(IngestError::Invalid("invalid_external_ref", "external_ref must be 1 to 128 characters".into()));
+            return Err(IngestError::Invalid(
+                "invalid_external_ref",
+                "external_ref must be 1 to 128 characters".into(),
+            ));
         }
     }
     let mut tx = state.pool.begin().await?;
@@ -69,9 +72,12 @@ pub async fn create_user(
             .ok_or(IngestError::ExternalRefConflict);
     }
     if let Some(r) = referrer {
-        sqlx::query!("UPDATE users SET direct_referrals = direct_referrals + 1 WHERE id = $1", r)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "UPDATE users SET direct_referrals = direct_referrals + 1 WHERE id = $1",
+            r
+        )
+        .execute(&mut *tx)
+        .await?;
     }
     sqlx::query!(
         "INSERT INTO user_events (user_id, kind, referrer_id, status) VALUES ($1, 'created', $2, 'active')",
@@ -112,7 +118,11 @@ async fn existing_signup(
         Some(r) if r.referrer_id == req.referrer_id.map(UserId::as_uuid) => Ok(Some(UserCreated {
             id: UserId(r.id),
             referrer_id: r.referrer_id.map(UserId),
-            status: if r.status == "active" { "active" } else { "inactive" },
+            status: if r.status == "active" {
+                "active"
+            } else {
+                "inactive"
+            },
         })),
         Some(_) => Err(IngestError::ExternalRefConflict),
     }
@@ -133,7 +143,9 @@ async fn lock_referrer(
     match row {
         None => Err(IngestError::ReferrerNotFound),
         Some(r) if r.status != "active" => Err(IngestError::ReferrerInactive),
-        Some(r) if r.direct_referrals >= i32::from(max_direct) => Err(IngestError::ReferralLimit(max_direct)),
+        Some(r) if r.direct_referrals >= i32::from(max_direct) => {
+            Err(IngestError::ReferralLimit(max_direct))
+        }
         Some(_) => Ok(()),
     }
 }

@@ -103,15 +103,20 @@ impl Authenticator {
             iat: now,
             exp: now + self.inner.ttl_secs,
         };
-        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.inner.encoding)?)
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.inner.encoding,
+        )?)
     }
 
     pub async fn authenticate(&self, bearer: &str) -> Result<Principal, Problem> {
         if let Some(key) = bearer.strip_prefix(SHOP_KEY_PREFIX) {
             return self.shop(key).await;
         }
-        let data = jsonwebtoken::decode::<Claims>(bearer, &self.inner.decoding, &self.inner.validation)
-            .map_err(|_| Problem::unauthenticated("the token is invalid or expired"))?;
+        let data =
+            jsonwebtoken::decode::<Claims>(bearer, &self.inner.decoding, &self.inner.validation)
+                .map_err(|_| Problem::unauthenticated("the token is invalid or expired"))?;
         match data.claims.role.as_str() {
             "admin" => Ok(Principal::Admin),
             "user" => data
@@ -126,11 +131,13 @@ impl Authenticator {
 
     async fn shop(&self, key: &str) -> Result<Principal, Problem> {
         let hash = hash_key(key);
-        let found: Option<uuid::Uuid> =
-            sqlx::query_scalar!("SELECT id FROM shops WHERE key_hash = $1 AND revoked_at IS NULL", hash)
-                .fetch_optional(&self.inner.pool)
-                .await
-                .map_err(|e| Problem::internal(&e.into()))?;
+        let found: Option<uuid::Uuid> = sqlx::query_scalar!(
+            "SELECT id FROM shops WHERE key_hash = $1 AND revoked_at IS NULL",
+            hash
+        )
+        .fetch_optional(&self.inner.pool)
+        .await
+        .map_err(|e| Problem::internal(&e.into()))?;
         found
             .map(|id| Principal::Shop(ShopId(id)))
             .ok_or_else(|| Problem::unauthenticated("the API key is unknown or revoked"))
@@ -165,11 +172,15 @@ where
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| Problem::unauthenticated("send Authorization: Bearer <token or API key>"))?;
+            .ok_or_else(|| {
+                Problem::unauthenticated("send Authorization: Bearer <token or API key>")
+            })?;
         let bearer = header
             .strip_prefix("Bearer ")
             .ok_or_else(|| Problem::unauthenticated("the Authorization scheme must be Bearer"))?;
-        let principal = Authenticator::from_ref(state).authenticate(bearer.trim()).await?;
+        let principal = Authenticator::from_ref(state)
+            .authenticate(bearer.trim())
+            .await?;
         parts.extensions.insert(principal);
         Ok(principal)
     }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::Path;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub database: DatabaseConfig,
@@ -119,23 +119,6 @@ pub struct LogConfig {
     pub json: bool,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            database: DatabaseConfig::default(),
-            nats: NatsConfig::default(),
-            clickhouse: ClickhouseConfig::default(),
-            http: HttpConfig::default(),
-            auth: AuthConfig::default(),
-            processor: ProcessorConfig::default(),
-            live: LiveConfig::default(),
-            reports: ReportsConfig::default(),
-            plan: Plan::default(),
-            log: LogConfig::default(),
-        }
-    }
-}
-
 impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
@@ -153,7 +136,7 @@ impl Default for NatsConfig {
             prefix: String::new(),
             duplicate_window_secs: 600,
             max_acks_in_flight: 1_024,
-            stream_max_bytes: 8 * 1024 * 1024 * 1024,
+            stream_max_bytes: 1024 * 1024 * 1024,
         }
     }
 }
@@ -252,9 +235,17 @@ impl Config {
         }
         fig = fig
             .merge(Env::prefixed("REFERRAL_").ignore(&["CONFIG"]).split("__"))
-            .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database.url".into()))
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database.url".into()),
+            )
             .merge(Env::raw().only(&["NATS_URL"]).map(|_| "nats.url".into()))
-            .merge(Env::raw().only(&["CLICKHOUSE_URL"]).map(|_| "clickhouse.url".into()));
+            .merge(
+                Env::raw()
+                    .only(&["CLICKHOUSE_URL"])
+                    .map(|_| "clickhouse.url".into()),
+            );
         let config: Config = fig.extract()?;
         Ok(config)
     }

@@ -26,16 +26,23 @@ pub async fn create_and_migrate(config: &DatabaseConfig) -> anyhow::Result<PgPoo
         .connect_with(options.clone().database("postgres"))
         .await
         .context("connecting to Postgres")?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&name)
-        .fetch_one(&admin)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&admin)
+            .await?;
     if !exists {
         // Identifiers cannot be bound; quote it the way Postgres does.
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-        if let Err(e) = sqlx::query(&format!("CREATE DATABASE {quoted}")).execute(&admin).await {
+        if let Err(e) = sqlx::query(&format!("CREATE DATABASE {quoted}"))
+            .execute(&admin)
+            .await
+        {
             // A concurrent creator won the race; that is fine.
-            let duplicate = e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "42P04");
+            let duplicate = e
+                .as_database_error()
+                .and_then(|d| d.code())
+                .is_some_and(|c| c == "42P04");
             if !duplicate {
                 return Err(e).context("creating database");
             }

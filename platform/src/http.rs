@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Binds first (so callers learn the real port, e.g. port 0 in tests), serves later.
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))
 }
 
 /// Wraps a router with the limits every boundary shares: body size, timeout, a
@@ -27,7 +29,9 @@ pub fn with_limits(router: Router, config: &HttpConfig) -> Router {
     router
         .layer(axum::middleware::from_fn(record_metrics))
         .layer(RequestBodyLimitLayer::new(config.body_limit_bytes))
-        .layer(axum::extract::DefaultBodyLimit::max(config.body_limit_bytes))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            config.body_limit_bytes,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_millis(config.request_timeout_ms),
@@ -49,14 +53,20 @@ async fn record_metrics(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let response = next.run(request).await;
     let m = metrics();
-    m.http_latency.with_label_values(&[&route]).observe(started.elapsed().as_secs_f64());
+    m.http_latency
+        .with_label_values(&[&route])
+        .observe(started.elapsed().as_secs_f64());
     m.http_requests
         .with_label_values(&[&route, response.status().as_str()])
         .inc();
     response
 }
 
-pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let router = router.fallback(|| async { Problem::not_found("route") });
     axum::serve(listener, router.into_make_service())
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -66,7 +76,10 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
 
 pub async fn metrics_handler() -> impl IntoResponse {
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         crate::metrics::render(),
     )
 }

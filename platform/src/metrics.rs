@@ -1,5 +1,7 @@
 //! Prometheus metrics. Labels are few and bounded (role, outcome), never a user id.
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 use std::sync::OnceLock;
 
 pub struct Metrics {
@@ -16,23 +18,37 @@ pub struct Metrics {
 
 fn build() -> Result<Metrics, prometheus::Error> {
     let registry = Registry::new_custom(Some("referral".into()), None)?;
-    let http_requests = IntCounterVec::new(Opts::new("http_requests_total", "HTTP requests"), &["route", "status"])?;
+    let http_requests = IntCounterVec::new(
+        Opts::new("http_requests_total", "HTTP requests"),
+        &["route", "status"],
+    )?;
     let http_latency = HistogramVec::new(
         HistogramOpts::new("http_request_seconds", "HTTP request latency"),
         &["route"],
     )?;
-    let purchases_accepted =
-        IntCounterVec::new(Opts::new("ingest_accepted_total", "purchases and refunds accepted"), &["kind", "outcome"])?;
-    let messages_processed =
-        IntCounterVec::new(Opts::new("processor_messages_total", "stream messages processed"), &["kind", "outcome"])?;
-    let earnings_written = IntCounterVec::new(Opts::new("earnings_written_total", "ledger entries"), &["kind"])?;
+    let purchases_accepted = IntCounterVec::new(
+        Opts::new("ingest_accepted_total", "purchases and refunds accepted"),
+        &["kind", "outcome"],
+    )?;
+    let messages_processed = IntCounterVec::new(
+        Opts::new("processor_messages_total", "stream messages processed"),
+        &["kind", "outcome"],
+    )?;
+    let earnings_written = IntCounterVec::new(
+        Opts::new("earnings_written_total", "ledger entries"),
+        &["kind"],
+    )?;
     let batch_latency = HistogramVec::new(
-        HistogramOpts::new("processor_batch_seconds", "time to apply one batch")
-            .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+        HistogramOpts::new("processor_batch_seconds", "time to apply one batch").buckets(vec![
+            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        ]),
         &["stage"],
     )?;
     let live_connections = IntGauge::new("live_connections", "open SSE and WebSocket clients")?;
-    let warehouse_rows = IntCounterVec::new(Opts::new("warehouse_rows_total", "rows sent to ClickHouse"), &["table"])?;
+    let warehouse_rows = IntCounterVec::new(
+        Opts::new("warehouse_rows_total", "rows sent to ClickHouse"),
+        &["table"],
+    )?;
     registry.register(Box::new(http_requests.clone()))?;
     registry.register(Box::new(http_latency.clone()))?;
     registry.register(Box::new(purchases_accepted.clone()))?;

@@ -29,7 +29,10 @@ impl Subjects {
         if self.prefix.is_empty() {
             name.to_owned()
         } else {
-            format!("{}_{name}", self.prefix.to_uppercase().replace(['.', '-'], "_"))
+            format!(
+                "{}_{name}",
+                self.prefix.to_uppercase().replace(['.', '-'], "_")
+            )
         }
     }
 
@@ -111,10 +114,14 @@ pub async fn ensure_streams(js: &jetstream::Context, config: &NatsConfig) -> any
         };
         match js.get_stream(&name).await {
             Ok(_) => {
-                js.update_stream(cfg).await.with_context(|| format!("updating stream {name}"))?;
+                js.update_stream(cfg)
+                    .await
+                    .with_context(|| format!("updating stream {name}"))?;
             }
             Err(_) => {
-                js.create_stream(cfg).await.with_context(|| format!("creating stream {name}"))?;
+                js.create_stream(cfg)
+                    .await
+                    .with_context(|| format!("creating stream {name}"))?;
             }
         }
     }
@@ -124,7 +131,11 @@ pub async fn ensure_streams(js: &jetstream::Context, config: &NatsConfig) -> any
 /// Removes this prefix's streams (tests clean up after themselves).
 pub async fn delete_streams(js: &jetstream::Context, prefix: &str) {
     let s = Subjects::new(prefix);
-    for name in [s.purchases_stream(), s.earnings_stream(), s.deadletter_stream()] {
+    for name in [
+        s.purchases_stream(),
+        s.earnings_stream(),
+        s.deadletter_stream(),
+    ] {
         let _ = js.delete_stream(&name).await;
     }
 }

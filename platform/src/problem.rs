@@ -33,11 +33,19 @@ impl Problem {
     }
 
     pub fn forbidden() -> Self {
-        Problem::new(StatusCode::FORBIDDEN, "forbidden", "this credential may not access that resource")
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this credential may not access that resource",
+        )
     }
 
     pub fn not_found(what: &str) -> Self {
-        Problem::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     pub fn invalid(code: &str, detail: impl Into<String>) -> Self {
@@ -47,7 +55,11 @@ impl Problem {
     /// Logs the cause with its chain and answers a bland 500: no internal text leaks.
     pub fn internal(error: &anyhow::Error) -> Self {
         tracing::error!(error = ?error, "request failed");
-        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred")
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an internal error occurred",
+        )
     }
 
     pub fn unavailable(detail: impl Into<String>) -> Self {
@@ -62,7 +74,10 @@ impl IntoResponse for Problem {
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if let Some(secs) = retry {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 headers.insert(header::RETRY_AFTER, v);
@@ -81,7 +96,11 @@ pub fn from_json_rejection(r: axum::extract::rejection::JsonRejection) -> Proble
             "unsupported_media_type",
             "send Content-Type: application/json",
         ),
-        J::BytesRejection(_) => Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the request body is too large"),
+        J::BytesRejection(_) => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the request body is too large",
+        ),
         J::JsonSyntaxError(e) => Problem::invalid("malformed_json", e.body_text()),
         J::JsonDataError(e) => Problem::invalid("invalid_body", e.body_text()),
         other => Problem::invalid("invalid_body", other.body_text()),

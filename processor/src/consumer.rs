@@ -25,7 +25,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let subjects = Subjects::new(&config.nats.prefix);
     let mut graph = ReferralGraph::default();
     let loaded = graph_sync::catch_up(&pool, &mut graph, config.processor.graph_sync_page).await?;
-    tracing::info!(users = graph.len(), events = loaded, "referral graph loaded");
+    tracing::info!(
+        users = graph.len(),
+        events = loaded,
+        "referral graph loaded"
+    );
 
     let consumer: PullConsumer = js
         .get_stream(subjects.purchases_stream())
@@ -96,14 +100,27 @@ struct Stage {
 }
 
 impl Stage {
-    async fn handle(&self, graph: &mut ReferralGraph, batch: Vec<Message>, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    async fn handle(
+        &self,
+        graph: &mut ReferralGraph,
+        batch: Vec<Message>,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
         let started = Instant::now();
         let (delivered, dead) = self.parse(&batch);
         let mut backoff = Duration::from_millis(50);
         let outcome = loop {
             let attempt = async {
-                graph_sync::catch_up(&self.pool, graph, self.config.processor.graph_sync_page).await?;
-                ledger::apply(&self.pool, graph, &self.config.plan, &delivered, dead.clone()).await
+                graph_sync::catch_up(&self.pool, graph, self.config.processor.graph_sync_page)
+                    .await?;
+                ledger::apply(
+                    &self.pool,
+                    graph,
+                    &self.config.plan,
+                    &delivered,
+                    dead.clone(),
+                )
+                .await
             };
             match attempt.await {
                 Ok(o) => break o,
@@ -115,11 +132,16 @@ impl Stage {
                         _ = shutdown.cancelled() => return Ok(()),
                         _ = tokio::time::sleep(backoff) => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_millis(self.config.processor.retry_backoff_max_ms));
+                    backoff = (backoff * 2).min(Duration::from_millis(
+                        self.config.processor.retry_backoff_max_ms,
+                    ));
                 }
             }
         };
-        metrics().batch_latency.with_label_values(&["ledger"]).observe(started.elapsed().as_secs_f64());
+        metrics()
+            .batch_latency
+            .with_label_values(&["ledger"])
+            .observe(started.elapsed().as_secs_f64());
         if let Err(e) = self.publish(&outcome).await {
             // Committed but not announced: leave the batch unacked; its redelivery is a
             // replay that writes nothing and publishes again.
@@ -127,13 +149,27 @@ impl Stage {
             return Ok(());
         }
         for m in &batch {
-            m.ack().await.map_err(|e| anyhow::anyhow!(e)).context("acking")?;
+            m.ack()
+                .await
+                .map_err(|e| anyhow::anyhow!(e))
+                .context("acking")?;
         }
         let m = metrics();
-        m.messages_processed.with_label_values(&["batch", "applied"]).inc_by(batch.len() as u64);
-        m.messages_processed.with_label_values(&["batch", "dead_letter"]).inc_by(outcome.dead.len() as u64);
-        m.batch_latency.with_label_values(&["total"]).observe(started.elapsed().as_secs_f64());
-        tracing::debug!(messages = batch.len(), entries = outcome.new_entries, dead = outcome.dead.len(), "batch applied");
+        m.messages_processed
+            .with_label_values(&["batch", "applied"])
+            .inc_by(batch.len() as u64);
+        m.messages_processed
+            .with_label_values(&["batch", "dead_letter"])
+            .inc_by(outcome.dead.len() as u64);
+        m.batch_latency
+            .with_label_values(&["total"])
+            .observe(started.elapsed().as_secs_f64());
+        tracing::debug!(
+            messages = batch.len(),
+            entries = outcome.new_entries,
+            dead = outcome.dead.len(),
+            "batch applied"
+        );
         Ok(())
     }
 
@@ -173,10 +209,18 @@ impl Stage {
         let mut pending = Vec::with_capacity(window);
         let mut publishes = Vec::new();
         for e in &outcome.entries {
-            publishes.push((self.subjects.earning(&e.beneficiary_id), e.earning_id.to_string(), serde_json::to_vec(e)?));
+            publishes.push((
+                self.subjects.earning(&e.beneficiary_id),
+                e.earning_id.to_string(),
+                serde_json::to_vec(e)?,
+            ));
         }
         for p in &outcome.purchases {
-            publishes.push((self.subjects.ledger("purchases"), format!("purchase:{}", p.purchase_id), serde_json::to_vec(p)?));
+            publishes.push((
+                self.subjects.ledger("purchases"),
+                format!("purchase:{}", p.purchase_id),
+                serde_json::to_vec(p)?,
+            ));
         }
         for d in &outcome.dead {
             publishes.push((
@@ -186,7 +230,9 @@ impl Stage {
             ));
         }
         for (subject, id, payload) in publishes {
-            let msg = jetstream::message::PublishMessage::build().payload(payload.into()).message_id(id);
+            let msg = jetstream::message::PublishMessage::build()
+                .payload(payload.into())
+                .message_id(id);
             pending.push(self.js.send_publish(subject, msg).await?);
             if pending.len() >= window {
                 for ack in pending.drain(..) {

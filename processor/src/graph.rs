@@ -15,9 +15,18 @@ pub struct Ancestor {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UserChange {
-    Created { user: UserId, referrer: Option<UserId> },
-    Status { user: UserId, active: bool },
-    Moved { user: UserId, referrer: Option<UserId> },
+    Created {
+        user: UserId,
+        referrer: Option<UserId>,
+    },
+    Status {
+        user: UserId,
+        active: bool,
+    },
+    Moved {
+        user: UserId,
+        referrer: Option<UserId>,
+    },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -85,7 +94,12 @@ impl ReferralGraph {
                 let &child = self.index.get(&user).ok_or(GraphError::UnknownUser(user))?;
                 let parent = match referrer {
                     Some(r) => {
-                        if r == user || self.ancestors(r, usize::MAX).iter().any(|a| a.user_id == user) {
+                        if r == user
+                            || self
+                                .ancestors(r, usize::MAX)
+                                .iter()
+                                .any(|a| a.user_id == user)
+                        {
                             return Err(GraphError::Cycle(user, r));
                         }
                         Some(*self.index.get(&r).ok_or(GraphError::UnknownUser(r))?)
@@ -121,11 +135,18 @@ impl ReferralGraph {
         };
         let mut at = start;
         while out.len() < max && out.len() <= self.index.len() {
-            let Some(p) = self.graph.neighbors_directed(at, Direction::Outgoing).next() else {
+            let Some(p) = self
+                .graph
+                .neighbors_directed(at, Direction::Outgoing)
+                .next()
+            else {
                 break;
             };
             let (id, active) = self.graph[p];
-            out.push(Ancestor { user_id: id, active });
+            out.push(Ancestor {
+                user_id: id,
+                active,
+            });
             at = p;
         }
         out
@@ -161,15 +182,47 @@ mod tests {
     fn ancestors_follow_referrers_and_moves_refuse_cycles() {
         let (a, b, c) = (UserId::new(), UserId::new(), UserId::new());
         let mut g = ReferralGraph::default();
-        g.apply(&UserChange::Created { user: a, referrer: None }).unwrap();
-        g.apply(&UserChange::Created { user: b, referrer: Some(a) }).unwrap();
-        g.apply(&UserChange::Created { user: c, referrer: Some(b) }).unwrap();
+        g.apply(&UserChange::Created {
+            user: a,
+            referrer: None,
+        })
+        .unwrap();
+        g.apply(&UserChange::Created {
+            user: b,
+            referrer: Some(a),
+        })
+        .unwrap();
+        g.apply(&UserChange::Created {
+            user: c,
+            referrer: Some(b),
+        })
+        .unwrap();
         let anc: Vec<_> = g.ancestors(c, 5).iter().map(|x| x.user_id).collect();
         assert_eq!(anc, vec![b, a]);
-        assert_eq!(g.apply(&UserChange::Moved { user: a, referrer: Some(c) }), Err(GraphError::Cycle(a, c)));
-        g.apply(&UserChange::Moved { user: c, referrer: Some(a) }).unwrap();
+        assert_eq!(
+            g.apply(&UserChange::Moved {
+                user: a,
+                referrer: Some(c)
+            }),
+            Err(GraphError::Cycle(a, c))
+        );
+        g.apply(&UserChange::Moved {
+            user: c,
+            referrer: Some(a),
+        })
+        .unwrap();
         assert_eq!(g.referrer(c), Some(a));
-        g.apply(&UserChange::Status { user: a, active: false }).unwrap();
-        assert_eq!(g.ancestors(c, 5), vec![Ancestor { user_id: a, active: false }]);
+        g.apply(&UserChange::Status {
+            user: a,
+            active: false,
+        })
+        .unwrap();
+        assert_eq!(
+            g.ancestors(c, 5),
+            vec![Ancestor {
+                user_id: a,
+                active: false
+            }]
+        );
     }
 }

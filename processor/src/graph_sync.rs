@@ -5,7 +5,11 @@ use anyhow::Context;
 use schemas::UserId;
 use sqlx::PgPool;
 
-pub async fn catch_up(pool: &PgPool, graph: &mut ReferralGraph, page: i64) -> anyhow::Result<usize> {
+pub async fn catch_up(
+    pool: &PgPool,
+    graph: &mut ReferralGraph,
+    page: i64,
+) -> anyhow::Result<usize> {
     let mut applied = 0;
     loop {
         let rows = sqlx::query!(
@@ -34,7 +38,11 @@ pub async fn catch_up(pool: &PgPool, graph: &mut ReferralGraph, page: i64) -> an
 }
 
 /// Applies user events up to and including `until` (verify replays history this way).
-pub async fn replay_until(pool: &PgPool, graph: &mut ReferralGraph, until: i64) -> anyhow::Result<()> {
+pub async fn replay_until(
+    pool: &PgPool,
+    graph: &mut ReferralGraph,
+    until: i64,
+) -> anyhow::Result<()> {
     let rows = sqlx::query!(
         "SELECT seq, user_id, kind, referrer_id, status FROM user_events WHERE seq > $1 AND seq <= $2 ORDER BY seq",
         graph.seq,
@@ -49,7 +57,12 @@ pub async fn replay_until(pool: &PgPool, graph: &mut ReferralGraph, until: i64) 
     Ok(())
 }
 
-fn change(user_id: uuid::Uuid, kind: &str, referrer_id: Option<uuid::Uuid>, status: &str) -> UserChange {
+fn change(
+    user_id: uuid::Uuid,
+    kind: &str,
+    referrer_id: Option<uuid::Uuid>,
+    status: &str,
+) -> UserChange {
     let user = UserId(user_id);
     match kind {
         "created" => UserChange::Created {

@@ -16,7 +16,13 @@ pub struct Share {
 
 /// Who earns what when `buyer` makes a purchase, given the ancestors nearest first.
 /// Nothing when the amount is under the threshold; no zero shares.
-pub fn payouts(plan: &Plan, buyer: UserId, amount: Money, profit: Money, ancestors: &[Ancestor]) -> Vec<Share> {
+pub fn payouts(
+    plan: &Plan,
+    buyer: UserId,
+    amount: Money,
+    profit: Money,
+    ancestors: &[Ancestor],
+) -> Vec<Share> {
     if !plan.qualifies(amount) {
         return Vec::new();
     }
@@ -42,7 +48,11 @@ pub fn payouts(plan: &Plan, buyer: UserId, amount: Money, profit: Money, ancesto
             if amount.is_zero() {
                 return None;
             }
-            let leg = if at == 0 { buyer } else { ancestors[at - 1].user_id };
+            let leg = if at == 0 {
+                buyer
+            } else {
+                ancestors[at - 1].user_id
+            };
             Some(Share {
                 beneficiary: ancestors[at].user_id,
                 level: u8::try_from(level_index + 1).unwrap_or(u8::MAX),
@@ -87,8 +97,14 @@ mod tests {
         let (buyer, anc) = chain(3);
         let shares = payouts(&Plan::default(), buyer, m("2000.00"), m("500.00"), &anc);
         assert_eq!(shares.len(), 2);
-        assert_eq!((shares[0].beneficiary, shares[0].level, shares[0].amount), (anc[0].user_id, 1, m("25.00")));
-        assert_eq!((shares[1].beneficiary, shares[1].level, shares[1].amount), (anc[1].user_id, 2, m("5.00")));
+        assert_eq!(
+            (shares[0].beneficiary, shares[0].level, shares[0].amount),
+            (anc[0].user_id, 1, m("25.00"))
+        );
+        assert_eq!(
+            (shares[1].beneficiary, shares[1].level, shares[1].amount),
+            (anc[1].user_id, 2, m("5.00"))
+        );
         assert_eq!(shares[0].leg, buyer);
         assert_eq!(shares[1].leg, anc[0].user_id);
     }
@@ -97,7 +113,10 @@ mod tests {
     fn threshold_is_inclusive() {
         let (buyer, anc) = chain(2);
         assert!(payouts(&Plan::default(), buyer, m("999.99"), m("999.99"), &anc).is_empty());
-        assert_eq!(payouts(&Plan::default(), buyer, m("1000.00"), m("1000.00"), &anc).len(), 2);
+        assert_eq!(
+            payouts(&Plan::default(), buyer, m("1000.00"), m("1000.00"), &anc).len(),
+            2
+        );
     }
 
     #[test]
@@ -107,11 +126,16 @@ mod tests {
         let skip = payouts(&Plan::default(), buyer, m("1000"), m("1000"), &anc);
         assert_eq!(skip.len(), 1);
         assert_eq!((skip[0].beneficiary, skip[0].level), (anc[1].user_id, 2));
-        let mut plan = Plan::default();
-        plan.inactive_policy = InactivePolicy::Compress;
+        let plan = Plan {
+            inactive_policy: InactivePolicy::Compress,
+            ..Plan::default()
+        };
         let comp = payouts(&plan, buyer, m("1000"), m("1000"), &anc);
         assert_eq!(comp.len(), 2);
-        assert_eq!((comp[0].beneficiary, comp[0].level, comp[0].amount), (anc[1].user_id, 1, m("50.00")));
+        assert_eq!(
+            (comp[0].beneficiary, comp[0].level, comp[0].amount),
+            (anc[1].user_id, 1, m("50.00"))
+        );
         assert_eq!(comp[0].leg, anc[0].user_id);
         assert_eq!((comp[1].beneficiary, comp[1].level), (anc[2].user_id, 2));
     }

@@ -14,9 +14,12 @@ pub async fn register(pool: &PgPool, plan: &Plan) -> anyhow::Result<()> {
     )
     .execute(pool)
     .await?;
-    let stored: serde_json::Value = sqlx::query_scalar!("SELECT body FROM plans WHERE version = $1", plan.version as i32)
-        .fetch_one(pool)
-        .await?;
+    let stored: serde_json::Value = sqlx::query_scalar!(
+        "SELECT body FROM plans WHERE version = $1",
+        plan.version as i32
+    )
+    .fetch_one(pool)
+    .await?;
     let stored: Plan = serde_json::from_value(stored).context("stored plan does not parse")?;
     anyhow::ensure!(
         stored == *plan,
@@ -27,7 +30,9 @@ pub async fn register(pool: &PgPool, plan: &Plan) -> anyhow::Result<()> {
 }
 
 pub async fn all(pool: &PgPool) -> anyhow::Result<HashMap<u32, Plan>> {
-    let rows = sqlx::query!("SELECT version, body FROM plans").fetch_all(pool).await?;
+    let rows = sqlx::query!("SELECT version, body FROM plans")
+        .fetch_all(pool)
+        .await?;
     rows.into_iter()
         .map(|r| Ok((u32::try_from(r.version)?, serde_json::from_value(r.body)?)))
         .collect()

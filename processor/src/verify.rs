@@ -36,15 +36,17 @@ pub async fn verify(pool: &PgPool) -> anyhow::Result<Report> {
     let plans = plans::all(pool).await?;
     let mut report = Report::default();
     let mut entries: HashMap<Uuid, BTreeMap<Key, (Money, Uuid)>> = HashMap::new();
-    let rows = sqlx::query!("SELECT purchase_id, beneficiary_id, level, refund_id, amount, leg_user_id FROM earnings")
-        .fetch_all(pool)
-        .await?;
+    let rows = sqlx::query!(
+        "SELECT purchase_id, beneficiary_id, level, refund_id, amount, leg_user_id FROM earnings"
+    )
+    .fetch_all(pool)
+    .await?;
     report.entries = rows.len();
     for r in rows {
-        entries
-            .entry(r.purchase_id)
-            .or_default()
-            .insert((r.beneficiary_id, r.level, r.refund_id), (Money::from_decimal(r.amount)?, r.leg_user_id));
+        entries.entry(r.purchase_id).or_default().insert(
+            (r.beneficiary_id, r.level, r.refund_id),
+            (Money::from_decimal(r.amount)?, r.leg_user_id),
+        );
     }
     let purchases = sqlx::query!(
         "SELECT id, user_id, amount, profit, plan_version, status, ancestors, graph_seq, refunded
@@ -61,10 +63,11 @@ pub async fn verify(pool: &PgPool) -> anyhow::Result<Report> {
     report.refunds = refunds.len();
     let mut refunds_of: HashMap<Uuid, Vec<(String, Money, Money)>> = HashMap::new();
     for r in refunds {
-        refunds_of
-            .entry(r.purchase_id)
-            .or_default()
-            .push((r.refund_id, Money::from_decimal(r.amount)?, Money::from_decimal(r.before)?));
+        refunds_of.entry(r.purchase_id).or_default().push((
+            r.refund_id,
+            Money::from_decimal(r.amount)?,
+            Money::from_decimal(r.before)?,
+        ));
     }
 
     let mut graph = ReferralGraph::default();
@@ -73,7 +76,10 @@ pub async fn verify(pool: &PgPool) -> anyhow::Result<Report> {
         report.purchases += 1;
         graph_sync::replay_until(pool, &mut graph, p.graph_seq).await?;
         let Some(plan) = plans.get(&(p.plan_version as u32)) else {
-            diffs.push(format!("purchase {}: plan version {} is not recorded", p.id, p.plan_version));
+            diffs.push(format!(
+                "purchase {}: plan version {} is not recorded",
+                p.id, p.plan_version
+            ));
             continue;
         };
         let buyer = UserId(p.user_id);
@@ -81,9 +87,15 @@ pub async fn verify(pool: &PgPool) -> anyhow::Result<Report> {
         let ancestors = graph.payout_ancestors(buyer, plan.levels(), compress);
         let stored: Vec<Ancestor> = serde_json::from_value(p.ancestors.clone())?;
         if stored != ancestors {
-            diffs.push(format!("purchase {}: ancestors differ from the graph at seq {}", p.id, p.graph_seq));
+            diffs.push(format!(
+                "purchase {}: ancestors differ from the graph at seq {}",
+                p.id, p.graph_seq
+            ));
         }
-        let (amount, profit) = (Money::from_decimal(p.amount)?, Money::from_decimal(p.profit)?);
+        let (amount, profit) = (
+            Money::from_decimal(p.amount)?,
+            Money::from_decimal(p.profit)?,
+        );
         let buyer_active = graph.is_active(buyer).unwrap_or(false);
         let expected_status = if !buyer_active {
             "rejected_inactive_buyer"
@@ -93,7 +105,10 @@ pub async fn verify(pool: &PgPool) -> anyhow::Result<Report> {
             "below_threshold"
         };
         if p.status != expected_status {
-            diffs.push(format!("purchase {}: status {} but expected {expected_status}", p.id, p.status));
+            diffs.push(format!(
+                "purchase {}: status {} but expected {expected_status}",
+                p.id, p.status
+            ));
         }
         let mut expected: BTreeMap<Key, (Money, Uuid)> = BTreeMap::new();
         if expected_status == "paid" {
@@ -110,31 +125,56 @@ pub async fn verify(pool: &PgPool) -> anyhow::Result<Report> {
                 }
             }
         }
-        let refunded: Money = refunds_of.get(&p.id).into_iter().flatten().map(|r| r.1).sum();
+        let refunded: Money = refunds_of
+            .get(&p.id)
+            .into_iter()
+            .flatten()
+            .map(|r| r.1)
+            .sum();
         if Money::from_decimal(p.refunded)? != refunded {
-            diffs.push(format!("purchase {}: refunded {} but refunds add up to {refunded}", p.id, p.refunded));
+            diffs.push(format!(
+                "purchase {}: refunded {} but refunds add up to {refunded}",
+                p.id, p.refunded
+            ));
         }
         let actual = entries.remove(&p.id).unwrap_or_default();
         compare(&p.id, &expected, &actual, diffs);
     }
     for (purchase, orphans) in entries {
-        diffs.push(format!("{} entries name purchase {purchase}, which does not exist", orphans.len()));
+        diffs.push(format!(
+            "{} entries name purchase {purchase}, which does not exist",
+            orphans.len()
+        ));
     }
     check_balances(pool, diffs).await?;
     Ok(report)
 }
 
-fn compare(purchase: &Uuid, expected: &BTreeMap<Key, (Money, Uuid)>, actual: &BTreeMap<Key, (Money, Uuid)>, diffs: &mut Vec<String>) {
+fn compare(
+    purchase: &Uuid,
+    expected: &BTreeMap<Key, (Money, Uuid)>,
+    actual: &BTreeMap<Key, (Money, Uuid)>,
+    diffs: &mut Vec<String>,
+) {
     for (k, v) in expected {
         match actual.get(k) {
-            None => diffs.push(format!("purchase {purchase}: missing entry {k:?} of {}", v.0)),
-            Some(a) if a != v => diffs.push(format!("purchase {purchase}: entry {k:?} is {} (leg {}), expected {} (leg {})", a.0, a.1, v.0, v.1)),
+            None => diffs.push(format!(
+                "purchase {purchase}: missing entry {k:?} of {}",
+                v.0
+            )),
+            Some(a) if a != v => diffs.push(format!(
+                "purchase {purchase}: entry {k:?} is {} (leg {}), expected {} (leg {})",
+                a.0, a.1, v.0, v.1
+            )),
             Some(_) => {}
         }
     }
     for (k, v) in actual {
         if !expected.contains_key(k) {
-            diffs.push(format!("purchase {purchase}: unexpected entry {k:?} of {}", v.0));
+            diffs.push(format!(
+                "purchase {purchase}: unexpected entry {k:?} of {}",
+                v.0
+            ));
         }
     }
 }
@@ -152,7 +192,10 @@ async fn check_balances(pool: &PgPool, diffs: &mut Vec<String>) -> anyhow::Resul
     .fetch_all(pool)
     .await?;
     for r in bad_levels {
-        diffs.push(format!("balance of {} level {}: {:?} but entries add up to {:?}", r.user_id, r.level, r.balance, r.entries));
+        diffs.push(format!(
+            "balance of {} level {}: {:?} but entries add up to {:?}",
+            r.user_id, r.level, r.balance, r.entries
+        ));
     }
     let bad_totals = sqlx::query!(
         r#"SELECT a.user_id, a.total, coalesce(e.total, 0) AS "entries!"
@@ -163,7 +206,10 @@ async fn check_balances(pool: &PgPool, diffs: &mut Vec<String>) -> anyhow::Resul
     .fetch_all(pool)
     .await?;
     for r in bad_totals {
-        diffs.push(format!("total of {}: {} but entries add up to {}", r.user_id, r.total, r.entries));
+        diffs.push(format!(
+            "total of {}: {} but entries add up to {}",
+            r.user_id, r.total, r.entries
+        ));
     }
     Ok(())
 }

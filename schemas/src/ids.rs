@@ -5,7 +5,9 @@ use uuid::Uuid;
 macro_rules! uuid_id {
     ($name:ident, $doc:literal) => {
         #[doc = $doc]
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+        )]
         #[serde(transparent)]
         pub struct $name(pub Uuid);
 
@@ -61,7 +63,8 @@ macro_rules! text_id {
             pub fn parse(s: &str) -> Result<Self, String> {
                 let ok = !s.is_empty()
                     && s.len() <= 128
-                    && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
                 if ok {
                     Ok($name(s.to_owned()))
                 } else {

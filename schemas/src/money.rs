@@ -158,7 +158,9 @@ impl utoipa::PartialSchema for Money {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
             .pattern(Some(r"^-?\d+(\.\d{1,2})?$"))
-            .description(Some("Rupees as a decimal string with at most two decimal places"))
+            .description(Some(
+                "Rupees as a decimal string with at most two decimal places",
+            ))
             .examples([serde_json::json!("2000.00")])
             .into()
     }
@@ -225,10 +227,19 @@ mod tests {
     #[test]
     fn share_rounds_half_to_even_at_the_paisa() {
         let five = Rate::new(Decimal::new(5, 2)).unwrap();
-        assert_eq!(Money::parse("500.00").unwrap().share(five).to_string(), "25.00");
+        assert_eq!(
+            Money::parse("500.00").unwrap().share(five).to_string(),
+            "25.00"
+        );
         // 0.50 × 5% = 0.025 → 0.02 (even); 0.70 × 5% = 0.035 → 0.04 (even)
-        assert_eq!(Money::parse("0.50").unwrap().share(five).to_string(), "0.02");
-        assert_eq!(Money::parse("0.70").unwrap().share(five).to_string(), "0.04");
+        assert_eq!(
+            Money::parse("0.50").unwrap().share(five).to_string(),
+            "0.02"
+        );
+        assert_eq!(
+            Money::parse("0.70").unwrap().share(five).to_string(),
+            "0.04"
+        );
     }
 
     #[test]

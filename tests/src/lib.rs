@@ -1,1 +1,273 @@
+//! Test support: each `TestApp` owns a fresh Postgres database, its own stream prefix
+//! and a random port, runs the same `Application` the binary runs, and removes its
+//! database and streams when dropped. Waits are bounded polls of a condition.
 #![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod sse;
+
+use platform::auth::{Authenticator, Principal};
+use platform::Config;
+use referral::Application;
+use reqwest::{Response, StatusCode};
+use schemas::{ShopId, UserId};
+use serde_json::{json, Value};
+use std::future::Future;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How long `eventually` waits for a condition before failing the test.
+pub const EVENTUALLY: Duration = Duration::from_secs(20);
+
+pub struct TestApp {
+    pub base: String,
+    pub config: Config,
+    pub admin: String,
+    pub shop_key: String,
+    pub shop_id: ShopId,
+    pub pool: sqlx::PgPool,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    db_name: String,
+}
+
+/// A config pointing at the local services (or `DATABASE_URL`, `NATS_URL`,
+/// `CLICKHOUSE_URL`), with a unique database, prefix and port.
+pub fn test_config() -> (Config, String) {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let db_name = format!("referral_test_{}", &id[..16]);
+    let mut config = Config::default();
+    let server = std::env::var("TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    config.database.url = format!("{server}/{db_name}");
+    config.database.max_connections = 8;
+    if let Ok(url) = std::env::var("NATS_URL") {
+        config.nats.url = url;
+    }
+    if let Ok(url) = std::env::var("CLICKHOUSE_URL") {
+        config.clickhouse.url = url;
+    }
+    config.clickhouse.database = db_name.clone();
+    config.nats.prefix = format!("t{}", &id[..12]);
+    // JetStream reserves a stream's max_bytes up front; tests need little.
+    config.nats.stream_max_bytes = 64 * 1024 * 1024;
+    config.http.api_addr = "127.0.0.1:0".parse().unwrap();
+    config.processor.batch_max_wait_ms = 5;
+    config.log.filter = std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into());
+    (config, db_name)
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let (mut config, db_name) = test_config();
+        adjust(&mut config);
+        Self::start(config, db_name).await
+    }
+
+    pub async fn start(config: Config, db_name: String) -> TestApp {
+        platform::telemetry::init(&config.log);
+        let shutdown = CancellationToken::new();
+        let app = Application::build(config.clone(), shutdown.clone())
+            .await
+            .map_err(|e| format!("{e:#}"))
+            .expect("app starts");
+        let base = format!("http://{}", app.addr);
+        let handle = tokio::spawn(app.wait());
+        let pool = platform::db::connect(&config.database).await.unwrap();
+        let (shop_id, shop_key) = referral::shops::create(&pool, "test shop").await.unwrap();
+        let admin = Authenticator::new(&config.auth, pool.clone())
+            .issue(Principal::Admin)
+            .unwrap();
+        TestApp {
+            base,
+            config,
+            admin,
+            shop_key,
+            shop_id,
+            pool,
+            http: reqwest::Client::new(),
+            shutdown,
+            handle: Some(handle),
+            db_name,
+        }
+    }
+
+    /// Stops every role and waits for them (a test of restarts builds a new app after).
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+    }
+
+    pub fn token_for(&self, user: UserId) -> String {
+        Authenticator::new(&self.config.auth, self.pool.clone())
+            .issue(Principal::User(user))
+            .unwrap()
+    }
+
+    pub async fn post(&self, path: &str, bearer: &str, body: &Value) -> Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(bearer)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> Response {
+        let mut r = self.http.get(format!("{}{path}", self.base));
+        if let Some(b) = bearer {
+            r = r.bearer_auth(b);
+        }
+        r.send().await.unwrap()
+    }
+
+    pub async fn get_json(&self, path: &str, bearer: &str) -> Value {
+        let r = self.get(path, Some(bearer)).await;
+        assert_eq!(r.status(), StatusCode::OK, "GET {path}");
+        r.json().await.unwrap()
+    }
+
+    pub async fn try_signup(&self, referrer: Option<UserId>) -> Response {
+        self.post(
+            "/v1/users",
+            &self.shop_key.clone(),
+            &json!({ "referrer_id": referrer }),
+        )
+        .await
+    }
+
+    pub async fn signup(&self, referrer: Option<UserId>) -> UserId {
+        let r = self.try_signup(referrer).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let v: Value = r.json().await.unwrap();
+        v["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// A refers B, B refers C.
+    pub async fn chain3(&self) -> (UserId, UserId, UserId) {
+        let a = self.signup(None).await;
+        let b = self.signup(Some(a)).await;
+        let c = self.signup(Some(b)).await;
+        (a, b, c)
+    }
+
+    pub async fn purchase(
+        &self,
+        order: &str,
+        user: UserId,
+        amount: &str,
+        profit: Option<&str>,
+    ) -> Response {
+        let mut body = json!({ "order_id": order, "user_id": user, "amount": amount });
+        if let Some(p) = profit {
+            body["profit"] = json!(p);
+        }
+        self.post("/v1/purchases", &self.shop_key.clone(), &body)
+            .await
+    }
+
+    pub async fn refund(&self, refund: &str, order: &str, amount: &str) -> Response {
+        let body = json!({ "refund_id": refund, "order_id": order, "amount": amount });
+        self.post("/v1/refunds", &self.shop_key.clone(), &body)
+            .await
+    }
+
+    /// A user's total as the API reports it (read as admin).
+    pub async fn total(&self, user: UserId) -> String {
+        let v = self
+            .get_json(&format!("/v1/users/{user}/earnings"), &self.admin.clone())
+            .await;
+        v["total"].as_str().unwrap().to_owned()
+    }
+
+    /// Purchases settled by the processor so far (all statuses).
+    pub async fn settled(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM purchases")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn refunds_settled(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM refunds WHERE status <> 'pending'")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Runs `referral verify` over this app's ledger and fails on any difference.
+    pub async fn assert_verified(&self) {
+        let report = processor::verify::verify(&self.pool).await.unwrap();
+        assert!(
+            report.differences.is_empty(),
+            "verify found: {:#?}",
+            report.differences
+        );
+    }
+}
+
+/// Polls `probe` until `done` holds or `EVENTUALLY` passes; returns the last value.
+pub async fn eventually<T, F, Fut>(mut probe: F, done: impl Fn(&T) -> bool) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+    T: std::fmt::Debug,
+{
+    let deadline = tokio::time::Instant::now() + EVENTUALLY;
+    loop {
+        let value = probe().await;
+        if done(&value) {
+            return value;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("condition not met within {EVENTUALLY:?}; last value: {value:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        let (db, prefix, nats_url) = (
+            self.db_name.clone(),
+            self.config.nats.prefix.clone(),
+            self.config.nats.url.clone(),
+        );
+        let server = self
+            .config
+            .database
+            .url
+            .rsplit_once('/')
+            .map(|(s, _)| s.to_owned())
+            .unwrap_or_default();
+        // Clean up on a thread of its own: Drop cannot await on the test's runtime (and
+        // must not wait for anything that runtime drives, like the app's pool).
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                if let Ok(client) = async_nats::connect(&nats_url).await {
+                    platform::nats::delete_streams(&async_nats::jetstream::new(client), &prefix)
+                        .await;
+                }
+                if let Ok(admin) = sqlx::PgPool::connect(&format!("{server}/postgres")).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+                        .execute(&admin)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}

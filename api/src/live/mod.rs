@@ -49,13 +49,14 @@ pub async fn open(
     user: schemas::UserId,
     last_event_id: Option<u64>,
 ) -> Result<impl Stream<Item = LiveItem> + Send + 'static, crate::ApiError> {
-    let sub = state
-        .relay
-        .subscribe(user)
-        .map_err(|e| match e {
-            relay::SubscribeError::PerUser => crate::ApiError::TooManyStreams("this user already has the maximum number of live connections"),
-            relay::SubscribeError::Total => crate::ApiError::TooManyStreams("the server has the maximum number of live connections"),
-        })?;
+    let sub = state.relay.subscribe(user).map_err(|e| match e {
+        relay::SubscribeError::PerUser => crate::ApiError::TooManyStreams(
+            "this user already has the maximum number of live connections",
+        ),
+        relay::SubscribeError::Total => {
+            crate::ApiError::TooManyStreams("the server has the maximum number of live connections")
+        }
+    })?;
     let (replayed, upto) = match last_event_id {
         Some(after) => state.relay.replay(user, after).await?,
         None => (Vec::new(), 0),

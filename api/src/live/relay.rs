@@ -69,7 +69,11 @@ pub enum SubscribeError {
 impl Relay {
     /// Subscribes to the earnings subjects before returning, so nothing stored after
     /// this returns is missed by live clients.
-    pub async fn start(config: &Config, nats: async_nats::Client, shutdown: CancellationToken) -> anyhow::Result<Self> {
+    pub async fn start(
+        config: &Config,
+        nats: async_nats::Client,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
         let js = jetstream::new(nats);
         let subjects = Subjects::new(&config.nats.prefix);
         let inner = Arc::new(Inner {
@@ -84,7 +88,11 @@ impl Relay {
     }
 
     pub fn subscribe(&self, user: UserId) -> Result<Subscription, SubscribeError> {
-        let mut channels = self.inner.channels.lock().map_err(|_| SubscribeError::Total)?;
+        let mut channels = self
+            .inner
+            .channels
+            .lock()
+            .map_err(|_| SubscribeError::Total)?;
         let total: usize = channels.values().map(|c| c.clients).sum();
         if total >= self.inner.config.max_connections_total {
             return Err(SubscribeError::Total);
@@ -110,7 +118,11 @@ impl Relay {
     /// they were read up to (live frames at or below it are duplicates).
     pub async fn replay(&self, user: UserId, after: u64) -> anyhow::Result<(Vec<Frame>, u64)> {
         let subject = self.inner.subjects.earning(&user);
-        let stream = self.inner.js.get_stream(self.inner.subjects.earnings_stream()).await?;
+        let stream = self
+            .inner
+            .js
+            .get_stream(self.inner.subjects.earnings_stream())
+            .await?;
         let high = match stream.get_last_raw_message_by_subject(&subject).await {
             Ok(m) => m.sequence,
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => 0,
@@ -122,7 +134,9 @@ impl Relay {
         let consumer = stream
             .create_consumer(pull::OrderedConfig {
                 filter_subject: subject,
-                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: after + 1 },
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: after + 1,
+                },
                 ..Default::default()
             })
             .await?;
@@ -151,7 +165,10 @@ impl Relay {
 type Messages = jetstream::consumer::pull::Ordered;
 
 async fn open(inner: &Inner, deliver_policy: DeliverPolicy) -> anyhow::Result<Messages> {
-    let stream = inner.js.get_stream(inner.subjects.earnings_stream()).await?;
+    let stream = inner
+        .js
+        .get_stream(inner.subjects.earnings_stream())
+        .await?;
     let consumer = stream
         .create_consumer(pull::OrderedConfig {
             filter_subject: inner.subjects.earnings_all(),
@@ -205,7 +222,9 @@ async fn pump(inner: Arc<Inner>, mut messages: Messages, shutdown: CancellationT
                     let policy = if last == 0 {
                         DeliverPolicy::New
                     } else {
-                        DeliverPolicy::ByStartSequence { start_sequence: last + 1 }
+                        DeliverPolicy::ByStartSequence {
+                            start_sequence: last + 1,
+                        }
                     };
                     match open(&inner, policy).await {
                         Ok(m) => {

@@ -33,5 +33,6 @@ pub async fn stream(
                 .data(format!(r#"{{"reason":"slow_consumer","missed":{missed}}}"#)),
         })
     });
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(state.live.keepalive_secs))))
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(state.live.keepalive_secs))))
 }

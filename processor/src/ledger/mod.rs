@@ -59,8 +59,12 @@ pub async fn apply(
 ) -> anyhow::Result<Outcome> {
     let mut tx = pool.begin().await.context("beginning batch")?;
     let mut outcome = Outcome::default();
-    let purchases: Vec<&Delivered> = batch.iter().filter(|d| matches!(d.item, Item::Purchase(_))).collect();
-    let settled = purchases::apply(&mut tx, graph, plan, &purchases, &mut outcome, &mut dead).await?;
+    let purchases: Vec<&Delivered> = batch
+        .iter()
+        .filter(|d| matches!(d.item, Item::Purchase(_)))
+        .collect();
+    let settled =
+        purchases::apply(&mut tx, graph, plan, &purchases, &mut outcome, &mut dead).await?;
     refunds::apply_pending_for(&mut tx, &settled, &mut outcome, &mut dead).await?;
     for d in batch {
         if let Item::Refund(r) = &d.item {
@@ -73,7 +77,10 @@ pub async fn apply(
     Ok(outcome)
 }
 
-async fn record_dead_letters(tx: &mut Transaction<'_, Postgres>, dead: &[DeadLetter]) -> anyhow::Result<()> {
+async fn record_dead_letters(
+    tx: &mut Transaction<'_, Postgres>,
+    dead: &[DeadLetter],
+) -> anyhow::Result<()> {
     for d in dead {
         sqlx::query!(
             "INSERT INTO dead_letters (subject, reason, detail, payload, stream_seq) VALUES ($1, $2, $3, $4, $5)
@@ -141,10 +148,19 @@ async fn write_entries(
     let levels: Vec<i16> = entries.iter().map(|e| i16::from(e.event.level)).collect();
     let bases: Vec<Decimal> = entries.iter().map(|e| e.base.as_decimal()).collect();
     let rates: Vec<Decimal> = entries.iter().map(|e| e.rate).collect();
-    let amounts: Vec<Decimal> = entries.iter().map(|e| e.event.amount.as_decimal()).collect();
-    let kinds: Vec<String> = entries.iter().map(|e| e.event.kind.as_str().to_owned()).collect();
+    let amounts: Vec<Decimal> = entries
+        .iter()
+        .map(|e| e.event.amount.as_decimal())
+        .collect();
+    let kinds: Vec<String> = entries
+        .iter()
+        .map(|e| e.event.kind.as_str().to_owned())
+        .collect();
     let refund_ids: Vec<String> = entries.iter().map(|e| e.refund_id.clone()).collect();
-    let versions: Vec<i32> = entries.iter().map(|e| e.event.plan_version as i32).collect();
+    let versions: Vec<i32> = entries
+        .iter()
+        .map(|e| e.event.plan_version as i32)
+        .collect();
     let after: Vec<Decimal> = entries.iter().map(|e| e.event.total.as_decimal()).collect();
     let created: Vec<DateTime<Utc>> = entries.iter().map(|e| e.event.created_at).collect();
     sqlx::query!(

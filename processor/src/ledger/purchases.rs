@@ -45,12 +45,20 @@ pub(super) async fn apply(
     for d in batch {
         let Item::Purchase(m) = &d.item else { continue };
         if let Err(reason) = m.check() {
-            dead_letters.push(dead(d, reason, format!("purchase {} refused", m.purchase_id)));
+            dead_letters.push(dead(
+                d,
+                reason,
+                format!("purchase {} refused", m.purchase_id),
+            ));
             continue;
         }
         match first.get(&(m.shop_id.as_uuid(), m.order_id.as_str())) {
             Some(prev) if prev.body_hash == m.body_hash => {}
-            Some(_) => dead_letters.push(dead(d, DeadLetterReason::OrderConflict, format!("order {}", m.order_id))),
+            Some(_) => dead_letters.push(dead(
+                d,
+                DeadLetterReason::OrderConflict,
+                format!("order {}", m.order_id),
+            )),
             None => {
                 first.insert((m.shop_id.as_uuid(), m.order_id.as_str()), m);
                 fresh.push((d, m));
@@ -85,12 +93,20 @@ pub(super) async fn apply(
             if *hash == m.body_hash {
                 replayed.push(*id);
             } else {
-                dead_letters.push(dead(d, DeadLetterReason::OrderConflict, format!("order {}", m.order_id)));
+                dead_letters.push(dead(
+                    d,
+                    DeadLetterReason::OrderConflict,
+                    format!("order {}", m.order_id),
+                ));
             }
             continue;
         }
         let Some(buyer_active) = graph.is_active(m.user_id) else {
-            dead_letters.push(dead(d, DeadLetterReason::UnknownUser, format!("purchase {}", m.purchase_id)));
+            dead_letters.push(dead(
+                d,
+                DeadLetterReason::UnknownUser,
+                format!("purchase {}", m.purchase_id),
+            ));
             continue;
         };
         let ancestors = graph.payout_ancestors(m.user_id, plan.levels(), compress);
@@ -99,7 +115,10 @@ pub(super) async fn apply(
         } else if !plan.qualifies(m.amount) {
             ("below_threshold", Vec::new())
         } else {
-            ("paid", payouts(plan, m.user_id, m.amount, m.profit, &ancestors))
+            (
+                "paid",
+                payouts(plan, m.user_id, m.amount, m.profit, &ancestors),
+            )
         };
         planned.push(Planned {
             msg: m,
@@ -119,7 +138,10 @@ pub(super) async fn apply(
     let now = Utc::now().trunc_subsecs(6);
     let mut entries = Vec::new();
     let mut keys = Vec::new();
-    for p in planned.iter().filter(|p| inserted.contains_key(&p.msg.purchase_id)) {
+    for p in planned
+        .iter()
+        .filter(|p| inserted.contains_key(&p.msg.purchase_id))
+    {
         let m = p.msg;
         keys.push((m.shop_id.as_uuid(), m.order_id.to_string()));
         outcome.purchases.push(ProcessedPurchase {
@@ -163,7 +185,12 @@ pub(super) async fn apply(
     outcome.new_entries += entries.len();
     outcome.entries.extend(entries.into_iter().map(|e| e.event));
     // Purchases that a concurrent processor inserted first are replays of its work.
-    replayed.extend(planned.iter().map(|p| p.msg.purchase_id).filter(|id| !inserted.contains_key(id)));
+    replayed.extend(
+        planned
+            .iter()
+            .map(|p| p.msg.purchase_id)
+            .filter(|id| !inserted.contains_key(id)),
+    );
     super::replay::purchases(tx, &replayed, outcome).await?;
     Ok(keys)
 }

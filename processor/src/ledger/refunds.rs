@@ -17,7 +17,11 @@ pub(super) async fn apply_one(
     dead: &mut Vec<DeadLetter>,
 ) -> anyhow::Result<()> {
     if r.amount <= Money::ZERO {
-        dead.push(letter(d, DeadLetterReason::InvalidAmounts, "refund amount must be positive"));
+        dead.push(letter(
+            d,
+            DeadLetterReason::InvalidAmounts,
+            "refund amount must be positive",
+        ));
         return Ok(());
     }
     let inserted = sqlx::query!(
@@ -35,7 +39,11 @@ pub(super) async fn apply_one(
         return super::replay::refund(tx, r.shop_id.as_uuid(), r.refund_id.as_str(), outcome).await;
     }
     if let Some(reason) = settle(tx, r.shop_id.as_uuid(), r.refund_id.as_str(), outcome).await? {
-        dead.push(letter(d, reason, "refund exceeds what remains of the purchase"));
+        dead.push(letter(
+            d,
+            reason,
+            "refund exceeds what remains of the purchase",
+        ));
     }
     Ok(())
 }
@@ -66,7 +74,10 @@ pub(super) async fn apply_pending_for(
             dead.push(DeadLetter {
                 subject: "refunds.pending".into(),
                 reason,
-                detail: format!("refund {} exceeds what remains of the purchase", p.refund_id),
+                detail: format!(
+                    "refund {} exceeds what remains of the purchase",
+                    p.refund_id
+                ),
                 payload: Vec::new(),
                 stream_seq: 0,
             });

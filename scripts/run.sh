@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The main job: services, migrations, every role in one process (`referral all`) on
+# the project's durable NATS, demo traffic, then the dashboard URL and tokens.
+#   scripts/run.sh          start (idempotent: an instance already running is reused)
+#   scripts/run.sh stop     stop the instance this script started
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PID_FILE=.local/referral.pid
+LOG_FILE=.local/referral.log
+ADDR="${REFERRAL_HTTP__API_ADDR:-127.0.0.1:8080}"
+
+running() { [[ -f "$PID_FILE" ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; }
+
+if [[ "${1:-start}" == "stop" ]]; then
+  if running; then kill "$(cat "$PID_FILE")"; echo "stopped referral (pid $(cat "$PID_FILE"))"; fi
+  rm -f "$PID_FILE"
+  exit 0
+fi
+
+scripts/services.sh up
+# shellcheck disable=SC1091
+source .local/services.env
+export DATABASE_URL NATS_URL CLICKHOUSE_URL
+export REFERRAL_HTTP__API_ADDR="$ADDR"
+export REFERRAL_CLICKHOUSE__ENABLED="${REFERRAL_CLICKHOUSE__ENABLED:-true}"
+
+echo "building referral (release)…"
+cargo build --release --quiet -p referral
+BIN=target/release/referral
+"$BIN" migrate
+
+if running; then
+  echo "referral already running (pid $(cat "$PID_FILE")); reusing it"
+else
+  nohup "$BIN" all >"$LOG_FILE" 2>&1 &
+  echo $! >"$PID_FILE"
+  for _ in $(seq 1 100); do
+    curl -sf "http://$ADDR/readyz" >/dev/null && break
+    running || { tail -n 30 "$LOG_FILE"; echo "referral exited; log above" >&2; exit 1; }
+    sleep 0.2
+  done
+  curl -sf "http://$ADDR/readyz" >/dev/null || { tail -n 30 "$LOG_FILE"; exit 1; }
+  echo "referral all is running (pid $(cat "$PID_FILE")), log: $LOG_FILE"
+fi
+
+"$BIN" demo --base-url "http://$ADDR" --users "${DEMO_USERS:-200}" --purchases "${DEMO_PURCHASES:-2000}"
+cat <<MSG
+
+Open the dashboard URL above and paste the user (or admin) token to sign in.
+Metrics: http://$ADDR/metrics   Health: http://$ADDR/readyz   ClickHouse: $CLICKHOUSE_URL
+Grafana (with Docker): docker compose up grafana  → http://localhost:3000
+Stop: scripts/run.sh stop
+MSG

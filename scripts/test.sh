@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every test: brings up the services the tests need, then the whole workspace
+# suite (unit, property, end-to-end against real Postgres, NATS, ClickHouse and a
+# headless browser) with cargo-nextest, one shared build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/services.sh up >/dev/null
+# shellcheck disable=SC1091
+source .local/services.env
+# Tests share the machine's NATS on 4222 (each under its own prefix); fault tests spawn
+# their own nats-server from NATS_SERVER_BIN. ClickHouse and Chromium come from services.sh.
+export NATS_URL="nats://127.0.0.1:4222"
+export CLICKHOUSE_URL NATS_SERVER_BIN CHROMIUM_BIN
+
+command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+cargo nextest run --workspace --profile "${NEXTEST_PROFILE:-ci}" "$@"

@@ -1,0 +1,54 @@
+//! A minimal SSE reader over reqwest, for asserting what a live client receives.
+use futures::StreamExt;
+use reqwest::Response;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Frame {
+    pub event: String,
+    pub id: Option<String>,
+    pub data: String,
+}
+
+pub struct SseClient {
+    stream: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buffer: String,
+}
+
+impl SseClient {
+    pub fn new(response: Response) -> Self {
+        assert_eq!(response.status(), 200, "stream opened");
+        SseClient {
+            stream: response.bytes_stream().boxed(),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event (keep-alive comments are skipped), or None if `wait` passes first.
+    pub async fn next(&mut self, wait: Duration) -> Option<Frame> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let raw: String = self.buffer.drain(..end + 2).collect();
+                let mut frame = Frame::default();
+                for line in raw.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        frame.event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("id:") {
+                        frame.id = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        frame.data.push_str(v.trim_start());
+                    }
+                }
+                if frame.event.is_empty() && frame.data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                return Some(frame);
+            }
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Ok(Some(Ok(bytes))) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                _ => return None,
+            }
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! End-to-end tests against real Postgres and NATS (and ClickHouse, a browser where
+//! named). One binary, so the suite links once; tests run in parallel.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod foundation;
