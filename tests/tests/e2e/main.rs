@@ -2,4 +2,6 @@
 //! named). One binary, so the suite links once; tests run in parallel.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod browser;
 mod foundation;
+mod live;

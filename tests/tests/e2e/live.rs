@@ -1,0 +1,121 @@
+//! Live feed: resume from the stream with Last-Event-ID, isolation between users,
+//! WebSocket parity, and a slow client dropped with a final event.
+use e2e::sse::{Frame, SseClient};
+use e2e::{eventually, TestApp};
+use futures::StreamExt;
+use reqwest::StatusCode;
+use schemas::UserId;
+use serde_json::Value;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn open(app: &TestApp, user: UserId, last_event_id: Option<&str>) -> SseClient {
+    let mut req = app
+        .http
+        .get(format!("{}/v1/users/{user}/earnings/stream", app.base))
+        .bearer_auth(app.token_for(user));
+    if let Some(id) = last_event_id {
+        req = req.header("Last-Event-ID", id);
+    }
+    SseClient::new(req.send().await.unwrap())
+}
+
+fn data(f: &Frame) -> Value {
+    serde_json::from_str(&f.data).unwrap()
+}
+
+#[tokio::test]
+async fn resume_with_last_event_id_replays_exactly_what_was_missed() {
+    let app = TestApp::spawn().await;
+    let (_, b, c) = app.chain3().await;
+    let mut sse = open(&app, b, None).await;
+    app.purchase("r-1", c, "1000.00", Some("100.00")).await;
+    let first = sse.next(WAIT).await.expect("first earning");
+    assert_eq!(data(&first)["amount"], "5.00");
+    drop(sse); // disconnect
+
+    app.purchase("r-2", c, "1000.00", Some("200.00")).await;
+    app.purchase("r-3", c, "1000.00", Some("300.00")).await;
+    eventually(|| app.total(b), |t| t == "30.00").await;
+
+    let mut resumed = open(&app, b, first.id.as_deref()).await;
+    let missed_1 = resumed.next(WAIT).await.expect("first missed");
+    let missed_2 = resumed.next(WAIT).await.expect("second missed");
+    assert_eq!(data(&missed_1)["amount"], "10.00");
+    assert_eq!(data(&missed_2)["amount"], "15.00");
+    assert_eq!(data(&missed_2)["total"], "30.00");
+    // Then live again, with nothing replayed twice.
+    app.purchase("r-4", c, "1000.00", Some("400.00")).await;
+    let live = resumed.next(WAIT).await.expect("live after replay");
+    assert_eq!(data(&live)["amount"], "20.00");
+    let ids: Vec<u64> = [&first, &missed_1, &missed_2, &live]
+        .iter()
+        .map(|f| f.id.as_deref().unwrap().parse().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+}
+
+#[tokio::test]
+async fn a_second_users_events_never_arrive() {
+    let app = TestApp::spawn().await;
+    let (a, b, c) = app.chain3().await;
+    let d = app.signup(None).await;
+    let e = app.signup(Some(d)).await;
+    let mut sse_a = open(&app, a, None).await;
+    let mut sse_d = open(&app, d, None).await;
+    app.purchase("iso-1", c, "2000.00", Some("500.00")).await; // pays B and A
+    app.purchase("iso-2", e, "2000.00", Some("100.00")).await; // pays D only
+    let to_a = sse_a.next(WAIT).await.expect("A's earning");
+    assert_eq!(data(&to_a)["beneficiary_id"], a.to_string());
+    assert_eq!(data(&to_a)["level"], 2);
+    assert_eq!(data(&to_a)["direct"], false);
+    assert_eq!(data(&to_a)["leg_user_id"], b.to_string());
+    let to_d = sse_d.next(WAIT).await.expect("D's earning");
+    assert_eq!(data(&to_d)["beneficiary_id"], d.to_string());
+    assert_eq!(data(&to_d)["amount"], "5.00");
+    // Both purchases are settled and published; nothing else may reach either client.
+    eventually(|| app.settled(), |n| *n == 2).await;
+    assert_eq!(sse_a.next(Duration::from_millis(500)).await, None);
+    assert_eq!(sse_d.next(Duration::from_millis(500)).await, None);
+}
+
+#[tokio::test]
+async fn websocket_delivers_the_same_events_and_refund_reversals() {
+    let app = TestApp::spawn().await;
+    let (_, b, c) = app.chain3().await;
+    let url = format!("{}/v1/users/{b}/earnings/ws", app.base.replace("http://", "ws://"));
+    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url).unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {}", app.token_for(b)).parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    app.purchase("ws-1", c, "2000.00", Some("500.00")).await;
+    let msg = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+    let earning: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+    assert_eq!(earning["event"], "earning");
+    assert_eq!(earning["data"]["amount"], "25.00");
+    assert_eq!(earning["data"]["kind"], "earning");
+    assert!(earning["id"].as_u64().unwrap() > 0);
+    assert_eq!(app.refund("ws-r1", "ws-1", "500.00").await.status(), StatusCode::ACCEPTED);
+    let msg = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+    let reversal: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+    assert_eq!(reversal["data"]["kind"], "reversal");
+    assert_eq!(reversal["data"]["amount"], "-6.25");
+    assert_eq!(reversal["data"]["total"], "18.75");
+}
+
+#[tokio::test]
+async fn live_connections_per_user_are_bounded() {
+    let app = TestApp::spawn_with(|c| c.live.max_connections_per_user = 2).await;
+    let (_, b, _) = app.chain3().await;
+    let _one = open(&app, b, None).await;
+    let _two = open(&app, b, None).await;
+    let third = app
+        .get(&format!("/v1/users/{b}/earnings/stream"), Some(&app.token_for(b)))
+        .await;
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(third.headers().get("retry-after").is_some());
+    let p: Value = third.json().await.unwrap();
+    assert_eq!(p["code"], "too_many_streams");
+}
