@@ -173,7 +173,12 @@ pub async fn history(
     Query(q): Query<HistoryQuery>,
 ) -> Result<Json<HistoryPage>, ApiError> {
     let user = readable(&who, &id)?;
-    let limit = q.limit.unwrap_or(state.reports.default_page_size);
+    let limit = q.limit.unwrap_or(
+        state
+            .reports
+            .default_page_size
+            .min(state.reports.max_page_size),
+    );
     if limit < 1 || limit > state.reports.max_page_size {
         return Err(ApiError::Invalid(
             "invalid_limit",

@@ -20,28 +20,41 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("binding {addr}"))
 }
 
-/// Wraps a router with the limits every boundary shares: body size, timeout, a
-/// concurrency cap, request metrics. Routes that stream (SSE/WS) opt out of the timeout
-/// by being added after this layer.
+/// Wraps a router with the limits every boundary shares: body size, timeout, rate per
+/// credential, a concurrency cap, request metrics. Long-lived routes (SSE/WS) are merged
+/// in after this layer, so the timeout does not cut them.
 pub fn with_limits(router: Router, config: &HttpConfig) -> Router {
-    use tower::limit::ConcurrencyLimitLayer;
-    use tower_http_layers::*;
+    let limiter =
+        crate::ratelimit::RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst);
+    let timeout = Duration::from_millis(config.request_timeout_ms);
     router
         .layer(axum::middleware::from_fn(record_metrics))
-        .layer(RequestBodyLimitLayer::new(config.body_limit_bytes))
         .layer(axum::extract::DefaultBodyLimit::max(
             config.body_limit_bytes,
         ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_millis(config.request_timeout_ms),
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| deadline(timeout, req, next),
         ))
-        .layer(ConcurrencyLimitLayer::new(config.max_concurrent_requests))
+        .layer(axum::middleware::from_fn_with_state(
+            limiter,
+            crate::ratelimit::limit,
+        ))
+        .layer(tower::limit::ConcurrencyLimitLayer::new(
+            config.max_concurrent_requests,
+        ))
 }
 
-mod tower_http_layers {
-    pub use tower_http::limit::RequestBodyLimitLayer;
-    pub use tower_http::timeout::TimeoutLayer;
+/// Answers a problem (not an empty 408) when a request outlives its deadline.
+async fn deadline(timeout: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "request_timeout",
+            "the request did not finish in time; it may be retried",
+        )
+        .into_response(),
+    }
 }
 
 async fn record_metrics(request: Request, next: Next) -> Response {
@@ -68,10 +81,13 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let router = router.fallback(|| async { Problem::not_found("route") });
-    axum::serve(listener, router.into_make_service())
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .context("serving HTTP")
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
+    .context("serving HTTP")
 }
 
 pub async fn metrics_handler() -> impl IntoResponse {

@@ -9,6 +9,7 @@ pub mod http;
 pub mod metrics;
 pub mod nats;
 pub mod problem;
+pub mod ratelimit;
 pub mod telemetry;
 
 pub use config::Config;

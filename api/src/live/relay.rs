@@ -8,6 +8,7 @@ use platform::nats::Subjects;
 use platform::Config;
 use schemas::UserId;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -27,6 +28,8 @@ struct Channel {
 
 struct Inner {
     channels: Mutex<HashMap<UserId, Channel>>,
+    /// Clients connected across all users (kept apart so subscribing stays O(1)).
+    clients: AtomicUsize,
     js: jetstream::Context,
     subjects: Subjects,
     config: LiveConfig,
@@ -54,6 +57,7 @@ impl Drop for Subscription {
                 }
             }
         }
+        self.inner.clients.fetch_sub(1, Ordering::Relaxed);
         platform::metrics::metrics().live_connections.dec();
     }
 }
@@ -78,6 +82,7 @@ impl Relay {
         let subjects = Subjects::new(&config.nats.prefix);
         let inner = Arc::new(Inner {
             channels: Mutex::new(HashMap::new()),
+            clients: AtomicUsize::new(0),
             js,
             subjects,
             config: config.live.clone(),
@@ -93,8 +98,7 @@ impl Relay {
             .channels
             .lock()
             .map_err(|_| SubscribeError::Total)?;
-        let total: usize = channels.values().map(|c| c.clients).sum();
-        if total >= self.inner.config.max_connections_total {
+        if self.inner.clients.load(Ordering::Relaxed) >= self.inner.config.max_connections_total {
             return Err(SubscribeError::Total);
         }
         let capacity = self.inner.config.client_buffer.max(1);
@@ -106,6 +110,7 @@ impl Relay {
             return Err(SubscribeError::PerUser);
         }
         channel.clients += 1;
+        self.inner.clients.fetch_add(1, Ordering::Relaxed);
         platform::metrics::metrics().live_connections.inc();
         Ok(Subscription {
             rx: channel.sender.subscribe(),

@@ -3,9 +3,10 @@
 use super::LiveItem;
 use crate::reports::readable;
 use crate::{ApiError, ApiState};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, Stream, StreamExt};
 use platform::auth::Principal;
 use serde::Deserialize;
@@ -21,9 +22,14 @@ pub async fn upgrade(
     who: Principal,
     Path(id): Path<String>,
     Query(q): Query<WsQuery>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    // Authorize before looking at the upgrade, so a plain GET learns nothing more.
     let user = readable(&who, &id)?;
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return Ok(rejection.into_response()),
+    };
     let items = super::open(&state, user, q.last_event_id).await?;
     Ok(ws.on_upgrade(move |socket| relay(socket, items)))
 }

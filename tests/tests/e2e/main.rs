@@ -5,3 +5,5 @@
 mod browser;
 mod foundation;
 mod live;
+mod reports;
+mod security;

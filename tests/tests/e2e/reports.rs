@@ -1,0 +1,204 @@
+//! Reports: by referral, by leg (each direct referral's whole subtree), history pages,
+//! the tree with contributions, the daily series; and who may read them.
+use e2e::{eventually, TestApp};
+use reqwest::StatusCode;
+use schemas::UserId;
+use serde_json::Value;
+
+/// A with two legs: B (who refers C and D) and E (who refers F).
+async fn two_legs(app: &TestApp) -> [UserId; 6] {
+    let a = app.signup(None).await;
+    let b = app.signup(Some(a)).await;
+    let e = app.signup(Some(a)).await;
+    let c = app.signup(Some(b)).await;
+    let d = app.signup(Some(b)).await;
+    let f = app.signup(Some(e)).await;
+    [a, b, c, d, e, f]
+}
+
+#[tokio::test]
+async fn legs_referrals_history_tree_and_daily_agree_with_the_ledger() {
+    let app = TestApp::spawn().await;
+    let [a, b, c, d, e, f] = two_legs(&app).await;
+    app.purchase("p-b", b, "1000.00", Some("1000.00")).await; // A: L1 50.00 via leg B
+    app.purchase("p-c", c, "2000.00", Some("500.00")).await; // A: L2 5.00 via leg B
+    app.purchase("p-d", d, "3000.00", Some("1000.00")).await; // A: L2 10.00 via leg B
+    app.purchase("p-f", f, "1500.00", Some("300.00")).await; // A: L2 3.00 via leg E
+    app.purchase("p-small", f, "999.99", None).await; // pays nothing
+    eventually(|| app.settled(), |n| *n == 5).await;
+    let admin = app.admin.clone();
+
+    let legs = app
+        .get_json(&format!("/v1/users/{a}/earnings/by-leg"), &admin)
+        .await;
+    let leg_total = |id: UserId| {
+        legs["legs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["leg_user_id"] == id.to_string())
+            .map(|l| l["total"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(leg_total(b).as_deref(), Some("65.00"));
+    assert_eq!(leg_total(e).as_deref(), Some("3.00"));
+    assert_eq!(legs["legs"].as_array().unwrap().len(), 2);
+
+    let refs = app
+        .get_json(&format!("/v1/users/{a}/earnings/by-referral"), &admin)
+        .await;
+    let referrals = refs["referrals"].as_array().unwrap();
+    assert_eq!(referrals.len(), 4);
+    assert_eq!(referrals[0]["user_id"], b.to_string());
+    assert_eq!(referrals[0]["level"], 1);
+    assert_eq!(referrals[0]["total"], "50.00");
+
+    // History: newest first, two per page, cursor to the end, level filter.
+    let mut seen = Vec::new();
+    let mut path = format!("/v1/users/{a}/earnings/history?limit=2");
+    loop {
+        let page = app.get_json(&path, &admin).await;
+        for item in page["items"].as_array().unwrap() {
+            seen.push(item["amount"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("/v1/users/{a}/earnings/history?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec!["3.00", "10.00", "5.00", "50.00"]);
+    let level1 = app
+        .get_json(&format!("/v1/users/{a}/earnings/history?level=1"), &admin)
+        .await;
+    assert_eq!(level1["items"].as_array().unwrap().len(), 1);
+
+    let tree = app
+        .get_json(&format!("/v1/users/{a}/tree?depth=2"), &admin)
+        .await;
+    let root = &tree["root"];
+    assert_eq!(root["user_id"], a.to_string());
+    let kids = root["children"].as_array().unwrap();
+    assert_eq!(kids.len(), 2);
+    assert_eq!(kids[0]["user_id"], b.to_string(), "ordered by contribution");
+    assert_eq!(kids[0]["contributed"], "50.00");
+    assert_eq!(kids[0]["children"].as_array().unwrap().len(), 2);
+    assert_eq!(kids[1]["children"][0]["user_id"], f.to_string());
+    assert_eq!(kids[1]["children"][0]["contributed"], "3.00");
+    let shallow = app
+        .get_json(&format!("/v1/users/{a}/tree?depth=1"), &admin)
+        .await;
+    assert!(shallow["root"]["children"][0]["children"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    let daily = app
+        .get_json(&format!("/v1/users/{a}/earnings/daily"), &admin)
+        .await;
+    let points = daily["points"].as_array().unwrap();
+    assert_eq!(points.len(), 1);
+    assert_eq!(points[0]["total"], "68.00");
+    assert_eq!(points[0]["entries"], 4);
+    assert_eq!(app.total(a).await, "68.00");
+    let _ = c;
+}
+
+#[tokio::test]
+async fn every_user_scoped_route_refuses_other_users_and_anonymous_callers() {
+    let app = TestApp::spawn().await;
+    let (a, b, _) = app.chain3().await;
+    let other = app.token_for(b);
+    let routes = [
+        format!("/v1/users/{a}/earnings"),
+        format!("/v1/users/{a}/earnings/by-referral"),
+        format!("/v1/users/{a}/earnings/by-leg"),
+        format!("/v1/users/{a}/earnings/history"),
+        format!("/v1/users/{a}/earnings/daily"),
+        format!("/v1/users/{a}/tree"),
+        format!("/v1/users/{a}/earnings/stream"),
+        format!("/v1/users/{a}/earnings/ws"),
+    ];
+    for path in &routes {
+        let r = app.get(path, Some(&other)).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::FORBIDDEN,
+            "{path} with another user's token"
+        );
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        assert_eq!(
+            app.get(path, None).await.status(),
+            StatusCode::UNAUTHORIZED,
+            "{path} anonymous"
+        );
+        assert_eq!(
+            app.get(path, Some(&app.shop_key)).await.status(),
+            StatusCode::FORBIDDEN,
+            "{path} with a shop key"
+        );
+    }
+    for path in ["/v1/admin/plan", "/v1/admin/dead-letters"] {
+        assert_eq!(
+            app.get(path, Some(&other)).await.status(),
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+        assert_eq!(
+            app.get(path, Some(&app.admin)).await.status(),
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    let deactivate = app
+        .post(
+            &format!("/v1/admin/users/{a}/deactivate"),
+            &other,
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(deactivate.status(), StatusCode::FORBIDDEN);
+    // Admins read anyone; an unknown user is a 404 for them.
+    let unknown = UserId::new();
+    let r = app
+        .get(&format!("/v1/users/{unknown}/earnings"), Some(&app.admin))
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "not_found");
+}
+
+#[tokio::test]
+async fn page_sizes_and_ranges_are_bounded() {
+    let app = TestApp::spawn_with(|c| c.reports.max_page_size = 10).await;
+    let a = app.signup(None).await;
+    for (path, code) in [
+        (
+            format!("/v1/users/{a}/earnings/history?limit=11"),
+            "invalid_limit",
+        ),
+        (
+            format!("/v1/users/{a}/earnings/history?limit=0"),
+            "invalid_limit",
+        ),
+        (
+            format!("/v1/users/{a}/earnings/history?cursor=zzz"),
+            "invalid_cursor",
+        ),
+        (format!("/v1/users/{a}/tree?depth=99"), "invalid_depth"),
+        (
+            format!("/v1/users/{a}/earnings/daily?from=2020-01-01&to=2026-01-01"),
+            "invalid_range",
+        ),
+    ] {
+        let r = app.get(&path, Some(&app.admin)).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["code"], code, "{path}");
+    }
+    let r = app
+        .get(
+            &format!("/v1/users/{a}/earnings/history?limit=10"),
+            Some(&app.admin),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+}

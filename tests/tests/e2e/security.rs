@@ -1,0 +1,167 @@
+//! Limits and credentials: body size, rate per key, request deadline, unknown fields,
+//! token checks, revoked shop keys, health and metrics.
+use e2e::TestApp;
+use platform::auth::{Authenticator, Principal};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+async fn problem(r: reqwest::Response) -> Value {
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_and_unknown_fields_are_refused() {
+    let app = TestApp::spawn_with(|c| c.http.body_limit_bytes = 1024).await;
+    let big = json!({ "referrer_id": null, "external_ref": "x".repeat(2000) });
+    let r = app.post("/v1/users", &app.shop_key, &big).await;
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(problem(r).await["code"], "body_too_large");
+
+    let r = app
+        .post(
+            "/v1/users",
+            &app.shop_key,
+            &json!({ "referrer_id": null, "is_admin": true }),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let p = problem(r).await;
+    assert_eq!(p["code"], "invalid_body");
+    assert!(p["detail"].as_str().unwrap().contains("is_admin"));
+
+    let u = app.signup(None).await;
+    let r = app
+        .post(
+            "/v1/purchases",
+            &app.shop_key,
+            &json!({ "order_id": "f", "user_id": u, "amount": 2000.0 }),
+        )
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "amounts are strings, never floats"
+    );
+
+    let r = app
+        .http
+        .post(format!("{}/v1/purchases", app.base))
+        .bearer_auth(&app.shop_key)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem(r).await["code"], "malformed_json");
+}
+
+#[tokio::test]
+async fn each_credential_is_rate_limited_with_retry_after() {
+    let app = TestApp::spawn_with(|c| {
+        c.http.rate_limit_per_sec = 1;
+        c.http.rate_limit_burst = 3;
+    })
+    .await;
+    let path = "/v1/admin/plan";
+    for _ in 0..3 {
+        assert_eq!(
+            app.get(path, Some(&app.admin)).await.status(),
+            StatusCode::OK
+        );
+    }
+    let r = app.get(path, Some(&app.admin)).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(problem(r).await["code"], "rate_limited");
+    // Another credential has its own bucket.
+    let user = app.token_for(schemas::UserId::new());
+    assert_eq!(
+        app.get("/v1/me", Some(&user)).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_request_past_its_deadline_gets_a_problem() {
+    // A zero deadline elapses at the first await on the database.
+    let app = TestApp::spawn_with(|c| c.http.request_timeout_ms = 0).await;
+    let r = app.get("/v1/admin/plan", Some(&app.admin)).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(problem(r).await["code"], "request_timeout");
+}
+
+#[tokio::test]
+async fn tokens_are_checked_and_shop_keys_can_be_revoked() {
+    let app = TestApp::spawn().await;
+    let mut other = app.config.auth.clone();
+    other.jwt_secret = "another-secret".into();
+    let forged = Authenticator::new(&other, app.pool.clone())
+        .issue(Principal::Admin)
+        .unwrap();
+    assert_eq!(
+        app.get("/v1/admin/plan", Some(&forged)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // Expiry is checked (with a few seconds' leeway): a token long past it is refused.
+    let stale = jwt_with_exp(&app, 1_000_000_000);
+    assert_eq!(
+        app.get("/v1/admin/plan", Some(&stale)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get("/v1/admin/plan", Some("rk_0000")).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "unknown shop key"
+    );
+    assert!(referral::shops::revoke(&app.pool, app.shop_id)
+        .await
+        .unwrap());
+    let r = app.try_signup(None).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(problem(r).await["code"], "unauthenticated");
+}
+
+/// An admin token signed with the right secret but expired long ago.
+fn jwt_with_exp(app: &TestApp, exp: u64) -> String {
+    #[derive(serde::Serialize)]
+    struct Claims<'a> {
+        sub: &'a str,
+        role: &'a str,
+        iss: &'a str,
+        iat: u64,
+        exp: u64,
+    }
+    let claims = Claims {
+        sub: "admin",
+        role: "admin",
+        iss: &app.config.auth.issuer,
+        iat: exp - 60,
+        exp,
+    };
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(app.config.auth.jwt_secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
+    let ready = app.get("/readyz", None).await;
+    assert_eq!(ready.status(), StatusCode::OK);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["postgres"], true);
+    assert_eq!(body["nats"], true);
+    app.get("/v1/me", Some(&app.admin)).await;
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(metrics.contains("referral_http_requests_total"));
+    assert!(
+        !metrics.contains(&app.shop_id.to_string()),
+        "no ids as labels"
+    );
+}
