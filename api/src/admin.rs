@@ -17,13 +17,20 @@ fn admin_only(who: &Principal) -> Result<(), ApiError> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserStatus {
     id: UserId,
     referrer_id: Option<UserId>,
     status: String,
 }
 
+#[utoipa::path(post, path = "/v1/admin/users/{id}/deactivate", tag = "admin",
+    params(("id" = uuid::Uuid, Path, description = "the user")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = UserStatus),
+        (status = 403, description = "admins only", body = platform::Problem),
+    ))]
 pub async fn deactivate(
     state: State<ApiState>,
     who: Principal,
@@ -32,6 +39,13 @@ pub async fn deactivate(
     set_status(state, who, id, "inactive").await
 }
 
+#[utoipa::path(post, path = "/v1/admin/users/{id}/reactivate", tag = "admin",
+    params(("id" = uuid::Uuid, Path, description = "the user")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = UserStatus),
+        (status = 403, description = "admins only", body = platform::Problem),
+    ))]
 pub async fn reactivate(
     state: State<ApiState>,
     who: Principal,
@@ -90,7 +104,7 @@ async fn set_status(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveRequest {
     referrer_id: Option<UserId>,
@@ -98,6 +112,14 @@ pub struct MoveRequest {
 
 /// Re-parents a user. Refused: self-referral, unknown or inactive referrer, a referrer
 /// at its limit, or a move under one's own downline (a cycle).
+#[utoipa::path(put, path = "/v1/admin/users/{id}/referrer", tag = "admin", request_body = MoveRequest,
+    params(("id" = uuid::Uuid, Path)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = UserStatus),
+        (status = 409, description = "referral_limit_reached, cycle_detected", body = platform::Problem),
+        (status = 422, description = "self_referral, referrer_not_found, referrer_inactive", body = platform::Problem),
+    ))]
 pub async fn move_user(
     State(state): State<ApiState>,
     who: Principal,
@@ -210,12 +232,18 @@ pub async fn move_user(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Plans {
     current: Plan,
     versions: Vec<Plan>,
 }
 
+#[utoipa::path(get, path = "/v1/admin/plan", tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Plans),
+        (status = 403, description = "admins only", body = platform::Problem),
+    ))]
 pub async fn plan(State(state): State<ApiState>, who: Principal) -> Result<Json<Plans>, ApiError> {
     admin_only(&who)?;
     let rows = sqlx::query_scalar!("SELECT body FROM plans ORDER BY version")
@@ -232,14 +260,15 @@ pub async fn plan(State(state): State<ApiState>, who: Principal) -> Result<Json<
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterQuery {
     limit: Option<i64>,
     cursor: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DeadLetterItem {
     id: i64,
     subject: String,
@@ -249,12 +278,19 @@ pub struct DeadLetterItem {
     at: chrono::DateTime<chrono::Utc>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DeadLetterPage {
     items: Vec<DeadLetterItem>,
     next_cursor: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/v1/admin/dead-letters", tag = "admin",
+    params(DeadLetterQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = DeadLetterPage),
+        (status = 403, description = "admins only", body = platform::Problem),
+    ))]
 pub async fn dead_letters(
     State(state): State<ApiState>,
     who: Principal,

@@ -6,6 +6,7 @@ mod admin;
 mod error;
 mod health;
 pub mod live;
+pub mod openapi;
 mod reports;
 mod tree;
 mod web;
@@ -108,7 +109,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     platform::nats::ensure_streams(&async_nats::jetstream::new(nats.clone()), &config.nats).await?;
     let state = ApiState::new(&config, pool, nats, shutdown.clone()).await?;
     let app = platform::http::with_limits(router(state.clone()), &config.http)
-        .merge(streaming_router(state));
+        .merge(streaming_router(state))
+        .merge(openapi::route(openapi::document(Vec::new())));
     let listener = platform::http::bind(config.http.api_addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "api listening");
     platform::http::serve(listener, app, shutdown).await

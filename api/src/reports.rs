@@ -44,12 +44,15 @@ pub(crate) async fn ensure_user(state: &ApiState, user: UserId) -> Result<(), Ap
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Me {
     user_id: Option<UserId>,
     role: &'static str,
 }
 
+/// Who the bearer is.
+#[utoipa::path(get, path = "/v1/me", tag = "reports", security(("bearer" = [])),
+    responses((status = 200, body = Me), (status = 401, body = platform::Problem)))]
 pub async fn me(who: Principal) -> Json<Me> {
     let user_id = match who {
         Principal::User(u) => Some(u),
@@ -61,6 +64,16 @@ pub async fn me(who: Principal) -> Json<Me> {
     })
 }
 
+/// Totals, overall and by level.
+#[utoipa::path(get, path = "/v1/users/{id}/earnings", tag = "reports",
+    params(("id" = uuid::Uuid, Path, description = "the user")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = EarningsSummary),
+        (status = 401, description = "unauthenticated", body = platform::Problem),
+        (status = 403, description = "forbidden", body = platform::Problem),
+        (status = 404, description = "not_found", body = platform::Problem),
+    ))]
 pub async fn summary(
     State(state): State<ApiState>,
     who: Principal,
@@ -91,6 +104,16 @@ pub async fn summary(
     }))
 }
 
+/// Per downline user and level.
+#[utoipa::path(get, path = "/v1/users/{id}/earnings/by-referral", tag = "reports",
+    params(("id" = uuid::Uuid, Path, description = "the user")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = ByReferral),
+        (status = 401, description = "unauthenticated", body = platform::Problem),
+        (status = 403, description = "forbidden", body = platform::Problem),
+        (status = 404, description = "not_found", body = platform::Problem),
+    ))]
 pub async fn by_referral(
     State(state): State<ApiState>,
     who: Principal,
@@ -122,6 +145,16 @@ pub async fn by_referral(
     }))
 }
 
+/// Per direct referral: what that whole subtree earned this user.
+#[utoipa::path(get, path = "/v1/users/{id}/earnings/by-leg", tag = "reports",
+    params(("id" = uuid::Uuid, Path, description = "the user")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = ByLeg),
+        (status = 401, description = "unauthenticated", body = platform::Problem),
+        (status = 403, description = "forbidden", body = platform::Problem),
+        (status = 404, description = "not_found", body = platform::Problem),
+    ))]
 pub async fn by_leg(
     State(state): State<ApiState>,
     who: Principal,
@@ -156,7 +189,8 @@ pub async fn by_leg(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     limit: Option<i64>,
@@ -166,6 +200,16 @@ pub struct HistoryQuery {
     level: Option<i16>,
 }
 
+/// Entries newest first; pass `next_cursor` back as `cursor` for the next page.
+#[utoipa::path(get, path = "/v1/users/{id}/earnings/history", tag = "reports",
+    params(("id" = uuid::Uuid, Path, description = "the user"), HistoryQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = HistoryPage),
+        (status = 401, description = "unauthenticated", body = platform::Problem),
+        (status = 403, body = platform::Problem),
+        (status = 422, description = "invalid_limit, invalid_cursor", body = platform::Problem),
+    ))]
 pub async fn history(
     State(state): State<ApiState>,
     who: Principal,
@@ -240,7 +284,8 @@ pub async fn history(
     Ok(Json(HistoryPage { items, next_cursor }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DailyQuery {
     from: Option<NaiveDate>,
@@ -250,6 +295,16 @@ pub struct DailyQuery {
 /// Most days one series may span.
 const MAX_DAILY_SPAN_DAYS: i64 = 366;
 
+/// A daily series (UTC days) for charts.
+#[utoipa::path(get, path = "/v1/users/{id}/earnings/daily", tag = "reports",
+    params(("id" = uuid::Uuid, Path, description = "the user"), DailyQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = DailySeries),
+        (status = 401, description = "unauthenticated", body = platform::Problem),
+        (status = 403, body = platform::Problem),
+        (status = 422, description = "invalid_range", body = platform::Problem),
+    ))]
 pub async fn daily(
     State(state): State<ApiState>,
     who: Principal,

@@ -10,12 +10,23 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use uuid::Uuid;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TreeQuery {
     depth: Option<i32>,
 }
 
+/// The downline as nested nodes, each with what it contributed to this user.
+#[utoipa::path(get, path = "/v1/users/{id}/tree", tag = "reports",
+    params(("id" = uuid::Uuid, Path, description = "the user"), TreeQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Tree),
+        (status = 401, description = "unauthenticated", body = platform::Problem),
+        (status = 403, body = platform::Problem),
+        (status = 422, description = "invalid_depth", body = platform::Problem),
+    ))]
 pub async fn tree(
     State(state): State<ApiState>,
     who: Principal,

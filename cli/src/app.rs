@@ -25,8 +25,10 @@ impl Application {
         let ingest_state = ingest::IngestState::new(&config, pool.clone(), nats.clone());
         let api_state = api::ApiState::new(&config, pool, nats, shutdown.clone()).await?;
         let routes = ingest::router(ingest_state).merge(api::router(api_state.clone()));
+        let doc = api::openapi::document(vec![<ingest::IngestDoc as utoipa::OpenApi>::openapi()]);
         let app = platform::http::with_limits(routes, &config.http)
-            .merge(api::streaming_router(api_state));
+            .merge(api::streaming_router(api_state))
+            .merge(api::openapi::route(doc));
         let listener = platform::http::bind(config.http.api_addr).await?;
         let addr = listener.local_addr()?;
 

@@ -7,6 +7,19 @@ mod purchases;
 mod refunds;
 mod signup;
 
+/// The ingest half of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        signup::create_user,
+        purchases::create_purchase,
+        purchases::create_purchase_batch,
+        refunds::create_refund
+    ),
+    components(schemas(platform::Problem))
+)]
+pub struct IngestDoc;
+
 pub use error::IngestError;
 
 use axum::extract::FromRef;
@@ -68,8 +81,27 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             "/metrics",
             axum::routing::get(platform::http::metrics_handler),
         )
-        .route("/healthz", axum::routing::get(|| async { "ok" }));
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .merge(api_doc_route());
     let listener = platform::http::bind(config.http.ingest_addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "ingest listening");
     platform::http::serve(listener, app, shutdown).await
+}
+
+fn api_doc_route() -> Router {
+    let json = <IngestDoc as utoipa::OpenApi>::openapi()
+        .to_json()
+        .unwrap_or_else(|_| "{}".into());
+    Router::new().route(
+        "/openapi.json",
+        axum::routing::get(move || {
+            let json = json.clone();
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    json,
+                )
+            }
+        }),
+    )
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PurchaseRequest {
     pub order_id: OrderId,
@@ -28,31 +28,44 @@ pub struct PurchaseRequest {
     pub occurred_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PurchaseBatch {
     pub purchases: Vec<PurchaseRequest>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PurchaseAccepted {
     pub purchase_id: Uuid,
     pub order_id: OrderId,
     pub status: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BatchResult {
     pub results: Vec<BatchItem>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BatchItem {
     pub index: usize,
-    #[serde(flatten)]
-    pub outcome: serde_json::Value,
+    /// Set when the item was stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<PurchaseAccepted>,
+    /// Set when the item was refused, with why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<platform::Problem>,
 }
 
+/// Accepts one purchase: answered 202 only after the stream has stored it.
+#[utoipa::path(post, path = "/v1/purchases", tag = "ingest", request_body = PurchaseRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "stored; will be paid", body = PurchaseAccepted),
+        (status = 409, description = "order_conflict", body = platform::Problem),
+        (status = 422, description = "unknown_user, user_inactive, invalid_amount, invalid_profit, unknown_currency", body = platform::Problem),
+        (status = 503, description = "the stream is unavailable; retry", body = platform::Problem),
+    ))]
 pub async fn create_purchase(
     State(state): State<IngestState>,
     who: Principal,
@@ -65,6 +78,12 @@ pub async fn create_purchase(
 }
 
 /// Each item is answered on its own: accepted ones are stored, refused ones carry their problem.
+#[utoipa::path(post, path = "/v1/purchases/batch", tag = "ingest", request_body = PurchaseBatch,
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "each item accepted or refused on its own", body = BatchResult),
+        (status = 413, description = "batch_too_large", body = platform::Problem),
+    ))]
 pub async fn create_purchase_batch(
     State(state): State<IngestState>,
     who: Principal,
@@ -94,7 +113,8 @@ pub async fn create_purchase_batch(
             }
             Err(e) => results.push(BatchItem {
                 index,
-                outcome: serde_json::to_value(e.problem()).map_err(anyhow::Error::from)?,
+                accepted: None,
+                problem: Some(e.problem()),
             }),
         }
     }
@@ -102,8 +122,11 @@ pub async fn create_purchase_batch(
     for (index, message, ack) in pending {
         ack.await
             .map_err(|e| IngestError::StreamUnavailable(e.into()))?;
-        let outcome = serde_json::to_value(accepted(&message)).map_err(anyhow::Error::from)?;
-        results.push(BatchItem { index, outcome });
+        results.push(BatchItem {
+            index,
+            accepted: Some(accepted(&message)),
+            problem: None,
+        });
     }
     results.sort_by_key(|r| r.index);
     platform::metrics::metrics()

@@ -13,7 +13,7 @@ use schemas::{Money, OrderId, RefundId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundRequest {
     pub refund_id: RefundId,
@@ -21,13 +21,21 @@ pub struct RefundRequest {
     pub amount: Money,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RefundAccepted {
     pub refund_id: RefundId,
     pub order_id: OrderId,
     pub status: &'static str,
 }
 
+/// Accepts a full or partial refund of an order; its earnings are reversed pro rata.
+#[utoipa::path(post, path = "/v1/refunds", tag = "ingest", request_body = RefundRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "stored; will be applied", body = RefundAccepted),
+        (status = 404, description = "order_not_found", body = platform::Problem),
+        (status = 409, description = "refund_conflict, refund_exceeds_remaining", body = platform::Problem),
+    ))]
 pub async fn create_refund(
     State(state): State<IngestState>,
     who: Principal,

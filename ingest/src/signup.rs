@@ -11,7 +11,7 @@ use schemas::UserId;
 use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Transaction};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
     #[serde(default)]
@@ -21,13 +21,22 @@ pub struct SignupRequest {
     pub external_ref: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserCreated {
     pub id: UserId,
     pub referrer_id: Option<UserId>,
     pub status: &'static str,
 }
 
+/// Signs up a user, optionally under a referrer (at most 8 direct referrals each).
+#[utoipa::path(post, path = "/v1/users", tag = "ingest", request_body = SignupRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "created", body = UserCreated),
+        (status = 200, description = "a retry with the same external_ref", body = UserCreated),
+        (status = 409, description = "referral_limit_reached, external_ref_conflict", body = platform::Problem),
+        (status = 422, description = "referrer_not_found, referrer_inactive, invalid_body", body = platform::Problem),
+    ))]
 pub async fn create_user(
     State(state): State<IngestState>,
     who: Principal,

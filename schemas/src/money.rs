@@ -250,3 +250,16 @@ mod tests {
         assert_eq!(e.pro_rata(Money::ZERO, a), Money::ZERO);
     }
 }
+
+impl utoipa::PartialSchema for Rate {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "A share between 0 and 1 as a decimal string (\"0.05\" is 5%)",
+            ))
+            .examples([serde_json::json!("0.05")])
+            .into()
+    }
+}
+impl utoipa::ToSchema for Rate {}

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_LEVELS: usize = 16;
 
 /// What happens to the share of an inactive ancestor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InactivePolicy {
     /// The inactive ancestor's share is not paid to anyone.
@@ -18,7 +18,7 @@ pub enum InactivePolicy {
 /// The payout rules, versioned. A purchase records the version it was paid under, so a
 /// new version never changes past earnings. Build one with `Plan::new` or by deserializing
 /// (which runs the same checks).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "PlanFields", deny_unknown_fields)]
 pub struct Plan {
     pub version: u32,

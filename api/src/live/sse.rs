@@ -10,6 +10,17 @@ use platform::auth::Principal;
 use std::convert::Infallible;
 use std::time::Duration;
 
+/// Live entries as server-sent events: `event: earning`, `id:` the stream sequence
+/// (send it back as `Last-Event-ID` to resume), data an `EarningEvent`; `event: dropped`
+/// when the client fell too far behind.
+#[utoipa::path(get, path = "/v1/users/{id}/earnings/stream", tag = "live",
+    params(("id" = uuid::Uuid, Path), ("Last-Event-ID" = Option<u64>, Header, description = "resume after this id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, content_type = "text/event-stream", body = schemas::EarningEvent),
+        (status = 403, body = platform::Problem),
+        (status = 429, description = "too_many_streams", body = platform::Problem),
+    ))]
 pub async fn stream(
     State(state): State<ApiState>,
     who: Principal,

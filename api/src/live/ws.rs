@@ -11,12 +11,18 @@ use futures::{SinkExt, Stream, StreamExt};
 use platform::auth::Principal;
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WsQuery {
     last_event_id: Option<u64>,
 }
 
+/// The same entries over WebSocket, one JSON text message each.
+#[utoipa::path(get, path = "/v1/users/{id}/earnings/ws", tag = "live",
+    params(("id" = uuid::Uuid, Path), WsQuery),
+    security(("bearer" = [])),
+    responses((status = 101, description = "switching protocols"), (status = 403, body = platform::Problem)))]
 pub async fn upgrade(
     State(state): State<ApiState>,
     who: Principal,

@@ -26,10 +26,16 @@ async fn dashboard_shows_a_new_earning_live_without_reload() {
         cmd.env("CHROMIUM", chromium);
     }
     // The browser runs in its own process; wait for it off the runtime that serves the app.
-    let output = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
+    let output = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "browser test failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "browser test failed:\n{stdout}\n{stderr}"
+    );
     assert!(screenshot.exists(), "screenshot saved");
     assert_eq!(app.total(b).await, "25.00");
 }

@@ -84,21 +84,38 @@ async fn a_second_users_events_never_arrive() {
 async fn websocket_delivers_the_same_events_and_refund_reversals() {
     let app = TestApp::spawn().await;
     let (_, b, c) = app.chain3().await;
-    let url = format!("{}/v1/users/{b}/earnings/ws", app.base.replace("http://", "ws://"));
-    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url).unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {}", app.token_for(b)).parse().unwrap());
+    let url = format!(
+        "{}/v1/users/{b}/earnings/ws",
+        app.base.replace("http://", "ws://")
+    );
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+            .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", app.token_for(b)).parse().unwrap(),
+    );
     let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     app.purchase("ws-1", c, "2000.00", Some("500.00")).await;
-    let msg = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+    let msg = tokio::time::timeout(WAIT, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     let earning: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
     assert_eq!(earning["event"], "earning");
     assert_eq!(earning["data"]["amount"], "25.00");
     assert_eq!(earning["data"]["kind"], "earning");
     assert!(earning["id"].as_u64().unwrap() > 0);
-    assert_eq!(app.refund("ws-r1", "ws-1", "500.00").await.status(), StatusCode::ACCEPTED);
-    let msg = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(
+        app.refund("ws-r1", "ws-1", "500.00").await.status(),
+        StatusCode::ACCEPTED
+    );
+    let msg = tokio::time::timeout(WAIT, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     let reversal: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
     assert_eq!(reversal["data"]["kind"], "reversal");
     assert_eq!(reversal["data"]["amount"], "-6.25");
@@ -112,7 +129,10 @@ async fn live_connections_per_user_are_bounded() {
     let _one = open(&app, b, None).await;
     let _two = open(&app, b, None).await;
     let third = app
-        .get(&format!("/v1/users/{b}/earnings/stream"), Some(&app.token_for(b)))
+        .get(
+            &format!("/v1/users/{b}/earnings/stream"),
+            Some(&app.token_for(b)),
+        )
         .await;
     assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(third.headers().get("retry-after").is_some());
