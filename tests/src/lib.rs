@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod openapi;
 pub mod sse;
 
 use platform::auth::{Authenticator, Principal};
@@ -103,6 +104,48 @@ impl TestApp {
         if let Some(h) = self.handle.take() {
             h.await.unwrap().unwrap();
         }
+    }
+
+    /// Builds a new `Application` on the same config, database, prefix and shop, after
+    /// `stop` or after a role stopped on its own (a crash, such as the chaos knob
+    /// `processor.crash_after_commit_every`). Returns how the previous run ended.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Like `restart`, with the config adjusted first (e.g. a new plan version).
+    pub async fn restart_with(&mut self, adjust: impl FnOnce(&mut Config)) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        let ended = match self.handle.take() {
+            Some(h) => h.await.unwrap(),
+            None => Ok(()),
+        };
+        adjust(&mut self.config);
+        let shutdown = CancellationToken::new();
+        let app = Application::build(self.config.clone(), shutdown.clone())
+            .await
+            .map_err(|e| format!("{e:#}"))
+            .expect("app restarts");
+        self.base = format!("http://{}", app.addr);
+        self.handle = Some(tokio::spawn(app.wait()));
+        self.shutdown = shutdown;
+        ended
+    }
+
+    /// False once every role has stopped (after `stop`, or a crash).
+    pub fn is_running(&self) -> bool {
+        self.handle.as_ref().is_some_and(|h| !h.is_finished())
+    }
+
+    /// Publishes straight to this app's PURCHASES stream, as a shop may, bypassing ingest:
+    /// `kind` is `purchases` or `refunds`. Returns once JetStream has stored it.
+    pub async fn publish_raw(&self, kind: &str, msg_id: &str, payload: Vec<u8>) {
+        let client = async_nats::connect(&self.config.nats.url).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let subject = format!("{}.{kind}.{}", self.config.nats.prefix, self.shop_id);
+        platform::nats::publish_stored(&js, subject, msg_id, payload)
+            .await
+            .unwrap();
     }
 
     pub fn token_for(&self, user: UserId) -> String {

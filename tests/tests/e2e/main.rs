@@ -5,5 +5,6 @@
 mod browser;
 mod foundation;
 mod live;
+mod openapi;
 mod reports;
 mod security;
