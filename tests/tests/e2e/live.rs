@@ -139,3 +139,50 @@ async fn live_connections_per_user_are_bounded() {
     let p: Value = third.json().await.unwrap();
     assert_eq!(p["code"], "too_many_streams");
 }
+
+#[tokio::test]
+async fn a_slow_client_is_dropped_with_a_final_event_and_others_keep_up() {
+    let app = TestApp::spawn_with(|c| c.live.client_buffer = 64).await;
+    let (_, b, _) = app.chain3().await;
+    let mut slow = open(&app, b, None).await; // never read until the end
+    let mut fast = open(&app, b, None).await;
+    // Far more than socket buffers hold, in bursts the fast client drains as it goes:
+    // the slow client's channel must overflow while the fast one never falls behind.
+    let client = async_nats::connect(&app.config.nats.url).await.unwrap();
+    let subject = format!("{}.earnings.{b}", app.config.nats.prefix);
+    let padding = "x".repeat(2048);
+    let (bursts, burst) = (400, 32);
+    for round in 0..bursts {
+        for i in 0..burst {
+            let payload = format!(r#"{{"n":{},"pad":"{padding}"}}"#, round * burst + i);
+            client
+                .publish(subject.clone(), payload.into())
+                .await
+                .unwrap();
+        }
+        client.flush().await.unwrap();
+        for i in 0..burst {
+            match fast.next(WAIT).await {
+                Some(f) if f.event == "earning" => {}
+                other => panic!(
+                    "the fast client stopped at {}: {other:?}",
+                    round * burst + i
+                ),
+            }
+        }
+    }
+    let mut dropped = None;
+    while let Some(f) = slow.next(WAIT).await {
+        if f.event == "dropped" {
+            dropped = Some(f);
+            break;
+        }
+    }
+    let dropped = dropped.expect("the slow client was told it was dropped");
+    assert!(data(&dropped)["missed"].as_u64().unwrap() > 0);
+    assert_eq!(
+        slow.next(Duration::from_secs(2)).await,
+        None,
+        "and its stream ended"
+    );
+}
