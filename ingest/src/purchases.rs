@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, SubsecRound, Utc};
+use futures::StreamExt;
 use platform::auth::Principal;
 use platform::problem::JsonBody;
 use schemas::messages::PurchaseMessage;
@@ -13,6 +14,9 @@ use schemas::{Money, OrderId, ShopId, UserId, CURRENCY};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
+
+/// Reservations of one batch request made concurrently (each holds a pool connection).
+const RESERVATIONS_IN_FLIGHT: usize = 8;
 
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -98,8 +102,18 @@ pub async fn create_purchase_batch(
     }
     let mut results = Vec::with_capacity(batch.purchases.len());
     let mut pending = Vec::new();
-    for (index, req) in batch.purchases.iter().enumerate() {
-        match reserve(&state, shop, req).await {
+    // Reservations are independent rows: make several at once, answers kept in order.
+    let reservations: Vec<_> = batch
+        .purchases
+        .iter()
+        .map(|req| reserve(&state, shop, req))
+        .collect();
+    let reserved: Vec<_> = futures::stream::iter(reservations)
+        .buffered(RESERVATIONS_IN_FLIGHT)
+        .collect()
+        .await;
+    for (index, reservation) in reserved.into_iter().enumerate() {
+        match reservation {
             Ok(message) => {
                 let ack = state
                     .js

@@ -52,6 +52,8 @@ pub struct ClickhouseConfig {
     pub batch_max_rows: usize,
     pub batch_max_wait_ms: u64,
     pub retry_backoff_max_ms: u64,
+    /// Longest one ClickHouse HTTP request (insert, lookup, analytics read) may take.
+    pub request_timeout_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -89,6 +91,10 @@ pub struct ProcessorConfig {
     pub retry_backoff_max_ms: u64,
     /// User events read from the outbox per query while catching the graph up.
     pub graph_sync_page: i64,
+    /// Chaos knob for tests, never for production: every n-th committed batch stops the
+    /// processor with an error after the Postgres commit and before publishing and acking,
+    /// as a crash there would. `None` (the default) disables it.
+    pub crash_after_commit_every: Option<u32>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -150,6 +156,7 @@ impl Default for ClickhouseConfig {
             batch_max_rows: 5_000,
             batch_max_wait_ms: 1_000,
             retry_backoff_max_ms: 5_000,
+            request_timeout_ms: 30_000,
         }
     }
 }
@@ -183,11 +190,12 @@ impl Default for ProcessorConfig {
     fn default() -> Self {
         ProcessorConfig {
             batch_max_messages: 1_000,
-            batch_max_wait_ms: 50,
+            batch_max_wait_ms: 5,
             max_ack_pending: 10_000,
             ack_wait_secs: 30,
             retry_backoff_max_ms: 5_000,
             graph_sync_page: 10_000,
+            crash_after_commit_every: None,
         }
     }
 }
