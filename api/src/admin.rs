@@ -3,10 +3,11 @@
 //! Postgres cannot disagree, and a refused change writes nothing.
 use crate::reports::readable;
 use crate::{ApiError, ApiState};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use platform::auth::Principal;
 use platform::problem::JsonBody;
+use platform::problem::QueryParams;
 use schemas::{Plan, UserId};
 use serde::{Deserialize, Serialize};
 
@@ -294,7 +295,7 @@ pub struct DeadLetterPage {
 pub async fn dead_letters(
     State(state): State<ApiState>,
     who: Principal,
-    Query(q): Query<DeadLetterQuery>,
+    QueryParams(q): QueryParams<DeadLetterQuery>,
 ) -> Result<Json<DeadLetterPage>, ApiError> {
     admin_only(&who)?;
     let limit = q

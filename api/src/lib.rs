@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod analytics;
 mod error;
 mod health;
 pub mod live;
@@ -87,6 +88,18 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/admin/users/{id}/referrer", put(admin::move_user))
         .route("/v1/admin/plan", get(admin::plan))
         .route("/v1/admin/dead-letters", get(admin::dead_letters))
+        .route("/v1/analytics/top-earners", get(analytics::top_earners))
+        .route(
+            "/v1/analytics/purchases-per-shop",
+            get(analytics::purchases_per_shop),
+        )
+        .route("/v1/analytics/conversion", get(analytics::conversion))
+        .route(
+            "/v1/users/{id}/analytics/earnings-over-time",
+            get(analytics::earnings_over_time),
+        )
+        .route("/v1/users/{id}/analytics/levels", get(analytics::levels))
+        .route("/v1/users/{id}/analytics/legs", get(analytics::legs))
         .with_state(state)
 }
 

@@ -20,6 +20,12 @@ use utoipa::{Modify, OpenApi};
         crate::admin::move_user,
         crate::admin::plan,
         crate::admin::dead_letters,
+        crate::analytics::top_earners,
+        crate::analytics::purchases_per_shop,
+        crate::analytics::conversion,
+        crate::analytics::earnings_over_time,
+        crate::analytics::levels,
+        crate::analytics::legs,
     ),
     components(schemas(platform::Problem, schemas::Money)),
     modifiers(&Bearer)

@@ -1,10 +1,11 @@
 //! Earnings reports, each one indexed read of the ledger (balances or earnings by
 //! beneficiary).
 use crate::{authorize, ApiError, ApiState};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use platform::auth::Principal;
+use platform::problem::QueryParams;
 use rust_decimal::Decimal;
 use schemas::reports::*;
 use schemas::{EntryKind, Money, UserId, CURRENCY};
@@ -214,7 +215,7 @@ pub async fn history(
     State(state): State<ApiState>,
     who: Principal,
     Path(id): Path<String>,
-    Query(q): Query<HistoryQuery>,
+    QueryParams(q): QueryParams<HistoryQuery>,
 ) -> Result<Json<HistoryPage>, ApiError> {
     let user = readable(&who, &id)?;
     let limit = q.limit.unwrap_or(
@@ -309,7 +310,7 @@ pub async fn daily(
     State(state): State<ApiState>,
     who: Principal,
     Path(id): Path<String>,
-    Query(q): Query<DailyQuery>,
+    QueryParams(q): QueryParams<DailyQuery>,
 ) -> Result<Json<DailySeries>, ApiError> {
     let user = readable(&who, &id)?;
     let to = q.to.unwrap_or_else(|| Utc::now().date_naive());

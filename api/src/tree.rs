@@ -1,9 +1,10 @@
 //! The downline as nested nodes, each with what its purchases earned the root.
 use crate::reports::{ensure_user, readable};
 use crate::{ApiError, ApiState};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use platform::auth::Principal;
+use platform::problem::QueryParams;
 use schemas::reports::{Tree, TreeNode};
 use schemas::{Money, UserId};
 use serde::Deserialize;
@@ -31,7 +32,7 @@ pub async fn tree(
     State(state): State<ApiState>,
     who: Principal,
     Path(id): Path<String>,
-    Query(q): Query<TreeQuery>,
+    QueryParams(q): QueryParams<TreeQuery>,
 ) -> Result<Json<Tree>, ApiError> {
     let root = readable(&who, &id)?;
     let max_depth = state.reports.max_tree_depth;

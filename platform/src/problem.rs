@@ -132,3 +132,24 @@ impl std::fmt::Display for Problem {
 }
 
 impl std::error::Error for Problem {}
+
+/// `axum::extract::Query`, with unparsable or unknown parameters answered as a problem.
+pub struct QueryParams<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for QueryParams<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Problem> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(QueryParams(v)),
+            Err(r) => Err(Problem::invalid("invalid_query", r.body_text())),
+        }
+    }
+}

@@ -11,6 +11,7 @@ use platform::nats::Subjects;
 use platform::Config;
 use schemas::messages::DeadLetterReason;
 use sqlx::PgPool;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -56,6 +57,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         js,
         subjects,
         config,
+        committed: AtomicU32::new(0),
     };
     loop {
         let batch = tokio::select! {
@@ -97,6 +99,8 @@ struct Stage {
     js: jetstream::Context,
     subjects: Subjects,
     config: Config,
+    /// Batches committed by this instance (for the `crash_after_commit_every` chaos knob).
+    committed: AtomicU32,
 }
 
 impl Stage {
@@ -142,6 +146,7 @@ impl Stage {
             .batch_latency
             .with_label_values(&["ledger"])
             .observe(started.elapsed().as_secs_f64());
+        self.chaos_after_commit()?;
         if let Err(e) = self.publish(&outcome).await {
             // Committed but not announced: leave the batch unacked; its redelivery is a
             // replay that writes nothing and publishes again.
@@ -170,6 +175,21 @@ impl Stage {
             dead = outcome.dead.len(),
             "batch applied"
         );
+        Ok(())
+    }
+
+    /// The chaos knob (tests only): on every n-th commit, fail as a crash between the
+    /// commit and the publish/ack would; the role stops and JetStream redelivers the batch.
+    fn chaos_after_commit(&self) -> anyhow::Result<()> {
+        let Some(every) = self.config.processor.crash_after_commit_every else {
+            return Ok(());
+        };
+        let n = self.committed.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_multiple_of(every) {
+            anyhow::bail!(
+                "chaos: crash after commit {n} (processor.crash_after_commit_every = {every})"
+            );
+        }
         Ok(())
     }
 

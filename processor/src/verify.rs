@@ -5,9 +5,11 @@ use crate::graph::{Ancestor, ReferralGraph};
 use crate::graph_sync;
 use crate::payout::{payouts, reversal};
 use crate::plans;
+use rust_decimal::Decimal;
 use schemas::{InactivePolicy, Money, UserId};
 use sqlx::PgPool;
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use uuid::Uuid;
 
 #[derive(Debug, Default)]
@@ -32,21 +34,57 @@ impl Report {
 
 type Key = (Uuid, i16, String); // beneficiary, level, refund id ('' for earnings)
 
+/// Everything an entry states besides its key; all of it must be what the rules give.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Fact {
+    amount: Money,
+    leg: Uuid,
+    source: Uuid,
+    base: Money,
+    rate: Decimal,
+    plan_version: i32,
+}
+
+impl fmt::Display for Fact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (base {} × rate {}, plan v{}, leg {}, source {})",
+            self.amount,
+            self.base,
+            self.rate.normalize(),
+            self.plan_version,
+            self.leg,
+            self.source
+        )
+    }
+}
+
 pub async fn verify(pool: &PgPool) -> anyhow::Result<Report> {
     let plans = plans::all(pool).await?;
     let mut report = Report::default();
-    let mut entries: HashMap<Uuid, BTreeMap<Key, (Money, Uuid)>> = HashMap::new();
+    let mut entries: HashMap<Uuid, BTreeMap<Key, Fact>> = HashMap::new();
     let rows = sqlx::query!(
-        "SELECT purchase_id, beneficiary_id, level, refund_id, amount, leg_user_id FROM earnings"
+        "SELECT purchase_id, beneficiary_id, level, refund_id, amount, leg_user_id, source_user_id, base, rate,
+                plan_version
+         FROM earnings"
     )
     .fetch_all(pool)
     .await?;
     report.entries = rows.len();
     for r in rows {
-        entries.entry(r.purchase_id).or_default().insert(
-            (r.beneficiary_id, r.level, r.refund_id),
-            (Money::from_decimal(r.amount)?, r.leg_user_id),
-        );
+        let fact = Fact {
+            amount: Money::from_decimal(r.amount)?,
+            leg: r.leg_user_id,
+            source: r.source_user_id,
+            base: Money::from_decimal(r.base)?,
+            rate: r.rate,
+            plan_version: r.plan_version,
+        };
+        entries
+            .entry(r.purchase_id)
+            .or_default()
+            .insert((r.beneficiary_id, r.level, r.refund_id), fact);
     }
     let purchases = sqlx::query!(
         "SELECT id, user_id, amount, profit, plan_version, status, ancestors, graph_seq, refunded
@@ -61,7 +99,7 @@ pub async fn verify(pool: &PgPool) -> anyhow::Result<Report> {
     .fetch_all(pool)
     .await?;
     report.refunds = refunds.len();
-    let mut refunds_of: HashMap<Uuid, Vec<(String, Money, Money)>> = HashMap::new();
+    let mut refunds_of: HashMap<Uuid, Vec<Refund>> = HashMap::new();
     for r in refunds {
         refunds_of.entry(r.purchase_id).or_default().push((
             r.refund_id,
@@ -110,33 +148,33 @@ pub async fn verify(pool: &PgPool) -> anyhow::Result<Report> {
                 p.id, p.status
             ));
         }
-        let mut expected: BTreeMap<Key, (Money, Uuid)> = BTreeMap::new();
+        let mut expected: BTreeMap<Key, Fact> = BTreeMap::new();
+        let refunds = refunds_of.remove(&p.id).unwrap_or_default();
         if expected_status == "paid" {
             for s in payouts(plan, buyer, amount, profit, &ancestors) {
-                let key = (s.beneficiary.as_uuid(), i16::from(s.level), String::new());
-                expected.insert(key.clone(), (s.amount, s.leg.as_uuid()));
-                let mut refunded = Money::ZERO;
-                for (refund_id, r_amount, before) in refunds_of.get(&p.id).into_iter().flatten() {
-                    refunded = refunded + *r_amount;
+                let fact = Fact {
+                    amount: s.amount,
+                    leg: s.leg.as_uuid(),
+                    source: p.user_id,
+                    base: s.base,
+                    rate: s.rate.as_decimal(),
+                    plan_version: p.plan_version,
+                };
+                let (who, level) = (s.beneficiary.as_uuid(), i16::from(s.level));
+                for (refund_id, r_amount, before) in &refunds {
                     let back = reversal(s.amount, amount, *before, *before + *r_amount);
                     if !back.is_zero() {
-                        expected.insert((key.0, key.1, refund_id.clone()), (back, s.leg.as_uuid()));
+                        let reversed = Fact {
+                            amount: back,
+                            ..fact.clone()
+                        };
+                        expected.insert((who, level, refund_id.clone()), reversed);
                     }
                 }
+                expected.insert((who, level, String::new()), fact);
             }
         }
-        let refunded: Money = refunds_of
-            .get(&p.id)
-            .into_iter()
-            .flatten()
-            .map(|r| r.1)
-            .sum();
-        if Money::from_decimal(p.refunded)? != refunded {
-            diffs.push(format!(
-                "purchase {}: refunded {} but refunds add up to {refunded}",
-                p.id, p.refunded
-            ));
-        }
+        check_refunds(p.id, Money::from_decimal(p.refunded)?, &refunds, diffs);
         let actual = entries.remove(&p.id).unwrap_or_default();
         compare(&p.id, &expected, &actual, diffs);
     }
@@ -150,21 +188,40 @@ pub async fn verify(pool: &PgPool) -> anyhow::Result<Report> {
     Ok(report)
 }
 
+type Refund = (String, Money, Money); // refund id, amount, refunded before it applied
+
+/// The applied refunds of a purchase must chain: each applied on top of exactly the ones
+/// before it, and together they are what the purchase says was refunded.
+fn check_refunds(purchase: Uuid, refunded: Money, refunds: &[Refund], diffs: &mut Vec<String>) {
+    let mut in_order: Vec<&Refund> = refunds.iter().collect();
+    in_order.sort_by_key(|r| r.2);
+    let mut so_far = Money::ZERO;
+    for (refund_id, amount, before) in in_order {
+        if *before != so_far {
+            diffs.push(format!(
+                "purchase {purchase}: refund {refund_id} applied on top of {before}, but the refunds before it add up to {so_far}"
+            ));
+        }
+        so_far = so_far + *amount;
+    }
+    if refunded != so_far {
+        diffs.push(format!(
+            "purchase {purchase}: refunded {refunded} but refunds add up to {so_far}"
+        ));
+    }
+}
+
 fn compare(
     purchase: &Uuid,
-    expected: &BTreeMap<Key, (Money, Uuid)>,
-    actual: &BTreeMap<Key, (Money, Uuid)>,
+    expected: &BTreeMap<Key, Fact>,
+    actual: &BTreeMap<Key, Fact>,
     diffs: &mut Vec<String>,
 ) {
     for (k, v) in expected {
         match actual.get(k) {
-            None => diffs.push(format!(
-                "purchase {purchase}: missing entry {k:?} of {}",
-                v.0
-            )),
+            None => diffs.push(format!("purchase {purchase}: missing entry {k:?} of {v}")),
             Some(a) if a != v => diffs.push(format!(
-                "purchase {purchase}: entry {k:?} is {} (leg {}), expected {} (leg {})",
-                a.0, a.1, v.0, v.1
+                "purchase {purchase}: entry {k:?} is {a}, expected {v}"
             )),
             Some(_) => {}
         }
@@ -172,8 +229,7 @@ fn compare(
     for (k, v) in actual {
         if !expected.contains_key(k) {
             diffs.push(format!(
-                "purchase {purchase}: unexpected entry {k:?} of {}",
-                v.0
+                "purchase {purchase}: unexpected entry {k:?} of {v}"
             ));
         }
     }
@@ -198,16 +254,17 @@ async fn check_balances(pool: &PgPool, diffs: &mut Vec<String>) -> anyhow::Resul
         ));
     }
     let bad_totals = sqlx::query!(
-        r#"SELECT a.user_id, a.total, coalesce(e.total, 0) AS "entries!"
+        r#"SELECT coalesce(a.user_id, e.beneficiary_id) AS "user_id!", a.total AS "total?", e.total AS "entries?"
            FROM account_totals a
-           LEFT JOIN (SELECT beneficiary_id, sum(amount) AS total FROM earnings GROUP BY 1) e ON e.beneficiary_id = a.user_id
-           WHERE a.total <> coalesce(e.total, 0)"#
+           FULL JOIN (SELECT beneficiary_id, sum(amount) AS total FROM earnings GROUP BY 1) e
+             ON e.beneficiary_id = a.user_id
+           WHERE a.total IS DISTINCT FROM e.total AND NOT (a.total = 0 AND e.total IS NULL)"#
     )
     .fetch_all(pool)
     .await?;
     for r in bad_totals {
         diffs.push(format!(
-            "total of {}: {} but entries add up to {}",
+            "total of {}: {:?} but entries add up to {:?}",
             r.user_id, r.total, r.entries
         ));
     }

@@ -42,6 +42,8 @@ pub enum DeadLetterReason {
     UnknownCurrency,
     OrderConflict,
     RefundExceedsPurchase,
+    /// A refund id already recorded with another order or amount.
+    RefundConflict,
 }
 
 impl DeadLetterReason {
@@ -53,6 +55,7 @@ impl DeadLetterReason {
             DeadLetterReason::UnknownCurrency => "unknown_currency",
             DeadLetterReason::OrderConflict => "order_conflict",
             DeadLetterReason::RefundExceedsPurchase => "refund_exceeds_purchase",
+            DeadLetterReason::RefundConflict => "refund_conflict",
         }
     }
 }

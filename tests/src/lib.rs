@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod clickhouse;
 pub mod openapi;
 pub mod sse;
 
@@ -285,6 +286,8 @@ impl Drop for TestApp {
             self.config.nats.prefix.clone(),
             self.config.nats.url.clone(),
         );
+        let ch = &self.config.clickhouse;
+        let warehouse = ch.enabled.then(|| (ch.url.clone(), ch.database.clone()));
         let server = self
             .config
             .database
@@ -302,6 +305,13 @@ impl Drop for TestApp {
             rt.block_on(async move {
                 if let Ok(client) = async_nats::connect(&nats_url).await {
                     platform::nats::delete_streams(&async_nats::jetstream::new(client), &prefix)
+                        .await;
+                }
+                if let Some((url, database)) = warehouse {
+                    let _ = reqwest::Client::new()
+                        .post(url)
+                        .body(format!("DROP DATABASE IF EXISTS {database}"))
+                        .send()
                         .await;
                 }
                 if let Ok(admin) = sqlx::PgPool::connect(&format!("{server}/postgres")).await {

@@ -5,10 +5,11 @@ use crate::reports::readable;
 use crate::{ApiError, ApiState};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, Stream, StreamExt};
 use platform::auth::Principal;
+use platform::problem::QueryParams;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -27,7 +28,7 @@ pub async fn upgrade(
     State(state): State<ApiState>,
     who: Principal,
     Path(id): Path<String>,
-    Query(q): Query<WsQuery>,
+    QueryParams(q): QueryParams<WsQuery>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     // Authorize before looking at the upgrade, so a plain GET learns nothing more.

@@ -38,39 +38,24 @@ pub(super) async fn apply(
     outcome: &mut Outcome,
     dead_letters: &mut Vec<DeadLetter>,
 ) -> anyhow::Result<Vec<(Uuid, String)>> {
-    // Within the batch: the first message for an order stands; an identical repeat is a
-    // duplicate delivery, a different one a conflict.
-    let mut first: HashMap<(Uuid, &str), &PurchaseMessage> = HashMap::new();
-    let mut fresh: Vec<(&Delivered, &PurchaseMessage)> = Vec::new();
+    let mut valid: Vec<(&Delivered, &PurchaseMessage)> = Vec::new();
     for d in batch {
         let Item::Purchase(m) = &d.item else { continue };
-        if let Err(reason) = m.check() {
-            dead_letters.push(dead(
+        match m.check() {
+            Ok(()) => valid.push((d, m)),
+            Err(reason) => dead_letters.push(dead(
                 d,
                 reason,
                 format!("purchase {} refused", m.purchase_id),
-            ));
-            continue;
-        }
-        match first.get(&(m.shop_id.as_uuid(), m.order_id.as_str())) {
-            Some(prev) if prev.body_hash == m.body_hash => {}
-            Some(_) => dead_letters.push(dead(
-                d,
-                DeadLetterReason::OrderConflict,
-                format!("order {}", m.order_id),
             )),
-            None => {
-                first.insert((m.shop_id.as_uuid(), m.order_id.as_str()), m);
-                fresh.push((d, m));
-            }
         }
     }
-    if fresh.is_empty() {
+    if valid.is_empty() {
         return Ok(Vec::new());
     }
 
-    let shops: Vec<Uuid> = fresh.iter().map(|(_, m)| m.shop_id.as_uuid()).collect();
-    let orders: Vec<String> = fresh.iter().map(|(_, m)| m.order_id.to_string()).collect();
+    let shops: Vec<Uuid> = valid.iter().map(|(_, m)| m.shop_id.as_uuid()).collect();
+    let orders: Vec<String> = valid.iter().map(|(_, m)| m.order_id.to_string()).collect();
     let existing: HashMap<(Uuid, String), (Uuid, String)> = sqlx::query!(
         "SELECT p.id, p.shop_id, p.order_id, p.body_hash FROM purchases p
          JOIN UNNEST($1::uuid[], $2::text[]) AS k(shop_id, order_id)
@@ -85,21 +70,34 @@ pub(super) async fn apply(
     .map(|r| ((r.shop_id, r.order_id), (r.id, r.body_hash)))
     .collect();
 
+    // An order's body is the settled one, or else the first in this batch: an identical
+    // message is a duplicate delivery (a replay), a different one a conflict.
     let compress = plan.inactive_policy == InactivePolicy::Compress;
+    let mut first: HashMap<(Uuid, &str), &str> = HashMap::new();
     let mut replayed = Vec::new();
     let mut planned = Vec::new();
-    for (d, m) in fresh {
-        if let Some((id, hash)) = existing.get(&(m.shop_id.as_uuid(), m.order_id.to_string())) {
-            if *hash == m.body_hash {
-                replayed.push(*id);
-            } else {
+    for (d, m) in valid {
+        let key = (m.shop_id.as_uuid(), m.order_id.as_str());
+        let settled = existing.get(&(key.0, key.1.to_owned()));
+        let reference = settled
+            .map(|(_, hash)| hash.as_str())
+            .or_else(|| first.get(&key).copied());
+        match reference {
+            Some(hash) if hash != m.body_hash => {
                 dead_letters.push(dead(
                     d,
                     DeadLetterReason::OrderConflict,
                     format!("order {}", m.order_id),
                 ));
+                continue;
             }
-            continue;
+            Some(_) => {
+                replayed.extend(settled.map(|(id, _)| *id));
+                continue;
+            }
+            None => {
+                first.insert(key, &m.body_hash);
+            }
         }
         let Some(buyer_active) = graph.is_active(m.user_id) else {
             dead_letters.push(dead(
@@ -191,6 +189,8 @@ pub(super) async fn apply(
             .map(|p| p.msg.purchase_id)
             .filter(|id| !inserted.contains_key(id)),
     );
+    replayed.sort();
+    replayed.dedup();
     super::replay::purchases(tx, &replayed, outcome).await?;
     Ok(keys)
 }
@@ -238,17 +238,33 @@ async fn insert_purchases(
     .fetch_all(&mut **tx)
     .await
     .context("inserting purchases")?;
-    // Shops may publish to the stream directly; record their orders at the edge too, so
-    // refunds find them.
+    // Shops may publish to the stream directly; record their orders at the edge too, with
+    // the message as settled, so refunds find them and a retry through ingest is answered
+    // as the same purchase (or a 409 when its body differs).
+    let inserted: HashMap<Uuid, ()> = rows.into_iter().map(|id| (id, ())).collect();
+    let recorded: Vec<&PurchaseMessage> = planned
+        .iter()
+        .map(|p| p.msg)
+        .filter(|m| inserted.contains_key(&m.purchase_id))
+        .collect();
+    let ids: Vec<Uuid> = recorded.iter().map(|m| m.purchase_id).collect();
+    let messages = recorded
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()?;
     sqlx::query!(
         "INSERT INTO purchase_requests (shop_id, order_id, purchase_id, body_hash, message, amount)
-         SELECT p.shop_id, p.order_id, p.id, decode(p.body_hash, 'hex'), '{}'::jsonb, p.amount
-         FROM purchases p JOIN shops s ON s.id = p.shop_id
-         WHERE p.id = ANY($1) AND p.body_hash ~ '^[0-9a-f]{64}$'
+         SELECT p.shop_id, p.order_id, p.id,
+                CASE WHEN p.body_hash ~ '^[0-9a-f]{64}$' THEN decode(p.body_hash, 'hex')
+                     ELSE convert_to(p.body_hash, 'UTF8') END,
+                m.message, p.amount
+         FROM UNNEST($1::uuid[], $2::jsonb[]) AS m(id, message)
+         JOIN purchases p ON p.id = m.id JOIN shops s ON s.id = p.shop_id
          ON CONFLICT DO NOTHING",
-        &rows
+        &ids,
+        &messages
     )
     .execute(&mut **tx)
     .await?;
-    Ok(rows.into_iter().map(|id| (id, ())).collect())
+    Ok(inserted)
 }

@@ -5,7 +5,7 @@ use crate::payout::reversal;
 use anyhow::Context;
 use chrono::{SubsecRound, Utc};
 use schemas::messages::{DeadLetterReason, RefundMessage};
-use schemas::{EarningEvent, EntryKind, Money, ShopId, UserId};
+use schemas::{EarningEvent, EntryKind, Money, OrderId, RefundId, ShopId, UserId};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
@@ -36,7 +36,7 @@ pub(super) async fn apply_one(
     .execute(&mut **tx)
     .await?;
     if inserted.rows_affected() == 0 {
-        return super::replay::refund(tx, r.shop_id.as_uuid(), r.refund_id.as_str(), outcome).await;
+        return again(tx, d, r, outcome, dead).await;
     }
     if let Some(reason) = settle(tx, r.shop_id.as_uuid(), r.refund_id.as_str(), outcome).await? {
         dead.push(letter(
@@ -48,7 +48,36 @@ pub(super) async fn apply_one(
     Ok(())
 }
 
-/// Refunds that arrived before their purchase, applied now that it is settled.
+/// A refund id seen before: the same refund is a replay (its entries are published again,
+/// or its refusal); another body under the id is a conflict, never silently ignored.
+async fn again(
+    tx: &mut Transaction<'_, Postgres>,
+    d: &Delivered,
+    r: &RefundMessage,
+    outcome: &mut Outcome,
+    dead: &mut Vec<DeadLetter>,
+) -> anyhow::Result<()> {
+    let known = sqlx::query!(
+        "SELECT order_id, amount, status FROM refunds WHERE shop_id = $1 AND refund_id = $2",
+        r.shop_id.as_uuid(),
+        r.refund_id.as_str()
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    if known.order_id != r.order_id.as_str() || Money::from_decimal(known.amount)? != r.amount {
+        let why = "refund id already recorded with another order or amount";
+        dead.push(letter(d, DeadLetterReason::RefundConflict, why));
+    } else if known.status == "rejected" {
+        let why = "refund exceeds what remains of the purchase";
+        dead.push(letter(d, DeadLetterReason::RefundExceedsPurchase, why));
+    } else {
+        super::replay::refund(tx, r.shop_id.as_uuid(), r.refund_id.as_str(), outcome).await?;
+    }
+    Ok(())
+}
+
+/// Refunds that arrived before their purchase, applied now that it is settled. One that
+/// would exceed the purchase is dead-lettered under its own key (it has no delivery now).
 pub(super) async fn apply_pending_for(
     tx: &mut Transaction<'_, Postgres>,
     keys: &[(Uuid, String)],
@@ -60,7 +89,7 @@ pub(super) async fn apply_pending_for(
     }
     let (shops, orders): (Vec<Uuid>, Vec<String>) = keys.iter().cloned().unzip();
     let pending = sqlx::query!(
-        "SELECT r.shop_id, r.refund_id FROM refunds r
+        "SELECT r.shop_id, r.refund_id, r.order_id, r.amount, r.received_at FROM refunds r
          JOIN UNNEST($1::uuid[], $2::text[]) AS k(shop_id, order_id)
            ON r.shop_id = k.shop_id AND r.order_id = k.order_id
          WHERE r.status = 'pending' ORDER BY r.received_at, r.refund_id",
@@ -71,14 +100,21 @@ pub(super) async fn apply_pending_for(
     .await?;
     for p in pending {
         if let Some(reason) = settle(tx, p.shop_id, &p.refund_id, outcome).await? {
+            let message = RefundMessage {
+                shop_id: ShopId(p.shop_id),
+                refund_id: RefundId::parse(&p.refund_id).map_err(anyhow::Error::msg)?,
+                order_id: OrderId::parse(&p.order_id).map_err(anyhow::Error::msg)?,
+                amount: Money::from_decimal(p.amount)?,
+                received_at: p.received_at,
+            };
             dead.push(DeadLetter {
-                subject: "refunds.pending".into(),
+                subject: format!("refund:{}:{}", p.shop_id, p.refund_id),
                 reason,
                 detail: format!(
-                    "refund {} exceeds what remains of the purchase",
+                    "refund {} (pending until its purchase landed) exceeds what remains of the purchase",
                     p.refund_id
                 ),
-                payload: Vec::new(),
+                payload: serde_json::to_vec(&message)?,
                 stream_seq: 0,
             });
         }

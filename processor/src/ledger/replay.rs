@@ -42,6 +42,8 @@ fn event(r: Row) -> anyhow::Result<EarningEvent> {
     })
 }
 
+/// Every entry of the purchases, reversals included: the first delivery may also have
+/// applied refunds that were waiting for the purchase, and no other message replays those.
 pub(super) async fn purchases(
     tx: &mut Transaction<'_, Postgres>,
     ids: &[Uuid],
@@ -55,7 +57,7 @@ pub(super) async fn purchases(
         "SELECT e.id, e.purchase_id, p.shop_id, e.beneficiary_id, e.source_user_id, e.leg_user_id, e.level,
                 e.kind, e.amount, e.balance_after, e.plan_version, e.created_at
          FROM earnings e JOIN purchases p ON p.id = e.purchase_id
-         WHERE e.purchase_id = ANY($1) AND e.kind = 'earning' ORDER BY e.seq",
+         WHERE e.purchase_id = ANY($1) ORDER BY e.seq",
         ids
     )
     .fetch_all(&mut **tx)
@@ -64,8 +66,9 @@ pub(super) async fn purchases(
         outcome.entries.push(event(r)?);
     }
     let facts = sqlx::query!(
-        "SELECT id, shop_id, user_id, amount, profit, status, plan_version, occurred_at, processed_at
-         FROM purchases WHERE id = ANY($1)",
+        r#"SELECT p.id, p.shop_id, p.user_id, p.amount, p.profit, p.status, p.plan_version, p.occurred_at,
+                  p.processed_at, p.amount >= (pl.body->>'qualifying_threshold')::numeric AS "qualifying!"
+           FROM purchases p JOIN plans pl ON pl.version = p.plan_version WHERE p.id = ANY($1)"#,
         ids
     )
     .fetch_all(&mut **tx)
@@ -77,7 +80,8 @@ pub(super) async fn purchases(
             user_id: UserId(f.user_id),
             amount: Money::from_decimal(f.amount)?,
             profit: Money::from_decimal(f.profit)?,
-            qualifying: f.status == "paid",
+            // As the first delivery said: the threshold of the plan it was paid under.
+            qualifying: f.qualifying,
             plan_version: u32::try_from(f.plan_version)?,
             status: f.status,
             occurred_at: f.occurred_at,

@@ -3,8 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod browser;
+mod commission;
 mod foundation;
 mod live;
 mod openapi;
 mod reports;
 mod security;
+mod simulation;
+mod warehouse;

@@ -184,6 +184,11 @@ async fn page_sizes_and_ranges_are_bounded() {
             "invalid_cursor",
         ),
         (format!("/v1/users/{a}/tree?depth=99"), "invalid_depth"),
+        (format!("/v1/users/{a}/tree?depth=abc"), "invalid_query"),
+        (
+            format!("/v1/users/{a}/earnings/history?bogus=1"),
+            "invalid_query",
+        ),
         (
             format!("/v1/users/{a}/earnings/daily?from=2020-01-01&to=2026-01-01"),
             "invalid_range",

@@ -1,0 +1,280 @@
+//! Analytics from the ClickHouse warehouse: admin views (top earners, purchases per shop
+//! per day, conversion of referred users) and a user's own (earnings over time, levels,
+//! legs). Rollups are read with sum() GROUP BY. ClickHouse 18.16 has no query
+//! parameters, so SQL is built only from parsed values: UUIDs, dates and integers.
+mod bodies;
+mod warehouse;
+
+pub use bodies::*;
+
+use crate::reports::{ensure_user, readable};
+use crate::{ApiError, ApiState};
+use axum::extract::{Path, State};
+use axum::Json;
+use chrono::{NaiveDate, Utc};
+use platform::auth::Principal;
+use platform::problem::QueryParams;
+use platform::Problem;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use warehouse::query;
+
+/// Most days a series (earnings over time, purchases per shop) may span.
+const MAX_SERIES_DAYS: i64 = 366;
+/// Most shop-day rows one answer carries (`truncated` says when there were more).
+const MAX_SHOP_DAYS: usize = 10_000;
+/// ClickHouse's `Date` holds 1970-01-01 to 2105-12-31 (on 18.16).
+const FIRST_DAY: NaiveDate = day(1970, 1, 1);
+const LAST_DAY: NaiveDate = day(2105, 12, 31);
+
+const fn day(year: i32, month: u32, day: u32) -> NaiveDate {
+    match NaiveDate::from_ymd_opt(year, month, day) {
+        Some(d) => d,
+        None => panic!("not a date"),
+    }
+}
+
+/// Top earners by net earnings (reversals subtracted); all time unless a range is given.
+#[utoipa::path(get, path = "/v1/analytics/top-earners", tag = "analytics", params(TopQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = TopEarners), (status = 403, body = Problem),
+        (status = 422, description = "invalid_limit, invalid_range, invalid_query", body = Problem),
+        (status = 503, description = "analytics_disabled, analytics_unavailable", body = Problem)))]
+pub async fn top_earners(
+    State(state): State<ApiState>,
+    who: Principal,
+    QueryParams(q): QueryParams<TopQuery>,
+) -> Result<Json<TopEarners>, ApiError> {
+    admin_only(&who)?;
+    let limit = q.limit.unwrap_or(state.reports.default_page_size);
+    if limit < 1 || limit > state.reports.max_page_size {
+        let max = state.reports.max_page_size;
+        return Err(ApiError::Invalid(
+            "invalid_limit",
+            format!("limit must be between 1 and {max}"),
+        ));
+    }
+    let days = day_filter(q.from, q.to)?;
+    let earners = query(&state.clickhouse, |db| format!(
+        "SELECT toString(beneficiary_id) AS user_id, toString(sum(amount)) AS total, sum(entries) AS entries
+         FROM {db}.earnings_daily_by_level WHERE 1 {days}
+         GROUP BY beneficiary_id ORDER BY sum(amount) DESC, beneficiary_id LIMIT {limit}"
+    )).await?;
+    Ok(Json(TopEarners {
+        from: q.from,
+        to: q.to,
+        earners,
+    }))
+}
+
+/// Purchases, qualifying purchases and amount per shop per UTC day (of the purchase).
+#[utoipa::path(get, path = "/v1/analytics/purchases-per-shop", tag = "analytics",
+    params(RangeQuery), security(("bearer" = [])),
+    responses((status = 200, body = PurchasesPerShop), (status = 403, body = Problem),
+        (status = 422, description = "invalid_range, invalid_query", body = Problem),
+        (status = 503, description = "analytics_disabled, analytics_unavailable", body = Problem)))]
+pub async fn purchases_per_shop(
+    State(state): State<ApiState>,
+    who: Principal,
+    QueryParams(q): QueryParams<RangeQuery>,
+) -> Result<Json<PurchasesPerShop>, ApiError> {
+    admin_only(&who)?;
+    let (from, to) = series_range(&q)?;
+    let days = day_filter(Some(from), Some(to))?;
+    let mut rows: Vec<ShopDay> = query(&state.clickhouse, |db| {
+        format!(
+            "SELECT day, shop_id, sum(purchases) AS purchases,
+                sum(qualifying) AS qualifying, toString(sum(amount)) AS amount
+         FROM {db}.purchases_daily_by_shop WHERE 1 {days}
+         GROUP BY day, shop_id ORDER BY day, shop_id LIMIT {}",
+            MAX_SHOP_DAYS + 1
+        )
+    })
+    .await?;
+    let truncated = rows.len() > MAX_SHOP_DAYS;
+    rows.truncate(MAX_SHOP_DAYS);
+    Ok(Json(PurchasesPerShop {
+        from,
+        to,
+        days: rows,
+        truncated,
+    }))
+}
+
+/// The share of referred users (a referrer now) with at least one qualifying purchase.
+#[utoipa::path(get, path = "/v1/analytics/conversion", tag = "analytics",
+    security(("bearer" = [])),
+    responses((status = 200, body = Conversion), (status = 403, body = Problem),
+        (status = 503, description = "analytics_disabled, analytics_unavailable", body = Problem)))]
+pub async fn conversion(
+    State(state): State<ApiState>,
+    who: Principal,
+) -> Result<Json<Conversion>, ApiError> {
+    admin_only(&who)?;
+    #[derive(Deserialize)]
+    struct Counts {
+        referred_users: u64,
+        converted_users: u64,
+    }
+    // argMax takes each user's latest graph event; a Nullable argument would skip the
+    // NULL of a user moved to no referrer, so it compares isNotNull() instead.
+    let counts: Vec<Counts> = query(&state.clickhouse, |db| format!(
+        "SELECT count() AS referred_users,
+                countIf(user_id IN (SELECT user_id FROM {db}.purchase_events WHERE qualifying = 1)) AS converted_users
+         FROM (SELECT user_id, argMax(isNotNull(referrer_id), seq) AS referred
+               FROM {db}.user_events GROUP BY user_id HAVING referred = 1)"
+    )).await?;
+    let (referred, converted) = counts
+        .first()
+        .map_or((0, 0), |c| (c.referred_users, c.converted_users));
+    let rate = if referred == 0 {
+        Decimal::ZERO
+    } else {
+        Decimal::from(converted) / Decimal::from(referred)
+    };
+    Ok(Json(Conversion {
+        referred_users: referred,
+        converted_users: converted,
+        rate: format!("{:.4}", rate.round_dp(4)),
+    }))
+}
+
+/// A user's net earnings per UTC day and level (default: the last 30 days).
+#[utoipa::path(get, path = "/v1/users/{id}/analytics/earnings-over-time", tag = "analytics",
+    params(("id" = uuid::Uuid, Path, description = "the user"), RangeQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = EarningsOverTime), (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 422, description = "invalid_range, invalid_query", body = Problem),
+        (status = 503, description = "analytics_disabled, analytics_unavailable", body = Problem)))]
+pub async fn earnings_over_time(
+    State(state): State<ApiState>,
+    who: Principal,
+    Path(id): Path<String>,
+    QueryParams(q): QueryParams<RangeQuery>,
+) -> Result<Json<EarningsOverTime>, ApiError> {
+    let user = readable(&who, &id)?;
+    let (from, to) = series_range(&q)?;
+    let days = day_filter(Some(from), Some(to))?;
+    ensure_user(&state, user).await?;
+    let points = query(&state.clickhouse, |db| {
+        format!(
+            "SELECT day, level, toString(sum(amount)) AS total, sum(entries) AS entries
+         FROM {db}.earnings_daily_by_level WHERE beneficiary_id = toUUID('{user}') {days}
+         GROUP BY day, level ORDER BY day, level"
+        )
+    })
+    .await?;
+    Ok(Json(EarningsOverTime {
+        user_id: user,
+        from,
+        to,
+        points,
+    }))
+}
+
+/// A user's net earnings per referral level; all time unless a range is given.
+#[utoipa::path(get, path = "/v1/users/{id}/analytics/levels", tag = "analytics",
+    params(("id" = uuid::Uuid, Path, description = "the user"), RangeQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = Levels), (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 422, description = "invalid_range, invalid_query", body = Problem),
+        (status = 503, description = "analytics_disabled, analytics_unavailable", body = Problem)))]
+pub async fn levels(
+    State(state): State<ApiState>,
+    who: Principal,
+    Path(id): Path<String>,
+    QueryParams(q): QueryParams<RangeQuery>,
+) -> Result<Json<Levels>, ApiError> {
+    let user = readable(&who, &id)?;
+    let days = day_filter(q.from, q.to)?;
+    ensure_user(&state, user).await?;
+    let levels = query(&state.clickhouse, |db| {
+        format!(
+            "SELECT level, toString(sum(amount)) AS total, sum(entries) AS entries
+         FROM {db}.earnings_daily_by_level WHERE beneficiary_id = toUUID('{user}') {days}
+         GROUP BY level ORDER BY level"
+        )
+    })
+    .await?;
+    Ok(Json(Levels {
+        user_id: user,
+        levels,
+    }))
+}
+
+/// A user's net earnings per leg (direct referral whose subtree bought), largest first.
+#[utoipa::path(get, path = "/v1/users/{id}/analytics/legs", tag = "analytics",
+    params(("id" = uuid::Uuid, Path, description = "the user"), RangeQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = Legs), (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 422, description = "invalid_range, invalid_query", body = Problem),
+        (status = 503, description = "analytics_disabled, analytics_unavailable", body = Problem)))]
+pub async fn legs(
+    State(state): State<ApiState>,
+    who: Principal,
+    Path(id): Path<String>,
+    QueryParams(q): QueryParams<RangeQuery>,
+) -> Result<Json<Legs>, ApiError> {
+    let user = readable(&who, &id)?;
+    let days = day_filter(q.from, q.to)?;
+    ensure_user(&state, user).await?;
+    let limit = state.reports.max_page_size;
+    let legs = query(&state.clickhouse, |db| {
+        format!(
+            "SELECT leg_user_id, toString(sum(amount)) AS total, sum(entries) AS entries
+         FROM {db}.earnings_daily_by_leg WHERE beneficiary_id = toUUID('{user}') {days}
+         GROUP BY leg_user_id ORDER BY sum(amount) DESC, leg_user_id LIMIT {limit}"
+        )
+    })
+    .await?;
+    Ok(Json(Legs {
+        user_id: user,
+        legs,
+    }))
+}
+
+fn admin_only(who: &Principal) -> Result<(), ApiError> {
+    match who {
+        Principal::Admin => Ok(()),
+        _ => Err(ApiError::Forbidden),
+    }
+}
+
+fn invalid_range(detail: String) -> ApiError {
+    ApiError::Invalid("invalid_range", detail)
+}
+
+/// A series' days: `to` defaults to today (UTC), `from` to 29 days before `to`.
+fn series_range(q: &RangeQuery) -> Result<(NaiveDate, NaiveDate), ApiError> {
+    let to = q.to.unwrap_or_else(|| Utc::now().date_naive());
+    let from = q.from.unwrap_or(to - chrono::Days::new(29));
+    if (to - from).num_days() >= MAX_SERIES_DAYS {
+        return Err(invalid_range(format!(
+            "a series spans at most {MAX_SERIES_DAYS} days"
+        )));
+    }
+    Ok((from, to))
+}
+
+/// ` AND day >= toDate('…') AND day <= toDate('…')` for the bounds given (inclusive).
+fn day_filter(from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<String, ApiError> {
+    if let (Some(f), Some(t)) = (from, to) {
+        if f > t {
+            return Err(invalid_range("from must not be after to".into()));
+        }
+    }
+    let mut sql = String::new();
+    for (op, day) in [(">=", from), ("<=", to)] {
+        let Some(day) = day else { continue };
+        if !(FIRST_DAY..=LAST_DAY).contains(&day) {
+            return Err(invalid_range(format!(
+                "days must lie between {FIRST_DAY} and {LAST_DAY}"
+            )));
+        }
+        sql.push_str(&format!(" AND day {op} toDate('{day}')"));
+    }
+    Ok(sql)
+}

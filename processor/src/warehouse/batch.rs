@@ -1,0 +1,164 @@
+//! One batch of EARNINGS stream messages as warehouse rows, and writing them once: ids
+//! already in ClickHouse are left out, because the rollup views count every insert.
+use super::client::{Clickhouse, ClickhouseError};
+use super::rows::{self, EARNING_EVENTS, PURCHASE_EVENTS};
+use async_nats::jetstream::Message;
+use platform::metrics::metrics;
+use platform::nats::Subjects;
+use schemas::messages::ProcessedPurchase;
+use schemas::EarningEvent;
+use std::collections::HashSet;
+use uuid::Uuid;
+
+/// Rows keyed by their id, each id at most once (a stream may deliver a message twice).
+#[derive(Debug, Default)]
+pub struct Rows {
+    pub earnings: Vec<(Uuid, String)>,
+    pub purchases: Vec<(Uuid, String)>,
+    /// Messages that carry nothing for the warehouse (unknown subject, unparsable).
+    pub skipped: usize,
+}
+
+/// How many rows ClickHouse accepted, and how many it already had.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub inserted: usize,
+    pub already_stored: usize,
+}
+
+impl Rows {
+    pub fn from_messages(subjects: &Subjects, messages: &[Message]) -> Rows {
+        Rows::parse(
+            subjects,
+            messages
+                .iter()
+                .map(|m| (m.subject.as_str(), &m.payload[..])),
+        )
+    }
+
+    /// `(subject, payload)` pairs as rows.
+    pub fn parse<'a>(
+        subjects: &Subjects,
+        messages: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Rows {
+        let mut rows = Rows::default();
+        let (mut seen_earnings, mut seen_purchases) = (HashSet::new(), HashSet::new());
+        for (subject, payload) in messages {
+            let parsed = match subjects.tail(subject) {
+                Some(("earnings", _)) => serde_json::from_slice::<EarningEvent>(payload).map(|e| {
+                    if seen_earnings.insert(e.earning_id) {
+                        rows.earnings.push((e.earning_id, rows::earning(&e)));
+                    }
+                }),
+                Some(("ledger", "purchases")) => {
+                    serde_json::from_slice::<ProcessedPurchase>(payload).map(|p| {
+                        if seen_purchases.insert(p.purchase_id) {
+                            rows.purchases.push((p.purchase_id, rows::purchase(&p)));
+                        }
+                    })
+                }
+                _ => {
+                    rows.skipped += 1;
+                    continue;
+                }
+            };
+            if let Err(e) = parsed {
+                // The processor wrote it, so this is a contract break; skip it loudly
+                // rather than stall the warehouse behind it.
+                tracing::error!(subject, error = %e, "unparsable message skipped by the warehouse");
+                rows.skipped += 1;
+            }
+        }
+        rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.earnings.is_empty() && self.purchases.is_empty()
+    }
+
+    /// Inserts the rows ClickHouse does not hold yet. Safe to repeat after any failure:
+    /// a repeat finds what an earlier attempt stored and inserts only the rest.
+    pub async fn write(&self, ch: &Clickhouse) -> Result<Written, ClickhouseError> {
+        let e = insert_new(ch, EARNING_EVENTS, "event_id", &self.earnings).await?;
+        let p = insert_new(ch, PURCHASE_EVENTS, "purchase_id", &self.purchases).await?;
+        Ok(Written {
+            inserted: e.inserted + p.inserted,
+            already_stored: e.already_stored + p.already_stored,
+        })
+    }
+}
+
+async fn insert_new(
+    ch: &Clickhouse,
+    table: &'static str,
+    id_column: &str,
+    rows: &[(Uuid, String)],
+) -> Result<Written, ClickhouseError> {
+    if rows.is_empty() {
+        return Ok(Written::default());
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
+    let stored = ch.existing_ids(table, id_column, &ids).await?;
+    let fresh: Vec<&str> = rows
+        .iter()
+        .filter(|(id, _)| !stored.contains(id))
+        .map(|(_, row)| row.as_str())
+        .collect();
+    ch.insert(table, &fresh).await?;
+    metrics()
+        .warehouse_rows
+        .with_label_values(&[table])
+        .inc_by(fresh.len() as u64);
+    Ok(Written {
+        inserted: fresh.len(),
+        already_stored: rows.len() - fresh.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use schemas::{EntryKind, Money, ShopId, UserId};
+
+    fn event(id: Uuid) -> Vec<u8> {
+        let u = UserId(Uuid::now_v7());
+        serde_json::to_vec(&EarningEvent {
+            earning_id: id,
+            purchase_id: Uuid::now_v7(),
+            shop_id: ShopId(Uuid::now_v7()),
+            beneficiary_id: u,
+            source_user_id: u,
+            leg_user_id: u,
+            level: 1,
+            direct: true,
+            kind: EntryKind::Earning,
+            amount: Money::parse("25").unwrap(),
+            total: Money::parse("25").unwrap(),
+            plan_version: 1,
+            created_at: chrono::Utc::now(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_duplicate_delivery_yields_one_row_and_strangers_are_skipped() {
+        let subjects = Subjects::new("p");
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let (ea, eb) = (event(a), event(b));
+        let rows = Rows::parse(
+            &subjects,
+            [
+                ("p.earnings.x", &ea[..]),
+                ("p.earnings.x", &eb[..]),
+                ("p.earnings.x", &ea[..]),
+                ("p.ledger.refunds", &b"{}"[..]),
+                ("p.earnings.x", &b"not json"[..]),
+            ],
+        );
+        let ids: Vec<Uuid> = rows.earnings.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, vec![a, b]);
+        assert!(rows.purchases.is_empty());
+        assert_eq!(rows.skipped, 2);
+    }
+}

@@ -1,0 +1,156 @@
+//! A minimal ClickHouse HTTP client: SQL goes as the POST body, inserted rows as
+//! JSONEachRow after the `INSERT … FORMAT JSONEachRow` line, reads come back as
+//! TabSeparated lines. Uses only what ClickHouse 18.16 and current servers share.
+use platform::config::ClickhouseConfig;
+use std::collections::HashSet;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Ids per existence lookup: keeps each `IN (…)` query far below the server's
+/// `max_query_size` (256 KiB by default; one quoted UUID is 39 bytes).
+const IDS_PER_LOOKUP: usize = 1_000;
+
+/// Longest server error text kept in an error (ClickHouse appends stack traces).
+const ERROR_TEXT_MAX_CHARS: usize = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClickhouseError {
+    #[error("ClickHouse did not answer: {0}")]
+    Unreachable(#[source] reqwest::Error),
+    #[error("ClickHouse refused the request (HTTP {status}): {text}")]
+    Refused { status: u16, text: String },
+    #[error("ClickHouse answered something unexpected: {0}")]
+    Unexpected(String),
+}
+
+#[derive(Clone)]
+pub struct Clickhouse {
+    http: reqwest::Client,
+    url: String,
+    database: String,
+}
+
+impl Clickhouse {
+    /// Checks the database name is a plain identifier: it is spliced into SQL.
+    pub fn new(config: &ClickhouseConfig) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            is_identifier(&config.database),
+            "clickhouse.database must be letters, digits and '_' (got {:?})",
+            config.database
+        );
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.request_timeout_ms))
+            .build()?;
+        Ok(Clickhouse {
+            http,
+            url: config.url.trim_end_matches('/').to_owned(),
+            database: config.database.clone(),
+        })
+    }
+
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// `<database>.<table>`, for SQL.
+    pub fn table(&self, name: &str) -> String {
+        format!("{}.{name}", self.database)
+    }
+
+    /// Runs one statement and returns the response body. `wait_end_of_query` makes the
+    /// server buffer the answer, so a failure is an HTTP error, never a truncated body.
+    pub async fn execute(&self, sql: &str) -> Result<String, ClickhouseError> {
+        let response = self
+            .http
+            .post(format!("{}/", self.url))
+            .query(&[("wait_end_of_query", "1")])
+            .body(sql.to_owned())
+            .send()
+            .await
+            .map_err(ClickhouseError::Unreachable)?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(ClickhouseError::Unreachable)?;
+        if status.is_success() {
+            Ok(text)
+        } else {
+            Err(ClickhouseError::Refused {
+                status: status.as_u16(),
+                text: text.trim().chars().take(ERROR_TEXT_MAX_CHARS).collect(),
+            })
+        }
+    }
+
+    /// A query's result as TabSeparated lines (the SQL must not name a format).
+    pub async fn lines(&self, sql: &str) -> Result<Vec<String>, ClickhouseError> {
+        let body = self.execute(&format!("{sql} FORMAT TabSeparated")).await?;
+        Ok(body.lines().map(str::to_owned).collect())
+    }
+
+    /// Inserts JSONEachRow lines into `table` in one request: one block, so the server
+    /// takes all of them or none.
+    pub async fn insert(&self, table: &str, rows: &[&str]) -> Result<(), ClickhouseError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut body = format!("INSERT INTO {} FORMAT JSONEachRow\n", self.table(table));
+        for row in rows {
+            body.push_str(row);
+            body.push('\n');
+        }
+        self.execute(&body).await.map(drop)
+    }
+
+    /// Which of `ids` are already stored in `table.column`.
+    pub async fn existing_ids(
+        &self,
+        table: &str,
+        column: &str,
+        ids: &[Uuid],
+    ) -> Result<HashSet<Uuid>, ClickhouseError> {
+        let mut found = HashSet::new();
+        for chunk in ids.chunks(IDS_PER_LOOKUP) {
+            let list = chunk
+                .iter()
+                .map(|id| format!("'{id}'"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let sql = format!(
+                "SELECT toString({column}) FROM {} WHERE {column} IN ({list})",
+                self.table(table)
+            );
+            for line in self.lines(&sql).await? {
+                let id = line
+                    .parse::<Uuid>()
+                    .map_err(|_| ClickhouseError::Unexpected(format!("{line:?} is not a UUID")))?;
+                found.insert(id);
+            }
+        }
+        Ok(found)
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_names_are_plain_identifiers() {
+        assert!(is_identifier("referral"));
+        assert!(is_identifier("referral_test_0a1b"));
+        assert!(!is_identifier(""));
+        assert!(!is_identifier("1abc"));
+        assert!(!is_identifier("referral; DROP TABLE x"));
+        assert!(!is_identifier("a.b"));
+    }
+}

@@ -1,0 +1,71 @@
+//! Applies the ClickHouse DDL in `schemas/clickhouse/` (embedded at build time), in
+//! name order, with `{db}` replaced. Every statement is `IF NOT EXISTS`: applying
+//! twice is a no-op, so the sink runs it at every start.
+use super::client::{Clickhouse, ClickhouseError};
+use platform::config::ClickhouseConfig;
+
+macro_rules! ddl {
+    ($file:literal) => {
+        (
+            $file,
+            include_str!(concat!("../../../schemas/clickhouse/", $file)),
+        )
+    };
+}
+
+/// Every file of `schemas/clickhouse/`, in name order (a unit test keeps this list
+/// equal to the directory).
+const STATEMENTS: &[(&str, &str)] = &[
+    ddl!("0001_earning_events.sql"),
+    ddl!("0002_purchase_events.sql"),
+    ddl!("0003_user_events.sql"),
+    ddl!("0004_earnings_daily_by_level.sql"),
+    ddl!("0005_earnings_daily_by_level_mv.sql"),
+    ddl!("0006_earnings_daily_by_leg.sql"),
+    ddl!("0007_earnings_daily_by_leg_mv.sql"),
+    ddl!("0008_purchases_daily_by_shop.sql"),
+    ddl!("0009_purchases_daily_by_shop_mv.sql"),
+];
+
+/// `referral migrate`: creates the database and applies every statement.
+pub async fn migrate(config: &ClickhouseConfig) -> anyhow::Result<()> {
+    apply(&Clickhouse::new(config)?).await?;
+    Ok(())
+}
+
+pub async fn apply(ch: &Clickhouse) -> Result<(), ClickhouseError> {
+    ch.execute(&format!("CREATE DATABASE IF NOT EXISTS {}", ch.database()))
+        .await?;
+    for (file, sql) in STATEMENTS {
+        tracing::debug!(file, "applying ClickHouse DDL");
+        ch.execute(&sql.replace("{db}", ch.database())).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::STATEMENTS;
+
+    #[test]
+    fn embeds_every_ddl_file_in_name_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/clickhouse");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        on_disk.sort();
+        let embedded: Vec<&str> = STATEMENTS.iter().map(|(f, _)| *f).collect();
+        assert_eq!(embedded, on_disk);
+    }
+
+    #[test]
+    fn every_statement_names_the_database_placeholder() {
+        for (file, sql) in STATEMENTS {
+            assert!(sql.contains("{db}."), "{file} does not use {{db}}");
+            assert!(sql.contains("IF NOT EXISTS"), "{file} is not idempotent");
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Stream messages as ClickHouse JSONEachRow lines: ids, amounts, levels and times
+//! only (no personal data). Decimals are unquoted numbers at scale 2 and times are
+//! `YYYY-MM-DD hh:mm:ss` in UTC, the forms ClickHouse 18.16 parses.
+use chrono::{DateTime, Utc};
+use schemas::messages::ProcessedPurchase;
+use schemas::{EarningEvent, Money};
+use uuid::Uuid;
+
+pub const EARNING_EVENTS: &str = "earning_events";
+pub const PURCHASE_EVENTS: &str = "purchase_events";
+pub const USER_EVENTS: &str = "user_events";
+
+/// One row of `earning_events`, keyed by the earning id.
+pub fn earning(e: &EarningEvent) -> String {
+    JsonRow::default()
+        .uuid("event_id", e.earning_id)
+        .uuid("purchase_id", e.purchase_id)
+        .uuid("shop_id", e.shop_id.as_uuid())
+        .uuid("beneficiary_id", e.beneficiary_id.as_uuid())
+        .uuid("source_user_id", e.source_user_id.as_uuid())
+        .uuid("leg_user_id", e.leg_user_id.as_uuid())
+        .number("level", e.level)
+        .text("kind", e.kind.as_str())
+        .money("amount", e.amount)
+        .number("plan_version", e.plan_version)
+        .time("created_at", e.created_at)
+        .finish()
+}
+
+/// One row of `purchase_events`, keyed by the purchase id.
+pub fn purchase(p: &ProcessedPurchase) -> String {
+    JsonRow::default()
+        .uuid("purchase_id", p.purchase_id)
+        .uuid("shop_id", p.shop_id.as_uuid())
+        .uuid("user_id", p.user_id.as_uuid())
+        .money("amount", p.amount)
+        .money("profit", p.profit)
+        .number("qualifying", u8::from(p.qualifying))
+        .number("plan_version", p.plan_version)
+        .text("status", &p.status)
+        .time("occurred_at", p.occurred_at)
+        .time("processed_at", p.processed_at)
+        .finish()
+}
+
+/// One row of `user_events` (a referral-graph change; `referrer_id` null for none).
+pub fn user_event(
+    seq: u64,
+    user_id: Uuid,
+    referrer_id: Option<Uuid>,
+    kind: &str,
+    at: DateTime<Utc>,
+) -> String {
+    JsonRow::default()
+        .uuid("user_id", user_id)
+        .nullable_uuid("referrer_id", referrer_id)
+        .text("kind", kind)
+        .number("seq", seq)
+        .time("at", at)
+        .finish()
+}
+
+/// Builds one JSON object by hand, so a decimal can be written as a bare number.
+#[derive(Default)]
+struct JsonRow(String);
+
+impl JsonRow {
+    fn key(mut self, key: &str) -> Self {
+        self.0.push(if self.0.is_empty() { '{' } else { ',' });
+        self.0.push('"');
+        self.0.push_str(key);
+        self.0.push_str("\":");
+        self
+    }
+
+    fn uuid(self, key: &str, id: Uuid) -> Self {
+        let mut row = self.key(key);
+        row.0.push('"');
+        row.0.push_str(&id.to_string());
+        row.0.push('"');
+        row
+    }
+
+    fn nullable_uuid(self, key: &str, id: Option<Uuid>) -> Self {
+        match id {
+            Some(id) => self.uuid(key, id),
+            None => {
+                let mut row = self.key(key);
+                row.0.push_str("null");
+                row
+            }
+        }
+    }
+
+    fn number(self, key: &str, n: impl Into<u64>) -> Self {
+        let mut row = self.key(key);
+        row.0.push_str(&n.into().to_string());
+        row
+    }
+
+    /// `Money` is held at scale 2, so this prints e.g. `25.00` or `-5.10`.
+    fn money(self, key: &str, m: Money) -> Self {
+        let mut row = self.key(key);
+        row.0.push_str(&m.as_decimal().to_string());
+        row
+    }
+
+    fn text(self, key: &str, s: &str) -> Self {
+        let mut row = self.key(key);
+        // A &str always serializes; the fallback keeps the row valid JSON regardless.
+        row.0
+            .push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
+        row
+    }
+
+    fn time(self, key: &str, t: DateTime<Utc>) -> Self {
+        let mut row = self.key(key);
+        row.0
+            .push_str(&t.format("\"%Y-%m-%d %H:%M:%S\"").to_string());
+        row
+    }
+
+    fn finish(mut self) -> String {
+        self.0.push('}');
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use chrono::TimeZone;
+    use schemas::{EntryKind, ShopId, UserId};
+
+    #[test]
+    fn earning_rows_carry_bare_decimals_and_utc_seconds() {
+        let id = Uuid::nil();
+        let e = EarningEvent {
+            earning_id: id,
+            purchase_id: id,
+            shop_id: ShopId(id),
+            beneficiary_id: UserId(id),
+            source_user_id: UserId(id),
+            leg_user_id: UserId(id),
+            level: 2,
+            direct: false,
+            kind: EntryKind::Reversal,
+            amount: Money::parse("-5.1").unwrap(),
+            total: Money::parse("20").unwrap(),
+            plan_version: 3,
+            created_at: Utc.with_ymd_and_hms(2024, 3, 1, 23, 59, 59).unwrap()
+                + chrono::Duration::microseconds(999_999),
+        };
+        let line = earning(&e);
+        assert!(line.contains("\"amount\":-5.10,"), "{line}");
+        let row: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(row["level"], 2);
+        assert_eq!(row["kind"], "reversal");
+        assert_eq!(row["created_at"], "2024-03-01 23:59:59");
+        assert_eq!(row["event_id"], id.to_string());
+    }
+
+    #[test]
+    fn a_user_without_referrer_has_a_null_referrer() {
+        let at = Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap();
+        let row = user_event(7, Uuid::nil(), None, "created", at);
+        let v: serde_json::Value = serde_json::from_str(&row).unwrap();
+        assert!(v["referrer_id"].is_null());
+        assert_eq!(v["seq"], 7);
+        assert_eq!(v["at"], "2024-01-02 03:04:05");
+    }
+}

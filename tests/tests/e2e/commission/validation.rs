@@ -1,0 +1,147 @@
+//! Refusals at the HTTP edge, and `referral verify` catching a tampered ledger.
+use super::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn invalid_purchases_are_refused_at_the_edge_with_stable_codes() {
+    let app = TestApp::spawn().await;
+    let (_, _, c) = app.chain3().await;
+    let body = |amount: &str, profit: &str| json!({ "order_id": "bad", "user_id": c, "amount": amount, "profit": profit });
+    let mut usd = body("2000.00", "500.00");
+    usd["currency"] = json!("USD");
+    let mut stranger = body("2000.00", "500.00");
+    stranger["user_id"] = json!(UserId::new());
+    let cases = [
+        (body("2000.00", "-1.00"), "invalid_profit"),
+        (body("2000.00", "2000.01"), "invalid_profit"),
+        (body("0.00", "0.00"), "invalid_amount"),
+        (body("-5.00", "0.00"), "invalid_amount"),
+        (usd, "unknown_currency"),
+        (stranger, "unknown_user"),
+        (body("1.001", "1.00"), "invalid_body"),
+    ];
+    for (body, code) in cases {
+        let got = problem(app.post("/v1/purchases", &app.shop_key, &body).await).await;
+        assert_eq!(
+            got,
+            (StatusCode::UNPROCESSABLE_ENTITY, code.to_owned()),
+            "{body}"
+        );
+    }
+    let malformed = app
+        .http
+        .post(format!("{}/v1/purchases", app.base))
+        .bearer_auth(&app.shop_key)
+        .header("content-type", "application/json")
+        .body("{\"order_id\": ")
+        .send()
+        .await
+        .unwrap();
+    let got = problem(malformed).await;
+    assert_eq!(
+        got,
+        (StatusCode::UNPROCESSABLE_ENTITY, "malformed_json".into())
+    );
+    let zero = json!({ "refund_id": "r", "order_id": "bad", "amount": "0.00" });
+    let got = problem(app.post("/v1/refunds", &app.shop_key, &zero).await).await;
+    assert_eq!(
+        got,
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_amount".into())
+    );
+    // Nothing refused was reserved, so nothing reached the stream.
+    let reserved: i64 = sqlx::query_scalar("SELECT count(*) FROM purchase_requests")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(reserved, 0);
+    app.assert_verified().await;
+}
+
+/// Corrupts one thing, expects verify to name it, then puts it back.
+async fn tampering_is_reported(
+    app: &TestApp,
+    corrupt: &str,
+    restore: &str,
+    user: UserId,
+    needle: &str,
+) {
+    let run = |sql: String| async move {
+        let done = sqlx::query(&sql)
+            .bind(user.as_uuid())
+            .execute(&app.pool)
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 1, "{sql}");
+    };
+    run(corrupt.to_owned()).await;
+    let report = processor::verify::verify(&app.pool).await.unwrap();
+    assert!(
+        report.differences.iter().any(|d| d.contains(needle)),
+        "after `{corrupt}` verify should report {needle:?}, found {:#?}",
+        report.differences
+    );
+    run(restore.to_owned()).await;
+    app.assert_verified().await;
+}
+
+#[tokio::test]
+async fn verify_reports_a_tampered_entry_balance_or_total() {
+    let app = TestApp::spawn().await;
+    let (a, b, c) = app.chain3().await;
+    let r = app.purchase("t", c, "2000.00", Some("500.00")).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        app.refund("t-r", "t", "500.00").await.status(),
+        StatusCode::ACCEPTED
+    );
+    eventually(|| app.refunds_settled(), |n| *n == 1).await;
+    assert_eq!(
+        (app.total(b).await, app.total(a).await),
+        ("18.75".into(), "3.75".into())
+    );
+    app.assert_verified().await;
+
+    let earning = "FROM earnings WHERE beneficiary_id = $1 AND kind = 'earning')";
+    let cases = [
+        (
+            format!("UPDATE earnings SET amount = 26.00 WHERE id = (SELECT id {earning}"),
+            format!("UPDATE earnings SET amount = 25.00 WHERE id = (SELECT id {earning}"),
+            "is 26.00",
+        ),
+        (
+            format!("UPDATE earnings SET rate = 0.06 WHERE id = (SELECT id {earning}"),
+            format!("UPDATE earnings SET rate = 0.05 WHERE id = (SELECT id {earning}"),
+            "rate 0.06",
+        ),
+        (
+            "UPDATE balances SET total = total + 1 WHERE user_id = $1".to_owned(),
+            "UPDATE balances SET total = total - 1 WHERE user_id = $1".to_owned(),
+            "balance of",
+        ),
+        (
+            "UPDATE account_totals SET total = total + 1 WHERE user_id = $1".to_owned(),
+            "UPDATE account_totals SET total = total - 1 WHERE user_id = $1".to_owned(),
+            "total of",
+        ),
+    ];
+    for (corrupt, restore, needle) in &cases {
+        tampering_is_reported(&app, corrupt, restore, b, needle).await;
+    }
+    // A reversal's amount, and where its refund says the purchase stood before it.
+    tampering_is_reported(
+        &app,
+        "UPDATE earnings SET amount = -6.00 WHERE beneficiary_id = $1 AND kind = 'reversal'",
+        "UPDATE earnings SET amount = -6.25 WHERE beneficiary_id = $1 AND kind = 'reversal'",
+        b,
+        "is -6.00",
+    )
+    .await;
+    tampering_is_reported(
+        &app,
+        "UPDATE refunds SET refunded_before = 100.00 WHERE refund_id = 't-r' AND $1::uuid IS NOT NULL",
+        "UPDATE refunds SET refunded_before = 0.00 WHERE refund_id = 't-r' AND $1::uuid IS NOT NULL",
+        b,
+        "refund t-r",
+    )
+    .await;
+}
