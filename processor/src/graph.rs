@@ -175,54 +175,5 @@ impl ReferralGraph {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ancestors_follow_referrers_and_moves_refuse_cycles() {
-        let (a, b, c) = (UserId::new(), UserId::new(), UserId::new());
-        let mut g = ReferralGraph::default();
-        g.apply(&UserChange::Created {
-            user: a,
-            referrer: None,
-        })
-        .unwrap();
-        g.apply(&UserChange::Created {
-            user: b,
-            referrer: Some(a),
-        })
-        .unwrap();
-        g.apply(&UserChange::Created {
-            user: c,
-            referrer: Some(b),
-        })
-        .unwrap();
-        let anc: Vec<_> = g.ancestors(c, 5).iter().map(|x| x.user_id).collect();
-        assert_eq!(anc, vec![b, a]);
-        assert_eq!(
-            g.apply(&UserChange::Moved {
-                user: a,
-                referrer: Some(c)
-            }),
-            Err(GraphError::Cycle(a, c))
-        );
-        g.apply(&UserChange::Moved {
-            user: c,
-            referrer: Some(a),
-        })
-        .unwrap();
-        assert_eq!(g.referrer(c), Some(a));
-        g.apply(&UserChange::Status {
-            user: a,
-            active: false,
-        })
-        .unwrap();
-        assert_eq!(
-            g.ancestors(c, 5),
-            vec![Ancestor {
-                user_id: a,
-                active: false
-            }]
-        );
-    }
-}
+#[path = "graph_test.rs"]
+mod tests;
