@@ -100,6 +100,7 @@ pub async fn create_purchase_batch(
             state.max_batch,
         ));
     }
+    ensure_connected(&state)?;
     let mut results = Vec::with_capacity(batch.purchases.len());
     let mut pending = Vec::new();
     // Reservations are independent rows: make several at once, answers kept in order.
@@ -290,6 +291,7 @@ fn publish_body(
 }
 
 async fn publish(state: &IngestState, m: &PurchaseMessage) -> Result<(), IngestError> {
+    ensure_connected(state)?;
     let ack = state
         .js
         .send_publish(state.subjects.purchase(&m.shop_id), publish_body(m)?)
@@ -303,4 +305,16 @@ async fn publish(state: &IngestState, m: &PurchaseMessage) -> Result<(), IngestE
         .inc();
     tracing::debug!(purchase_id = %m.purchase_id, shop_id = %m.shop_id, "purchase stored");
     Ok(())
+}
+
+/// While NATS is unreachable nothing can be stored: say so at once (503, retry) rather
+/// than hold the request until the publish times out.
+pub(crate) fn ensure_connected(state: &IngestState) -> Result<(), IngestError> {
+    if state.js.client().connection_state() == async_nats::connection::State::Connected {
+        Ok(())
+    } else {
+        Err(IngestError::StreamUnavailable(anyhow::anyhow!(
+            "not connected to NATS"
+        )))
+    }
 }

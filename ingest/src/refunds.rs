@@ -44,6 +44,7 @@ pub async fn create_refund(
     let Principal::Shop(shop) = who else {
         return Err(IngestError::Forbidden);
     };
+    crate::purchases::ensure_connected(&state)?;
     if req.amount <= Money::ZERO {
         return Err(IngestError::Invalid(
             "invalid_amount",

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod clickhouse;
+pub mod nats_server;
 pub mod openapi;
 pub mod sse;
 

@@ -4,6 +4,7 @@
 
 mod browser;
 mod commission;
+mod faults;
 mod foundation;
 mod live;
 mod openapi;
