@@ -264,6 +264,17 @@ fn check_amounts(req: &PurchaseRequest) -> Result<(), IngestError> {
             ));
         }
     }
+    if let Some(at) = req.occurred_at {
+        if !schemas::messages::plausible_time(at, Utc::now()) {
+            return Err(IngestError::Invalid(
+                "invalid_occurred_at",
+                format!(
+                    "occurred_at must be in or after {} and not more than a day ahead",
+                    schemas::messages::EARLIEST_PURCHASE_YEAR
+                ),
+            ));
+        }
+    }
     if let Some(c) = &req.currency {
         if c != CURRENCY {
             return Err(IngestError::Invalid(

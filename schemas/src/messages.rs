@@ -38,6 +38,7 @@ pub struct RefundMessage {
 pub enum DeadLetterReason {
     Malformed,
     InvalidAmounts,
+    InvalidTime,
     UnknownUser,
     UnknownCurrency,
     OrderConflict,
@@ -51,6 +52,7 @@ impl DeadLetterReason {
         match self {
             DeadLetterReason::Malformed => "malformed",
             DeadLetterReason::InvalidAmounts => "invalid_amounts",
+            DeadLetterReason::InvalidTime => "invalid_time",
             DeadLetterReason::UnknownUser => "unknown_user",
             DeadLetterReason::UnknownCurrency => "unknown_currency",
             DeadLetterReason::OrderConflict => "order_conflict",
@@ -69,8 +71,23 @@ impl PurchaseMessage {
         if self.amount <= Money::ZERO || self.profit.is_negative() || self.profit > self.amount {
             return Err(DeadLetterReason::InvalidAmounts);
         }
+        if !plausible_time(self.occurred_at, Utc::now()) {
+            return Err(DeadLetterReason::InvalidTime);
+        }
         Ok(())
     }
+}
+
+/// Earliest `occurred_at` accepted: older is a client bug, not a purchase.
+pub const EARLIEST_PURCHASE_YEAR: i32 = 2000;
+/// How far ahead of our clock a shop's clock may run.
+pub const MAX_CLOCK_SKEW_SECS: i64 = 24 * 3600;
+
+/// A purchase time the ledger (and Postgres, and ClickHouse) can hold and believe.
+pub fn plausible_time(at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    use chrono::Datelike;
+    at.year() >= EARLIEST_PURCHASE_YEAR
+        && at <= now + chrono::Duration::seconds(MAX_CLOCK_SKEW_SECS)
 }
 
 /// A purchase as the processor settled it (published on `ledger.purchases` for the warehouse).

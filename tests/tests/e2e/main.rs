@@ -11,4 +11,5 @@ mod openapi;
 mod reports;
 mod security;
 mod simulation;
+mod validation;
 mod warehouse;

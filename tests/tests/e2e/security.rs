@@ -84,12 +84,25 @@ async fn each_credential_is_rate_limited_with_retry_after() {
 }
 
 #[tokio::test]
-async fn a_request_past_its_deadline_gets_a_problem() {
-    // A zero deadline elapses at the first await on the database.
-    let app = TestApp::spawn_with(|c| c.http.request_timeout_ms = 0).await;
-    let r = app.get("/v1/admin/plan", Some(&app.admin)).await;
+async fn a_request_past_its_deadline_gets_a_problem_and_writes_nothing() {
+    let app = TestApp::spawn_with(|c| c.http.request_timeout_ms = 300).await;
+    // Hold the graph lock, so a signup waits on it past its deadline.
+    let mut tx = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(platform::db::USER_EVENTS_LOCK)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let r = app.try_signup(None).await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(problem(r).await["code"], "request_timeout");
+    tx.rollback().await.unwrap();
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(users, 0, "the abandoned signup left nothing behind");
+    assert_eq!(app.try_signup(None).await.status(), StatusCode::CREATED);
 }
 
 #[tokio::test]

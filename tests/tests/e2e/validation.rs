@@ -1,0 +1,45 @@
+//! Purchase times the ledger cannot believe are refused at the edge and dead-lettered
+//! on the stream, and the consumer moves on.
+use e2e::{eventually, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn implausible_purchase_times_are_refused_and_dead_lettered() {
+    let app = TestApp::spawn().await;
+    let (_, b, c) = app.chain3().await;
+    for at in ["1999-12-31T23:59:59Z", "2999-01-01T00:00:00Z"] {
+        let r = app
+            .post(
+                "/v1/purchases",
+                &app.shop_key,
+                &json!({ "order_id": "t-1", "user_id": c, "amount": "1000.00", "occurred_at": at }),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{at}");
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["code"], "invalid_occurred_at");
+    }
+    // The same purchase published straight to the stream, as a shop may.
+    let message = json!({
+        "purchase_id": uuid::Uuid::now_v7(), "shop_id": app.shop_id, "order_id": "t-2", "user_id": c,
+        "amount": "1000.00", "profit": "1000.00", "currency": "INR",
+        "occurred_at": "-9999-01-01T00:00:00Z", "body_hash": "0".repeat(64),
+    });
+    app.publish_raw("purchases", "t-2", serde_json::to_vec(&message).unwrap())
+        .await;
+    assert_eq!(
+        app.purchase("t-3", c, "1000.00", None).await.status(),
+        StatusCode::ACCEPTED
+    );
+    eventually(|| app.total(b), |t| t == "50.00").await;
+    let letters = app.get_json("/v1/admin/dead-letters", &app.admin).await;
+    let reasons: Vec<&str> = letters["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, vec!["invalid_time"]);
+    app.assert_verified().await;
+}
