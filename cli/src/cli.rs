@@ -48,7 +48,10 @@ pub enum Command {
     /// Create a demo tree and stream purchases at a running instance.
     Demo(crate::demo::DemoArgs),
     /// Measure end-to-end throughput against a same-process baseline (scratch database).
-    Bench(crate::bench::BenchArgs),
+    Bench {
+        #[command(subcommand)]
+        bench: crate::bench::Bench,
+    },
     /// Recompute every earning from purchases, refunds and plans; exit 1 on any difference.
     Verify,
 }
@@ -115,7 +118,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo(args) => crate::demo::run(&config, args).await,
-        Command::Bench(args) => crate::bench::run(config, args).await,
+        Command::Bench { bench } => crate::bench::run(config, bench).await,
         Command::Verify => {
             let pool = platform::db::connect(&config.database).await?;
             let report = processor::verify::verify(&pool).await?;

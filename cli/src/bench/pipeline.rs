@@ -1,18 +1,15 @@
-//! `referral bench`: end-to-end throughput on this machine, reported as ratios against
-//! a baseline measured in the same process on the same services: raw JetStream
+//! `referral bench pipeline`: end-to-end throughput, as ratios against raw JetStream
 //! publishes awaiting their PubAck at the same concurrency (what any ingest over this
-//! stream is bounded by). Runs on a scratch database and stream prefix it removes after.
-use crate::Application;
+//! stream is bounded by).
 use anyhow::Context;
 use futures::StreamExt;
 use platform::Config;
 use schemas::UserId;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args, Debug)]
-pub struct BenchArgs {
+pub struct PipelineArgs {
     /// Purchases per measurement.
     #[arg(long, default_value_t = 5_000)]
     pub purchases: usize,
@@ -24,34 +21,11 @@ pub struct BenchArgs {
     pub batch: usize,
 }
 
-pub async fn run(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
-    let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
-    let server = config
-        .database
-        .url
-        .rsplit_once('/')
-        .map(|(s, _)| s.to_owned())
-        .context("database url")?;
-    let db = format!("referral_bench_{tag}");
-    config.database.url = format!("{server}/{db}");
-    config.nats.prefix = format!("bench{tag}");
-    config.nats.stream_max_bytes = 512 * 1024 * 1024;
-    config.http.api_addr = "127.0.0.1:0".parse()?;
-    config.http.rate_limit_per_sec = u32::MAX / 2;
-    config.http.rate_limit_burst = u32::MAX / 2;
-    config.clickhouse.enabled = false;
-    let shutdown = CancellationToken::new();
-    let app = Application::build(config.clone(), shutdown.clone()).await?;
-    let base = format!("http://{}", app.addr);
-    let running = tokio::spawn(app.wait());
-    let result = measure(&config, &base, &args).await;
-    shutdown.cancel();
-    let _ = running.await;
-    cleanup(&config, &server, &db).await;
-    result
-}
-
-async fn measure(config: &Config, base: &str, args: &BenchArgs) -> anyhow::Result<()> {
+pub(super) async fn measure(
+    config: &Config,
+    base: &str,
+    args: &PipelineArgs,
+) -> anyhow::Result<()> {
     let pool = platform::db::connect(&config.database).await?;
     let (_, key) = crate::shops::create(&pool, "bench").await?;
     let http = reqwest::Client::builder()
@@ -200,20 +174,5 @@ async fn settled(pool: &sqlx::PgPool, n: i64) -> anyhow::Result<()> {
             "only {count} of {n} purchases settled"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-async fn cleanup(config: &Config, server: &str, db: &str) {
-    if let Ok(client) = platform::nats::connect(&config.nats).await {
-        let js = async_nats::jetstream::new(client);
-        platform::nats::delete_streams(&js, &config.nats.prefix).await;
-        let _ = js
-            .delete_stream(format!("{}_RAW", config.nats.prefix.to_uppercase()))
-            .await;
-    }
-    if let Ok(admin) = sqlx::PgPool::connect(&format!("{server}/postgres")).await {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-            .execute(&admin)
-            .await;
     }
 }

@@ -1,0 +1,116 @@
+//! `referral bench live`: N SSE clients, one entry published for each; how long until
+//! every client has its entry, vs one raw NATS subscriber receiving the same messages.
+use futures::StreamExt;
+use platform::auth::{Authenticator, Principal};
+use platform::Config;
+use schemas::UserId;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args, Debug)]
+pub struct LiveArgs {
+    /// Concurrent SSE clients (each holds two file descriptors in this one process).
+    #[arg(long, default_value_t = 2_000)]
+    pub clients: usize,
+}
+
+pub(super) async fn measure(config: &Config, base: &str, args: &LiveArgs) -> anyhow::Result<()> {
+    let n = args.clients;
+    let pool = platform::db::connect(&config.database).await?;
+    let auth = Authenticator::new(&config.auth, pool);
+    let nats = platform::nats::connect(&config.nats).await?;
+    let users: Vec<UserId> = (0..n).map(|_| UserId::new()).collect();
+    let rss_before = rss_kib();
+
+    // Baseline: one core subscriber receiving one message per user.
+    let mut sub = nats
+        .subscribe(format!("{}.earnings.*", config.nats.prefix))
+        .await?;
+    let started = Instant::now();
+    publish_one_each(&nats, config, &users, "baseline").await?;
+    for _ in 0..n {
+        tokio::time::timeout(Duration::from_secs(60), sub.next()).await?;
+    }
+    let baseline = started.elapsed();
+    drop(sub);
+
+    // N live clients, connected before anything is published.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()?;
+    let mut streams = Vec::with_capacity(n);
+    for u in &users {
+        let response = http
+            .get(format!("{base}/v1/users/{u}/earnings/stream"))
+            .bearer_auth(auth.issue(Principal::User(*u))?)
+            .send()
+            .await?
+            .error_for_status()?;
+        streams.push(response.bytes_stream());
+    }
+    let rss_connected = rss_kib();
+    let started = Instant::now();
+    let waits = streams.into_iter().map(|mut s| async move {
+        while let Some(chunk) = s.next().await {
+            if String::from_utf8_lossy(&chunk?).contains("event: earning") {
+                return Ok::<_, anyhow::Error>(started.elapsed());
+            }
+        }
+        anyhow::bail!("a stream ended before its entry arrived")
+    });
+    let waiting = tokio::spawn(futures::future::try_join_all(waits));
+    publish_one_each(&nats, config, &users, "live").await?;
+    let mut latencies = tokio::time::timeout(Duration::from_secs(120), waiting).await???;
+    let fan_out = started.elapsed();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize];
+    println!("referral bench live: {n} SSE clients, one entry each");
+    println!(
+        "  baseline  raw NATS subscriber, {n} messages   {:>8.1} ms   1.00",
+        ms(baseline)
+    );
+    println!(
+        "  live      every client has its entry          {:>8.1} ms   {:.2}",
+        ms(fan_out),
+        fan_out.as_secs_f64() / baseline.as_secs_f64().max(1e-9)
+    );
+    println!(
+        "  delivery latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        ms(pct(0.5)),
+        ms(pct(0.99)),
+        ms(pct(1.0))
+    );
+    if let (Some(a), Some(b)) = (rss_before, rss_connected) {
+        println!(
+            "  memory: {} KiB for {n} connections (both ends in this process), {:.1} KiB each",
+            b.saturating_sub(a),
+            b.saturating_sub(a) as f64 / n as f64
+        );
+    }
+    Ok(())
+}
+
+async fn publish_one_each(
+    nats: &async_nats::Client,
+    config: &Config,
+    users: &[UserId],
+    tag: &str,
+) -> anyhow::Result<()> {
+    for u in users {
+        let body = format!(r#"{{"bench":"{tag}","beneficiary_id":"{u}"}}"#);
+        nats.publish(format!("{}.earnings.{u}", config.nats.prefix), body.into())
+            .await?;
+    }
+    nats.flush().await?;
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Resident memory of this process, from /proc (Linux).
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
