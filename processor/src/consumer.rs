@@ -146,12 +146,18 @@ impl Stage {
             .batch_latency
             .with_label_values(&["ledger"])
             .observe(started.elapsed().as_secs_f64());
-        self.chaos_after_commit()?;
+        let chaos = self.chaos_after_commit();
+        if let Some((n, true)) = chaos {
+            anyhow::bail!("chaos: crash after commit {n}, before publishing");
+        }
         if let Err(e) = self.publish(&outcome).await {
             // Committed but not announced: leave the batch unacked; its redelivery is a
             // replay that writes nothing and publishes again.
             tracing::warn!(error = ?e, "publishing entries failed; batch will be redelivered");
             return Ok(());
+        }
+        if let Some((n, false)) = chaos {
+            anyhow::bail!("chaos: crash after commit {n}, published but before acking");
         }
         for m in &batch {
             m.ack()
@@ -178,19 +184,13 @@ impl Stage {
         Ok(())
     }
 
-    /// The chaos knob (tests only): on every n-th commit, fail as a crash between the
-    /// commit and the publish/ack would; the role stops and JetStream redelivers the batch.
-    fn chaos_after_commit(&self) -> anyhow::Result<()> {
-        let Some(every) = self.config.processor.crash_after_commit_every else {
-            return Ok(());
-        };
+    /// The chaos knob (tests only): on every n-th commit, fail as a crash after the commit
+    /// would, alternately before publishing and before acking (`Some((n, before_publish))`);
+    /// the role stops and JetStream redelivers the batch.
+    fn chaos_after_commit(&self) -> Option<(u32, bool)> {
+        let every = self.config.processor.crash_after_commit_every?;
         let n = self.committed.fetch_add(1, Ordering::Relaxed) + 1;
-        if n.is_multiple_of(every) {
-            anyhow::bail!(
-                "chaos: crash after commit {n} (processor.crash_after_commit_every = {every})"
-            );
-        }
-        Ok(())
+        n.is_multiple_of(every).then(|| (n, (n / every) % 2 == 1))
     }
 
     fn parse(&self, batch: &[Message]) -> (Vec<Delivered>, Vec<DeadLetter>) {
@@ -235,11 +235,17 @@ impl Stage {
                 serde_json::to_vec(e)?,
             ));
         }
-        for p in &outcome.purchases {
+        // One fact message per batch, not per purchase: with fsync before every PubAck,
+        // stored messages are the throughput budget. The warehouse dedups by purchase id.
+        if let Some(first) = outcome.purchases.first() {
             publishes.push((
                 self.subjects.ledger("purchases"),
-                format!("purchase:{}", p.purchase_id),
-                serde_json::to_vec(p)?,
+                format!(
+                    "purchases:{}:{}",
+                    first.purchase_id,
+                    outcome.purchases.len()
+                ),
+                serde_json::to_vec(&outcome.purchases)?,
             ));
         }
         for d in &outcome.dead {

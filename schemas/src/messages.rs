@@ -90,7 +90,8 @@ pub fn plausible_time(at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
         && at <= now + chrono::Duration::seconds(MAX_CLOCK_SKEW_SECS)
 }
 
-/// A purchase as the processor settled it (published on `ledger.purchases` for the warehouse).
+/// A purchase as the processor settled it (published, an array per batch, on
+/// `ledger.purchases` for the warehouse).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessedPurchase {
     pub purchase_id: Uuid,

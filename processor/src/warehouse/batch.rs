@@ -50,10 +50,13 @@ impl Rows {
                         rows.earnings.push((e.earning_id, rows::earning(&e)));
                     }
                 }),
+                // The processor publishes each batch's settled purchases as one array.
                 Some(("ledger", "purchases")) => {
-                    serde_json::from_slice::<ProcessedPurchase>(payload).map(|p| {
-                        if seen_purchases.insert(p.purchase_id) {
-                            rows.purchases.push((p.purchase_id, rows::purchase(&p)));
+                    serde_json::from_slice::<Vec<ProcessedPurchase>>(payload).map(|batch| {
+                        for p in batch {
+                            if seen_purchases.insert(p.purchase_id) {
+                                rows.purchases.push((p.purchase_id, rows::purchase(&p)));
+                            }
                         }
                     })
                 }
