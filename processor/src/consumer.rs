@@ -1,7 +1,7 @@
 //! The stream stage: gather a bounded batch, write it once, publish, then acknowledge.
 use crate::graph::ReferralGraph;
 use crate::ledger::{self, DeadLetter, Delivered, Item, Outcome};
-use crate::{graph_sync, plans};
+use crate::{graph_sync, isolate, plans};
 use anyhow::Context;
 use async_nats::jetstream::consumer::{pull, AckPolicy, PullConsumer};
 use async_nats::jetstream::{self, Message};
@@ -113,6 +113,7 @@ impl Stage {
         let started = Instant::now();
         let (delivered, dead) = self.parse(&batch);
         let mut backoff = Duration::from_millis(50);
+        let mut failures = 0;
         let outcome = loop {
             let attempt = async {
                 graph_sync::catch_up(&self.pool, graph, self.config.processor.graph_sync_page)
@@ -132,6 +133,23 @@ impl Stage {
                     // Nothing was committed; the batch stays unacked. Retry until it
                     // applies or we are told to stop (then JetStream redelivers it).
                     tracing::error!(error = ?e, messages = batch.len(), "batch failed; retrying");
+                    failures += 1;
+                    if failures >= isolate::ISOLATE_AFTER_FAILURES && isolate::is_deterministic(&e)
+                    {
+                        let alone = isolate::apply_one_by_one(
+                            &self.pool,
+                            graph,
+                            &self.config.plan,
+                            &delivered,
+                            dead.clone(),
+                        );
+                        match alone.await {
+                            Ok(o) => break o,
+                            Err(e) => {
+                                tracing::error!(error = ?e, "applying one by one failed; retrying")
+                            }
+                        }
+                    }
                     tokio::select! {
                         _ = shutdown.cancelled() => return Ok(()),
                         _ = tokio::time::sleep(backoff) => {}

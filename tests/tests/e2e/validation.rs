@@ -43,3 +43,32 @@ async fn implausible_purchase_times_are_refused_and_dead_lettered() {
     assert_eq!(reasons, vec!["invalid_time"]);
     app.assert_verified().await;
 }
+
+#[tokio::test]
+async fn a_message_the_database_refuses_is_isolated_and_the_rest_of_its_batch_pays() {
+    let app = TestApp::spawn_with(|c| c.processor.batch_max_wait_ms = 200).await;
+    let (_, b, c) = app.chain3().await;
+    // Stands in for a message no code path foresaw: the database refuses this one order.
+    sqlx::query("ALTER TABLE purchases ADD CONSTRAINT test_poison CHECK (order_id <> 'poison')")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (poison, good) = futures::join!(
+        app.purchase("poison", c, "1000.00", None),
+        app.purchase("good", c, "2000.00", Some("500.00")),
+    );
+    assert_eq!(poison.status(), StatusCode::ACCEPTED);
+    assert_eq!(good.status(), StatusCode::ACCEPTED);
+    eventually(|| app.total(b), |t| t == "25.00").await;
+    let letters = eventually(
+        || app.get_json("/v1/admin/dead-letters", &app.admin),
+        |v| !v["items"].as_array().unwrap().is_empty(),
+    )
+    .await;
+    let item = &letters["items"][0];
+    assert_eq!(item["reason"], "processing_failed");
+    assert!(item["detail"].as_str().unwrap().contains("test_poison"));
+    // The stream moved on: a later purchase pays too.
+    app.purchase("after", c, "1000.00", Some("100.00")).await;
+    eventually(|| app.total(b), |t| t == "30.00").await;
+}
