@@ -2,6 +2,7 @@
 //! JetStream has stored it; a signup only after Postgres has committed it.
 #![forbid(unsafe_code)]
 
+mod committer;
 mod error;
 mod purchases;
 mod refunds;
@@ -37,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 pub struct IngestState {
     pub pool: PgPool,
     pub js: async_nats::jetstream::Context,
+    pub committer: committer::Committer,
     pub subjects: Arc<Subjects>,
     pub auth: Authenticator,
     pub plan: Arc<Plan>,
@@ -48,6 +50,14 @@ impl IngestState {
         IngestState {
             auth: Authenticator::new(&config.auth, pool.clone()),
             pool,
+            committer: committer::Committer::start(
+                async_nats::jetstream::new(nats.clone()),
+                committer::Limits {
+                    queue: config.ingest.group_commit_queue,
+                    max_group: config.ingest.group_commit_max_purchases,
+                    in_flight: config.ingest.group_commit_in_flight,
+                },
+            ),
             js: async_nats::jetstream::new(nats),
             subjects: Arc::new(Subjects::new(&config.nats.prefix)),
             plan: Arc::new(config.plan.clone()),

@@ -113,18 +113,12 @@ pub async fn create_purchase_batch(
         .buffered(RESERVATIONS_IN_FLIGHT)
         .collect()
         .await;
+    let mut stored = Vec::new();
     for (index, reservation) in reserved.into_iter().enumerate() {
         match reservation {
             Ok(message) => {
-                let ack = state
-                    .js
-                    .send_publish(
-                        state.subjects.purchase(&message.shop_id),
-                        publish_body(&message)?,
-                    )
-                    .await
-                    .map_err(|e| IngestError::StreamUnavailable(e.into()))?;
-                pending.push((index, message, ack));
+                pending.push(index);
+                stored.push(message);
             }
             Err(e) => results.push(BatchItem {
                 index,
@@ -133,13 +127,17 @@ pub async fn create_purchase_batch(
             }),
         }
     }
-    // Acks are awaited together, so the batch costs about one stream round trip.
-    for (index, message, ack) in pending {
-        ack.await
-            .map_err(|e| IngestError::StreamUnavailable(e.into()))?;
+    // The accepted items travel as one stored message (with whatever else is waiting).
+    let answers: Vec<PurchaseAccepted> = stored.iter().map(accepted).collect();
+    state
+        .committer
+        .store(state.subjects.purchase(&shop), stored)
+        .await
+        .map_err(|e| IngestError::StreamUnavailable(anyhow::anyhow!(e)))?;
+    for (index, answer) in pending.into_iter().zip(answers) {
         results.push(BatchItem {
             index,
-            accepted: Some(accepted(&message)),
+            accepted: Some(answer),
             problem: None,
         });
     }
@@ -292,24 +290,13 @@ fn body_hash(req: &PurchaseRequest) -> Result<String, IngestError> {
     Ok(hex::encode(Sha256::digest(canonical)))
 }
 
-fn publish_body(
-    m: &PurchaseMessage,
-) -> Result<async_nats::jetstream::message::PublishMessage, IngestError> {
-    let payload = serde_json::to_vec(m).map_err(anyhow::Error::from)?;
-    Ok(async_nats::jetstream::message::PublishMessage::build()
-        .payload(payload.into())
-        .message_id(format!("{}:{}", m.shop_id, m.order_id)))
-}
-
 async fn publish(state: &IngestState, m: &PurchaseMessage) -> Result<(), IngestError> {
     ensure_connected(state)?;
-    let ack = state
-        .js
-        .send_publish(state.subjects.purchase(&m.shop_id), publish_body(m)?)
+    state
+        .committer
+        .store(state.subjects.purchase(&m.shop_id), vec![m.clone()])
         .await
-        .map_err(|e| IngestError::StreamUnavailable(e.into()))?;
-    ack.await
-        .map_err(|e| IngestError::StreamUnavailable(e.into()))?;
+        .map_err(|e| IngestError::StreamUnavailable(anyhow::anyhow!(e)))?;
     platform::metrics::metrics()
         .purchases_accepted
         .with_label_values(&["purchase", "single"])

@@ -15,6 +15,7 @@ pub struct Config {
     pub nats: NatsConfig,
     pub clickhouse: ClickhouseConfig,
     pub http: HttpConfig,
+    pub ingest: IngestConfig,
     pub auth: AuthConfig,
     pub processor: ProcessorConfig,
     pub live: LiveConfig,
@@ -72,6 +73,28 @@ pub struct HttpConfig {
     pub max_concurrent_requests: usize,
 }
 
+/// Group commit at the edge: concurrent purchases stored as one stream message.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Requests waiting to join a group.
+    pub group_commit_queue: usize,
+    /// Purchases in one stored message.
+    pub group_commit_max_purchases: usize,
+    /// Groups awaiting their PubAck at once.
+    pub group_commit_in_flight: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            group_commit_queue: 10_000,
+            group_commit_max_purchases: 1_000,
+            group_commit_in_flight: 4,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
@@ -92,8 +115,8 @@ pub struct ProcessorConfig {
     /// User events read from the outbox per query while catching the graph up.
     pub graph_sync_page: i64,
     /// Chaos knob for tests, never for production: every n-th committed batch stops the
-    /// processor with an error after the Postgres commit and before publishing and acking,
-    /// as a crash there would. `None` (the default) disables it.
+    /// processor with an error after the Postgres commit (alternately before publishing
+    /// its entries and before acking), as a crash there would. `None` (the default) disables it.
     pub crash_after_commit_every: Option<u32>,
 }
 

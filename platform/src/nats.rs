@@ -160,3 +160,19 @@ pub async fn publish_stored(
         .context("awaiting the stream's acknowledgement")?;
     Ok(ack)
 }
+
+/// Publishes without a `Nats-Msg-Id` (a group of purchases has no single identity; the
+/// processor dedups each purchase by its order id) and waits for the stream to store it.
+pub async fn publish_stored_unkeyed(
+    js: &jetstream::Context,
+    subject: String,
+    payload: Vec<u8>,
+) -> anyhow::Result<jetstream::publish::PublishAck> {
+    let ack = js
+        .publish(subject, payload.into())
+        .await
+        .context("publishing")?
+        .await
+        .context("awaiting the stream's acknowledgement")?;
+    Ok(ack)
+}

@@ -211,6 +211,8 @@ impl Stage {
         n.is_multiple_of(every).then(|| (n, (n / every) % 2 == 1))
     }
 
+    /// Each stored message as the items it carries: a purchase, a group of purchases (a
+    /// JSON array, as ingest's group commit stores them), or a refund.
     fn parse(&self, batch: &[Message]) -> (Vec<Delivered>, Vec<DeadLetter>) {
         let mut ok = Vec::with_capacity(batch.len());
         let mut dead = Vec::new();
@@ -218,24 +220,49 @@ impl Stage {
             let subject = m.subject.to_string();
             let stream_seq = m.info().map(|i| i.stream_sequence).unwrap_or_default();
             let payload = m.payload.to_vec();
-            let item = match self.subjects.tail(&subject) {
-                Some(("purchases", _)) => serde_json::from_slice(&payload).map(Item::Purchase),
-                Some(("refunds", _)) => serde_json::from_slice(&payload).map(Item::Refund),
-                _ => serde_json::from_slice::<()>(b"!").map(|_| unreachable!()),
+            type Parsed = Result<(Item, Vec<u8>), (String, Vec<u8>)>;
+            let items: Result<Vec<Parsed>, String> = match self.subjects.tail(&subject) {
+                Some(("purchases", _)) if payload.trim_ascii_start().starts_with(b"[") => {
+                    parse_group(&payload)
+                }
+                Some(("purchases", _)) => serde_json::from_slice(&payload)
+                    .map(|p| vec![Ok((Item::Purchase(p), payload.clone()))])
+                    .map_err(|e| e.to_string()),
+                Some(("refunds", _)) => serde_json::from_slice(&payload)
+                    .map(|r| vec![Ok((Item::Refund(r), payload.clone()))])
+                    .map_err(|e| e.to_string()),
+                _ => Err(format!("no purchases or refunds on subject {subject}")),
             };
-            match item {
-                Ok(item) => ok.push(Delivered {
-                    subject,
-                    stream_seq,
-                    payload,
-                    item,
-                }),
-                Err(e) => dead.push(DeadLetter {
+            match items {
+                Ok(items) => {
+                    for (index, parsed) in items.into_iter().enumerate() {
+                        let index = u32::try_from(index).unwrap_or(u32::MAX);
+                        match parsed {
+                            Ok((item, payload)) => ok.push(Delivered {
+                                subject: subject.clone(),
+                                stream_seq,
+                                index,
+                                payload,
+                                item,
+                            }),
+                            Err((detail, payload)) => dead.push(DeadLetter {
+                                subject: subject.clone(),
+                                reason: DeadLetterReason::Malformed,
+                                detail,
+                                payload,
+                                stream_seq,
+                                index,
+                            }),
+                        }
+                    }
+                }
+                Err(detail) => dead.push(DeadLetter {
                     subject,
                     reason: DeadLetterReason::Malformed,
-                    detail: e.to_string(),
+                    detail,
                     payload,
                     stream_seq,
+                    index: 0,
                 }),
             }
         }
@@ -269,7 +296,7 @@ impl Stage {
         for d in &outcome.dead {
             publishes.push((
                 self.subjects.deadletter(d.reason.as_str()),
-                format!("dead:{}:{}", d.subject, d.stream_seq),
+                format!("dead:{}:{}:{}", d.subject, d.stream_seq, d.index),
                 d.payload.clone(),
             ));
         }
@@ -289,4 +316,22 @@ impl Stage {
         }
         Ok(())
     }
+}
+
+/// A group of purchases: each item parsed on its own, so one bad item does not take the
+/// group's good ones with it (the whole message is malformed only if it is no array).
+#[allow(clippy::type_complexity)]
+fn parse_group(payload: &[u8]) -> Result<Vec<Result<(Item, Vec<u8>), (String, Vec<u8>)>>, String> {
+    let raw: Vec<Box<serde_json::value::RawValue>> =
+        serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+    Ok(raw
+        .into_iter()
+        .map(|r| {
+            let bytes = r.get().as_bytes().to_vec();
+            match serde_json::from_str(r.get()) {
+                Ok(p) => Ok((Item::Purchase(p), bytes)),
+                Err(e) => Err((format!("item of a group: {e}"), bytes)),
+            }
+        })
+        .collect())
 }

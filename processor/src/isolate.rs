@@ -56,13 +56,12 @@ pub async fn apply_one_by_one(
                 return Err(e); // the database itself is failing: retry the batch later
             }
             tracing::error!(error = ?e, subject = %d.subject, stream_seq = d.stream_seq, "message fails on its own; dead-lettered");
-            dead.push(DeadLetter {
-                subject: d.subject.clone(),
-                reason: DeadLetterReason::ProcessingFailed,
-                detail: format!("{e:#}").chars().take(2_000).collect(),
-                payload: d.payload.clone(),
-                stream_seq: d.stream_seq,
-            });
+            let detail: String = format!("{e:#}").chars().take(2_000).collect();
+            dead.push(DeadLetter::of(
+                d,
+                DeadLetterReason::ProcessingFailed,
+                detail,
+            ));
         }
     }
     let recorded = ledger::apply(pool, graph, plan, &[], dead).await?;

@@ -144,6 +144,8 @@ CREATE TABLE dead_letters (
     detail     text NOT NULL,
     payload    bytea NOT NULL,
     stream_seq bigint NOT NULL,
+    -- Position within the message: a stored message may carry a group of purchases.
+    item_index integer NOT NULL DEFAULT 0,
     at         timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (subject, stream_seq)
+    UNIQUE (subject, stream_seq, item_index)
 );

@@ -29,13 +29,31 @@ pub struct DeadLetter {
     pub detail: String,
     pub payload: Vec<u8>,
     pub stream_seq: u64,
+    /// Position of the item within its stored message (0 for single messages).
+    pub index: u32,
 }
 
-/// One message of a batch: where it came from, and what it said.
+impl DeadLetter {
+    /// A dead letter for one delivered item, naming where it came from.
+    pub fn of(d: &Delivered, reason: DeadLetterReason, detail: impl Into<String>) -> Self {
+        DeadLetter {
+            subject: d.subject.clone(),
+            reason,
+            detail: detail.into(),
+            payload: d.payload.clone(),
+            stream_seq: d.stream_seq,
+            index: d.index,
+        }
+    }
+}
+
+/// One item of a batch (a stored message may carry several): where it came from, and what it said.
 #[derive(Clone, Debug)]
 pub struct Delivered {
     pub subject: String,
     pub stream_seq: u64,
+    /// Position of the item within its stored message (0 for single messages).
+    pub index: u32,
     pub payload: Vec<u8>,
     pub item: Item,
 }
@@ -58,6 +76,7 @@ pub async fn apply(
     mut dead: Vec<DeadLetter>,
 ) -> anyhow::Result<Outcome> {
     let mut tx = pool.begin().await.context("beginning batch")?;
+    lock_orders(&mut tx, batch).await?;
     let mut outcome = Outcome::default();
     let purchases: Vec<&Delivered> = batch
         .iter()
@@ -77,19 +96,59 @@ pub async fn apply(
     Ok(outcome)
 }
 
+/// Advisory-lock class of the per-order locks (the two-int4 key space, apart from the
+/// single-int8 keys such as `platform::db::USER_EVENTS_LOCK`).
+const ORDER_LOCK_CLASS: i32 = 0x6f72_6472; // "ordr"
+
+/// Serializes batches that touch the same order, which N processors sharing the consumer
+/// may hold at once (a purchase on one, its early refund or a duplicate on another): one
+/// transaction-scoped advisory lock per order, taken in key order before anything is
+/// read, so each batch sees what an earlier one committed for those orders (a refund
+/// never stays pending beside its settled purchase) and these locks cannot deadlock.
+async fn lock_orders(
+    tx: &mut Transaction<'_, Postgres>,
+    batch: &[Delivered],
+) -> anyhow::Result<()> {
+    let (shops, orders): (Vec<Uuid>, Vec<String>) = batch
+        .iter()
+        .map(|d| match &d.item {
+            Item::Purchase(m) => (m.shop_id.as_uuid(), m.order_id.to_string()),
+            Item::Refund(r) => (r.shop_id.as_uuid(), r.order_id.to_string()),
+        })
+        .unzip();
+    if shops.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock($3, k) FROM (
+             SELECT DISTINCT hashtext(s::text || ':' || o) AS k
+             FROM UNNEST($1::uuid[], $2::text[]) AS u(s, o) ORDER BY k
+         ) AS keys",
+        &shops,
+        &orders,
+        ORDER_LOCK_CLASS
+    )
+    .fetch_all(&mut **tx)
+    .await
+    .context("locking the batch's orders")?;
+    Ok(())
+}
+
 async fn record_dead_letters(
     tx: &mut Transaction<'_, Postgres>,
     dead: &[DeadLetter],
 ) -> anyhow::Result<()> {
     for d in dead {
         sqlx::query!(
-            "INSERT INTO dead_letters (subject, reason, detail, payload, stream_seq) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (subject, stream_seq) DO NOTHING",
+            "INSERT INTO dead_letters (subject, reason, detail, payload, stream_seq, item_index)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (subject, stream_seq, item_index) DO NOTHING",
             d.subject,
             d.reason.as_str(),
             d.detail,
             d.payload,
-            i64::try_from(d.stream_seq).unwrap_or(i64::MAX)
+            i64::try_from(d.stream_seq).unwrap_or(i64::MAX),
+            i32::try_from(d.index).unwrap_or(i32::MAX)
         )
         .execute(&mut **tx)
         .await?;

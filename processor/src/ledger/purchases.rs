@@ -8,11 +8,12 @@ use rust_decimal::Decimal;
 use schemas::messages::{DeadLetterReason, ProcessedPurchase, PurchaseMessage};
 use schemas::{EarningEvent, EntryKind, InactivePolicy, Plan};
 use sqlx::{Postgres, Transaction};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 /// A purchase about to be inserted, with what it pays.
 struct Planned<'a> {
+    delivered: &'a Delivered,
     msg: &'a PurchaseMessage,
     status: &'static str,
     ancestors: serde_json::Value,
@@ -20,13 +21,7 @@ struct Planned<'a> {
 }
 
 fn dead(d: &Delivered, reason: DeadLetterReason, detail: String) -> DeadLetter {
-    DeadLetter {
-        subject: d.subject.clone(),
-        reason,
-        detail,
-        payload: d.payload.clone(),
-        stream_seq: d.stream_seq,
-    }
+    DeadLetter::of(d, reason, detail)
 }
 
 /// Returns the (shop, order) keys of purchases inserted now, for pending refunds.
@@ -119,6 +114,7 @@ pub(super) async fn apply(
             )
         };
         planned.push(Planned {
+            delivered: d,
             msg: m,
             status,
             ancestors: serde_json::to_value(&ancestors)?,
@@ -126,6 +122,7 @@ pub(super) async fn apply(
         });
     }
 
+    let planned = without_taken_ids(tx, planned, dead_letters).await?;
     let mut beneficiaries: Vec<Uuid> = planned
         .iter()
         .flat_map(|p| p.shares.iter().map(|s| s.beneficiary.as_uuid()))
@@ -182,7 +179,8 @@ pub(super) async fn apply(
     write_entries(tx, &entries, &totals).await?;
     outcome.new_entries += entries.len();
     outcome.entries.extend(entries.into_iter().map(|e| e.event));
-    // Purchases that a concurrent processor inserted first are replays of its work.
+    // Orders are locked per batch (`lock_orders`), so none was inserted meanwhile; were
+    // one, it would be the same purchase settled by another processor: a replay.
     replayed.extend(
         planned
             .iter()
@@ -193,6 +191,36 @@ pub(super) async fn apply(
     replayed.dedup();
     super::replay::purchases(tx, &replayed, outcome).await?;
     Ok(keys)
+}
+
+/// A purchase id names one purchase: a message reusing the id of another order (shops that
+/// publish directly choose their ids) is dead-lettered, instead of failing the batch
+/// on the primary key for ever.
+async fn without_taken_ids<'a>(
+    tx: &mut Transaction<'_, Postgres>,
+    planned: Vec<Planned<'a>>,
+    dead_letters: &mut Vec<DeadLetter>,
+) -> anyhow::Result<Vec<Planned<'a>>> {
+    let ids: Vec<Uuid> = planned.iter().map(|p| p.msg.purchase_id).collect();
+    let mut taken: HashSet<Uuid> =
+        sqlx::query_scalar!("SELECT id FROM purchases WHERE id = ANY($1)", &ids)
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .collect();
+    let mut kept = Vec::with_capacity(planned.len());
+    for p in planned {
+        if taken.insert(p.msg.purchase_id) {
+            kept.push(p);
+        } else {
+            let detail = format!(
+                "purchase id {} already names another order",
+                p.msg.purchase_id
+            );
+            dead_letters.push(dead(p.delivered, DeadLetterReason::OrderConflict, detail));
+        }
+    }
+    Ok(kept)
 }
 
 /// Inserts the planned purchases; returns the ids actually inserted.

@@ -116,6 +116,7 @@ pub(super) async fn apply_pending_for(
                 ),
                 payload: serde_json::to_vec(&message)?,
                 stream_seq: 0,
+                index: 0,
             });
         }
     }
@@ -123,13 +124,7 @@ pub(super) async fn apply_pending_for(
 }
 
 fn letter(d: &Delivered, reason: DeadLetterReason, detail: &str) -> DeadLetter {
-    DeadLetter {
-        subject: d.subject.clone(),
-        reason,
-        detail: detail.to_owned(),
-        payload: d.payload.clone(),
-        stream_seq: d.stream_seq,
-    }
+    DeadLetter::of(d, reason, detail)
 }
 
 /// Applies a recorded refund if its purchase is settled; returns a reason if refused.
