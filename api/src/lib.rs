@@ -117,7 +117,7 @@ pub fn streaming_router(state: ApiState) -> Router {
 
 /// Runs the API as its own role until `shutdown`.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let pool = platform::db::connect(&config.database).await?;
+    let pool = platform::db::create_and_migrate(&config.database).await?;
     let nats = platform::nats::connect(&config.nats).await?;
     platform::nats::ensure_streams(&async_nats::jetstream::new(nats.clone()), &config.nats).await?;
     let state = ApiState::new(&config, pool, nats, shutdown.clone()).await?;

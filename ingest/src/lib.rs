@@ -81,7 +81,7 @@ pub fn router(state: IngestState) -> Router {
 
 /// Runs ingest as its own role until `shutdown`.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let pool = platform::db::connect(&config.database).await?;
+    let pool = platform::db::create_and_migrate(&config.database).await?;
     let nats = platform::nats::connect(&config.nats).await?;
     let js = async_nats::jetstream::new(nats.clone());
     platform::nats::ensure_streams(&js, &config.nats).await?;

@@ -18,6 +18,8 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
 }
 
 /// Creates the database named in the URL when it does not exist yet, then migrates.
+/// Every role does this at startup; concurrent starters are safe (sqlx takes an advisory
+/// lock around migrations, and a lost CREATE DATABASE race is ignored).
 pub async fn create_and_migrate(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(&config.url).context("parsing database url")?;
     let name = options.get_database().unwrap_or("postgres").to_owned();

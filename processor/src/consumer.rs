@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 pub const DURABLE_NAME: &str = "processor";
 
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let pool = platform::db::connect(&config.database).await?;
+    let pool = platform::db::create_and_migrate(&config.database).await?;
     let nats = platform::nats::connect(&config.nats).await?;
     let js = jetstream::new(nats);
     platform::nats::ensure_streams(&js, &config.nats).await?;
