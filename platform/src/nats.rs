@@ -176,3 +176,37 @@ pub async fn publish_stored_unkeyed(
         .context("awaiting the stream's acknowledgement")?;
     Ok(ack)
 }
+
+/// A durable pull consumer with explicit acks (created or reused by name) and its
+/// message stream, pulling up to `batch` at a time. Every stage reads this way.
+pub async fn durable_pull(
+    js: &jetstream::Context,
+    stream: &str,
+    name: &str,
+    ack_wait: Duration,
+    max_ack_pending: i64,
+    batch: usize,
+) -> anyhow::Result<jetstream::consumer::pull::Stream> {
+    use jetstream::consumer::{pull, AckPolicy, PullConsumer};
+    let consumer: PullConsumer = js
+        .get_stream(stream)
+        .await
+        .with_context(|| format!("opening stream {stream}"))?
+        .get_or_create_consumer(
+            name,
+            pull::Config {
+                durable_name: Some(name.into()),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait,
+                max_ack_pending,
+                ..Default::default()
+            },
+        )
+        .await
+        .with_context(|| format!("creating the {name} consumer"))?;
+    Ok(consumer
+        .stream()
+        .max_messages_per_batch(batch)
+        .messages()
+        .await?)
+}

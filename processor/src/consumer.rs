@@ -3,7 +3,7 @@ use crate::graph::ReferralGraph;
 use crate::ledger::{self, DeadLetter, Delivered, Item, Outcome};
 use crate::{graph_sync, isolate, plans};
 use anyhow::Context;
-use async_nats::jetstream::consumer::{pull, AckPolicy, PullConsumer};
+use async_nats::jetstream::consumer::pull;
 use async_nats::jetstream::{self, Message};
 use futures::StreamExt;
 use platform::metrics::metrics;
@@ -32,26 +32,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         "referral graph loaded"
     );
 
-    let consumer: PullConsumer = js
-        .get_stream(subjects.purchases_stream())
-        .await?
-        .get_or_create_consumer(
-            DURABLE_NAME,
-            pull::Config {
-                durable_name: Some(DURABLE_NAME.into()),
-                ack_policy: AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(config.processor.ack_wait_secs),
-                max_ack_pending: config.processor.max_ack_pending,
-                ..Default::default()
-            },
-        )
-        .await
-        .context("creating the processor consumer")?;
-    let mut messages = consumer
-        .stream()
-        .max_messages_per_batch(config.processor.batch_max_messages)
-        .messages()
-        .await?;
+    let mut messages = platform::nats::durable_pull(
+        &js,
+        &subjects.purchases_stream(),
+        DURABLE_NAME,
+        Duration::from_secs(config.processor.ack_wait_secs),
+        config.processor.max_ack_pending,
+        config.processor.batch_max_messages,
+    )
+    .await?;
     let stage = Stage {
         pool,
         js,

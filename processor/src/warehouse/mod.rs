@@ -12,8 +12,7 @@ mod users;
 pub use batch::{Rows, Written};
 pub use migrate::migrate;
 
-use anyhow::Context;
-use async_nats::jetstream::consumer::{pull, AckPolicy, PullConsumer};
+use async_nats::jetstream::consumer::pull;
 use async_nats::jetstream::{self, AckKind, Message};
 use client::Clickhouse;
 use futures::StreamExt;
@@ -69,26 +68,17 @@ async fn subscribe(config: &Config, subjects: &Subjects) -> anyhow::Result<pull:
     let js = jetstream::new(platform::nats::connect(&config.nats).await?);
     platform::nats::ensure_streams(&js, &config.nats).await?;
     let rows = config.clickhouse.batch_max_rows;
-    let consumer: PullConsumer = js
-        .get_stream(subjects.earnings_stream())
-        .await?
-        .get_or_create_consumer(
-            DURABLE_NAME,
-            pull::Config {
-                durable_name: Some(DURABLE_NAME.into()),
-                ack_policy: AckPolicy::Explicit,
-                // One batch being written plus the next one being gathered.
-                max_ack_pending: i64::try_from(rows.saturating_mul(2)).unwrap_or(i64::MAX),
-                ..Default::default()
-            },
-        )
-        .await
-        .context("creating the warehouse consumer")?;
-    Ok(consumer
-        .stream()
-        .max_messages_per_batch(rows)
-        .messages()
-        .await?)
+    // One batch being written plus the next one being gathered.
+    let max_ack_pending = i64::try_from(rows.saturating_mul(2)).unwrap_or(i64::MAX);
+    platform::nats::durable_pull(
+        &js,
+        &subjects.earnings_stream(),
+        DURABLE_NAME,
+        Duration::from_secs(30),
+        max_ack_pending,
+        rows,
+    )
+    .await
 }
 
 /// Waits up to `wait` for messages, returning early once `max` have arrived; an empty
