@@ -308,6 +308,22 @@ fn the_documented_examples_hold() {
     assert_eq!(div_half_even(50 * 50_000, 1_000_000), 2);
     assert_eq!(div_half_even(70 * 50_000, 1_000_000), 4);
     assert_eq!(div_half_even(90 * 50_000, 1_000_000), 4);
+    // The rounding table of docs/payout-logic.md, through `Money::share` itself.
+    let pct = |p: i64, places: u32| Rate::new(Decimal::new(p, places)).unwrap();
+    for (base, rate, want) in [
+        (50, pct(5, 2), 2),
+        (70, pct(5, 2), 4),
+        (90, pct(5, 2), 4),
+        (150, pct(1, 2), 2),
+        (33_333, pct(5, 2), 1_667),
+        (49, pct(1, 2), 0),
+    ] {
+        assert_eq!(
+            paise_of(Money::from_paise(base).share(rate)),
+            want,
+            "{base} × {rate}"
+        );
+    }
     // B inactive: skip pays only A (L2, 5.00); compress pays A as L1 (25.00).
     let b_off = [true, false, true];
     assert_eq!(

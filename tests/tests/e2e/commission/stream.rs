@@ -160,3 +160,20 @@ async fn an_order_published_straight_to_the_stream_is_the_same_order_through_ing
     assert!(dead_letter_reasons(&app).await.is_empty());
     app.assert_verified().await;
 }
+
+#[tokio::test]
+async fn a_purchase_id_reused_for_another_order_is_dead_lettered_not_a_stalled_consumer() {
+    let app = TestApp::spawn().await;
+    let (_, b, c) = app.chain3().await;
+    let first = purchase_message(&app, "first", c, "2000.00", "500.00");
+    publish_purchase(&app, &first).await;
+    let mut second = purchase_message(&app, "second", c, "1000.00", "100.00");
+    second.purchase_id = first.purchase_id;
+    publish_purchase(&app, &second).await;
+    let r = app.purchase("third", c, "1000.00", Some("200.00")).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    eventually(|| app.total(b), |t| t == "35.00").await;
+    assert_eq!(app.settled().await, 2);
+    assert_eq!(dead_letter_reasons(&app).await, vec!["order_conflict"]);
+    app.assert_verified().await;
+}

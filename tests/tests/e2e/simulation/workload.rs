@@ -1,5 +1,5 @@
 //! The simulation's workload: a pure function of the seed.
-use super::Op;
+use super::ops::{message, Op};
 use schemas::messages::PurchaseMessage;
 use schemas::{Money, ShopId, UserId};
 use serde_json::{json, Value};
@@ -154,9 +154,9 @@ impl World {
                     .map(|_| format!("{:016x}", rng.next()))
                     .collect::<String>()
             };
-            o.msg = Some(super::message(o, self.shop, self.users[o.buyer], hash()));
+            o.msg = Some(message(o, self.shop, self.users[o.buyer], hash()));
             if o.conflict {
-                let mut alt = super::message(o, self.shop, self.users[o.buyer], hash());
+                let mut alt = message(o, self.shop, self.users[o.buyer], hash());
                 alt.amount = Money::from_paise(o.amount + 1);
                 o.alt = Some(alt);
             }
