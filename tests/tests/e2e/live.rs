@@ -186,3 +186,54 @@ async fn a_slow_client_is_dropped_with_a_final_event_and_others_keep_up() {
         "and its stream ended"
     );
 }
+
+#[tokio::test]
+async fn live_connections_in_all_are_bounded() {
+    let app = TestApp::spawn_with(|c| {
+        c.live.max_connections_total = 2;
+        c.live.keepalive_secs = 1;
+    })
+    .await;
+    let (a, b, c) = app.chain3().await;
+    let _one = open(&app, a, None).await;
+    let _two = open(&app, b, None).await;
+    let third = app
+        .get(
+            &format!("/v1/users/{c}/earnings/stream"),
+            Some(&app.token_for(c)),
+        )
+        .await;
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    let p: Value = third.json().await.unwrap();
+    assert_eq!(p["code"], "too_many_streams");
+    drop(_one);
+    // A closed stream frees its place (the server notices the hang-up on its next write or
+    // keep-alive; polled with a bound, not slept on).
+    eventually(
+        || async {
+            app.get(
+                &format!("/v1/users/{c}/earnings/stream"),
+                Some(&app.token_for(c)),
+            )
+            .await
+            .status()
+        },
+        |s| *s == StatusCode::OK,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_streams_and_completes() {
+    let mut app = TestApp::spawn().await;
+    let (_, b, _) = app.chain3().await;
+    let mut sse = open(&app, b, None).await;
+    tokio::time::timeout(Duration::from_secs(10), app.stop())
+        .await
+        .expect("every role stopped although a live client was connected");
+    assert_eq!(
+        sse.next(Duration::from_secs(5)).await,
+        None,
+        "the stream was closed"
+    );
+}
