@@ -43,6 +43,7 @@ pub struct IngestState {
     pub auth: Authenticator,
     pub plan: Arc<Plan>,
     pub max_batch: usize,
+    pub pseudonym_key: Arc<str>,
 }
 
 impl IngestState {
@@ -62,6 +63,7 @@ impl IngestState {
             subjects: Arc::new(Subjects::new(&config.nats.prefix)),
             plan: Arc::new(config.plan.clone()),
             max_batch: config.http.max_batch_purchases,
+            pseudonym_key: Arc::from(config.auth.pseudonym_key.as_str()),
         }
     }
 }

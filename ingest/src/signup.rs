@@ -53,9 +53,13 @@ pub async fn create_user(
             ));
         }
     }
+    let ref_hash = req
+        .external_ref
+        .as_deref()
+        .map(|r| pseudonymous_ref(&state.pseudonym_key, &who, r));
     let mut tx = state.pool.begin().await?;
     platform::db::lock_user_events(&mut tx).await?;
-    if let Some(existing) = existing_signup(&mut tx, &req).await? {
+    if let Some(existing) = existing_signup(&mut tx, &req, ref_hash.as_deref()).await? {
         return Ok((StatusCode::OK, Json(existing)));
     }
     if let Some(referrer) = req.referrer_id {
@@ -64,10 +68,11 @@ pub async fn create_user(
     let id = UserId::new();
     let referrer = req.referrer_id.map(UserId::as_uuid);
     let inserted = sqlx::query!(
-        "INSERT INTO users (id, referrer_id, external_ref) VALUES ($1, $2, $3) ON CONFLICT (external_ref) DO NOTHING",
+        "INSERT INTO users (id, referrer_id, external_ref_hash) VALUES ($1, $2, $3)
+         ON CONFLICT (external_ref_hash) DO NOTHING",
         id.as_uuid(),
         referrer,
-        req.external_ref
+        ref_hash.as_deref()
     )
     .execute(&mut *tx)
     .await?;
@@ -75,7 +80,7 @@ pub async fn create_user(
         // A concurrent signup with the same external_ref won; answer as its retry.
         drop(tx);
         let mut tx = state.pool.begin().await?;
-        return existing_signup(&mut tx, &req)
+        return existing_signup(&mut tx, &req, ref_hash.as_deref())
             .await?
             .map(|u| (StatusCode::OK, Json(u)))
             .ok_or(IngestError::ExternalRefConflict);
@@ -112,13 +117,14 @@ pub async fn create_user(
 async fn existing_signup(
     tx: &mut Transaction<'_, Postgres>,
     req: &SignupRequest,
+    ref_hash: Option<&[u8]>,
 ) -> Result<Option<UserCreated>, IngestError> {
-    let Some(external_ref) = &req.external_ref else {
+    let Some(ref_hash) = ref_hash else {
         return Ok(None);
     };
     let row = sqlx::query!(
-        "SELECT id, referrer_id, status FROM users WHERE external_ref = $1",
-        external_ref
+        "SELECT id, referrer_id, status FROM users WHERE external_ref_hash = $1",
+        ref_hash
     )
     .fetch_optional(&mut **tx)
     .await?;
@@ -157,4 +163,16 @@ async fn lock_referrer(
         }
         Some(_) => Ok(()),
     }
+}
+
+/// The stored stand-in for a shop's customer reference: keyed, and scoped to the caller,
+/// so two shops' "cust-1" are different users and the reference itself is never kept.
+fn pseudonymous_ref(key: &str, who: &Principal, external_ref: &str) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [key, &who.key(), external_ref] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    h.finalize().to_vec()
 }

@@ -102,6 +102,10 @@ pub struct AuthConfig {
     pub jwt_secret: String,
     pub token_ttl_secs: u64,
     pub issuer: String,
+    /// Keys the hash under which signups' `external_ref` is kept (never the reference
+    /// itself). Set `REFERRAL_AUTH__PSEUDONYM_KEY` in production; changing it forgets
+    /// which references were seen.
+    pub pseudonym_key: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -205,6 +209,7 @@ impl Default for AuthConfig {
             jwt_secret: "dev-only-secret-change-me".into(),
             token_ttl_secs: 24 * 3600,
             issuer: "referral-earnings".into(),
+            pseudonym_key: "dev-only-pseudonym-key-change-me".into(),
         }
     }
 }

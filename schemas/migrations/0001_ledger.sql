@@ -20,7 +20,9 @@ CREATE TABLE users (
     referrer_id       uuid REFERENCES users (id),
     status            text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'inactive')),
     direct_referrals  integer NOT NULL DEFAULT 0 CHECK (direct_referrals >= 0),
-    external_ref      text UNIQUE CHECK (length(external_ref) <= 128),
+    -- A keyed hash of (caller, the shop's own customer reference): enough to make a
+    -- retried signup idempotent, without keeping the reference (it may be personal data).
+    external_ref_hash bytea UNIQUE,
     created_at        timestamptz NOT NULL DEFAULT now(),
     CHECK (referrer_id IS NULL OR referrer_id <> id)
 );

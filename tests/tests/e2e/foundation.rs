@@ -192,3 +192,37 @@ async fn a_users_token_reaches_only_that_users_data() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn a_retried_signup_with_the_same_external_ref_returns_the_same_user() {
+    let app = TestApp::spawn().await;
+    let a = app.signup(None).await;
+    let body = serde_json::json!({ "referrer_id": a, "external_ref": "cust-42@example.test" });
+    let first = app.post("/v1/users", &app.shop_key, &body).await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    let again = app.post("/v1/users", &app.shop_key, &body).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(first["id"], again["id"]);
+    // The same reference under another referrer is a conflict, not a second user.
+    let other = serde_json::json!({ "referrer_id": null, "external_ref": "cust-42@example.test" });
+    let r = app.post("/v1/users", &app.shop_key, &other).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "external_ref_conflict");
+    // Another shop's customer with the same reference is someone else.
+    let (_, other_key) = referral::shops::create(&app.pool, "second shop")
+        .await
+        .unwrap();
+    let r = app.post("/v1/users", &other_key, &body).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // The reference itself is not stored anywhere in the users table.
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM users WHERE row_to_json(users)::text LIKE '%cust-42%'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, 0);
+}
