@@ -47,9 +47,9 @@ pub async fn tree(
     let limit = state.reports.max_tree_nodes;
     let rows = sqlx::query!(
         r#"WITH RECURSIVE down AS (
-               SELECT id, referrer_id, status, 0 AS depth FROM users WHERE id = $1
+               SELECT id, referrer_id, status, display_name, 0 AS depth FROM users WHERE id = $1
                UNION ALL
-               SELECT u.id, u.referrer_id, u.status, d.depth + 1
+               SELECT u.id, u.referrer_id, u.status, u.display_name, d.depth + 1
                FROM users u JOIN down d ON u.referrer_id = d.id
                WHERE d.depth < $2
            ),
@@ -57,7 +57,7 @@ pub async fn tree(
                SELECT source_user_id, sum(amount) AS total FROM earnings
                WHERE beneficiary_id = $1 GROUP BY source_user_id
            )
-           SELECT d.id AS "id!", d.referrer_id, d.status AS "status!", d.depth AS "depth!",
+           SELECT d.id AS "id!", d.referrer_id, d.status AS "status!", d.display_name, d.depth AS "depth!",
                   coalesce(c.total, 0) AS "contributed!"
            FROM down d LEFT JOIN contributed c ON c.source_user_id = d.id
            ORDER BY d.depth, d.id LIMIT $3"#,
@@ -79,6 +79,7 @@ pub async fn tree(
                 TreeNode {
                     user_id: UserId(r.id),
                     status: r.status,
+                    display_name: r.display_name,
                     depth: u8::try_from(r.depth).unwrap_or(u8::MAX),
                     contributed: Money::from_decimal(r.contributed)
                         .map_err(|e| ApiError::Internal(e.into()))?,

@@ -34,7 +34,8 @@
     const s = String(str).trim();
     return s.startsWith('-') ? `−₹${s.slice(1)}` : `₹${s.replace(/^\+/, '')}`;
   }
-  const short = (id) => String(id || '').slice(0, 8);
+  // The tail of a UUID: v7 ids share their leading (time) digits, so the head would not tell users apart.
+  const short = (id) => String(id || '').slice(-8);
 
   // ---------- small DOM helpers ----------
   function el(tag, attrs = {}, ...kids) {
@@ -297,7 +298,8 @@
     (function walk(n) { if (n.depth > 0) { const p = toPaise(n.contributed || '0'); if (p > max) max = p; } (n.children || []).forEach(walk); })(root);
     const node = (n) => {
       const p = toPaise(n.contributed || '0');
-      const who = n.depth === 0 ? (n.user_id === state.me?.user_id ? 'You' : short(n.user_id)) : short(n.user_id);
+      const name = n.display_name || short(n.user_id);
+      const who = n.depth === 0 && n.user_id === state.me?.user_id ? 'You' : name;
       const kids = n.children || [];
       const head = el('span', { class: 'node' },
         el('code', { title: n.user_id, text: who }),

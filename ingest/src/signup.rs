@@ -19,6 +19,9 @@ pub struct SignupRequest {
     /// The shop's own reference for this customer; makes a retried signup idempotent.
     #[serde(default)]
     pub external_ref: Option<String>,
+    /// A pseudonym shown to the user's upline instead of the id (1 to 40 characters).
+    #[serde(default)]
+    pub display_name: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -53,6 +56,16 @@ pub async fn create_user(
             ));
         }
     }
+    if let Some(name) = &req.display_name {
+        let chars = name.chars().count();
+        if !(1..=40).contains(&chars) || name.chars().any(char::is_control) || name.trim() != name {
+            return Err(IngestError::Invalid(
+                "invalid_display_name",
+                "display_name must be 1 to 40 printable characters without surrounding spaces"
+                    .into(),
+            ));
+        }
+    }
     let ref_hash = req
         .external_ref
         .as_deref()
@@ -68,11 +81,12 @@ pub async fn create_user(
     let id = UserId::new();
     let referrer = req.referrer_id.map(UserId::as_uuid);
     let inserted = sqlx::query!(
-        "INSERT INTO users (id, referrer_id, external_ref_hash) VALUES ($1, $2, $3)
+        "INSERT INTO users (id, referrer_id, external_ref_hash, display_name) VALUES ($1, $2, $3, $4)
          ON CONFLICT (external_ref_hash) DO NOTHING",
         id.as_uuid(),
         referrer,
-        ref_hash.as_deref()
+        ref_hash.as_deref(),
+        req.display_name
     )
     .execute(&mut *tx)
     .await?;

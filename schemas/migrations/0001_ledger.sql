@@ -23,6 +23,8 @@ CREATE TABLE users (
     -- A keyed hash of (caller, the shop's own customer reference): enough to make a
     -- retried signup idempotent, without keeping the reference (it may be personal data).
     external_ref_hash bytea UNIQUE,
+    -- A pseudonym the user chose to show their upline (optional; never a real name by design).
+    display_name      text CHECK (length(display_name) BETWEEN 1 AND 40),
     created_at        timestamptz NOT NULL DEFAULT now(),
     CHECK (referrer_id IS NULL OR referrer_id <> id)
 );

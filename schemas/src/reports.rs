@@ -85,6 +85,8 @@ pub struct TreeNode {
     #[schema(value_type = Uuid)]
     pub user_id: UserId,
     pub status: String,
+    /// The pseudonym the user chose, if any.
+    pub display_name: Option<String>,
     pub depth: u8,
     /// What this user's purchases have earned the root.
     #[schema(value_type = String)]

@@ -207,3 +207,52 @@ async fn page_sizes_and_ranges_are_bounded() {
         .await;
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_tree_shows_a_chosen_pseudonym_and_nothing_personal() {
+    let app = TestApp::spawn().await;
+    let a = app.signup(None).await;
+    let named = app
+        .post(
+            "/v1/users",
+            &app.shop_key,
+            &serde_json::json!({ "referrer_id": a, "display_name": "Lucky Otter" }),
+        )
+        .await;
+    assert_eq!(named.status(), StatusCode::CREATED);
+    let unnamed = app.signup(Some(a)).await;
+    let tree = app
+        .get_json(&format!("/v1/users/{a}/tree"), &app.token_for(a))
+        .await;
+    let kids = tree["root"]["children"].as_array().unwrap();
+    let name_of =
+        |id: String| kids.iter().find(|k| k["user_id"] == id).unwrap()["display_name"].clone();
+    let named: Value = named.json().await.unwrap();
+    assert_eq!(
+        name_of(named["id"].as_str().unwrap().to_owned()),
+        "Lucky Otter"
+    );
+    assert_eq!(name_of(unnamed.to_string()), Value::Null);
+    for field in kids[0].as_object().unwrap().keys() {
+        assert!(
+            [
+                "user_id",
+                "status",
+                "display_name",
+                "depth",
+                "contributed",
+                "children"
+            ]
+            .contains(&field.as_str()),
+            "unexpected field {field} in the downline"
+        );
+    }
+    let bad = app
+        .post(
+            "/v1/users",
+            &app.shop_key,
+            &serde_json::json!({ "referrer_id": a, "display_name": " x" }),
+        )
+        .await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
