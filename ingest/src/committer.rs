@@ -79,25 +79,38 @@ async fn run(js: jetstream::Context, mut rx: mpsc::Receiver<Pending>, limits: Li
             size += next.messages.len();
             groups.entry(next.subject.clone()).or_default().push(next);
         }
-        let js = js.clone();
+        let (js, max_group) = (js.clone(), limits.max_group);
         tokio::spawn(async move {
             for (subject, pending) in groups {
-                store_group(&js, subject, pending).await;
+                store_group(&js, subject, pending, max_group).await;
             }
             drop(permit);
         });
     }
 }
 
-async fn store_group(js: &jetstream::Context, subject: String, pending: Vec<Pending>) {
+/// Stores the group in messages of at most `max_group` purchases (so one stays well under
+/// NATS's max payload however requests add up), all acks awaited together; every request
+/// in the group is answered with the outcome of the whole group.
+async fn store_group(
+    js: &jetstream::Context,
+    subject: String,
+    pending: Vec<Pending>,
+    max_group: usize,
+) {
     let all: Vec<&PurchaseMessage> = pending.iter().flat_map(|p| p.messages.iter()).collect();
-    let result = match serde_json::to_vec(&all) {
-        Ok(payload) => platform::nats::publish_stored_unkeyed(js, subject, payload)
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("{e:#}")),
-        Err(e) => Err(e.to_string()),
-    };
+    let stores = all.chunks(max_group.max(1)).map(|chunk| {
+        let (js, subject) = (js.clone(), subject.clone());
+        let payload = serde_json::to_vec(chunk);
+        async move {
+            let payload = payload.map_err(|e| e.to_string())?;
+            platform::nats::publish_stored_unkeyed(&js, subject, payload)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("{e:#}"))
+        }
+    });
+    let result = futures::future::try_join_all(stores).await.map(|_| ());
     let m = platform::metrics::metrics();
     m.purchases_accepted
         .with_label_values(&["group", if result.is_ok() { "stored" } else { "failed" }])

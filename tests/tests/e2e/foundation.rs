@@ -226,3 +226,31 @@ async fn a_retried_signup_with_the_same_external_ref_returns_the_same_user() {
     .unwrap();
     assert_eq!(stored, 0);
 }
+
+#[tokio::test]
+async fn a_batch_larger_than_a_group_is_stored_whole_and_each_item_answered() {
+    let app = TestApp::spawn_with(|c| c.ingest.group_commit_max_purchases = 3).await;
+    let (_, b, c) = app.chain3().await;
+    let mut items: Vec<Value> = (0..10)
+        .map(|i| serde_json::json!({ "order_id": format!("g-{i}"), "user_id": c, "amount": "1000.00", "profit": "100.00" }))
+        .collect();
+    items.push(serde_json::json!({ "order_id": "g-bad", "user_id": schemas::UserId::new(), "amount": "1000.00" }));
+    let r = app
+        .post(
+            "/v1/purchases/batch",
+            &app.shop_key,
+            &serde_json::json!({ "purchases": items }),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let body: Value = r.json().await.unwrap();
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 11);
+    assert!(results[..10]
+        .iter()
+        .all(|r| r["accepted"]["status"] == "accepted"));
+    assert_eq!(results[10]["problem"]["code"], "unknown_user");
+    eventually(|| app.total(b), |t| t == "50.00").await;
+    assert_eq!(app.settled().await, 10);
+    app.assert_verified().await;
+}
