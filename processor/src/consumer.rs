@@ -69,14 +69,23 @@ async fn next_batch(
     wait_ms: u64,
 ) -> anyhow::Result<Vec<Message>> {
     let mut batch = Vec::new();
-    match messages.next().await {
-        Some(m) => batch.push(m.map_err(|e| anyhow::anyhow!(e))?),
-        None => anyhow::bail!("the consumer's message stream ended"),
+    // The pull stream reports what it recovers from (missed heartbeats while NATS is
+    // away, reconnects) as items; those are not the end of the stage.
+    while batch.is_empty() {
+        match messages.next().await {
+            Some(Ok(m)) => batch.push(m),
+            Some(Err(e)) => tracing::warn!(error = %e, "processor consumer reported an error"),
+            None => anyhow::bail!("the consumer's message stream ended"),
+        }
     }
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     while batch.len() < max {
         match tokio::time::timeout_at(deadline, messages.next()).await {
-            Ok(Some(m)) => batch.push(m.map_err(|e| anyhow::anyhow!(e))?),
+            Ok(Some(Ok(m))) => batch.push(m),
+            Ok(Some(Err(e))) => {
+                tracing::warn!(error = %e, "processor consumer reported an error");
+                break;
+            }
             Ok(None) | Err(_) => break,
         }
     }
