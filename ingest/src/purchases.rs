@@ -173,20 +173,6 @@ async fn reserve(
 ) -> Result<PurchaseMessage, IngestError> {
     check_amounts(req)?;
     let hash = body_hash(req)?;
-    if let Some(existing) = reserved(state, shop, &req.order_id, &hash).await? {
-        return Ok(existing);
-    }
-    let status: Option<String> = sqlx::query_scalar!(
-        "SELECT status FROM users WHERE id = $1",
-        req.user_id.as_uuid()
-    )
-    .fetch_optional(&state.pool)
-    .await?;
-    match status.as_deref() {
-        None => return Err(IngestError::UnknownUser),
-        Some("active") => {}
-        Some(_) => return Err(IngestError::UserInactive),
-    }
     let message = PurchaseMessage {
         purchase_id: Uuid::now_v7(),
         shop_id: shop,
@@ -199,25 +185,43 @@ async fn reserve(
         body_hash: hash.clone(),
     };
     let json = serde_json::to_value(&message).map_err(anyhow::Error::from)?;
+    // The common case in one round trip: a new order from an active user is reserved.
     let inserted = sqlx::query!(
         "INSERT INTO purchase_requests (shop_id, order_id, purchase_id, body_hash, message, amount)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (shop_id, order_id) DO NOTHING",
+         SELECT $1, $2, $3, $4, $5, $6 FROM users WHERE id = $7 AND status = 'active'
+         ON CONFLICT (shop_id, order_id) DO NOTHING",
         shop.as_uuid(),
         req.order_id.as_str(),
         message.purchase_id,
         hex::decode(&hash).map_err(anyhow::Error::from)?,
         json,
-        req.amount.as_decimal()
+        req.amount.as_decimal(),
+        req.user_id.as_uuid()
     )
     .execute(&state.pool)
     .await?;
     if inserted.rows_affected() == 1 {
         return Ok(message);
     }
-    // Lost a race with a concurrent request for the same order: answer as its retry.
-    reserved(state, shop, &req.order_id, &hash)
-        .await?
-        .ok_or_else(|| IngestError::Internal(anyhow::anyhow!("reservation vanished")))
+    // Otherwise: a retry (answered with the message stored the first time, or 409 if the
+    // body changed; a retry stays accepted even if the user was deactivated since), or a
+    // user who cannot buy.
+    if let Some(existing) = reserved(state, shop, &req.order_id, &hash).await? {
+        return Ok(existing);
+    }
+    let status: Option<String> = sqlx::query_scalar!(
+        "SELECT status FROM users WHERE id = $1",
+        req.user_id.as_uuid()
+    )
+    .fetch_optional(&state.pool)
+    .await?;
+    Err(match status.as_deref() {
+        None => IngestError::UnknownUser,
+        Some("active") => {
+            IngestError::Internal(anyhow::anyhow!("reservation neither made nor found"))
+        }
+        Some(_) => IngestError::UserInactive,
+    })
 }
 
 async fn reserved(

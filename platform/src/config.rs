@@ -112,6 +112,8 @@ pub struct AuthConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ProcessorConfig {
     pub batch_max_messages: usize,
+    /// Payload bytes per batch (messages may carry groups of purchases).
+    pub batch_max_bytes: usize,
     pub batch_max_wait_ms: u64,
     pub max_ack_pending: i64,
     pub ack_wait_secs: u64,
@@ -218,6 +220,7 @@ impl Default for ProcessorConfig {
     fn default() -> Self {
         ProcessorConfig {
             batch_max_messages: 1_000,
+            batch_max_bytes: 1024 * 1024,
             batch_max_wait_ms: 5,
             max_ack_pending: 10_000,
             ack_wait_secs: 30,

@@ -17,6 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 pub const DURABLE_NAME: &str = "processor";
 
+/// Processed purchases per `ledger.purchases` message (~330 bytes each, so ~330 KB).
+const FACTS_PER_MESSAGE: usize = 1_000;
+
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let pool = platform::db::create_and_migrate(&config.database).await?;
     let nats = platform::nats::connect(&config.nats).await?;
@@ -51,7 +54,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     loop {
         let batch = tokio::select! {
             _ = shutdown.cancelled() => break,
-            b = next_batch(&mut messages, stage.config.processor.batch_max_messages, stage.config.processor.batch_max_wait_ms) => b?,
+            b = next_batch(&mut messages, &stage.config.processor) => b?,
         };
         if batch.is_empty() {
             continue;
@@ -62,13 +65,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     Ok(())
 }
 
-/// Waits for one message, then takes whatever follows within `wait_ms`, up to `max`.
+/// Waits for one message, then takes whatever follows within the batch window, up to the
+/// message and byte bounds (a message may carry a group of purchases, so bytes bound the
+/// work of one transaction).
 async fn next_batch(
     messages: &mut pull::Stream,
-    max: usize,
-    wait_ms: u64,
+    limits: &platform::config::ProcessorConfig,
 ) -> anyhow::Result<Vec<Message>> {
-    let mut batch = Vec::new();
+    let (max, wait_ms) = (limits.batch_max_messages, limits.batch_max_wait_ms);
+    let mut batch: Vec<Message> = Vec::new();
     // The pull stream reports what it recovers from (missed heartbeats while NATS is
     // away, reconnects) as items; those are not the end of the stage.
     while batch.is_empty() {
@@ -79,9 +84,13 @@ async fn next_batch(
         }
     }
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
-    while batch.len() < max {
+    let mut bytes: usize = batch.iter().map(|m| m.payload.len()).sum();
+    while batch.len() < max && bytes < limits.batch_max_bytes {
         match tokio::time::timeout_at(deadline, messages.next()).await {
-            Ok(Some(Ok(m))) => batch.push(m),
+            Ok(Some(Ok(m))) => {
+                bytes += m.payload.len();
+                batch.push(m);
+            }
             Ok(Some(Err(e))) => {
                 tracing::warn!(error = %e, "processor consumer reported an error");
                 break;
@@ -278,17 +287,14 @@ impl Stage {
                 serde_json::to_vec(e)?,
             ));
         }
-        // One fact message per batch, not per purchase: with fsync before every PubAck,
-        // stored messages are the throughput budget. The warehouse dedups by purchase id.
-        if let Some(first) = outcome.purchases.first() {
+        // Facts travel in arrays, not one message per purchase: with fsync before every
+        // PubAck, stored messages are the throughput budget. Each array stays far below
+        // NATS's max payload. The warehouse dedups by purchase id.
+        for facts in outcome.purchases.chunks(FACTS_PER_MESSAGE) {
             publishes.push((
                 self.subjects.ledger("purchases"),
-                format!(
-                    "purchases:{}:{}",
-                    first.purchase_id,
-                    outcome.purchases.len()
-                ),
-                serde_json::to_vec(&outcome.purchases)?,
+                format!("purchases:{}:{}", facts[0].purchase_id, facts.len()),
+                serde_json::to_vec(facts)?,
             ));
         }
         for d in &outcome.dead {

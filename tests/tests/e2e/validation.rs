@@ -72,3 +72,50 @@ async fn a_message_the_database_refuses_is_isolated_and_the_rest_of_its_batch_pa
     app.purchase("after", c, "1000.00", Some("100.00")).await;
     eventually(|| app.total(b), |t| t == "30.00").await;
 }
+
+#[tokio::test]
+async fn a_big_batch_publishes_its_facts_in_bounded_messages() {
+    // One processor batch of thousands of purchases: its processed-purchase facts must be
+    // split below NATS's max payload, or the batch could never be published and acked.
+    let app = TestApp::spawn_with(|c| {
+        c.processor.batch_max_bytes = 16 * 1024 * 1024;
+        c.processor.batch_max_wait_ms = 500;
+    })
+    .await;
+    let (_, _, c) = app.chain3().await;
+    let client = async_nats::connect(&app.config.nats.url).await.unwrap();
+    let mut facts = client
+        .subscribe(format!("{}.ledger.purchases", app.config.nats.prefix))
+        .await
+        .unwrap();
+    let bodies: Vec<Value> = (0..8)
+        .map(|r| {
+            let items: Vec<Value> = (0..500)
+                .map(|i| json!({ "order_id": format!("big-{r}-{i}"), "user_id": c, "amount": "1000.00" }))
+                .collect();
+            json!({ "purchases": items })
+        })
+        .collect();
+    let requests = bodies
+        .iter()
+        .map(|body| app.post("/v1/purchases/batch", &app.shop_key, body));
+    for r in futures::future::join_all(requests).await {
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+    }
+    let mut seen = 0;
+    while seen < 4000 {
+        let m = tokio::time::timeout(e2e::EVENTUALLY, futures::StreamExt::next(&mut facts))
+            .await
+            .expect("facts keep arriving")
+            .unwrap();
+        let batch: Vec<Value> = serde_json::from_slice(&m.payload).unwrap();
+        assert!(
+            batch.len() <= 1_000,
+            "a fact message carries at most 1,000 purchases"
+        );
+        seen += batch.len();
+    }
+    assert_eq!(seen, 4000);
+    assert_eq!(app.settled().await, 4000);
+    app.assert_verified().await;
+}
