@@ -104,7 +104,7 @@ async fn store_group(
         let payload = serde_json::to_vec(chunk);
         async move {
             let payload = payload.map_err(|e| e.to_string())?;
-            platform::nats::publish_stored_unkeyed(&js, subject, payload)
+            platform::nats::publish_stored(&js, subject, None, payload)
                 .await
                 .map(|_| ())
                 .map_err(|e| format!("{e:#}"))

@@ -120,7 +120,7 @@ pub async fn create_refund(
     platform::nats::publish_stored(
         &state.js,
         state.subjects.refund(&shop),
-        &format!("{shop}:refund:{}", message.refund_id),
+        Some(&format!("{shop}:refund:{}", message.refund_id)),
         payload,
     )
     .await

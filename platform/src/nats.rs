@@ -140,36 +140,21 @@ pub async fn delete_streams(js: &jetstream::Context, prefix: &str) {
     }
 }
 
-/// Publishes with a `Nats-Msg-Id` and returns once JetStream has stored the message.
+/// Publishes and returns once JetStream has stored the message. With a `msg_id`, a
+/// repeat within the stream's duplicate window is stored once; without one (a group of
+/// purchases has no single identity) dedup rests on the processor's order keys.
 pub async fn publish_stored(
     js: &jetstream::Context,
     subject: String,
-    msg_id: &str,
+    msg_id: Option<&str>,
     payload: Vec<u8>,
 ) -> anyhow::Result<jetstream::publish::PublishAck> {
+    let mut message = jetstream::message::PublishMessage::build().payload(payload.into());
+    if let Some(id) = msg_id {
+        message = message.message_id(id);
+    }
     let ack = js
-        .send_publish(
-            subject,
-            jetstream::message::PublishMessage::build()
-                .payload(payload.into())
-                .message_id(msg_id),
-        )
-        .await
-        .context("publishing")?
-        .await
-        .context("awaiting the stream's acknowledgement")?;
-    Ok(ack)
-}
-
-/// Publishes without a `Nats-Msg-Id` (a group of purchases has no single identity; the
-/// processor dedups each purchase by its order id) and waits for the stream to store it.
-pub async fn publish_stored_unkeyed(
-    js: &jetstream::Context,
-    subject: String,
-    payload: Vec<u8>,
-) -> anyhow::Result<jetstream::publish::PublishAck> {
-    let ack = js
-        .publish(subject, payload.into())
+        .send_publish(subject, message)
         .await
         .context("publishing")?
         .await

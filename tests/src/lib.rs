@@ -145,7 +145,7 @@ impl TestApp {
         let client = async_nats::connect(&self.config.nats.url).await.unwrap();
         let js = async_nats::jetstream::new(client);
         let subject = format!("{}.{kind}.{}", self.config.nats.prefix, self.shop_id);
-        platform::nats::publish_stored(&js, subject, msg_id, payload)
+        platform::nats::publish_stored(&js, subject, Some(msg_id), payload)
             .await
             .unwrap();
     }

@@ -70,7 +70,7 @@ pub(super) async fn measure(
         );
         async move {
             let payload = payload?;
-            platform::nats::publish_stored(&js, subject, &format!("raw-{i}"), payload).await
+            platform::nats::publish_stored(&js, subject, Some(&format!("raw-{i}")), payload).await
         }
     }))
     .buffer_unordered(args.concurrency);

@@ -175,7 +175,7 @@ pub async fn republish_everything(app: &TestApp, round: &str) -> u64 {
     for seq in 1..=last {
         let m = stream.get_raw_message(seq).await.unwrap();
         let id = format!("{round}:{seq}");
-        platform::nats::publish_stored(&js, m.subject.to_string(), &id, m.payload.to_vec())
+        platform::nats::publish_stored(&js, m.subject.to_string(), Some(&id), m.payload.to_vec())
             .await
             .unwrap();
     }
