@@ -6,6 +6,7 @@ mod committer;
 mod error;
 mod purchases;
 mod refunds;
+mod reserver;
 mod signup;
 
 /// The ingest half of the OpenAPI document.
@@ -39,6 +40,7 @@ pub struct IngestState {
     pub pool: PgPool,
     pub js: async_nats::jetstream::Context,
     pub committer: committer::Committer,
+    pub reserver: reserver::Reserver,
     pub subjects: Arc<Subjects>,
     pub auth: Authenticator,
     pub plan: Arc<Plan>,
@@ -50,6 +52,14 @@ impl IngestState {
     pub fn new(config: &Config, pool: PgPool, nats: async_nats::Client) -> Self {
         IngestState {
             auth: Authenticator::new(&config.auth, pool.clone()),
+            reserver: reserver::Reserver::start(
+                pool.clone(),
+                reserver::Limits {
+                    queue: config.ingest.group_commit_queue,
+                    max_group: config.ingest.reserve_max_group,
+                    in_flight: config.ingest.reserve_in_flight,
+                },
+            ),
             pool,
             committer: committer::Committer::start(
                 async_nats::jetstream::new(nats.clone()),

@@ -184,23 +184,20 @@ async fn reserve(
         occurred_at: req.occurred_at.unwrap_or_else(Utc::now).trunc_subsecs(6),
         body_hash: hash.clone(),
     };
-    let json = serde_json::to_value(&message).map_err(anyhow::Error::from)?;
-    // The common case in one round trip: a new order from an active user is reserved.
-    let inserted = sqlx::query!(
-        "INSERT INTO purchase_requests (shop_id, order_id, purchase_id, body_hash, message, amount)
-         SELECT $1, $2, $3, $4, $5, $6 FROM users WHERE id = $7 AND status = 'active'
-         ON CONFLICT (shop_id, order_id) DO NOTHING",
-        shop.as_uuid(),
-        req.order_id.as_str(),
-        message.purchase_id,
-        hex::decode(&hash).map_err(anyhow::Error::from)?,
-        json,
-        req.amount.as_decimal(),
-        req.user_id.as_uuid()
-    )
-    .execute(&state.pool)
-    .await?;
-    if inserted.rows_affected() == 1 {
+    let reservation = crate::reserver::Reservation {
+        json: serde_json::to_value(&message).map_err(anyhow::Error::from)?,
+        body_hash: hex::decode(&hash).map_err(anyhow::Error::from)?,
+        message,
+    };
+    // The common case in one statement shared with concurrent requests: a new order from
+    // an active user is reserved.
+    let message = reservation.message.clone();
+    let inserted = state
+        .reserver
+        .reserve(reservation)
+        .await
+        .map_err(|e| IngestError::Internal(anyhow::anyhow!(e)))?;
+    if inserted {
         return Ok(message);
     }
     // Otherwise: a retry (answered with the message stored the first time, or 409 if the

@@ -51,6 +51,9 @@ pub struct ClickhouseConfig {
     pub url: String,
     pub database: String,
     pub batch_max_rows: usize,
+    /// Payload bytes gathered per sink batch (a message carries up to a processor
+    /// batch's worth of entries, so messages alone do not bound the work).
+    pub batch_max_bytes: usize,
     pub batch_max_wait_ms: u64,
     pub retry_backoff_max_ms: u64,
     /// Longest one ClickHouse HTTP request (insert, lookup, analytics read) may take.
@@ -83,6 +86,10 @@ pub struct IngestConfig {
     pub group_commit_max_purchases: usize,
     /// Groups awaiting their PubAck at once.
     pub group_commit_in_flight: usize,
+    /// Order ids reserved by one INSERT (concurrent requests share it).
+    pub reserve_max_group: usize,
+    /// Reservation INSERTs under way at once (each holds a pool connection).
+    pub reserve_in_flight: usize,
 }
 
 impl Default for IngestConfig {
@@ -91,6 +98,8 @@ impl Default for IngestConfig {
             group_commit_queue: 10_000,
             group_commit_max_purchases: 1_000,
             group_commit_in_flight: 4,
+            reserve_max_group: 500,
+            reserve_in_flight: 4,
         }
     }
 }
@@ -120,6 +129,9 @@ pub struct ProcessorConfig {
     pub retry_backoff_max_ms: u64,
     /// User events read from the outbox per query while catching the graph up.
     pub graph_sync_page: i64,
+    /// Entries per `ledger.entries` message (one batch's entries travel in a few stored
+    /// messages, not one each; ~450 bytes per entry keeps a message far below NATS's max payload).
+    pub entries_per_message: usize,
     /// Chaos knob for tests, never for production: every n-th committed batch stops the
     /// processor with an error after the Postgres commit (alternately before publishing
     /// its entries and before acking), as a crash there would. `None` (the default) disables it.
@@ -134,8 +146,10 @@ pub struct LiveConfig {
     pub client_buffer: usize,
     pub max_connections_per_user: usize,
     pub max_connections_total: usize,
-    /// Events replayed at most on a `Last-Event-ID` resume.
-    pub max_replay: usize,
+    /// Entries read from Postgres per query when a client resumes or fills a gap.
+    pub replay_page: usize,
+    /// Wait before reopening the relay's stream consumer after it failed.
+    pub reopen_delay_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -183,6 +197,7 @@ impl Default for ClickhouseConfig {
             url: "http://127.0.0.1:18123".into(),
             database: "referral".into(),
             batch_max_rows: 5_000,
+            batch_max_bytes: 8 * 1024 * 1024,
             batch_max_wait_ms: 1_000,
             retry_backoff_max_ms: 5_000,
             request_timeout_ms: 30_000,
@@ -226,6 +241,7 @@ impl Default for ProcessorConfig {
             ack_wait_secs: 30,
             retry_backoff_max_ms: 5_000,
             graph_sync_page: 10_000,
+            entries_per_message: 1_000,
             crash_after_commit_every: None,
         }
     }
@@ -238,7 +254,8 @@ impl Default for LiveConfig {
             client_buffer: 256,
             max_connections_per_user: 8,
             max_connections_total: 50_000,
-            max_replay: 10_000,
+            replay_page: 500,
+            reopen_delay_ms: 500,
         }
     }
 }

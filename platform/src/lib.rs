@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod entries;
 pub mod http;
 pub mod metrics;
 pub mod nats;

@@ -280,11 +280,23 @@ impl Stage {
         let window = self.config.nats.max_acks_in_flight.max(1);
         let mut pending = Vec::with_capacity(window);
         let mut publishes = Vec::new();
-        for e in &outcome.entries {
+        // A batch's entries travel as a few arrays on `ledger.entries`, not one stored
+        // message each: with fsync before every PubAck, stored messages are the
+        // throughput budget. The live relay fans them out per beneficiary; consumers
+        // dedup by entry (a replayed batch may announce an entry a second time).
+        for chunk in outcome
+            .entries
+            .chunks(self.config.processor.entries_per_message.max(1))
+        {
             publishes.push((
-                self.subjects.earning(&e.beneficiary_id),
-                e.earning_id.to_string(),
-                serde_json::to_vec(e)?,
+                self.subjects.ledger("entries"),
+                format!(
+                    "entries:{}:{}:{}",
+                    chunk[0].earning_id,
+                    chunk[chunk.len() - 1].earning_id,
+                    chunk.len()
+                ),
+                serde_json::to_vec(chunk)?,
             ));
         }
         // Facts travel in arrays, not one message per purchase: with fsync before every

@@ -28,10 +28,13 @@ impl EntryKind {
     }
 }
 
-/// One ledger entry as its beneficiary sees it live (published on `earnings.<beneficiary>`).
+/// One ledger entry as its beneficiary sees it live (published in arrays on `ledger.entries`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EarningEvent {
     pub earning_id: Uuid,
+    /// The entry's position in its beneficiary's ledger (1, 2, …, gapless): the live
+    /// feed's event id, and what a client sends back to resume.
+    pub seq: u64,
     pub purchase_id: Uuid,
     #[schema(value_type = Uuid)]
     pub shop_id: crate::ShopId,

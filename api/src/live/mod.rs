@@ -1,15 +1,16 @@
 //! Live earnings: one ordered JetStream consumer per process feeds an in-process
 //! broadcast per user; SSE and WebSocket clients subscribe to their own user only.
-//! A resume (`Last-Event-ID`) replays from the stream, never from memory.
+//! Event ids are positions in the user's own ledger (1, 2, …, gapless), so a resume
+//! (`Last-Event-ID`) and any gap in what the stream brought (two processors may publish
+//! a user's entries out of order) are read from Postgres, the record of truth.
+mod follow;
 mod relay;
 pub mod sse;
 pub mod ws;
 
 pub use relay::{Frame, Relay, Subscription};
 
-use futures::{Stream, StreamExt};
-use tokio::sync::broadcast::error::RecvError;
-use tokio_util::sync::CancellationToken;
+use futures::Stream;
 
 /// What a live client is sent.
 pub enum LiveItem {
@@ -19,31 +20,9 @@ pub enum LiveItem {
     Dropped(u64),
 }
 
-/// Replayed frames, then live ones newer than `upto`; ends after `Dropped` or on shutdown.
-pub fn follow(
-    sub: Subscription,
-    replayed: Vec<Frame>,
-    upto: u64,
-    shutdown: CancellationToken,
-) -> impl Stream<Item = LiveItem> + Send + 'static {
-    let live = futures::stream::unfold(Some(sub), move |state| async move {
-        let mut sub = state?;
-        loop {
-            match sub.rx.recv().await {
-                Ok(f) if f.seq <= upto => continue,
-                Ok(f) => return Some((LiveItem::Entry(f), Some(sub))),
-                Err(RecvError::Lagged(missed)) => return Some((LiveItem::Dropped(missed), None)),
-                Err(RecvError::Closed) => return None,
-            }
-        }
-    });
-    futures::stream::iter(replayed.into_iter().map(LiveItem::Entry))
-        .chain(live)
-        .take_until(shutdown.cancelled_owned())
-}
-
-/// Subscribes (first, so nothing published meanwhile is missed), then replays what the
-/// client missed after `last_event_id`.
+/// Subscribes (first, so nothing published meanwhile is missed), then reads where the
+/// user's ledger stands: a client that names `last_event_id` is sent everything after
+/// it, then live entries; one that does not is sent live entries from now on.
 pub async fn open(
     state: &crate::ApiState,
     user: schemas::UserId,
@@ -57,9 +36,18 @@ pub async fn open(
             crate::ApiError::TooManyStreams("the server has the maximum number of live connections")
         }
     })?;
-    let (replayed, upto) = match last_event_id {
-        Some(after) => state.relay.replay(user, after).await?,
-        None => (Vec::new(), 0),
+    let now = platform::entries::position(&state.pool, user).await?;
+    // An id beyond the ledger's end names nothing this user has: resume from the end.
+    let after = last_event_id.map_or(now, |id| id.min(now));
+    let follower = follow::Follower {
+        sub,
+        pool: state.pool.clone(),
+        user,
+        last: after,
+        behind_until: now,
+        held: None,
+        page: state.live.replay_page.max(1),
+        pending: Default::default(),
     };
-    Ok(follow(sub, replayed, upto, state.shutdown.clone()))
+    Ok(follower.stream(state.shutdown.clone()))
 }

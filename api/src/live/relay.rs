@@ -1,12 +1,14 @@
+//! One ordered consumer per process on `ledger.entries` (each message a processor
+//! batch's entries) fans entries out to in-process channels of connected users.
 use anyhow::Context;
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
-use async_nats::jetstream::{self, stream::LastRawMessageErrorKind};
+use async_nats::jetstream::{self, Message};
 use bytes::Bytes;
 use futures::StreamExt;
 use platform::config::LiveConfig;
 use platform::nats::Subjects;
 use platform::Config;
-use schemas::UserId;
+use schemas::{EarningEvent, UserId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,11 +16,20 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-/// One entry as relayed: its stream sequence (the SSE id) and its JSON body.
+/// One entry as relayed: its position in the user's ledger (the SSE id) and its JSON body.
 #[derive(Clone, Debug)]
 pub struct Frame {
     pub seq: u64,
     pub data: Bytes,
+}
+
+impl Frame {
+    pub fn of(e: &EarningEvent) -> anyhow::Result<Frame> {
+        Ok(Frame {
+            seq: e.seq,
+            data: serde_json::to_vec(e)?.into(),
+        })
+    }
 }
 
 struct Channel {
@@ -71,7 +82,7 @@ pub enum SubscribeError {
 }
 
 impl Relay {
-    /// Subscribes to the earnings subjects before returning, so nothing stored after
+    /// Subscribes to the entries subject before returning, so nothing stored after
     /// this returns is missed by live clients.
     pub async fn start(
         config: &Config,
@@ -118,53 +129,6 @@ impl Relay {
             inner: self.inner.clone(),
         })
     }
-
-    /// The user's entries stored after `after`, read from the stream, and the sequence
-    /// they were read up to (live frames at or below it are duplicates).
-    pub async fn replay(&self, user: UserId, after: u64) -> anyhow::Result<(Vec<Frame>, u64)> {
-        let subject = self.inner.subjects.earning(&user);
-        let stream = self
-            .inner
-            .js
-            .get_stream(self.inner.subjects.earnings_stream())
-            .await?;
-        let high = match stream.get_last_raw_message_by_subject(&subject).await {
-            Ok(m) => m.sequence,
-            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => 0,
-            Err(e) => return Err(e).context("reading the stream's last entry"),
-        };
-        if high <= after {
-            return Ok((Vec::new(), after));
-        }
-        let consumer = stream
-            .create_consumer(pull::OrderedConfig {
-                filter_subject: subject,
-                deliver_policy: DeliverPolicy::ByStartSequence {
-                    start_sequence: after + 1,
-                },
-                ..Default::default()
-            })
-            .await?;
-        let mut messages = consumer.messages().await?;
-        let mut frames = Vec::new();
-        while frames.len() < self.inner.config.max_replay {
-            let next = tokio::time::timeout(Duration::from_secs(5), messages.next())
-                .await
-                .context("replay stalled")?;
-            let Some(m) = next else { break };
-            let m = m.map_err(|e| anyhow::anyhow!(e))?;
-            let seq = m.info().map_err(|e| anyhow::anyhow!(e))?.stream_sequence;
-            frames.push(Frame {
-                seq,
-                data: m.payload.clone(),
-            });
-            if seq >= high {
-                break;
-            }
-        }
-        let upto = frames.last().map(|f| f.seq).unwrap_or(after);
-        Ok((frames, upto))
-    }
 }
 
 type Messages = jetstream::consumer::pull::Ordered;
@@ -176,13 +140,48 @@ async fn open(inner: &Inner, deliver_policy: DeliverPolicy) -> anyhow::Result<Me
         .await?;
     let consumer = stream
         .create_consumer(pull::OrderedConfig {
-            filter_subject: inner.subjects.earnings_all(),
+            filter_subject: inner.subjects.ledger("entries"),
             deliver_policy,
             ..Default::default()
         })
         .await
         .context("creating the live relay consumer")?;
     Ok(consumer.messages().await?)
+}
+
+/// Sends each entry of one stored message to its beneficiary's channel, if anyone of
+/// theirs is connected here. Order and gaps are the followers' business (`super::follow`).
+fn fan_out(inner: &Inner, m: &Message) {
+    let anyone = inner
+        .channels
+        .lock()
+        .map(|c| !c.is_empty())
+        .unwrap_or(false);
+    if !anyone {
+        return;
+    }
+    // Parsed outside the lock: subscribing clients never wait on a big message.
+    let entries: Vec<EarningEvent> = match serde_json::from_slice(&m.payload) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, "unparsable ledger.entries message skipped by the relay");
+            return;
+        }
+    };
+    let Ok(channels) = inner.channels.lock() else {
+        return;
+    };
+    for e in &entries {
+        let Some(channel) = channels.get(&e.beneficiary_id) else {
+            continue;
+        };
+        match Frame::of(e) {
+            Ok(frame) => {
+                let _ = channel.sender.send(frame);
+            }
+            Err(err) => tracing::error!(error = %err, "an entry could not be encoded"),
+        }
+    }
 }
 
 /// Moves stream messages to the channels of connected users; reopens on failure from
@@ -198,48 +197,39 @@ async fn pump(inner: Arc<Inner>, mut messages: Messages, shutdown: CancellationT
             Some(Ok(m)) => {
                 let Ok(info) = m.info() else { continue };
                 last = info.stream_sequence;
-                let user = inner
-                    .subjects
-                    .tail(m.subject.as_str())
-                    .and_then(|(_, rest)| rest.parse::<UserId>().ok());
-                let Some(user) = user else { continue };
-                let sender = inner
-                    .channels
-                    .lock()
-                    .ok()
-                    .and_then(|c| c.get(&user).map(|c| c.sender.clone()));
-                if let Some(sender) = sender {
-                    let _ = sender.send(Frame {
-                        seq: last,
-                        data: m.payload.clone(),
-                    });
-                }
+                fan_out(&inner, &m);
             }
             other => {
                 if let Some(Err(e)) = other {
                     tracing::warn!(error = %e, "live relay consumer failed; reopening");
                 }
-                loop {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    }
-                    let policy = if last == 0 {
-                        DeliverPolicy::New
-                    } else {
-                        DeliverPolicy::ByStartSequence {
-                            start_sequence: last + 1,
-                        }
-                    };
-                    match open(&inner, policy).await {
-                        Ok(m) => {
-                            messages = m;
-                            break;
-                        }
-                        Err(e) => tracing::warn!(error = ?e, "reopening the live relay failed"),
-                    }
-                }
+                let Some(m) = reopen(&inner, last, &shutdown).await else {
+                    return;
+                };
+                messages = m;
             }
+        }
+    }
+}
+
+/// Reopens the consumer after stream sequence `last` (or at new messages when none was
+/// seen yet), retrying until it works or shutdown.
+async fn reopen(inner: &Inner, last: u64, shutdown: &CancellationToken) -> Option<Messages> {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(Duration::from_millis(inner.config.reopen_delay_ms)) => {}
+        }
+        let policy = if last == 0 {
+            DeliverPolicy::New
+        } else {
+            DeliverPolicy::ByStartSequence {
+                start_sequence: last + 1,
+            }
+        };
+        match open(inner, policy).await {
+            Ok(m) => return Some(m),
+            Err(e) => tracing::warn!(error = ?e, "reopening the live relay failed"),
         }
     }
 }

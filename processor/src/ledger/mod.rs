@@ -156,11 +156,28 @@ async fn record_dead_letters(
     Ok(())
 }
 
+/// A beneficiary's running total and entry count inside one batch.
+#[derive(Clone, Copy, Debug, Default)]
+struct Running {
+    total: Money,
+    entries: i64,
+}
+
+impl Running {
+    /// Adds one entry; returns the total after it and the entry's position in the
+    /// beneficiary's ledger (its live event id).
+    fn push(&mut self, amount: Money) -> (Money, u64) {
+        self.total = self.total + amount;
+        self.entries += 1;
+        (self.total, u64::try_from(self.entries).unwrap_or_default())
+    }
+}
+
 /// Locks the running totals of `users` (in id order) and returns them.
 async fn lock_totals(
     tx: &mut Transaction<'_, Postgres>,
     users: &mut Vec<Uuid>,
-) -> anyhow::Result<BTreeMap<Uuid, Money>> {
+) -> anyhow::Result<BTreeMap<Uuid, Running>> {
     users.sort();
     users.dedup();
     sqlx::query!(
@@ -170,13 +187,22 @@ async fn lock_totals(
     .execute(&mut **tx)
     .await?;
     let rows = sqlx::query!(
-        "SELECT user_id, total FROM account_totals WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE",
+        "SELECT user_id, total, entries FROM account_totals WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE",
         &users[..]
     )
     .fetch_all(&mut **tx)
     .await?;
     rows.into_iter()
-        .map(|r| Ok((r.user_id, Money::from_decimal(r.total)?)))
+        .map(|r| {
+            let total = Money::from_decimal(r.total)?;
+            Ok((
+                r.user_id,
+                Running {
+                    total,
+                    entries: r.entries,
+                },
+            ))
+        })
         .collect()
 }
 
@@ -193,7 +219,7 @@ struct Entry {
 async fn write_entries(
     tx: &mut Transaction<'_, Postgres>,
     entries: &[Entry],
-    totals: &BTreeMap<Uuid, Money>,
+    totals: &BTreeMap<Uuid, Running>,
 ) -> anyhow::Result<()> {
     if entries.is_empty() {
         return Ok(());
@@ -221,13 +247,17 @@ async fn write_entries(
         .map(|e| e.event.plan_version as i32)
         .collect();
     let after: Vec<Decimal> = entries.iter().map(|e| e.event.total.as_decimal()).collect();
+    let user_seqs: Vec<i64> = entries
+        .iter()
+        .map(|e| i64::try_from(e.event.seq))
+        .collect::<Result<_, _>>()?;
     let created: Vec<DateTime<Utc>> = entries.iter().map(|e| e.event.created_at).collect();
     sqlx::query!(
         "INSERT INTO earnings (id, purchase_id, beneficiary_id, leg_user_id, source_user_id, level, base, rate,
-                               amount, kind, refund_id, plan_version, balance_after, created_at)
+                               amount, kind, refund_id, plan_version, balance_after, created_at, user_seq)
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::smallint[],
                               $7::numeric[], $8::numeric[], $9::numeric[], $10::text[], $11::text[], $12::int[],
-                              $13::numeric[], $14::timestamptz[])",
+                              $13::numeric[], $14::timestamptz[], $15::bigint[])",
         &ids,
         &purchase_ids,
         &beneficiaries,
@@ -241,21 +271,22 @@ async fn write_entries(
         &refund_ids,
         &versions,
         &after,
-        &created
+        &created,
+        &user_seqs
     )
     .execute(&mut **tx)
     .await
     .context("inserting earnings")?;
 
     let mut by_level: BTreeMap<(Uuid, i16), (Decimal, i64)> = BTreeMap::new();
-    let mut counts: BTreeMap<Uuid, i64> = BTreeMap::new();
+    let mut counts: std::collections::BTreeSet<Uuid> = std::collections::BTreeSet::new();
     for e in entries {
         let slot = by_level
             .entry((e.event.beneficiary_id.as_uuid(), i16::from(e.event.level)))
             .or_default();
         slot.0 += e.event.amount.as_decimal();
         slot.1 += 1;
-        *counts.entry(e.event.beneficiary_id.as_uuid()).or_default() += 1;
+        counts.insert(e.event.beneficiary_id.as_uuid());
     }
     let (keys, sums): (Vec<_>, Vec<_>) = by_level.into_iter().unzip();
     let (users, lvls): (Vec<Uuid>, Vec<i16>) = keys.into_iter().unzip();
@@ -274,14 +305,15 @@ async fn write_entries(
     .await
     .context("moving balances")?;
 
-    let (tusers, tcounts): (Vec<Uuid>, Vec<i64>) = counts.into_iter().unzip();
-    let finals: Vec<Decimal> = tusers
-        .iter()
-        .map(|u| totals.get(u).copied().unwrap_or_default().as_decimal())
-        .collect();
+    // Totals and counts as they stand after the batch (the rows are locked by us).
+    let touched: Vec<(&Uuid, &Running)> =
+        totals.iter().filter(|(u, _)| counts.contains(*u)).collect();
+    let tusers: Vec<Uuid> = touched.iter().map(|(u, _)| **u).collect();
+    let finals: Vec<Decimal> = touched.iter().map(|(_, r)| r.total.as_decimal()).collect();
+    let tcounts: Vec<i64> = touched.iter().map(|(_, r)| r.entries).collect();
     sqlx::query!(
-        "UPDATE account_totals a SET total = u.total, entries = a.entries + u.n
-         FROM UNNEST($1::uuid[], $2::numeric[], $3::bigint[]) AS u(user_id, total, n)
+        "UPDATE account_totals a SET total = u.total, entries = u.entries
+         FROM UNNEST($1::uuid[], $2::numeric[], $3::bigint[]) AS u(user_id, total, entries)
          WHERE a.user_id = u.user_id",
         &tusers,
         &finals,

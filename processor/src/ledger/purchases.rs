@@ -152,11 +152,14 @@ pub(super) async fn apply(
             processed_at: now,
         });
         for s in &p.shares {
-            let total = totals.entry(s.beneficiary.as_uuid()).or_default();
-            *total = *total + s.amount;
+            let (total, seq) = totals
+                .entry(s.beneficiary.as_uuid())
+                .or_default()
+                .push(s.amount);
             entries.push(Entry {
                 event: EarningEvent {
                     earning_id: Uuid::now_v7(),
+                    seq,
                     purchase_id: m.purchase_id,
                     shop_id: m.shop_id,
                     beneficiary_id: s.beneficiary,
@@ -166,7 +169,7 @@ pub(super) async fn apply(
                     direct: s.level == 1,
                     kind: EntryKind::Earning,
                     amount: s.amount,
-                    total: *total,
+                    total,
                     plan_version: plan.version,
                     created_at: now,
                 },

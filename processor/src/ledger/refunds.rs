@@ -181,12 +181,15 @@ async fn settle(
         if amount_back.is_zero() {
             continue;
         }
-        let total = totals.entry(e.beneficiary_id).or_default();
-        *total = *total + amount_back;
+        let (total, seq) = totals
+            .entry(e.beneficiary_id)
+            .or_default()
+            .push(amount_back);
         let level = u8::try_from(e.level).context("level out of range")?;
         entries.push(Entry {
             event: EarningEvent {
                 earning_id: Uuid::now_v7(),
+                seq,
                 purchase_id: p.id,
                 shop_id: ShopId(shop),
                 beneficiary_id: UserId(e.beneficiary_id),
@@ -196,7 +199,7 @@ async fn settle(
                 direct: level == 1,
                 kind: EntryKind::Reversal,
                 amount: amount_back,
-                total: *total,
+                total,
                 plan_version: u32::try_from(p.plan_version).unwrap_or_default(),
                 created_at: now,
             },

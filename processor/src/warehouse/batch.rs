@@ -45,6 +45,16 @@ impl Rows {
         let (mut seen_earnings, mut seen_purchases) = (HashSet::new(), HashSet::new());
         for (subject, payload) in messages {
             let parsed = match subjects.tail(subject) {
+                // A processor batch's entries, as one or a few arrays.
+                Some(("ledger", "entries")) => serde_json::from_slice::<Vec<EarningEvent>>(payload)
+                    .map(|entries| {
+                        for e in entries {
+                            if seen_earnings.insert(e.earning_id) {
+                                rows.earnings.push((e.earning_id, rows::earning(&e)));
+                            }
+                        }
+                    }),
+                // One entry per message, as releases before `ledger.entries` published them.
                 Some(("earnings", _)) => serde_json::from_slice::<EarningEvent>(payload).map(|e| {
                     if seen_earnings.insert(e.earning_id) {
                         rows.earnings.push((e.earning_id, rows::earning(&e)));

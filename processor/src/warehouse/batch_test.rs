@@ -2,10 +2,11 @@
 use super::*;
 use schemas::{EntryKind, Money, ShopId, UserId};
 
-fn event(id: Uuid) -> Vec<u8> {
+fn event(id: Uuid) -> EarningEvent {
     let u = UserId(Uuid::now_v7());
-    serde_json::to_vec(&EarningEvent {
+    EarningEvent {
         earning_id: id,
+        seq: 1,
         purchase_id: Uuid::now_v7(),
         shop_id: ShopId(Uuid::now_v7()),
         beneficiary_id: u,
@@ -18,8 +19,7 @@ fn event(id: Uuid) -> Vec<u8> {
         total: Money::parse("25").unwrap(),
         plan_version: 1,
         created_at: chrono::Utc::now(),
-    })
-    .unwrap()
+    }
 }
 
 #[test]
@@ -27,14 +27,18 @@ fn a_duplicate_delivery_yields_one_row_and_strangers_are_skipped() {
     let subjects = Subjects::new("p");
     let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
     let (ea, eb) = (event(a), event(b));
+    // A batch's array, a replay of part of it in another array, and a legacy single entry.
+    let first = serde_json::to_vec(&[&ea, &eb]).unwrap();
+    let replayed = serde_json::to_vec(&[&eb]).unwrap();
+    let single = serde_json::to_vec(&ea).unwrap();
     let rows = Rows::parse(
         &subjects,
         [
-            ("p.earnings.x", &ea[..]),
-            ("p.earnings.x", &eb[..]),
-            ("p.earnings.x", &ea[..]),
+            ("p.ledger.entries", &first[..]),
+            ("p.ledger.entries", &replayed[..]),
+            ("p.earnings.x", &single[..]),
             ("p.ledger.refunds", &b"{}"[..]),
-            ("p.earnings.x", &b"not json"[..]),
+            ("p.ledger.entries", &b"not json"[..]),
         ],
     );
     let ids: Vec<Uuid> = rows.earnings.iter().map(|(id, _)| *id).collect();

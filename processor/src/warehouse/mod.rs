@@ -47,7 +47,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     loop {
         let batch = tokio::select! {
             _ = shutdown.cancelled() => break,
-            b = next_batch(&mut messages, limits.batch_max_rows, wait) => b?,
+            b = next_batch(&mut messages, limits.batch_max_rows, limits.batch_max_bytes, wait) => b?,
         };
         if !batch.is_empty() {
             let backoff = Backoff::new(limits.retry_backoff_max_ms);
@@ -81,18 +81,24 @@ async fn subscribe(config: &Config, subjects: &Subjects) -> anyhow::Result<pull:
     .await
 }
 
-/// Waits up to `wait` for messages, returning early once `max` have arrived; an empty
-/// batch means the stream was idle (the loop then copies user events).
+/// Waits up to `wait` for messages, returning early once `max` messages or `max_bytes`
+/// of payload have arrived (a message may carry a whole processor batch); an empty batch
+/// means the stream was idle (the loop then copies user events).
 async fn next_batch(
     messages: &mut pull::Stream,
     max: usize,
+    max_bytes: usize,
     wait: Duration,
 ) -> anyhow::Result<Vec<Message>> {
     let deadline = Instant::now() + wait;
     let mut batch = Vec::new();
-    while batch.len() < max {
+    let mut bytes = 0usize;
+    while batch.len() < max && bytes < max_bytes {
         match tokio::time::timeout_at(deadline, messages.next()).await {
-            Ok(Some(Ok(m))) => batch.push(m),
+            Ok(Some(Ok(m))) => {
+                bytes += m.payload.len();
+                batch.push(m)
+            }
             Ok(Some(Err(e))) => {
                 // The pull stream reports and recovers (missed heartbeats, reconnects).
                 tracing::warn!(error = %e, "warehouse consumer reported an error");

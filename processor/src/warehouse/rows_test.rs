@@ -7,6 +7,7 @@ use schemas::{EntryKind, ShopId, UserId};
 fn earning_rows_carry_bare_decimals_and_utc_seconds() {
     let id = Uuid::nil();
     let e = EarningEvent {
+        seq: 7,
         earning_id: id,
         purchase_id: id,
         shop_id: ShopId(id),

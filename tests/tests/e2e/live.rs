@@ -56,6 +56,46 @@ async fn resume_with_last_event_id_replays_exactly_what_was_missed() {
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
 }
 
+/// Two processors may announce one user's entries out of order, or a crash may leave a
+/// committed entry unannounced until its batch is replayed: a client that receives
+/// position n+2 after n reads n+1 from the ledger first, and never sees anything twice.
+#[tokio::test]
+async fn a_gap_in_the_feed_is_filled_from_the_ledger_in_order() {
+    let app = TestApp::spawn().await;
+    let (_, b, c) = app.chain3().await;
+    let mut sse = open(&app, b, None).await;
+    app.purchase("gap-1", c, "2000.00", Some("500.00")).await;
+    let first = sse.next(WAIT).await.expect("the first earning");
+    assert_eq!(first.id.as_deref(), Some("1"));
+    // Position 2 committed by "another processor" and not announced (yet).
+    sqlx::query(
+        "INSERT INTO earnings (id, purchase_id, beneficiary_id, level, leg_user_id, source_user_id, base,
+                               rate, amount, kind, refund_id, plan_version, balance_after, user_seq)
+         SELECT gen_random_uuid(), purchase_id, beneficiary_id, level, leg_user_id, source_user_id, base,
+                rate, -amount, 'reversal', 'gap-test', plan_version, 0, 2
+         FROM earnings WHERE beneficiary_id = $1 AND user_seq = 1",
+    )
+    .bind(b.as_uuid())
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    // Position 3 is announced first, then 2 and 3 again (a replayed batch).
+    let client = async_nats::connect(&app.config.nats.url).await.unwrap();
+    let subject = format!("{}.ledger.entries", app.config.nats.prefix);
+    let third = serde_json::to_vec(&[fake_entry(b, 3)]).unwrap();
+    client.publish(subject.clone(), third.into()).await.unwrap();
+    let gap = sse.next(WAIT).await.expect("the gap, from the ledger");
+    assert_eq!(gap.id.as_deref(), Some("2"));
+    assert_eq!(data(&gap)["kind"], "reversal");
+    assert_eq!(data(&gap)["amount"], "-25.00");
+    let live = sse.next(WAIT).await.expect("then the live entry");
+    assert_eq!(live.id.as_deref(), Some("3"));
+    let again = serde_json::to_vec(&[fake_entry(b, 2), fake_entry(b, 3)]).unwrap();
+    client.publish(subject, again.into()).await.unwrap();
+    client.flush().await.unwrap();
+    assert_eq!(sse.next(Duration::from_millis(500)).await, None);
+}
+
 #[tokio::test]
 async fn a_second_users_events_never_arrive() {
     let app = TestApp::spawn().await;
@@ -148,18 +188,22 @@ async fn a_slow_client_is_dropped_with_a_final_event_and_others_keep_up() {
     let mut fast = open(&app, b, None).await;
     // Far more than socket buffers hold, in bursts the fast client drains as it goes:
     // the slow client's channel must overflow while the fast one never falls behind.
+    // Each burst is one stored message of `burst` entries, as the processor publishes
+    // a batch; positions continue b's ledger (empty so far), so no gap is read back.
     let client = async_nats::connect(&app.config.nats.url).await.unwrap();
-    let subject = format!("{}.earnings.{b}", app.config.nats.prefix);
-    let padding = "x".repeat(2048);
-    let (bursts, burst) = (400, 32);
+    let subject = format!("{}.ledger.entries", app.config.nats.prefix);
+    let (bursts, burst) = (1_000u64, 32u64);
     for round in 0..bursts {
-        for i in 0..burst {
-            let payload = format!(r#"{{"n":{},"pad":"{padding}"}}"#, round * burst + i);
-            client
-                .publish(subject.clone(), payload.into())
-                .await
-                .unwrap();
-        }
+        let entries: Vec<Value> = (0..burst)
+            .map(|i| fake_entry(b, round * burst + i + 1))
+            .collect();
+        client
+            .publish(
+                subject.clone(),
+                serde_json::to_vec(&entries).unwrap().into(),
+            )
+            .await
+            .unwrap();
         client.flush().await.unwrap();
         for i in 0..burst {
             match fast.next(WAIT).await {
@@ -185,6 +229,17 @@ async fn a_slow_client_is_dropped_with_a_final_event_and_others_keep_up() {
         None,
         "and its stream ended"
     );
+}
+
+/// An entry as the processor announces it, at position `seq` of `user`'s ledger.
+fn fake_entry(user: UserId, seq: u64) -> Value {
+    let id = uuid::Uuid::now_v7();
+    serde_json::json!({
+        "earning_id": id, "seq": seq, "purchase_id": id, "shop_id": id,
+        "beneficiary_id": user, "source_user_id": id, "leg_user_id": id,
+        "level": 1, "direct": true, "kind": "earning", "amount": "1.00",
+        "total": format!("{seq}.00"), "plan_version": 1, "created_at": chrono::Utc::now(),
+    })
 }
 
 #[tokio::test]

@@ -1,0 +1,130 @@
+//! Group reservation: the order ids of concurrent purchase requests are reserved in one
+//! INSERT (one round trip and one WAL flush for the group, not one per request), each
+//! request answered with whether its row was inserted. A row not inserted is a retry,
+//! a conflicting body, or a user who cannot buy; the caller tells which.
+use rust_decimal::Decimal;
+use schemas::messages::PurchaseMessage;
+use sqlx::PgPool;
+use std::collections::HashSet;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use uuid::Uuid;
+
+/// One request's reservation: the message it will publish, as stored for retries.
+pub struct Reservation {
+    pub message: PurchaseMessage,
+    pub body_hash: Vec<u8>,
+    pub json: serde_json::Value,
+}
+
+struct Pending {
+    reservation: Reservation,
+    done: oneshot::Sender<Result<bool, String>>,
+}
+
+#[derive(Clone)]
+pub struct Reserver {
+    queue: mpsc::Sender<Pending>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Requests waiting to join a group.
+    pub queue: usize,
+    /// Rows in one INSERT.
+    pub max_group: usize,
+    /// INSERTs under way at once (each holds a pool connection).
+    pub in_flight: usize,
+}
+
+impl Reserver {
+    pub fn start(pool: PgPool, limits: Limits) -> Reserver {
+        let (queue, rx) = mpsc::channel(limits.queue.max(1));
+        tokio::spawn(run(pool, rx, limits));
+        Reserver { queue }
+    }
+
+    /// Reserves the order for an active buyer; true when this call inserted the row.
+    pub async fn reserve(&self, reservation: Reservation) -> Result<bool, String> {
+        let (done, answer) = oneshot::channel();
+        self.queue
+            .send(Pending { reservation, done })
+            .await
+            .map_err(|_| "the reserver has stopped".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the reserver dropped the request".to_owned())?
+    }
+}
+
+async fn run(pool: PgPool, mut rx: mpsc::Receiver<Pending>, limits: Limits) {
+    let permits = Arc::new(Semaphore::new(limits.in_flight.max(1)));
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = rx.recv().await else { return };
+        let mut group = vec![first];
+        while group.len() < limits.max_group.max(1) {
+            let Ok(next) = rx.try_recv() else { break };
+            group.push(next);
+        }
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let result = insert(&pool, &group).await.map_err(|e| format!("{e:#}"));
+            for p in group {
+                let answer = match &result {
+                    Ok(ids) => Ok(ids.contains(&p.reservation.message.purchase_id)),
+                    Err(e) => Err(e.clone()),
+                };
+                let _ = p.done.send(answer);
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// One statement for the group; a row is inserted only for an active buyer and a new
+/// (shop, order). Of two requests for one order in a group, the first wins.
+async fn insert(pool: &PgPool, group: &[Pending]) -> anyhow::Result<HashSet<Uuid>> {
+    let col = |f: fn(&Reservation) -> Uuid| -> Vec<Uuid> {
+        group.iter().map(|p| f(&p.reservation)).collect()
+    };
+    let shops = col(|r| r.message.shop_id.as_uuid());
+    let ids = col(|r| r.message.purchase_id);
+    let users = col(|r| r.message.user_id.as_uuid());
+    let orders: Vec<String> = group
+        .iter()
+        .map(|p| p.reservation.message.order_id.to_string())
+        .collect();
+    let hashes: Vec<Vec<u8>> = group
+        .iter()
+        .map(|p| p.reservation.body_hash.clone())
+        .collect();
+    let messages: Vec<serde_json::Value> =
+        group.iter().map(|p| p.reservation.json.clone()).collect();
+    let amounts: Vec<Decimal> = group
+        .iter()
+        .map(|p| p.reservation.message.amount.as_decimal())
+        .collect();
+    let inserted = sqlx::query_scalar!(
+        "INSERT INTO purchase_requests (shop_id, order_id, purchase_id, body_hash, message, amount)
+         SELECT r.shop_id, r.order_id, r.purchase_id, r.body_hash, r.message, r.amount
+         FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::bytea[], $5::jsonb[], $6::numeric[], $7::uuid[])
+              WITH ORDINALITY AS r(shop_id, order_id, purchase_id, body_hash, message, amount, user_id, n)
+         JOIN users u ON u.id = r.user_id AND u.status = 'active'
+         ORDER BY r.n
+         ON CONFLICT (shop_id, order_id) DO NOTHING
+         RETURNING purchase_id",
+        &shops,
+        &orders,
+        &ids,
+        &hashes,
+        &messages,
+        &amounts,
+        &users
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(inserted.into_iter().collect())
+}

@@ -1,0 +1,126 @@
+//! Ledger entries read back as the `EarningEvent`s they were announced as: one shape for
+//! the processor's replays and the live feed's resume and gap fill.
+use rust_decimal::Decimal;
+use schemas::{EarningEvent, EntryKind, Money, ShopId, UserId};
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+/// An `earnings` row joined to its purchase's shop.
+pub struct EntryRow {
+    pub id: Uuid,
+    pub user_seq: i64,
+    pub purchase_id: Uuid,
+    pub shop_id: Uuid,
+    pub beneficiary_id: Uuid,
+    pub source_user_id: Uuid,
+    pub leg_user_id: Uuid,
+    pub level: i16,
+    pub kind: String,
+    pub amount: Decimal,
+    pub balance_after: Decimal,
+    pub plan_version: i32,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl TryFrom<EntryRow> for EarningEvent {
+    type Error = anyhow::Error;
+
+    fn try_from(r: EntryRow) -> anyhow::Result<EarningEvent> {
+        let level = u8::try_from(r.level)?;
+        Ok(EarningEvent {
+            earning_id: r.id,
+            seq: u64::try_from(r.user_seq)?,
+            purchase_id: r.purchase_id,
+            shop_id: ShopId(r.shop_id),
+            beneficiary_id: UserId(r.beneficiary_id),
+            source_user_id: UserId(r.source_user_id),
+            leg_user_id: UserId(r.leg_user_id),
+            level,
+            direct: level == 1,
+            kind: EntryKind::parse(&r.kind)
+                .ok_or_else(|| anyhow::anyhow!("unknown entry kind {}", r.kind))?,
+            amount: Money::from_decimal(r.amount)?,
+            total: Money::from_decimal(r.balance_after)?,
+            plan_version: u32::try_from(r.plan_version)?,
+            created_at: r.created_at,
+        })
+    }
+}
+
+fn events(rows: Vec<EntryRow>) -> anyhow::Result<Vec<EarningEvent>> {
+    rows.into_iter().map(EarningEvent::try_from).collect()
+}
+
+/// The user's entries at positions `after < seq <= upto`, in order, at most `limit`.
+pub async fn of_user(
+    db: impl PgExecutor<'_>,
+    user: UserId,
+    after: u64,
+    upto: u64,
+    limit: usize,
+) -> anyhow::Result<Vec<EarningEvent>> {
+    let rows = sqlx::query_as!(
+        EntryRow,
+        "SELECT e.id, e.user_seq, e.purchase_id, p.shop_id, e.beneficiary_id, e.source_user_id, e.leg_user_id,
+                e.level, e.kind, e.amount, e.balance_after, e.plan_version, e.created_at
+         FROM earnings e JOIN purchases p ON p.id = e.purchase_id
+         WHERE e.beneficiary_id = $1 AND e.user_seq > $2 AND e.user_seq <= $3
+         ORDER BY e.user_seq LIMIT $4",
+        user.as_uuid(),
+        i64::try_from(after)?,
+        i64::try_from(upto).unwrap_or(i64::MAX),
+        i64::try_from(limit)?
+    )
+    .fetch_all(db)
+    .await?;
+    events(rows)
+}
+
+/// How many entries the user has: the position of their newest one (0 for none).
+pub async fn position(db: impl PgExecutor<'_>, user: UserId) -> anyhow::Result<u64> {
+    let n = sqlx::query_scalar!(
+        "SELECT entries FROM account_totals WHERE user_id = $1",
+        user.as_uuid()
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(u64::try_from(n.unwrap_or(0))?)
+}
+
+/// Every entry of the purchases, reversals included.
+pub async fn of_purchases(
+    db: impl PgExecutor<'_>,
+    ids: &[Uuid],
+) -> anyhow::Result<Vec<EarningEvent>> {
+    let rows = sqlx::query_as!(
+        EntryRow,
+        "SELECT e.id, e.user_seq, e.purchase_id, p.shop_id, e.beneficiary_id, e.source_user_id, e.leg_user_id,
+                e.level, e.kind, e.amount, e.balance_after, e.plan_version, e.created_at
+         FROM earnings e JOIN purchases p ON p.id = e.purchase_id
+         WHERE e.purchase_id = ANY($1) ORDER BY e.seq",
+        ids
+    )
+    .fetch_all(db)
+    .await?;
+    events(rows)
+}
+
+/// The reversals one refund wrote.
+pub async fn of_refund(
+    db: impl PgExecutor<'_>,
+    shop: Uuid,
+    refund_id: &str,
+) -> anyhow::Result<Vec<EarningEvent>> {
+    let rows = sqlx::query_as!(
+        EntryRow,
+        "SELECT e.id, e.user_seq, e.purchase_id, p.shop_id, e.beneficiary_id, e.source_user_id, e.leg_user_id,
+                e.level, e.kind, e.amount, e.balance_after, e.plan_version, e.created_at
+         FROM earnings e JOIN purchases p ON p.id = e.purchase_id
+         WHERE p.shop_id = $1 AND e.refund_id = $2 AND e.kind = 'reversal' ORDER BY e.seq",
+        shop,
+        refund_id
+    )
+    .fetch_all(db)
+    .await?;
+    events(rows)
+}
