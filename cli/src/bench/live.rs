@@ -1,5 +1,6 @@
-//! `referral bench live`: N SSE clients, one entry published for each; how long until
-//! every client has its entry, vs one raw NATS subscriber receiving the same messages.
+//! `referral bench live`: N SSE clients, one entry published for each (in arrays of
+//! 1,000 on `ledger.entries`, as the processor announces a batch); how long until every
+//! client has its entry, vs one raw NATS subscriber receiving and parsing the same messages.
 use futures::StreamExt;
 use platform::auth::{Authenticator, Principal};
 use platform::Config;
@@ -21,14 +22,18 @@ pub(super) async fn measure(config: &Config, base: &str, args: &LiveArgs) -> any
     let users: Vec<UserId> = (0..n).map(|_| UserId::new()).collect();
     let rss_before = rss_kib();
 
-    // Baseline: one core subscriber receiving one message per user.
+    // Baseline: one core subscriber receiving the arrays and parsing every entry.
     let mut sub = nats
-        .subscribe(format!("{}.earnings.*", config.nats.prefix))
+        .subscribe(format!("{}.ledger.entries", config.nats.prefix))
         .await?;
     let started = Instant::now();
-    publish_one_each(&nats, config, &users, "baseline").await?;
-    for _ in 0..n {
-        tokio::time::timeout(Duration::from_secs(60), sub.next()).await?;
+    publish_one_each(&nats, config, &users).await?;
+    let mut received = 0;
+    while received < n {
+        let m = tokio::time::timeout(Duration::from_secs(60), sub.next())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the baseline subscription ended"))?;
+        received += serde_json::from_slice::<Vec<schemas::EarningEvent>>(&m.payload)?.len();
     }
     let baseline = started.elapsed();
     drop(sub);
@@ -58,7 +63,7 @@ pub(super) async fn measure(config: &Config, base: &str, args: &LiveArgs) -> any
         anyhow::bail!("a stream ended before its entry arrived")
     });
     let waiting = tokio::spawn(futures::future::try_join_all(waits));
-    publish_one_each(&nats, config, &users, "live").await?;
+    publish_one_each(&nats, config, &users).await?;
     let mut latencies = tokio::time::timeout(Duration::from_secs(120), waiting).await???;
     let fan_out = started.elapsed();
     latencies.sort();
@@ -93,11 +98,30 @@ async fn publish_one_each(
     nats: &async_nats::Client,
     config: &Config,
     users: &[UserId],
-    tag: &str,
 ) -> anyhow::Result<()> {
-    for u in users {
-        let body = format!(r#"{{"bench":"{tag}","beneficiary_id":"{u}"}}"#);
-        nats.publish(format!("{}.earnings.{u}", config.nats.prefix), body.into())
+    let now = chrono::Utc::now();
+    for chunk in users.chunks(1_000) {
+        let entries: Vec<schemas::EarningEvent> = chunk
+            .iter()
+            .map(|u| schemas::EarningEvent {
+                earning_id: uuid::Uuid::now_v7(),
+                seq: 1,
+                purchase_id: uuid::Uuid::now_v7(),
+                shop_id: schemas::ShopId(uuid::Uuid::nil()),
+                beneficiary_id: *u,
+                source_user_id: *u,
+                leg_user_id: *u,
+                level: 1,
+                direct: true,
+                kind: schemas::EntryKind::Earning,
+                amount: schemas::Money::ZERO,
+                total: schemas::Money::ZERO,
+                plan_version: 1,
+                created_at: now,
+            })
+            .collect();
+        let subject = format!("{}.ledger.entries", config.nats.prefix);
+        nats.publish(subject, serde_json::to_vec(&entries)?.into())
             .await?;
     }
     nats.flush().await?;

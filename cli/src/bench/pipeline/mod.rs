@@ -1,0 +1,205 @@
+//! `referral bench pipeline`: end-to-end throughput of purchases (accepted = answered
+//! 202, stored in the stream; settled = paid in Postgres and announced), single and
+//! batched, as ratios against two baselines run in the same process: raw JetStream
+//! publishes awaiting their PubAck at the same concurrency (what any ingest over this
+//! stream is bounded by), and a naive app's one Postgres transaction per purchase.
+mod load;
+mod naive;
+
+use anyhow::Context;
+use futures::StreamExt;
+use load::{Load, LoadResult};
+use platform::Config;
+use schemas::UserId;
+use serde::Serialize;
+use serde_json::json;
+use std::time::Instant;
+
+#[derive(clap::Args, Debug)]
+pub struct PipelineArgs {
+    /// Purchases per measurement.
+    #[arg(long, default_value_t = 20_000)]
+    pub purchases: usize,
+    /// HTTP connections (requests in flight) for single purchases; batches use an eighth.
+    #[arg(long, alias = "concurrency", default_value_t = 64)]
+    pub connections: usize,
+    /// Purchases per batch request in the batch measurement.
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Print one JSON document instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    purchases: usize,
+    connections: usize,
+    nats_url: String,
+    raw_publish_per_sec: f64,
+    naive_per_sec: f64,
+    single: LoadResult,
+    batch: LoadResult,
+    verify_differences: usize,
+}
+
+pub(super) async fn measure(
+    config: &Config,
+    base: &str,
+    args: &PipelineArgs,
+) -> anyhow::Result<()> {
+    let pool = platform::db::connect(&config.database).await?;
+    let (_, key) = crate::shops::create(&pool, "bench").await?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .build()?;
+    let users = signups(&http, base, &key).await?;
+    let n = args.purchases;
+    let body = |i: usize, prefix: &str| json!({ "order_id": format!("{prefix}-{i}"), "user_id": users[1 + i % 63], "amount": "1500.00", "profit": "300.00" });
+
+    let raw_publish_per_sec = raw_publish(config, n, args.connections, |i| body(i, "raw")).await?;
+    let naive_per_sec = naive::measure(&pool, n, args.connections).await?;
+    let single = Load {
+        url: format!("{base}/v1/purchases"),
+        key: key.clone(),
+        bodies: (0..n).map(|i| body(i, "single")).collect(),
+        per_request: 1,
+        connections: args.connections,
+        settled_before: 0,
+    }
+    .run(&http, &pool)
+    .await?;
+    let per = args.batch.max(1);
+    let batch = Load {
+        url: format!("{base}/v1/purchases/batch"),
+        key,
+        bodies: (0..n / per)
+            .map(|b| json!({ "purchases": (b * per..(b + 1) * per).map(|i| body(i, "batch")).collect::<Vec<_>>() }))
+            .collect(),
+        per_request: per,
+        connections: (args.connections / 8).max(1),
+        settled_before: load::settled_count(&pool).await?,
+    }
+    .run(&http, &pool)
+    .await?;
+    let verified = processor::verify::verify(&pool).await?;
+    let report = Report {
+        purchases: n,
+        connections: args.connections,
+        nats_url: config.nats.url.clone(),
+        raw_publish_per_sec,
+        naive_per_sec,
+        single,
+        batch,
+        verify_differences: verified.differences.len(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+        println!("  verify: {}", verified.summary());
+    }
+    anyhow::ensure!(verified.differences.is_empty(), "verify found differences");
+    Ok(())
+}
+
+/// A referral tree of 64 users (8-ary), signed up through the API.
+async fn signups(http: &reqwest::Client, base: &str, key: &str) -> anyhow::Result<Vec<UserId>> {
+    let mut users: Vec<UserId> = Vec::new();
+    for i in 0..64usize {
+        let referrer = (i > 0).then(|| users[(i - 1) / 8]);
+        let r: serde_json::Value = http
+            .post(format!("{base}/v1/users"))
+            .bearer_auth(key)
+            .json(&json!({ "referrer_id": referrer }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        users.push(r["id"].as_str().context("signup id")?.parse()?);
+    }
+    Ok(users)
+}
+
+/// The same payloads straight to JetStream, one message each, PubAck awaited.
+async fn raw_publish(
+    config: &Config,
+    n: usize,
+    connections: usize,
+    body: impl Fn(usize) -> serde_json::Value,
+) -> anyhow::Result<f64> {
+    let js = async_nats::jetstream::new(platform::nats::connect(&config.nats).await?);
+    let subject = format!("{}.bench.raw", config.nats.prefix);
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: format!("{}_RAW", config.nats.prefix.to_uppercase()),
+        subjects: vec![subject.clone()],
+        max_bytes: 256 * 1024 * 1024,
+        ..Default::default()
+    })
+    .await?;
+    let started = Instant::now();
+    let mut raw = futures::stream::iter((0..n).map(|i| {
+        let (js, subject, payload) = (js.clone(), subject.clone(), serde_json::to_vec(&body(i)));
+        async move {
+            let payload = payload?;
+            platform::nats::publish_stored(&js, subject, Some(&format!("raw-{i}")), payload).await
+        }
+    }))
+    .buffer_unordered(connections.max(1));
+    while let Some(r) = raw.next().await {
+        r?;
+    }
+    Ok(load::rate(n, started.elapsed()))
+}
+
+fn print_table(r: &Report) {
+    println!(
+        "referral bench pipeline: {} purchases, {} connections, NATS at {}",
+        r.purchases, r.connections, r.nats_url
+    );
+    let base = r.raw_publish_per_sec.max(1e-9);
+    let naive = r.naive_per_sec.max(1e-9);
+    println!(
+        "  {:<44} {:>9}   {:>6}   {:>6}",
+        "", "per sec", "vs raw", "vs naive"
+    );
+    let row = |name: &str, v: f64| {
+        println!(
+            "  {name:<44} {v:>9.0}   {:>6.2}   {:>6.2}",
+            v / base,
+            v / naive
+        )
+    };
+    row(
+        "baseline: raw JetStream publish + PubAck",
+        r.raw_publish_per_sec,
+    );
+    row(
+        "baseline: naive, one Postgres tx a purchase",
+        r.naive_per_sec,
+    );
+    for (name, l) in [("single", &r.single), ("batch", &r.batch)] {
+        row(&format!("{name}: accepted (202)"), l.accepted_per_sec);
+        row(&format!("{name}: settled end to end"), l.settled_per_sec);
+        println!(
+            "  {name}: HTTP p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; backlog (s, accepted, settled): {}",
+            l.http_p50_ms,
+            l.http_p99_ms,
+            l.http_max_ms,
+            backlog_line(&l.backlog)
+        );
+    }
+}
+
+/// About eight samples across the run, enough to see whether the backlog grows.
+fn backlog_line(samples: &[(f64, usize, i64)]) -> String {
+    let step = (samples.len() / 8).max(1);
+    samples
+        .iter()
+        .step_by(step)
+        .chain(samples.last())
+        .map(|(t, a, s)| format!("({t:.1}, {a}, {s})"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,48 @@
+//! `referral bench pipeline` at a tiny size, as a smoke test only: it runs end to end on
+//! real services, reports both rates and both baselines, and leaves a ledger `verify`
+//! agrees with. No timing is asserted (speed is read from the bench, not from tests).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+use std::process::Command;
+
+#[test]
+fn bench_pipeline_runs_and_verifies_at_a_tiny_size() {
+    let database = std::env::var("TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let nats = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let out = Command::new(env!("CARGO_BIN_EXE_referral"))
+        .args([
+            "bench",
+            "pipeline",
+            "--purchases",
+            "200",
+            "--batch",
+            "50",
+            "--json",
+        ])
+        .env("DATABASE_URL", format!("{database}/referral"))
+        .env("NATS_URL", nats)
+        .env("REFERRAL_LOG__FILTER", "error")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verify_differences"], 0);
+    for load in ["single", "batch"] {
+        assert_eq!(report[load]["purchases"], 200, "{report}");
+        for rate in ["accepted_per_sec", "settled_per_sec"] {
+            assert!(report[load][rate].as_f64().unwrap() > 0.0, "{report}");
+        }
+        let backlog = report[load]["backlog"].as_array().unwrap();
+        assert_eq!(
+            backlog.last().unwrap()[2],
+            200,
+            "the last sample has all settled"
+        );
+    }
+    assert!(report["raw_publish_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(report["naive_per_sec"].as_f64().unwrap() > 0.0);
+}
