@@ -1,4 +1,4 @@
-//! API: reports from Postgres, the live relay of `earnings.<user>`, admin actions, and
+//! API: reports from Postgres, the live relay of `ledger.entries`, admin actions, and
 //! the web dashboard.
 #![forbid(unsafe_code)]
 

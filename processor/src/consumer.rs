@@ -171,6 +171,7 @@ impl Stage {
             .batch_latency
             .with_label_values(&["ledger"])
             .observe(started.elapsed().as_secs_f64());
+        let committed_at = started.elapsed();
         let chaos = self.chaos_after_commit();
         if let Some((n, true)) = chaos {
             anyhow::bail!("chaos: crash after commit {n}, before publishing");
@@ -181,6 +182,7 @@ impl Stage {
             tracing::warn!(error = ?e, "publishing entries failed; batch will be redelivered");
             return Ok(());
         }
+        let published_at = started.elapsed();
         if let Some((n, false)) = chaos {
             anyhow::bail!("chaos: crash after commit {n}, published but before acking");
         }
@@ -202,6 +204,10 @@ impl Stage {
             .observe(started.elapsed().as_secs_f64());
         tracing::debug!(
             messages = batch.len(),
+            items = delivered.len(),
+            ledger_ms = committed_at.as_millis() as u64,
+            publish_ms = (published_at - committed_at).as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
             entries = outcome.new_entries,
             dead = outcome.dead.len(),
             "batch applied"

@@ -1,4 +1,4 @@
-//! Server-sent events: `event: earning`, `id:` = stream sequence, keep-alive comments.
+//! Server-sent events: `event: earning`, `id:` = the entry's position in the user's ledger, keep-alive comments.
 use super::LiveItem;
 use crate::reports::readable;
 use crate::{ApiError, ApiState};
@@ -10,7 +10,8 @@ use platform::auth::Principal;
 use std::convert::Infallible;
 use std::time::Duration;
 
-/// Live entries as server-sent events: `event: earning`, `id:` the stream sequence
+/// Live entries as server-sent events: `event: earning`, `id:` the entry's position in
+/// the user's ledger (1, 2, …)
 /// (send it back as `Last-Event-ID` to resume), data an `EarningEvent`; `event: dropped`
 /// when the client fell too far behind.
 #[utoipa::path(get, path = "/v1/users/{id}/earnings/stream", tag = "live",
