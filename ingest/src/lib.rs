@@ -6,6 +6,7 @@ mod committer;
 mod error;
 mod purchases;
 mod refunds;
+mod requests;
 mod signup;
 
 /// The ingest half of the OpenAPI document.

@@ -13,3 +13,4 @@ mod security;
 mod simulation;
 mod validation;
 mod warehouse;
+mod wire;
