@@ -4,6 +4,7 @@
 
 mod browser;
 mod commission;
+mod errors;
 mod faults;
 mod foundation;
 mod live;
