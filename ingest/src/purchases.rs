@@ -56,6 +56,7 @@ pub struct BatchItem {
     security(("bearer" = [])),
     responses(
         (status = 202, description = "stored; will be paid", body = PurchaseAccepted),
+        (status = 403, description = "foreign_user", body = platform::Problem),
         (status = 409, description = "order_conflict", body = platform::Problem),
         (status = 422, description = "unknown_user, user_inactive, invalid_amount, invalid_profit, invalid_occurred_at, unknown_currency, invalid_body", body = platform::Problem),
         (status = 503, description = "the stream is unavailable; retry", body = platform::Problem),
@@ -187,10 +188,12 @@ async fn reserve(
         body_hash: hash.clone(),
     };
     let json = serde_json::to_value(&message).map_err(anyhow::Error::from)?;
-    // The common case in one round trip: a new order from an active user is reserved.
+    // The common case in one round trip: a new order from an active user of this shop
+    // (or of none: signed up by an admin, or before shops were recorded) is reserved.
     let inserted = sqlx::query!(
         "INSERT INTO purchase_requests (shop_id, order_id, purchase_id, body_hash, message, amount)
-         SELECT $1, $2, $3, $4, $5, $6 FROM users WHERE id = $7 AND status = 'active'
+         SELECT $1, $2, $3, $4, $5, $6 FROM users
+         WHERE id = $7 AND status = 'active' AND (shop_id IS NULL OR shop_id = $1)
          ON CONFLICT (shop_id, order_id) DO NOTHING",
         shop.as_uuid(),
         req.order_id.as_str(),
@@ -207,19 +210,20 @@ async fn reserve(
     }
     // Otherwise: a retry (answered with the message stored the first time, or 409 if the
     // body changed; a retry stays accepted even if the user was deactivated since), or a
-    // user who cannot buy.
+    // user this shop cannot send purchases for.
     if let Some(existing) = reserved(state, shop, &req.order_id, &hash).await? {
         return Ok(existing);
     }
-    let status: Option<String> = sqlx::query_scalar!(
-        "SELECT status FROM users WHERE id = $1",
+    let user = sqlx::query!(
+        "SELECT status, shop_id FROM users WHERE id = $1",
         req.user_id.as_uuid()
     )
     .fetch_optional(&state.pool)
     .await?;
-    Err(match status.as_deref() {
+    Err(match user {
         None => IngestError::UnknownUser,
-        Some("active") => {
+        Some(u) if u.shop_id.is_some_and(|s| s != shop.as_uuid()) => IngestError::ForeignUser,
+        Some(u) if u.status == "active" => {
             IngestError::Internal(anyhow::anyhow!("reservation neither made nor found"))
         }
         Some(_) => IngestError::UserInactive,
