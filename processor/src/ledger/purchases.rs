@@ -45,7 +45,7 @@ pub(super) async fn apply(
             )),
         }
     }
-    let valid = owned_by_their_shops(tx, valid, dead_letters).await?;
+    let valid = super::tenancy::owned_by_their_shops(tx, valid, dead_letters).await?;
     if valid.is_empty() {
         return Ok(Vec::new());
     }
@@ -192,42 +192,6 @@ pub(super) async fn apply(
     replayed.dedup();
     super::replay::purchases(tx, &replayed, outcome).await?;
     Ok(keys)
-}
-
-/// Tenancy: a shop's purchases are for users it signed up (or that no shop signed up);
-/// one for another shop's user (a direct publish, say) is dead-lettered.
-async fn owned_by_their_shops<'a>(
-    tx: &mut Transaction<'_, Postgres>,
-    valid: Vec<(&'a Delivered, &'a PurchaseMessage)>,
-    dead_letters: &mut Vec<DeadLetter>,
-) -> anyhow::Result<Vec<(&'a Delivered, &'a PurchaseMessage)>> {
-    if valid.is_empty() {
-        return Ok(valid);
-    }
-    let users: Vec<Uuid> = valid.iter().map(|(_, m)| m.user_id.as_uuid()).collect();
-    let owners: HashMap<Uuid, Uuid> = sqlx::query!(
-        r#"SELECT id, shop_id AS "shop_id!" FROM users WHERE id = ANY($1) AND shop_id IS NOT NULL"#,
-        &users
-    )
-    .fetch_all(&mut **tx)
-    .await
-    .context("reading the buyers' shops")?
-    .into_iter()
-    .map(|r| (r.id, r.shop_id))
-    .collect();
-    let (owned, foreign): (Vec<_>, Vec<_>) = valid.into_iter().partition(|(_, m)| {
-        owners
-            .get(&m.user_id.as_uuid())
-            .is_none_or(|shop| *shop == m.shop_id.as_uuid())
-    });
-    for (d, m) in foreign {
-        let detail = format!(
-            "purchase {}: the user belongs to another shop",
-            m.purchase_id
-        );
-        dead_letters.push(dead(d, DeadLetterReason::ForeignUser, detail));
-    }
-    Ok(owned)
 }
 
 /// A purchase id names one purchase: a message reusing the id of another order (shops that

@@ -52,16 +52,24 @@ async fn unknown_routes_wrong_methods_and_undecodable_paths_answer_problems() {
     assert_eq!(code, "websocket_upgrade_required");
 }
 
+/// Each `(path, status, code)` asked as an admin answers that problem.
+async fn refused(app: &TestApp, cases: &[(String, u16, &str)]) {
+    for (path, status, code) in cases {
+        let r = app.get(path, Some(&app.admin)).await;
+        assert_eq!(problem(r).await, (*status, code.to_string()), "{path}");
+    }
+}
+
 #[tokio::test]
-async fn each_parameter_is_refused_alike_on_every_route_that_takes_it() {
+async fn each_query_parameter_is_refused_alike_on_every_route_that_takes_it() {
     let app = TestApp::spawn().await;
     let a = app.signup(None).await;
-    let nil = UserId(uuid::Uuid::nil());
+    let history = format!("/v1/users/{a}/earnings/history");
+    let letters = "/v1/admin/dead-letters";
+    let top = "/v1/analytics/top-earners";
     let cases = [
         (
-            format!(
-                "/v1/users/{a}/earnings/history?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z"
-            ),
+            format!("{history}?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z"),
             422,
             "invalid_range",
         ),
@@ -71,55 +79,37 @@ async fn each_parameter_is_refused_alike_on_every_route_that_takes_it() {
             "invalid_range",
         ),
         (
-            "/v1/analytics/top-earners?from=2026-02-01&to=2026-01-01".into(),
+            format!("{top}?from=2026-02-01&to=2026-01-01"),
             422,
             "invalid_range",
         ),
-        (
-            format!("/v1/users/{a}/earnings/history?level=-1"),
-            422,
-            "invalid_level",
-        ),
-        (
-            format!("/v1/users/{a}/earnings/history?level=0"),
-            422,
-            "invalid_level",
-        ),
-        (
-            format!("/v1/users/{a}/earnings/history?cursor=-1"),
-            422,
-            "invalid_cursor",
-        ),
-        (
-            "/v1/admin/dead-letters?cursor=-1".into(),
-            422,
-            "invalid_cursor",
-        ),
-        (
-            "/v1/admin/dead-letters?cursor=abc".into(),
-            422,
-            "invalid_cursor",
-        ),
-        (
-            format!("/v1/users/{a}/earnings/history?limit=-1"),
-            422,
-            "invalid_limit",
-        ),
-        (
-            "/v1/admin/dead-letters?limit=-1".into(),
-            422,
-            "invalid_limit",
-        ),
-        (
-            "/v1/admin/dead-letters?limit=100000".into(),
-            422,
-            "invalid_limit",
-        ),
-        (
-            "/v1/analytics/top-earners?limit=-1".into(),
-            422,
-            "invalid_limit",
-        ),
+        (format!("{history}?level=-1"), 422, "invalid_level"),
+        (format!("{history}?level=0"), 422, "invalid_level"),
+        (format!("{history}?cursor=-1"), 422, "invalid_cursor"),
+        (format!("{letters}?cursor=-1"), 422, "invalid_cursor"),
+        (format!("{letters}?cursor=abc"), 422, "invalid_cursor"),
+        (format!("{history}?limit=-1"), 422, "invalid_limit"),
+        (format!("{letters}?limit=-1"), 422, "invalid_limit"),
+        (format!("{letters}?limit=100000"), 422, "invalid_limit"),
+        (format!("{top}?limit=-1"), 422, "invalid_limit"),
+    ];
+    refused(&app, &cases).await;
+    // Values within the rules are answered.
+    for path in [
+        format!("{history}?level=1&cursor=1&limit=1"),
+        format!("{letters}?limit=1&cursor=1"),
+    ] {
+        let r = app.get(&path, Some(&app.admin)).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn live_streams_judge_the_user_and_the_last_event_id_like_every_route() {
+    let app = TestApp::spawn().await;
+    let a = app.signup(None).await;
+    let nil = UserId(uuid::Uuid::nil());
+    let cases = [
         (
             format!("/v1/users/{a}/earnings/ws?last_event_id=abc"),
             422,
@@ -140,10 +130,7 @@ async fn each_parameter_is_refused_alike_on_every_route_that_takes_it() {
             "invalid_user_id",
         ),
     ];
-    for (path, status, code) in cases {
-        let r = app.get(&path, Some(&app.admin)).await;
-        assert_eq!(problem(r).await, (status, code.to_owned()), "{path}");
-    }
+    refused(&app, &cases).await;
     // The SSE header is read by the same rule as the WebSocket parameter.
     for bad in ["abc", "-1", "+41", "041", "4.1"] {
         let r = app
@@ -159,13 +146,5 @@ async fn each_parameter_is_refused_alike_on_every_route_that_takes_it() {
             (422, "invalid_last_event_id".into()),
             "Last-Event-ID {bad:?}"
         );
-    }
-    // Values within the rules are answered.
-    for path in [
-        format!("/v1/users/{a}/earnings/history?level=1&cursor=1&limit=1"),
-        "/v1/admin/dead-letters?limit=1&cursor=1".into(),
-    ] {
-        let r = app.get(&path, Some(&app.admin)).await;
-        assert_eq!(r.status(), StatusCode::OK, "{path}");
     }
 }
