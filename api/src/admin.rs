@@ -1,9 +1,9 @@
 //! Admin actions on the referral graph. Each writes the user row and its `user_events`
 //! outbox entry in one transaction under the graph lock, so the processor's graph and
 //! Postgres cannot disagree, and a refused change writes nothing.
-use crate::reports::readable;
+use crate::params::{self, UserPath};
 use crate::{ApiError, ApiState};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use platform::auth::Principal;
 use platform::problem::JsonBody;
@@ -31,11 +31,13 @@ pub struct UserStatus {
     responses(
         (status = 200, body = UserStatus),
         (status = 403, description = "admins only", body = platform::Problem),
+        (status = 404, description = "not_found", body = platform::Problem),
+        (status = 422, description = "invalid_user_id", body = platform::Problem),
     ))]
 pub async fn deactivate(
     state: State<ApiState>,
     who: Principal,
-    id: Path<String>,
+    id: UserPath,
 ) -> Result<Json<UserStatus>, ApiError> {
     set_status(state, who, id, "inactive").await
 }
@@ -46,11 +48,13 @@ pub async fn deactivate(
     responses(
         (status = 200, body = UserStatus),
         (status = 403, description = "admins only", body = platform::Problem),
+        (status = 404, description = "not_found", body = platform::Problem),
+        (status = 422, description = "invalid_user_id", body = platform::Problem),
     ))]
 pub async fn reactivate(
     state: State<ApiState>,
     who: Principal,
-    id: Path<String>,
+    id: UserPath,
 ) -> Result<Json<UserStatus>, ApiError> {
     set_status(state, who, id, "active").await
 }
@@ -59,11 +63,10 @@ pub async fn reactivate(
 async fn set_status(
     State(state): State<ApiState>,
     who: Principal,
-    Path(id): Path<String>,
+    UserPath(user): UserPath,
     status: &'static str,
 ) -> Result<Json<UserStatus>, ApiError> {
     admin_only(&who)?;
-    let user = readable(&who, &id)?;
     let mut tx = state.pool.begin().await?;
     platform::db::lock_user_events(&mut tx).await?;
     let row = sqlx::query!(
@@ -118,17 +121,18 @@ pub struct MoveRequest {
     security(("bearer" = [])),
     responses(
         (status = 200, body = UserStatus),
+        (status = 403, description = "admins only", body = platform::Problem),
+        (status = 404, description = "not_found", body = platform::Problem),
         (status = 409, description = "referral_limit_reached, cycle_detected", body = platform::Problem),
-        (status = 422, description = "self_referral, referrer_not_found, referrer_inactive", body = platform::Problem),
+        (status = 422, description = "invalid_user_id, self_referral, referrer_not_found, referrer_inactive", body = platform::Problem),
     ))]
 pub async fn move_user(
     State(state): State<ApiState>,
     who: Principal,
-    Path(id): Path<String>,
+    UserPath(user): UserPath,
     JsonBody(req): JsonBody<MoveRequest>,
 ) -> Result<Json<UserStatus>, ApiError> {
     admin_only(&who)?;
-    let user = readable(&who, &id)?;
     let mut tx = state.pool.begin().await?;
     platform::db::lock_user_events(&mut tx).await?;
     let row = sqlx::query!(
@@ -266,7 +270,7 @@ pub async fn plan(State(state): State<ApiState>, who: Principal) -> Result<Json<
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterQuery {
     limit: Option<i64>,
-    cursor: Option<i64>,
+    cursor: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -291,6 +295,7 @@ pub struct DeadLetterPage {
     responses(
         (status = 200, body = DeadLetterPage),
         (status = 403, description = "admins only", body = platform::Problem),
+        (status = 422, description = "invalid_limit, invalid_cursor, invalid_query", body = platform::Problem),
     ))]
 pub async fn dead_letters(
     State(state): State<ApiState>,
@@ -298,14 +303,12 @@ pub async fn dead_letters(
     QueryParams(q): QueryParams<DeadLetterQuery>,
 ) -> Result<Json<DeadLetterPage>, ApiError> {
     admin_only(&who)?;
-    let limit = q
-        .limit
-        .unwrap_or(state.reports.default_page_size)
-        .clamp(1, state.reports.max_page_size);
+    let limit = params::page_limit(q.limit, &state.reports)?;
+    let before = params::cursor(q.cursor.as_deref())?.unwrap_or(i64::MAX);
     let items = sqlx::query_as!(
         DeadLetterItem,
         "SELECT id, subject, reason, detail, stream_seq, at FROM dead_letters WHERE id < $1 ORDER BY id DESC LIMIT $2",
-        q.cursor.unwrap_or(i64::MAX),
+        before,
         limit
     )
     .fetch_all(&state.pool)

@@ -7,11 +7,11 @@ mod warehouse;
 
 pub use bodies::*;
 
-use crate::reports::{ensure_user, readable};
+use crate::params::{self, ReadableUser};
 use crate::{ApiError, ApiState};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use platform::auth::Principal;
 use platform::problem::QueryParams;
 use platform::Problem;
@@ -19,20 +19,8 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use warehouse::query;
 
-/// Most days a series (earnings over time, purchases per shop) may span.
-const MAX_SERIES_DAYS: i64 = 366;
 /// Most shop-day rows one answer carries (`truncated` says when there were more).
 const MAX_SHOP_DAYS: usize = 10_000;
-/// ClickHouse's `Date` holds 1970-01-01 to 2105-12-31 (on 18.16).
-const FIRST_DAY: NaiveDate = day(1970, 1, 1);
-const LAST_DAY: NaiveDate = day(2105, 12, 31);
-
-const fn day(year: i32, month: u32, day: u32) -> NaiveDate {
-    match NaiveDate::from_ymd_opt(year, month, day) {
-        Some(d) => d,
-        None => panic!("not a date"),
-    }
-}
 
 /// Top earners by net earnings (reversals subtracted); all time unless a range is given.
 #[utoipa::path(get, path = "/v1/analytics/top-earners", tag = "analytics", params(TopQuery),
@@ -46,14 +34,7 @@ pub async fn top_earners(
     QueryParams(q): QueryParams<TopQuery>,
 ) -> Result<Json<TopEarners>, ApiError> {
     admin_only(&who)?;
-    let limit = q.limit.unwrap_or(state.reports.default_page_size);
-    if limit < 1 || limit > state.reports.max_page_size {
-        let max = state.reports.max_page_size;
-        return Err(ApiError::Invalid(
-            "invalid_limit",
-            format!("limit must be between 1 and {max}"),
-        ));
-    }
+    let limit = params::page_limit(q.limit, &state.reports)?;
     let days = day_filter(q.from, q.to)?;
     let earners = query(&state.clickhouse, |db| format!(
         "SELECT toString(beneficiary_id) AS user_id, toString(sum(amount)) AS total, sum(entries) AS entries
@@ -79,7 +60,7 @@ pub async fn purchases_per_shop(
     QueryParams(q): QueryParams<RangeQuery>,
 ) -> Result<Json<PurchasesPerShop>, ApiError> {
     admin_only(&who)?;
-    let (from, to) = series_range(&q)?;
+    let (from, to) = params::series(q.from, q.to)?;
     let days = day_filter(Some(from), Some(to))?;
     let mut rows: Vec<ShopDay> = query(&state.clickhouse, |db| {
         format!(
@@ -149,14 +130,11 @@ pub async fn conversion(
         (status = 503, description = "analytics_disabled, analytics_unavailable", body = Problem)))]
 pub async fn earnings_over_time(
     State(state): State<ApiState>,
-    who: Principal,
-    Path(id): Path<String>,
+    ReadableUser(user): ReadableUser,
     QueryParams(q): QueryParams<RangeQuery>,
 ) -> Result<Json<EarningsOverTime>, ApiError> {
-    let user = readable(&who, &id)?;
-    let (from, to) = series_range(&q)?;
+    let (from, to) = params::series(q.from, q.to)?;
     let days = day_filter(Some(from), Some(to))?;
-    ensure_user(&state, user).await?;
     let points = query(&state.clickhouse, |db| {
         format!(
             "SELECT day, level, toString(sum(amount)) AS total, sum(entries) AS entries
@@ -183,13 +161,10 @@ pub async fn earnings_over_time(
         (status = 503, description = "analytics_disabled, analytics_unavailable", body = Problem)))]
 pub async fn levels(
     State(state): State<ApiState>,
-    who: Principal,
-    Path(id): Path<String>,
+    ReadableUser(user): ReadableUser,
     QueryParams(q): QueryParams<RangeQuery>,
 ) -> Result<Json<Levels>, ApiError> {
-    let user = readable(&who, &id)?;
     let days = day_filter(q.from, q.to)?;
-    ensure_user(&state, user).await?;
     let levels = query(&state.clickhouse, |db| {
         format!(
             "SELECT level, toString(sum(amount)) AS total, sum(entries) AS entries
@@ -214,13 +189,10 @@ pub async fn levels(
         (status = 503, description = "analytics_disabled, analytics_unavailable", body = Problem)))]
 pub async fn legs(
     State(state): State<ApiState>,
-    who: Principal,
-    Path(id): Path<String>,
+    ReadableUser(user): ReadableUser,
     QueryParams(q): QueryParams<RangeQuery>,
 ) -> Result<Json<Legs>, ApiError> {
-    let user = readable(&who, &id)?;
     let days = day_filter(q.from, q.to)?;
-    ensure_user(&state, user).await?;
     let limit = state.reports.max_page_size;
     let legs = query(&state.clickhouse, |db| {
         format!(
@@ -243,37 +215,13 @@ fn admin_only(who: &Principal) -> Result<(), ApiError> {
     }
 }
 
-fn invalid_range(detail: String) -> ApiError {
-    ApiError::Invalid("invalid_range", detail)
-}
-
-/// A series' days: `to` defaults to today (UTC), `from` to 29 days before `to`.
-fn series_range(q: &RangeQuery) -> Result<(NaiveDate, NaiveDate), ApiError> {
-    let to = q.to.unwrap_or_else(|| Utc::now().date_naive());
-    let from = q.from.unwrap_or(to - chrono::Days::new(29));
-    if (to - from).num_days() >= MAX_SERIES_DAYS {
-        return Err(invalid_range(format!(
-            "a series spans at most {MAX_SERIES_DAYS} days"
-        )));
-    }
-    Ok((from, to))
-}
-
 /// ` AND day >= toDate('…') AND day <= toDate('…')` for the bounds given (inclusive).
+/// The days are checked first (`params::days`): only parsed, bounded dates reach the SQL.
 fn day_filter(from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<String, ApiError> {
-    if let (Some(f), Some(t)) = (from, to) {
-        if f > t {
-            return Err(invalid_range("from must not be after to".into()));
-        }
-    }
+    params::days(from, to)?;
     let mut sql = String::new();
     for (op, day) in [(">=", from), ("<=", to)] {
         let Some(day) = day else { continue };
-        if !(FIRST_DAY..=LAST_DAY).contains(&day) {
-            return Err(invalid_range(format!(
-                "days must lie between {FIRST_DAY} and {LAST_DAY}"
-            )));
-        }
         sql.push_str(&format!(" AND day {op} toDate('{day}')"));
     }
     Ok(sql)

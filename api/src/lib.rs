@@ -8,6 +8,7 @@ mod error;
 mod health;
 pub mod live;
 pub mod openapi;
+mod params;
 mod reports;
 mod tree;
 mod web;

@@ -1,7 +1,8 @@
 //! Earnings reports, each one indexed read of the ledger (balances or earnings by
 //! beneficiary).
-use crate::{authorize, ApiError, ApiState};
-use axum::extract::{Path, State};
+use crate::params::{self, ReadableUser};
+use crate::{ApiError, ApiState};
+use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use platform::auth::Principal;
@@ -17,18 +18,6 @@ fn money(d: Decimal) -> Result<Money, ApiError> {
 
 fn level(l: i16) -> u8 {
     u8::try_from(l).unwrap_or(u8::MAX)
-}
-
-fn user_path(id: &str) -> Result<UserId, ApiError> {
-    id.parse()
-        .map_err(|_| ApiError::Invalid("invalid_user_id", "the user id is not a UUID".into()))
-}
-
-/// Parses the path id and checks the caller may read that user.
-pub(crate) fn readable(who: &Principal, id: &str) -> Result<UserId, ApiError> {
-    let user = user_path(id)?;
-    authorize(who, user)?;
-    Ok(user)
 }
 
 pub(crate) async fn ensure_user(state: &ApiState, user: UserId) -> Result<(), ApiError> {
@@ -77,11 +66,8 @@ pub async fn me(who: Principal) -> Json<Me> {
     ))]
 pub async fn summary(
     State(state): State<ApiState>,
-    who: Principal,
-    Path(id): Path<String>,
+    ReadableUser(user): ReadableUser,
 ) -> Result<Json<EarningsSummary>, ApiError> {
-    let user = readable(&who, &id)?;
-    ensure_user(&state, user).await?;
     let rows = sqlx::query!(
         "SELECT level, total, entries FROM balances WHERE user_id = $1 ORDER BY level",
         user.as_uuid()
@@ -117,11 +103,8 @@ pub async fn summary(
     ))]
 pub async fn by_referral(
     State(state): State<ApiState>,
-    who: Principal,
-    Path(id): Path<String>,
+    ReadableUser(user): ReadableUser,
 ) -> Result<Json<ByReferral>, ApiError> {
-    let user = readable(&who, &id)?;
-    ensure_user(&state, user).await?;
     let rows = sqlx::query!(
         r#"SELECT source_user_id, level, sum(amount) AS "total!", count(*) AS "entries!"
            FROM earnings WHERE beneficiary_id = $1
@@ -158,11 +141,8 @@ pub async fn by_referral(
     ))]
 pub async fn by_leg(
     State(state): State<ApiState>,
-    who: Principal,
-    Path(id): Path<String>,
+    ReadableUser(user): ReadableUser,
 ) -> Result<Json<ByLeg>, ApiError> {
-    let user = readable(&who, &id)?;
-    ensure_user(&state, user).await?;
     // Every current direct referral is a leg, even before it earns anything; legs
     // recorded on past entries stay even if that referral has since moved.
     let rows = sqlx::query!(
@@ -198,7 +178,7 @@ pub struct HistoryQuery {
     cursor: Option<String>,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
-    level: Option<i16>,
+    level: Option<i64>,
 }
 
 /// Entries newest first; pass `next_cursor` back as `cursor` for the next page.
@@ -209,41 +189,19 @@ pub struct HistoryQuery {
         (status = 200, body = HistoryPage),
         (status = 401, description = "unauthenticated", body = platform::Problem),
         (status = 403, body = platform::Problem),
-        (status = 422, description = "invalid_limit, invalid_cursor", body = platform::Problem),
+        (status = 404, description = "not_found", body = platform::Problem),
+        (status = 422, description = "invalid_user_id, invalid_limit, invalid_cursor, invalid_level, invalid_range, invalid_query", body = platform::Problem),
     ))]
 pub async fn history(
     State(state): State<ApiState>,
-    who: Principal,
-    Path(id): Path<String>,
+    ReadableUser(user): ReadableUser,
     QueryParams(q): QueryParams<HistoryQuery>,
 ) -> Result<Json<HistoryPage>, ApiError> {
-    let user = readable(&who, &id)?;
-    let limit = q.limit.unwrap_or(
-        state
-            .reports
-            .default_page_size
-            .min(state.reports.max_page_size),
-    );
-    if limit < 1 || limit > state.reports.max_page_size {
-        return Err(ApiError::Invalid(
-            "invalid_limit",
-            format!(
-                "limit must be between 1 and {}",
-                state.reports.max_page_size
-            ),
-        ));
-    }
+    let limit = params::page_limit(q.limit, &state.reports)?;
     // The cursor is the ledger position of the last entry seen; pages go newest first.
-    let before = match &q.cursor {
-        None => i64::MAX,
-        Some(c) => c.parse::<i64>().map_err(|_| {
-            ApiError::Invalid(
-                "invalid_cursor",
-                "the cursor is not one this API issued".into(),
-            )
-        })?,
-    };
-    ensure_user(&state, user).await?;
+    let before = params::cursor(q.cursor.as_deref())?.unwrap_or(i64::MAX);
+    let only_level = params::level(q.level)?;
+    params::ordered(q.from.as_ref(), q.to.as_ref())?;
     let rows = sqlx::query!(
         "SELECT id, seq, purchase_id, source_user_id, leg_user_id, level, kind, amount, created_at
          FROM earnings
@@ -256,7 +214,7 @@ pub async fn history(
         before,
         q.from,
         q.to,
-        q.level,
+        only_level,
         limit + 1
     )
     .fetch_all(&state.pool)
@@ -293,9 +251,6 @@ pub struct DailyQuery {
     to: Option<NaiveDate>,
 }
 
-/// Most days one series may span.
-const MAX_DAILY_SPAN_DAYS: i64 = 366;
-
 /// A daily series (UTC days) for charts.
 #[utoipa::path(get, path = "/v1/users/{id}/earnings/daily", tag = "reports",
     params(("id" = uuid::Uuid, Path, description = "the user"), DailyQuery),
@@ -304,24 +259,15 @@ const MAX_DAILY_SPAN_DAYS: i64 = 366;
         (status = 200, body = DailySeries),
         (status = 401, description = "unauthenticated", body = platform::Problem),
         (status = 403, body = platform::Problem),
-        (status = 422, description = "invalid_range", body = platform::Problem),
+        (status = 404, description = "not_found", body = platform::Problem),
+        (status = 422, description = "invalid_user_id, invalid_range, invalid_query", body = platform::Problem),
     ))]
 pub async fn daily(
     State(state): State<ApiState>,
-    who: Principal,
-    Path(id): Path<String>,
+    ReadableUser(user): ReadableUser,
     QueryParams(q): QueryParams<DailyQuery>,
 ) -> Result<Json<DailySeries>, ApiError> {
-    let user = readable(&who, &id)?;
-    let to = q.to.unwrap_or_else(|| Utc::now().date_naive());
-    let from = q.from.unwrap_or(to - chrono::Days::new(29));
-    if from > to || (to - from).num_days() >= MAX_DAILY_SPAN_DAYS {
-        return Err(ApiError::Invalid(
-            "invalid_range",
-            format!("from must not be after to, and the span at most {MAX_DAILY_SPAN_DAYS} days"),
-        ));
-    }
-    ensure_user(&state, user).await?;
+    let (from, to) = params::series(q.from, q.to)?;
     let rows = sqlx::query!(
         r#"SELECT (created_at AT TIME ZONE 'UTC')::date AS "day!", sum(amount) AS "total!", count(*) AS "entries!"
            FROM earnings

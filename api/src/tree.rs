@@ -1,9 +1,8 @@
 //! The downline as nested nodes, each with what its purchases earned the root.
-use crate::reports::{ensure_user, readable};
+use crate::params::ReadableUser;
 use crate::{ApiError, ApiState};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
-use platform::auth::Principal;
 use platform::problem::QueryParams;
 use schemas::reports::{Tree, TreeNode};
 use schemas::{Money, UserId};
@@ -26,15 +25,14 @@ pub struct TreeQuery {
         (status = 200, body = Tree),
         (status = 401, description = "unauthenticated", body = platform::Problem),
         (status = 403, body = platform::Problem),
-        (status = 422, description = "invalid_depth", body = platform::Problem),
+        (status = 404, description = "not_found", body = platform::Problem),
+        (status = 422, description = "invalid_user_id, invalid_depth, invalid_query", body = platform::Problem),
     ))]
 pub async fn tree(
     State(state): State<ApiState>,
-    who: Principal,
-    Path(id): Path<String>,
+    ReadableUser(root): ReadableUser,
     QueryParams(q): QueryParams<TreeQuery>,
 ) -> Result<Json<Tree>, ApiError> {
-    let root = readable(&who, &id)?;
     let max_depth = state.reports.max_tree_depth;
     let depth = q.depth.unwrap_or(3);
     if !(1..=max_depth).contains(&depth) {
@@ -43,7 +41,6 @@ pub async fn tree(
             format!("depth must be between 1 and {max_depth}"),
         ));
     }
-    ensure_user(&state, root).await?;
     let limit = state.reports.max_tree_nodes;
     let rows = sqlx::query!(
         r#"WITH RECURSIVE down AS (

@@ -19,6 +19,8 @@ pub enum IngestError {
     UnknownUser,
     #[error("the user is inactive; their purchases are not accepted")]
     UserInactive,
+    #[error("the user was signed up by another shop; a shop sends purchases only for users it signed up")]
+    ForeignUser,
     #[error("order {0} was already sent with a different body")]
     OrderConflict(String),
     #[error("refund {0} was already sent with a different body")]
@@ -54,6 +56,7 @@ impl IngestError {
             ExternalRefConflict => (StatusCode::CONFLICT, "external_ref_conflict"),
             UnknownUser => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_user"),
             UserInactive => (StatusCode::UNPROCESSABLE_ENTITY, "user_inactive"),
+            ForeignUser => (StatusCode::FORBIDDEN, "foreign_user"),
             OrderConflict(_) => (StatusCode::CONFLICT, "order_conflict"),
             RefundConflict(_) => (StatusCode::CONFLICT, "refund_conflict"),
             OrderNotFound(_) => (StatusCode::NOT_FOUND, "order_not_found"),

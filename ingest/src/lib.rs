@@ -6,6 +6,7 @@ mod committer;
 mod error;
 mod purchases;
 mod refunds;
+mod requests;
 mod reserver;
 mod signup;
 

@@ -1,41 +1,31 @@
 //! Purchases: validate at the edge, reserve the order id in Postgres (so a changed
 //! body is a 409 however fast it is resent), publish, answer after the PubAck.
 use crate::error::IngestError;
+use crate::requests::{Purchase, PurchaseRequest};
 use crate::IngestState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{SubsecRound, Utc};
 use futures::StreamExt;
 use platform::auth::Principal;
 use platform::problem::JsonBody;
 use schemas::messages::PurchaseMessage;
-use schemas::{Money, OrderId, ShopId, UserId, CURRENCY};
+use schemas::{OrderId, ShopId, CURRENCY};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 /// Reservations of one batch request made concurrently (each holds a pool connection).
 const RESERVATIONS_IN_FLIGHT: usize = 8;
 
-#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PurchaseRequest {
-    pub order_id: OrderId,
-    pub user_id: UserId,
-    pub amount: Money,
-    #[serde(default)]
-    pub profit: Option<Money>,
-    #[serde(default)]
-    pub currency: Option<String>,
-    #[serde(default)]
-    pub occurred_at: Option<DateTime<Utc>>,
-}
-
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PurchaseBatch {
-    pub purchases: Vec<PurchaseRequest>,
+    /// Each item is read and judged on its own: one that is not a valid purchase is
+    /// answered with its problem, and the others are still stored.
+    #[schema(value_type = Vec<PurchaseRequest>)]
+    pub purchases: Vec<Box<RawValue>>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -66,8 +56,9 @@ pub struct BatchItem {
     security(("bearer" = [])),
     responses(
         (status = 202, description = "stored; will be paid", body = PurchaseAccepted),
+        (status = 403, description = "foreign_user", body = platform::Problem),
         (status = 409, description = "order_conflict", body = platform::Problem),
-        (status = 422, description = "unknown_user, user_inactive, invalid_amount, invalid_profit, unknown_currency", body = platform::Problem),
+        (status = 422, description = "unknown_user, user_inactive, invalid_amount, invalid_profit, invalid_occurred_at, unknown_currency, invalid_body", body = platform::Problem),
         (status = 503, description = "the stream is unavailable; retry", body = platform::Problem),
     ))]
 pub async fn create_purchase(
@@ -76,7 +67,7 @@ pub async fn create_purchase(
     JsonBody(req): JsonBody<PurchaseRequest>,
 ) -> Result<(StatusCode, Json<PurchaseAccepted>), IngestError> {
     let shop = shop_of(who)?;
-    let message = reserve(&state, shop, &req).await?;
+    let message = reserve(&state, shop, &req.judge()?).await?;
     publish(&state, &message).await?;
     Ok((StatusCode::ACCEPTED, Json(accepted(&message))))
 }
@@ -107,7 +98,11 @@ pub async fn create_purchase_batch(
     let reservations: Vec<_> = batch
         .purchases
         .iter()
-        .map(|req| reserve(&state, shop, req))
+        .map(|raw| {
+            let judged = read_item(raw);
+            let state = &state;
+            async move { reserve(state, shop, &judged?).await }
+        })
         .collect();
     let reserved: Vec<_> = futures::stream::iter(reservations)
         .buffered(RESERVATIONS_IN_FLIGHT)
@@ -149,6 +144,13 @@ pub async fn create_purchase_batch(
     Ok((StatusCode::ACCEPTED, Json(BatchResult { results })))
 }
 
+/// One batch item, read and judged by itself.
+fn read_item(raw: &RawValue) -> Result<Purchase, IngestError> {
+    let req: PurchaseRequest = serde_json::from_str(raw.get())
+        .map_err(|e| IngestError::Invalid("invalid_body", format!("this purchase: {e}")))?;
+    req.judge()
+}
+
 fn shop_of(who: Principal) -> Result<ShopId, IngestError> {
     match who {
         Principal::Shop(s) => Ok(s),
@@ -164,24 +166,25 @@ fn accepted(m: &PurchaseMessage) -> PurchaseAccepted {
     }
 }
 
-/// Checks the request, then finds or creates its reservation. Returns the exact
-/// message to publish: on a retry, the one stored the first time.
+/// Finds or creates the reservation of a judged purchase. Returns the exact message to
+/// publish: on a retry, the one stored the first time.
 async fn reserve(
     state: &IngestState,
     shop: ShopId,
-    req: &PurchaseRequest,
+    req: &Purchase,
 ) -> Result<PurchaseMessage, IngestError> {
-    check_amounts(req)?;
-    let hash = body_hash(req)?;
+    let hash = req.body_hash()?;
     let message = PurchaseMessage {
         purchase_id: Uuid::now_v7(),
         shop_id: shop,
         order_id: req.order_id.clone(),
         user_id: req.user_id,
         amount: req.amount,
-        profit: req.profit.unwrap_or(req.amount),
+        profit: req.profit,
         currency: CURRENCY.to_owned(),
-        occurred_at: req.occurred_at.unwrap_or_else(Utc::now).trunc_subsecs(6),
+        occurred_at: req
+            .occurred_at
+            .unwrap_or_else(|| Utc::now().trunc_subsecs(6)),
         body_hash: hash.clone(),
     };
     let reservation = crate::reserver::Reservation {
@@ -190,7 +193,8 @@ async fn reserve(
         message,
     };
     // The common case in one statement shared with concurrent requests: a new order from
-    // an active user is reserved.
+    // an active user of this shop (or of none: signed up by an admin, or before shops
+    // were recorded) is reserved.
     let message = reservation.message.clone();
     let inserted = state
         .reserver
@@ -202,19 +206,20 @@ async fn reserve(
     }
     // Otherwise: a retry (answered with the message stored the first time, or 409 if the
     // body changed; a retry stays accepted even if the user was deactivated since), or a
-    // user who cannot buy.
+    // user this shop cannot send purchases for.
     if let Some(existing) = reserved(state, shop, &req.order_id, &hash).await? {
         return Ok(existing);
     }
-    let status: Option<String> = sqlx::query_scalar!(
-        "SELECT status FROM users WHERE id = $1",
+    let user = sqlx::query!(
+        "SELECT status, shop_id FROM users WHERE id = $1",
         req.user_id.as_uuid()
     )
     .fetch_optional(&state.pool)
     .await?;
-    Err(match status.as_deref() {
+    Err(match user {
         None => IngestError::UnknownUser,
-        Some("active") => {
+        Some(u) if u.shop_id.is_some_and(|s| s != shop.as_uuid()) => IngestError::ForeignUser,
+        Some(u) if u.status == "active" => {
             IngestError::Internal(anyhow::anyhow!("reservation neither made nor found"))
         }
         Some(_) => IngestError::UserInactive,
@@ -240,55 +245,6 @@ async fn reserved(
     }
     let message = serde_json::from_value(row.message).map_err(anyhow::Error::from)?;
     Ok(Some(message))
-}
-
-fn check_amounts(req: &PurchaseRequest) -> Result<(), IngestError> {
-    if req.amount <= Money::ZERO {
-        return Err(IngestError::Invalid(
-            "invalid_amount",
-            "amount must be greater than zero".into(),
-        ));
-    }
-    if let Some(profit) = req.profit {
-        if profit.is_negative() {
-            return Err(IngestError::Invalid(
-                "invalid_profit",
-                "profit must not be negative".into(),
-            ));
-        }
-        if profit > req.amount {
-            return Err(IngestError::Invalid(
-                "invalid_profit",
-                "profit must not exceed the amount".into(),
-            ));
-        }
-    }
-    if let Some(at) = req.occurred_at {
-        if !schemas::messages::plausible_time(at, Utc::now()) {
-            return Err(IngestError::Invalid(
-                "invalid_occurred_at",
-                format!(
-                    "occurred_at must be in or after {} and not more than a day ahead",
-                    schemas::messages::EARLIEST_PURCHASE_YEAR
-                ),
-            ));
-        }
-    }
-    if let Some(c) = &req.currency {
-        if c != CURRENCY {
-            return Err(IngestError::Invalid(
-                "unknown_currency",
-                format!("currency must be {CURRENCY}"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The request in canonical form (amounts at two places), hashed: "2000" and "2000.00" agree.
-fn body_hash(req: &PurchaseRequest) -> Result<String, IngestError> {
-    let canonical = serde_json::to_vec(req).map_err(anyhow::Error::from)?;
-    Ok(hex::encode(Sha256::digest(canonical)))
 }
 
 async fn publish(state: &IngestState, m: &PurchaseMessage) -> Result<(), IngestError> {

@@ -1,6 +1,7 @@
 //! Refunds: reserved under a lock on the order's row, so concurrent refunds can never
 //! add up to more than the purchase; then published like purchases.
 use crate::error::IngestError;
+use crate::requests::RefundRequest;
 use crate::IngestState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,16 +11,7 @@ use platform::auth::Principal;
 use platform::problem::JsonBody;
 use schemas::messages::RefundMessage;
 use schemas::{Money, OrderId, RefundId};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-
-#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RefundRequest {
-    pub refund_id: RefundId,
-    pub order_id: OrderId,
-    pub amount: Money,
-}
+use serde::Serialize;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RefundAccepted {
@@ -35,6 +27,7 @@ pub struct RefundAccepted {
         (status = 202, description = "stored; will be applied", body = RefundAccepted),
         (status = 404, description = "order_not_found", body = platform::Problem),
         (status = 409, description = "refund_conflict, refund_exceeds_remaining", body = platform::Problem),
+        (status = 422, description = "invalid_amount, invalid_body", body = platform::Problem),
     ))]
 pub async fn create_refund(
     State(state): State<IngestState>,
@@ -44,15 +37,9 @@ pub async fn create_refund(
     let Principal::Shop(shop) = who else {
         return Err(IngestError::Forbidden);
     };
+    let req = req.judge()?;
     crate::purchases::ensure_connected(&state)?;
-    if req.amount <= Money::ZERO {
-        return Err(IngestError::Invalid(
-            "invalid_amount",
-            "amount must be greater than zero".into(),
-        ));
-    }
-    let canonical = serde_json::to_vec(&req).map_err(anyhow::Error::from)?;
-    let hash = Sha256::digest(canonical).to_vec();
+    let hash = req.body_hash()?;
 
     let mut tx = state.pool.begin().await?;
     let order = sqlx::query!(

@@ -44,7 +44,7 @@ impl Reserver {
         Reserver { queue }
     }
 
-    /// Reserves the order for an active buyer; true when this call inserted the row.
+    /// Reserves the order for an active buyer of the shop's; true when this call inserted the row.
     pub async fn reserve(&self, reservation: Reservation) -> Result<bool, String> {
         let (done, answer) = oneshot::channel();
         self.queue
@@ -84,8 +84,8 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Pending>, limits: Limits) {
     }
 }
 
-/// One statement for the group; a row is inserted only for an active buyer and a new
-/// (shop, order). Of two requests for one order in a group, the first wins.
+/// One statement for the group; a row is inserted only for an active buyer the shop may
+/// sell to (its own user, or one no shop signed up) and a new (shop, order). Of two requests for one order in a group, the first wins.
 async fn insert(pool: &PgPool, group: &[Pending]) -> anyhow::Result<HashSet<Uuid>> {
     let col = |f: fn(&Reservation) -> Uuid| -> Vec<Uuid> {
         group.iter().map(|p| f(&p.reservation)).collect()
@@ -113,6 +113,7 @@ async fn insert(pool: &PgPool, group: &[Pending]) -> anyhow::Result<HashSet<Uuid
          FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::bytea[], $5::jsonb[], $6::numeric[], $7::uuid[])
               WITH ORDINALITY AS r(shop_id, order_id, purchase_id, body_hash, message, amount, user_id, n)
          JOIN users u ON u.id = r.user_id AND u.status = 'active'
+                      AND (u.shop_id IS NULL OR u.shop_id = r.shop_id)
          ORDER BY r.n
          ON CONFLICT (shop_id, order_id) DO NOTHING
          RETURNING purchase_id",

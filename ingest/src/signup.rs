@@ -80,13 +80,20 @@ pub async fn create_user(
     }
     let id = UserId::new();
     let referrer = req.referrer_id.map(UserId::as_uuid);
+    // The user belongs to the shop that signs them up (none when an admin does).
+    let shop = match who {
+        Principal::Shop(s) => Some(s.as_uuid()),
+        _ => None,
+    };
     let inserted = sqlx::query!(
-        "INSERT INTO users (id, referrer_id, external_ref_hash, display_name) VALUES ($1, $2, $3, $4)
+        "INSERT INTO users (id, referrer_id, external_ref_hash, display_name, shop_id)
+         VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (external_ref_hash) DO NOTHING",
         id.as_uuid(),
         referrer,
         ref_hash.as_deref(),
-        req.display_name
+        req.display_name,
+        shop
     )
     .execute(&mut *tx)
     .await?;

@@ -80,7 +80,9 @@ pub async fn serve(
     router: Router,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let router = router.fallback(|| async { Problem::not_found("route") });
+    let router = router
+        .fallback(|| async { Problem::not_found("route") })
+        .method_not_allowed_fallback(method_not_allowed);
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -88,6 +90,15 @@ pub async fn serve(
     .with_graceful_shutdown(async move { shutdown.cancelled().await })
     .await
     .context("serving HTTP")
+}
+
+/// A route asked with a method it does not answer (axum keeps the `Allow` header).
+async fn method_not_allowed(method: axum::http::Method) -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this route does not answer {method}; the Allow header lists what it does"),
+    )
 }
 
 pub async fn metrics_handler() -> impl IntoResponse {

@@ -46,6 +46,8 @@ pub enum DeadLetterReason {
     RefundExceedsPurchase,
     /// A refund id already recorded with another order or amount.
     RefundConflict,
+    /// A purchase for a user another shop signed up.
+    ForeignUser,
 }
 
 impl DeadLetterReason {
@@ -60,6 +62,7 @@ impl DeadLetterReason {
             DeadLetterReason::OrderConflict => "order_conflict",
             DeadLetterReason::RefundExceedsPurchase => "refund_exceeds_purchase",
             DeadLetterReason::RefundConflict => "refund_conflict",
+            DeadLetterReason::ForeignUser => "foreign_user",
         }
     }
 }

@@ -9,11 +9,11 @@ pub struct Money(Decimal);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
-    #[error("not a decimal number")]
+    #[error("must be a decimal string of digits with at most two decimal places, such as \"2000\" or \"2000.50\" (no sign, spaces, separators, exponent or leading zeros)")]
     NotANumber,
-    #[error("more than two decimal places (paise are the smallest unit)")]
+    #[error("has more than two decimal places (paise are the smallest unit)")]
     TooPrecise,
-    #[error("too large")]
+    #[error("is larger than the largest amount accepted, 1000000000000.00")]
     TooLarge,
     #[error("must not be negative")]
     Negative,
@@ -25,13 +25,23 @@ const MAX_RUPEES: i64 = 1_000_000_000_000;
 impl Money {
     pub const ZERO: Money = Money(Decimal::ZERO);
 
-    /// Parses a decimal string such as "2000.00" or "12.5"; at most two decimal places.
+    /// Parses the wire form `^-?(0|[1-9]\d*)(\.\d{1,2})?$`, such as "2000", "12.5" or
+    /// "-6.25": nothing else ("1_000", "+10", ".5", "10.", "007", " 1", "1e3" are refused).
     pub fn parse(s: &str) -> Result<Self, MoneyError> {
-        let s = s.trim();
-        if s.is_empty() || s.contains(['e', 'E']) {
+        let digits = s.strip_prefix('-').unwrap_or(s);
+        let (whole, fraction) = match digits.split_once('.') {
+            Some((w, f)) => (w, Some(f)),
+            None => (digits, None),
+        };
+        let all_digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        let whole_ok = all_digits(whole) && (whole == "0" || !whole.starts_with('0'));
+        if !whole_ok || fraction.is_some_and(|f| !all_digits(f)) {
             return Err(MoneyError::NotANumber);
         }
-        let d = Decimal::from_str_exact(s).map_err(|_| MoneyError::NotANumber)?;
+        if fraction.is_some_and(|f| f.len() > 2) {
+            return Err(MoneyError::TooPrecise);
+        }
+        let d = Decimal::from_str_exact(s).map_err(|_| MoneyError::TooLarge)?;
         Self::from_decimal(d)
     }
 
@@ -49,10 +59,10 @@ impl Money {
         Ok(Money(d))
     }
 
-    /// Like `parse`, and refuses negative amounts.
+    /// Like `parse`, without the sign: what requests carry ("-0" is refused too).
     pub fn parse_non_negative(s: &str) -> Result<Self, MoneyError> {
         let m = Self::parse(s)?;
-        if m.is_negative() {
+        if s.starts_with('-') {
             return Err(MoneyError::Negative);
         }
         Ok(m)
@@ -157,7 +167,7 @@ impl utoipa::PartialSchema for Money {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .pattern(Some(r"^-?\d+(\.\d{1,2})?$"))
+            .pattern(Some(r"^-?(0|[1-9]\d*)(\.\d{1,2})?$"))
             .description(Some(
                 "Rupees as a decimal string with at most two decimal places",
             ))

@@ -9,7 +9,48 @@ fn parses_and_formats_at_two_places() {
     assert_eq!(Money::parse("abc"), Err(MoneyError::NotANumber));
     assert_eq!(Money::parse("1e3"), Err(MoneyError::NotANumber));
     assert_eq!(Money::parse_non_negative("-1"), Err(MoneyError::Negative));
-    assert_eq!(Money::parse("1.500").unwrap().to_string(), "1.50");
+    assert_eq!(Money::parse("-6.25").unwrap().to_string(), "-6.25");
+    assert_eq!(Money::parse("0").unwrap().to_string(), "0.00");
+}
+
+#[test]
+fn only_the_wire_form_parses() {
+    for s in [
+        "1_000", "+10.00", ".5", "10.", "00010.00", "01", " 10.00", "10.00 ", "\t1", "1 000",
+        "1,000.00", "NaN", "inf", "", "-", "--1", "1.2.3", "1e3", "0x10", "१०", "10.0a",
+    ] {
+        assert_eq!(Money::parse(s), Err(MoneyError::NotANumber), "{s:?}");
+    }
+    assert_eq!(Money::parse("1.500"), Err(MoneyError::TooPrecise));
+    assert_eq!(
+        Money::parse("99999999999999999999999999999999"),
+        Err(MoneyError::TooLarge)
+    );
+    assert_eq!(Money::parse("1000000000001"), Err(MoneyError::TooLarge));
+    for s in ["-1", "-0", "-0.00"] {
+        assert_eq!(
+            Money::parse_non_negative(s),
+            Err(MoneyError::Negative),
+            "{s:?}"
+        );
+    }
+    for (s, shown) in [
+        ("0.5", "0.50"),
+        ("10.0", "10.00"),
+        ("10.00", "10.00"),
+        ("7", "7.00"),
+    ] {
+        assert_eq!(Money::parse_non_negative(s).unwrap().to_string(), shown);
+    }
+}
+
+proptest::proptest! {
+    /// Whatever Money prints, it parses back to itself.
+    #[test]
+    fn printed_amounts_parse_back(paise in -100_000_000_000_000i64..100_000_000_000_000i64) {
+        let m = Money::from_paise(paise);
+        proptest::prop_assert_eq!(Money::parse(&m.to_string()), Ok(m));
+    }
 }
 
 #[test]

@@ -190,7 +190,14 @@ impl TestApp {
     }
 
     pub async fn signup(&self, referrer: Option<UserId>) -> UserId {
-        let r = self.try_signup(referrer).await;
+        self.signup_by(&self.shop_key, referrer).await
+    }
+
+    /// A signup by another credential (a second shop's key, an admin token).
+    pub async fn signup_by(&self, bearer: &str, referrer: Option<UserId>) -> UserId {
+        let r = self
+            .post("/v1/users", bearer, &json!({ "referrer_id": referrer }))
+            .await;
         assert_eq!(r.status(), StatusCode::CREATED);
         let v: Value = r.json().await.unwrap();
         v["id"].as_str().unwrap().parse().unwrap()

@@ -1,12 +1,11 @@
 //! Server-sent events: `event: earning`, `id:` = the entry's position in the user's ledger, keep-alive comments.
 use super::LiveItem;
-use crate::reports::readable;
+use crate::params::{self, ReadableUser};
 use crate::{ApiError, ApiState};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
-use platform::auth::Principal;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -20,19 +19,16 @@ use std::time::Duration;
     responses(
         (status = 200, content_type = "text/event-stream", body = schemas::EarningEvent),
         (status = 403, body = platform::Problem),
+        (status = 404, description = "not_found", body = platform::Problem),
+        (status = 422, description = "invalid_user_id, invalid_last_event_id", body = platform::Problem),
         (status = 429, description = "too_many_streams", body = platform::Problem),
     ))]
 pub async fn stream(
     State(state): State<ApiState>,
-    who: Principal,
-    Path(id): Path<String>,
+    ReadableUser(user): ReadableUser,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let user = readable(&who, &id)?;
-    let last = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.trim().parse::<u64>().ok());
+    let last = params::last_event_id(headers.get("last-event-id").map(|v| v.as_bytes()))?;
     let items = super::open(&state, user, last).await?;
     let events = items.map(|item| {
         Ok(match item {

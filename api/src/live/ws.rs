@@ -1,43 +1,43 @@
 //! The same events over WebSocket: each a text message
 //! `{"id": <seq>, "event": "earning", "data": {...}}`; resume with `?last_event_id=`.
 use super::LiveItem;
-use crate::reports::readable;
+use crate::params::{self, ReadableUser};
 use crate::{ApiError, ApiState};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
+use axum::response::Response;
 use futures::{SinkExt, Stream, StreamExt};
-use platform::auth::Principal;
 use platform::problem::QueryParams;
+use platform::Problem;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WsQuery {
-    last_event_id: Option<u64>,
+    /// Resume after this id (a non-negative integer).
+    last_event_id: Option<String>,
 }
 
 /// The same entries over WebSocket, one JSON text message each.
 #[utoipa::path(get, path = "/v1/users/{id}/earnings/ws", tag = "live",
     params(("id" = uuid::Uuid, Path), WsQuery),
     security(("bearer" = [])),
-    responses((status = 101, description = "switching protocols"), (status = 403, body = platform::Problem)))]
+    responses((status = 101, description = "switching protocols"), (status = 403, body = platform::Problem),
+        (status = 404, description = "not_found", body = platform::Problem),
+        (status = 422, description = "invalid_user_id, invalid_last_event_id, invalid_query", body = platform::Problem)))]
 pub async fn upgrade(
     State(state): State<ApiState>,
-    who: Principal,
-    Path(id): Path<String>,
+    // Authorized before the upgrade is looked at, so a plain GET learns nothing more.
+    ReadableUser(user): ReadableUser,
     QueryParams(q): QueryParams<WsQuery>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    // Authorize before looking at the upgrade, so a plain GET learns nothing more.
-    let user = readable(&who, &id)?;
-    let ws = match ws {
-        Ok(ws) => ws,
-        Err(rejection) => return Ok(rejection.into_response()),
-    };
-    let items = super::open(&state, user, q.last_event_id).await?;
+    let last = params::last_event_id(q.last_event_id.as_deref().map(str::as_bytes))?;
+    let ws =
+        ws.map_err(|r| Problem::new(r.status(), "websocket_upgrade_required", r.body_text()))?;
+    let items = super::open(&state, user, last).await?;
     Ok(ws.on_upgrade(move |socket| relay(socket, items)))
 }
 

@@ -5,6 +5,7 @@
 mod purchases;
 mod refunds;
 mod replay;
+mod tenancy;
 
 use crate::graph::ReferralGraph;
 use anyhow::Context;

@@ -45,6 +45,7 @@ pub(super) async fn apply(
             )),
         }
     }
+    let valid = super::tenancy::owned_by_their_shops(tx, valid, dead_letters).await?;
     if valid.is_empty() {
         return Ok(Vec::new());
     }

@@ -12,6 +12,7 @@ mod hierarchy;
 mod plans;
 mod refunds;
 mod stream;
+mod tenancy;
 mod validation;
 
 /// A problem response's status and stable code (and that it is problem+json).

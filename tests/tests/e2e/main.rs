@@ -4,6 +4,7 @@
 
 mod browser;
 mod commission;
+mod errors;
 mod faults;
 mod foundation;
 mod live;
@@ -13,3 +14,4 @@ mod security;
 mod simulation;
 mod validation;
 mod warehouse;
+mod wire;

@@ -28,23 +28,29 @@ pub struct Workload {
 pub const PURCHASE_DAYS_AGO: [i64; 4] = [0, 1, 2, 9];
 
 pub async fn seed(app: &TestApp) -> Workload {
+    // The second shop signs up a3, b2, c3 and the loner (under the first shop's users:
+    // referrals cross shops) and sends their purchases; a shop buys only for its own.
+    let (_, second_shop) = referral::shops::create(&app.pool, "second shop")
+        .await
+        .unwrap();
     let root = app.signup(None).await;
     let (a1, a2, a3) = (
         app.signup(Some(root)).await,
         app.signup(Some(root)).await,
-        app.signup(Some(root)).await,
+        app.signup_by(&second_shop, Some(root)).await,
     );
     let (b1, b2, b3) = (
         app.signup(Some(a1)).await,
-        app.signup(Some(a1)).await,
+        app.signup_by(&second_shop, Some(a1)).await,
         app.signup(Some(a2)).await,
     );
     let (c1, c2, c3) = (
         app.signup(Some(b1)).await,
         app.signup(Some(b3)).await,
-        app.signup(Some(b3)).await,
+        app.signup_by(&second_shop, Some(b3)).await,
     );
-    let loner = app.signup(None).await;
+    let loner = app.signup_by(&second_shop, None).await;
+    let of_second_shop = [a3, b2, c3, loner];
     // Referred, but never a qualifying purchase: one never buys, one buys below the threshold.
     let _quiet = app.signup(Some(c2)).await;
     let thrifty = app.signup(Some(c1)).await;
@@ -57,9 +63,6 @@ pub async fn seed(app: &TestApp) -> Workload {
         .await
         .unwrap();
     assert_eq!(moved.status(), StatusCode::OK);
-    let (_, second_shop) = referral::shops::create(&app.pool, "second shop")
-        .await
-        .unwrap();
 
     let buyers = [c1, c2, c3, b1, b2, b3, a1, a2, a3, root, loner];
     let amounts = [
@@ -81,7 +84,7 @@ pub async fn seed(app: &TestApp) -> Workload {
         if let Some(p) = profit {
             body["profit"] = json!(p);
         }
-        let key = if i % 3 == 2 {
+        let key = if of_second_shop.contains(&buyers[i % buyers.len()]) {
             &second_shop
         } else {
             &app.shop_key
@@ -95,8 +98,13 @@ pub async fn seed(app: &TestApp) -> Workload {
     purchases += 1;
     eventually(|| app.settled(), |n| *n == purchases).await;
     // w-0 (c1, 1500.00) partly, w-4 (b2, 4321.09) fully: reversals at every level paid.
-    for (refund, order, amount) in [("wr-1", "w-0", "500.00"), ("wr-2", "w-4", "4321.09")] {
-        let r = app.refund(refund, order, amount).await;
+    let refunds = [
+        ("wr-1", "w-0", "500.00", &app.shop_key),
+        ("wr-2", "w-4", "4321.09", &second_shop),
+    ];
+    for (refund, order, amount, key) in refunds {
+        let body = json!({ "refund_id": refund, "order_id": order, "amount": amount });
+        let r = app.post("/v1/refunds", key, &body).await;
         assert_eq!(r.status(), StatusCode::ACCEPTED);
     }
     eventually(|| app.refunds_settled(), |n| *n == 2).await;

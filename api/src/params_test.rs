@@ -1,0 +1,73 @@
+use super::*;
+
+fn code<T: std::fmt::Debug>(r: Result<T, ApiError>) -> &'static str {
+    match r {
+        Err(ApiError::Invalid(code, _)) => code,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn event_ids_and_cursors_are_canonical_integers() {
+    assert_eq!(last_event_id(None).unwrap(), None);
+    assert_eq!(last_event_id(Some(b"0")).unwrap(), Some(0));
+    assert_eq!(last_event_id(Some(b"41")).unwrap(), Some(41));
+    let max = u64::MAX.to_string();
+    assert_eq!(last_event_id(Some(max.as_bytes())).unwrap(), Some(u64::MAX));
+    for bad in [
+        &b""[..],
+        b"-1",
+        b"+1",
+        b" 1",
+        b"1 ",
+        b"01",
+        b"1.0",
+        b"abc",
+        b"18446744073709551616",
+        b"\xff",
+    ] {
+        assert_eq!(
+            code(last_event_id(Some(bad))),
+            "invalid_last_event_id",
+            "{bad:?}"
+        );
+    }
+    assert_eq!(cursor(Some("1234")).unwrap(), Some(1234));
+    for bad in ["-1", "0", "+5", "zzz", "9223372036854775808", ""] {
+        assert_eq!(code(cursor(Some(bad))), "invalid_cursor", "{bad:?}");
+    }
+}
+
+#[test]
+fn limits_levels_and_ranges_have_one_rule_each() {
+    let reports = ReportsConfig {
+        default_page_size: 50,
+        max_page_size: 10,
+        ..ReportsConfig::default()
+    };
+    assert_eq!(page_limit(None, &reports).unwrap(), 10);
+    assert_eq!(page_limit(Some(10), &reports).unwrap(), 10);
+    for bad in [-1, 0, 11] {
+        assert_eq!(code(page_limit(Some(bad), &reports)), "invalid_limit");
+    }
+    assert_eq!(level(Some(1)).unwrap(), Some(1));
+    for bad in [-1, 0, 17, i64::MAX] {
+        assert_eq!(code(level(Some(bad))), "invalid_level", "{bad}");
+    }
+    let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+    assert_eq!(code(ordered(Some(&2), Some(&1))), "invalid_range");
+    assert!(ordered(Some(&1), Some(&1)).is_ok());
+    assert_eq!(code(days(Some(d("1969-12-31")), None)), "invalid_range");
+    assert_eq!(
+        code(series(Some(d("2026-02-01")), Some(d("2026-01-01")))),
+        "invalid_range"
+    );
+    assert_eq!(
+        code(series(Some(d("2024-12-31")), Some(d("2026-01-01")))),
+        "invalid_range"
+    );
+    assert_eq!(
+        series(None, Some(d("2026-01-30"))).unwrap(),
+        (d("2026-01-01"), d("2026-01-30"))
+    );
+}

@@ -1,0 +1,150 @@
+//! Every error is problem+json, and every route judges a parameter by the same rule.
+use e2e::TestApp;
+use reqwest::{Method, Response, StatusCode};
+use schemas::UserId;
+use serde_json::Value;
+
+/// A problem's status and code, after checking it is problem+json with a detail.
+async fn problem(r: Response) -> (u16, String) {
+    let status = r.status().as_u16();
+    assert_eq!(
+        r.headers().get("content-type").map(|v| v.to_str().unwrap()),
+        Some("application/problem+json"),
+        "status {status}"
+    );
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["status"], status);
+    assert!(!p["detail"].as_str().unwrap().is_empty(), "{p}");
+    (status, p["code"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn unknown_routes_wrong_methods_and_undecodable_paths_answer_problems() {
+    let app = TestApp::spawn().await;
+    let send = |method: Method, path: &str| {
+        app.http
+            .request(method, format!("{}{path}", app.base))
+            .bearer_auth(&app.admin)
+            .send()
+    };
+    let r = send(Method::OPTIONS, "/v1/purchases").await.unwrap();
+    assert_eq!(r.headers()["allow"], "POST");
+    assert_eq!(problem(r).await, (405, "method_not_allowed".into()));
+    let r = send(Method::DELETE, "/v1/admin/plan").await.unwrap();
+    assert_eq!(problem(r).await, (405, "method_not_allowed".into()));
+    let r = send(Method::GET, "/v1/users/%FF%FE/earnings")
+        .await
+        .unwrap();
+    assert_eq!(problem(r).await, (422, "invalid_user_id".into()));
+    let r = send(Method::POST, "/v1/admin/users/%FF%FE/deactivate")
+        .await
+        .unwrap();
+    assert_eq!(problem(r).await, (422, "invalid_user_id".into()));
+    let r = send(Method::GET, "/v1/nothing-here").await.unwrap();
+    assert_eq!(problem(r).await, (404, "not_found".into()));
+    // A plain GET of the WebSocket route (no upgrade asked for).
+    let a = app.signup(None).await;
+    let r = send(Method::GET, &format!("/v1/users/{a}/earnings/ws"))
+        .await
+        .unwrap();
+    let (status, code) = problem(r).await;
+    assert!((400..500).contains(&status));
+    assert_eq!(code, "websocket_upgrade_required");
+}
+
+/// Each `(path, status, code)` asked as an admin answers that problem.
+async fn refused(app: &TestApp, cases: &[(String, u16, &str)]) {
+    for (path, status, code) in cases {
+        let r = app.get(path, Some(&app.admin)).await;
+        assert_eq!(problem(r).await, (*status, code.to_string()), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn each_query_parameter_is_refused_alike_on_every_route_that_takes_it() {
+    let app = TestApp::spawn().await;
+    let a = app.signup(None).await;
+    let history = format!("/v1/users/{a}/earnings/history");
+    let letters = "/v1/admin/dead-letters";
+    let top = "/v1/analytics/top-earners";
+    let cases = [
+        (
+            format!("{history}?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z"),
+            422,
+            "invalid_range",
+        ),
+        (
+            format!("/v1/users/{a}/earnings/daily?from=2026-02-01&to=2026-01-01"),
+            422,
+            "invalid_range",
+        ),
+        (
+            format!("{top}?from=2026-02-01&to=2026-01-01"),
+            422,
+            "invalid_range",
+        ),
+        (format!("{history}?level=-1"), 422, "invalid_level"),
+        (format!("{history}?level=0"), 422, "invalid_level"),
+        (format!("{history}?cursor=-1"), 422, "invalid_cursor"),
+        (format!("{letters}?cursor=-1"), 422, "invalid_cursor"),
+        (format!("{letters}?cursor=abc"), 422, "invalid_cursor"),
+        (format!("{history}?limit=-1"), 422, "invalid_limit"),
+        (format!("{letters}?limit=-1"), 422, "invalid_limit"),
+        (format!("{letters}?limit=100000"), 422, "invalid_limit"),
+        (format!("{top}?limit=-1"), 422, "invalid_limit"),
+    ];
+    refused(&app, &cases).await;
+    // Values within the rules are answered.
+    for path in [
+        format!("{history}?level=1&cursor=1&limit=1"),
+        format!("{letters}?limit=1&cursor=1"),
+    ] {
+        let r = app.get(&path, Some(&app.admin)).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn live_streams_judge_the_user_and_the_last_event_id_like_every_route() {
+    let app = TestApp::spawn().await;
+    let a = app.signup(None).await;
+    let nil = UserId(uuid::Uuid::nil());
+    let cases = [
+        (
+            format!("/v1/users/{a}/earnings/ws?last_event_id=abc"),
+            422,
+            "invalid_last_event_id",
+        ),
+        (
+            format!("/v1/users/{a}/earnings/ws?last_event_id=-1"),
+            422,
+            "invalid_last_event_id",
+        ),
+        (format!("/v1/users/{nil}/earnings"), 404, "not_found"),
+        (format!("/v1/users/{nil}/earnings/stream"), 404, "not_found"),
+        (format!("/v1/users/{nil}/earnings/ws"), 404, "not_found"),
+        (format!("/v1/users/{nil}/tree"), 404, "not_found"),
+        (
+            "/v1/users/not-a-uuid/earnings/stream".into(),
+            422,
+            "invalid_user_id",
+        ),
+    ];
+    refused(&app, &cases).await;
+    // The SSE header is read by the same rule as the WebSocket parameter.
+    for bad in ["abc", "-1", "+41", "041", "4.1"] {
+        let r = app
+            .http
+            .get(format!("{}/v1/users/{a}/earnings/stream", app.base))
+            .bearer_auth(&app.admin)
+            .header("Last-Event-ID", bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            problem(r).await,
+            (422, "invalid_last_event_id".into()),
+            "Last-Event-ID {bad:?}"
+        );
+    }
+}
