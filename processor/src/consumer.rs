@@ -233,8 +233,8 @@ impl Stage {
             let subject = m.subject.to_string();
             let stream_seq = m.info().map(|i| i.stream_sequence).unwrap_or_default();
             let payload = m.payload.to_vec();
-            type Parsed = Result<(Item, Vec<u8>), (String, Vec<u8>)>;
-            let items: Result<Vec<Parsed>, String> = match self.subjects.tail(&subject) {
+            let tail = self.subjects.tail(&subject);
+            let items: Result<Vec<Parsed>, String> = match tail {
                 Some(("purchases", _)) if payload.trim_ascii_start().starts_with(b"[") => {
                     parse_group(&payload)
                 }
@@ -246,37 +246,39 @@ impl Stage {
                     .map_err(|e| e.to_string()),
                 _ => Err(format!("no purchases or refunds on subject {subject}")),
             };
-            match items {
-                Ok(items) => {
-                    for (index, parsed) in items.into_iter().enumerate() {
-                        let index = u32::try_from(index).unwrap_or(u32::MAX);
-                        match parsed {
-                            Ok((item, payload)) => ok.push(Delivered {
-                                subject: subject.clone(),
-                                stream_seq,
-                                index,
-                                payload,
-                                item,
-                            }),
-                            Err((detail, payload)) => dead.push(DeadLetter {
-                                subject: subject.clone(),
-                                reason: DeadLetterReason::Malformed,
-                                detail,
-                                payload,
-                                stream_seq,
-                                index,
-                            }),
-                        }
-                    }
-                }
-                Err(detail) => dead.push(DeadLetter {
-                    subject,
-                    reason: DeadLetterReason::Malformed,
+            let items = match items {
+                Ok(items) => items,
+                Err(detail) => vec![Err((detail, payload))],
+            };
+            let shop = tail.map(|(_, shop)| shop).unwrap_or_default();
+            for (index, parsed) in items.into_iter().enumerate() {
+                let index = u32::try_from(index).unwrap_or(u32::MAX);
+                let dead_letter = |reason, detail, payload| DeadLetter {
+                    subject: subject.clone(),
+                    reason,
                     detail,
                     payload,
                     stream_seq,
-                    index: 0,
-                }),
+                    index,
+                };
+                match parsed {
+                    // A shop publishes on its own subject (the stream's permissions can
+                    // enforce that per shop); a body naming another shop is refused.
+                    Ok((item, payload)) if item.shop_id().to_string() != shop => {
+                        let detail = format!("the message's shop is not {shop}");
+                        dead.push(dead_letter(DeadLetterReason::ShopMismatch, detail, payload))
+                    }
+                    Ok((item, payload)) => ok.push(Delivered {
+                        subject: subject.clone(),
+                        stream_seq,
+                        index,
+                        payload,
+                        item,
+                    }),
+                    Err((detail, payload)) => {
+                        dead.push(dead_letter(DeadLetterReason::Malformed, detail, payload))
+                    }
+                }
             }
         }
         (ok, dead)
@@ -340,10 +342,12 @@ impl Stage {
     }
 }
 
+/// One item of a stored message: parsed, or why not (with its bytes).
+type Parsed = Result<(Item, Vec<u8>), (String, Vec<u8>)>;
+
 /// A group of purchases: each item parsed on its own, so one bad item does not take the
 /// group's good ones with it (the whole message is malformed only if it is no array).
-#[allow(clippy::type_complexity)]
-fn parse_group(payload: &[u8]) -> Result<Vec<Result<(Item, Vec<u8>), (String, Vec<u8>)>>, String> {
+fn parse_group(payload: &[u8]) -> Result<Vec<Parsed>, String> {
     let raw: Vec<Box<serde_json::value::RawValue>> =
         serde_json::from_slice(payload).map_err(|e| e.to_string())?;
     Ok(raw

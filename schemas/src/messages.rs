@@ -48,6 +48,8 @@ pub enum DeadLetterReason {
     RefundConflict,
     /// A purchase for a user another shop signed up.
     ForeignUser,
+    /// A message whose shop is not the shop of the subject it was published on.
+    ShopMismatch,
 }
 
 impl DeadLetterReason {
@@ -63,6 +65,7 @@ impl DeadLetterReason {
             DeadLetterReason::RefundExceedsPurchase => "refund_exceeds_purchase",
             DeadLetterReason::RefundConflict => "refund_conflict",
             DeadLetterReason::ForeignUser => "foreign_user",
+            DeadLetterReason::ShopMismatch => "shop_mismatch",
         }
     }
 }

@@ -23,6 +23,15 @@ pub enum Item {
     Refund(RefundMessage),
 }
 
+impl Item {
+    pub fn shop_id(&self) -> schemas::ShopId {
+        match self {
+            Item::Purchase(p) => p.shop_id,
+            Item::Refund(r) => r.shop_id,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct DeadLetter {
     pub subject: String,

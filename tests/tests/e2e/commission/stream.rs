@@ -177,3 +177,25 @@ async fn a_purchase_id_reused_for_another_order_is_dead_lettered_not_a_stalled_c
     assert_eq!(dead_letter_reasons(&app).await, vec!["order_conflict"]);
     app.assert_verified().await;
 }
+
+/// A shop publishes on its own subject; a body naming another shop there (here: the shop
+/// that signed the buyer up, so the tenancy check alone would pass it) is dead-lettered.
+#[tokio::test]
+async fn a_message_naming_another_shop_than_its_subject_is_dead_lettered() {
+    let app = TestApp::spawn().await;
+    let (_, b, c) = app.chain3().await;
+    let impostor = purchase_message(&app, "impostor", c, "2000.00", "500.00");
+    let client = async_nats::connect(&app.config.nats.url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let other_shop = uuid::Uuid::now_v7();
+    let subject = format!("{}.purchases.{other_shop}", app.config.nats.prefix);
+    platform::nats::publish_stored(&js, subject, None, serde_json::to_vec(&impostor).unwrap())
+        .await
+        .unwrap();
+    let r = app.purchase("own", c, "1000.00", Some("200.00")).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    eventually(|| app.total(b), |t| t == "10.00").await;
+    assert_eq!(app.settled().await, 1);
+    assert_eq!(dead_letter_reasons(&app).await, vec!["shop_mismatch"]);
+    app.assert_verified().await;
+}
