@@ -67,8 +67,14 @@ pub async fn create_purchase(
     JsonBody(req): JsonBody<PurchaseRequest>,
 ) -> Result<(StatusCode, Json<PurchaseAccepted>), IngestError> {
     let shop = shop_of(who)?;
+    let stage = &platform::metrics::metrics().ingest_stage;
+    let started = std::time::Instant::now();
     let message = reserve(&state, shop, &req.judge()?).await?;
+    let reserved = started.elapsed();
+    stage.with_label_values(&["reserve"]).observe(reserved.as_secs_f64());
     publish(&state, &message).await?;
+    let stored = started.elapsed() - reserved;
+    stage.with_label_values(&["store"]).observe(stored.as_secs_f64());
     Ok((StatusCode::ACCEPTED, Json(accepted(&message))))
 }
 

@@ -12,6 +12,7 @@ pub struct Metrics {
     pub messages_processed: IntCounterVec,
     pub earnings_written: IntCounterVec,
     pub batch_latency: HistogramVec,
+    pub ingest_stage: HistogramVec,
     pub live_connections: IntGauge,
     pub warehouse_rows: IntCounterVec,
 }
@@ -44,6 +45,16 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ]),
         &["stage"],
     )?;
+    let ingest_stage = HistogramVec::new(
+        HistogramOpts::new(
+            "ingest_stage_seconds",
+            "time a purchase request spends in each step at the edge",
+        )
+        .buckets(vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+        ]),
+        &["stage"],
+    )?;
     let live_connections = IntGauge::new("live_connections", "open SSE and WebSocket clients")?;
     let warehouse_rows = IntCounterVec::new(
         Opts::new("warehouse_rows_total", "rows sent to ClickHouse"),
@@ -55,6 +66,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(messages_processed.clone()))?;
     registry.register(Box::new(earnings_written.clone()))?;
     registry.register(Box::new(batch_latency.clone()))?;
+    registry.register(Box::new(ingest_stage.clone()))?;
     registry.register(Box::new(live_connections.clone()))?;
     registry.register(Box::new(warehouse_rows.clone()))?;
     Ok(Metrics {
@@ -65,6 +77,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         messages_processed,
         earnings_written,
         batch_latency,
+        ingest_stage,
         live_connections,
         warehouse_rows,
     })

@@ -18,6 +18,10 @@ pub struct LoadResult {
     pub http_max_ms: f64,
     /// (seconds since start, purchases accepted, purchases settled), every sample period.
     pub backlog: Vec<(f64, usize, i64)>,
+    /// Mean time a single-purchase request spent reserving its order and being stored in
+    /// the stream (the server's own measure; zero for batch requests).
+    pub reserve_mean_ms: f64,
+    pub store_mean_ms: f64,
 }
 
 pub struct Load {
@@ -41,6 +45,7 @@ impl Load {
         pool: &sqlx::PgPool,
     ) -> anyhow::Result<LoadResult> {
         let purchases = self.bodies.len() * self.per_request;
+        let stages_before = [stage("reserve"), stage("store")];
         let accepted = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
         let sampler = tokio::spawn(sample(
@@ -82,7 +87,15 @@ impl Load {
             let i = ((latencies.len().saturating_sub(1)) as f64 * p) as usize;
             latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
         };
+        let [reserve_mean_ms, store_mean_ms] =
+            [("reserve", stages_before[0]), ("store", stages_before[1])]
+                .map(|(name, (sum, n))| {
+                    let (sum2, n2) = stage(name);
+                    (sum2 - sum) * 1000.0 / ((n2 - n).max(1) as f64)
+                });
         Ok(LoadResult {
+            reserve_mean_ms,
+            store_mean_ms,
             purchases,
             accepted_per_sec: rate(purchases, accepted_in),
             settled_per_sec: rate(purchases, settled_in),
@@ -123,6 +136,14 @@ async fn sample(
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// (sum of seconds, count) of one ingest stage so far in this process.
+fn stage(name: &str) -> (f64, u64) {
+    let h = platform::metrics::metrics()
+        .ingest_stage
+        .with_label_values(&[name]);
+    (h.get_sample_sum(), h.get_sample_count())
 }
 
 pub async fn settled_count(pool: &sqlx::PgPool) -> anyhow::Result<i64> {
