@@ -43,7 +43,10 @@ async fn one(pool: &sqlx::PgPool, i: usize, l1: Uuid, l2: Uuid) -> anyhow::Resul
         .bind(profit)
         .execute(&mut *tx)
         .await?;
-    for (level, user, rate) in [(1i16, l1, Decimal::new(5, 2)), (2, l2, Decimal::new(1, 2))] {
+    // Balances in user-id order, as any app must to avoid deadlocks between purchases.
+    let mut shares = [(1i16, l1, Decimal::new(5, 2)), (2, l2, Decimal::new(1, 2))];
+    shares.sort_by_key(|(_, user, _)| *user);
+    for (level, user, rate) in shares {
         let amount = (profit * rate).round_dp(2);
         sqlx::query("INSERT INTO naive_earnings VALUES ($1, $2, $3, $4)")
             .bind(id)
