@@ -90,6 +90,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token { admin, user } => {
+            config.auth.check_secrets(&[])?;
             let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy(&config.database.url)?;
             let auth = Authenticator::new(&config.auth, pool);
             let who = match (admin, user) {

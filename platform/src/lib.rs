@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod gate;
 pub mod http;
 pub mod metrics;
 pub mod nats;

@@ -4,6 +4,8 @@
 
 mod browser;
 mod commission;
+mod credentials;
+mod edge;
 mod faults;
 mod foundation;
 mod live;
