@@ -136,6 +136,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// How an error reaches a person: one line, its causes joined. With `RUST_BACKTRACE`
+/// set, anyhow's full report instead, with the backtrace captured where it began.
+pub fn error_line(error: &anyhow::Error) -> String {
+    if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+        return format!("error: {error:?}");
+    }
+    format!("error: {error:#}").replace('\n', " ")
+}
+
 async fn cancel_on_signal(token: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]

@@ -5,6 +5,7 @@
 mod browser;
 mod commission;
 mod credentials;
+mod demo;
 mod edge;
 mod faults;
 mod foundation;
