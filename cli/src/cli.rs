@@ -136,13 +136,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// How an error reaches a person: one line, its causes joined. With `RUST_BACKTRACE`
-/// set, anyhow's full report instead, with the backtrace captured where it began.
+/// How an error reaches a person: one line, its causes joined, saying what to do. The
+/// backtrace follows only when one was captured, i.e. `RUST_BACKTRACE` (or
+/// `RUST_LIB_BACKTRACE`) asked for it.
 pub fn error_line(error: &anyhow::Error) -> String {
-    if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
-        return format!("error: {error:?}");
+    let line = format!("error: {error:#}").replace('\n', " ");
+    let backtrace = error.backtrace();
+    if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+        format!("{line}\n\nbacktrace (RUST_BACKTRACE is set):\n{backtrace}")
+    } else {
+        line
     }
-    format!("error: {error:#}").replace('\n', " ")
 }
 
 async fn cancel_on_signal(token: CancellationToken) {

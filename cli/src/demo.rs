@@ -6,7 +6,7 @@ mod client;
 use anyhow::Context;
 use client::{describe, ShopClient};
 use futures::{StreamExt, TryStreamExt};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use platform::auth::{Authenticator, Principal};
 use platform::Config;
 use rand::Rng;
@@ -69,8 +69,14 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
 
 fn bar(len: usize, what: &'static str) -> ProgressBar {
     let style =
-        ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} {per_sec:>10} ETA {eta}")
+        ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} {rate:>8} ETA {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .with_key(
+                "rate",
+                |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0}/s", state.per_sec());
+                },
+            )
             .progress_chars("=> ");
     ProgressBar::new(len as u64)
         .with_style(style)

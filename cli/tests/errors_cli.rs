@@ -67,8 +67,25 @@ fn the_demo_without_a_running_instance_says_to_start_one() {
     let stderr = one_line(&referral(&args, &env));
     assert!(stderr.contains("is `referral all` running"), "{stderr}");
 
+    // Asked for, the backtrace follows the same first line.
     let with_backtrace = [env[0], env[1], ("RUST_BACKTRACE", "1")];
     let output = referral(&args, &with_backtrace);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.lines().count() > 1, "the full report: {stderr}");
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(first.contains("is `referral all` running"), "{stderr}");
+    assert!(stderr.contains("backtrace"), "{stderr}");
+}
+
+#[test]
+fn a_token_is_all_that_referral_token_prints() {
+    let env = [
+        ("REFERRAL_AUTH__ALLOW_DEV_SECRETS", "true"),
+        ("REFERRAL_LOG__FILTER", "info"),
+    ];
+    let output = referral(&["token", "--admin"], &env);
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let token = stdout.trim_end();
+    assert_eq!(token.lines().count(), 1, "{stdout}");
+    assert_eq!(token.matches('.').count(), 2, "a JWT: {stdout}");
 }
