@@ -49,7 +49,11 @@ impl Gate {
         result.map_err(|problem| self.refuse(peer, problem))
     }
 
+    /// A refused credential costs the address a failure; an outage (500) does not.
     fn refuse(&self, peer: &str, problem: Problem) -> Response {
+        if problem.status != StatusCode::UNAUTHORIZED.as_u16() {
+            return problem.into_response();
+        }
         match self.failures.check(peer.as_bytes()) {
             Ok(()) => problem.into_response(),
             Err(wait) => rate_limited(wait, "auth_failures"),
