@@ -3,10 +3,13 @@
 # the project's durable NATS, demo traffic, then the dashboard URL and tokens.
 #   scripts/run.sh          start (idempotent: an instance already running is reused)
 #   scripts/run.sh stop     stop the instance this script started
+# The JWT secret and pseudonym key are generated once into .local/secrets.env (not in
+# git); set REFERRAL_AUTH__JWT_SECRET / REFERRAL_AUTH__PSEUDONYM_KEY to use your own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PID_FILE=.local/referral.pid
 LOG_FILE=.local/referral.log
+SECRETS_FILE=.local/secrets.env
 ADDR="${REFERRAL_HTTP__API_ADDR:-127.0.0.1:8080}"
 
 running() { [[ -f "$PID_FILE" ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; }
@@ -17,6 +20,22 @@ if [[ "${1:-start}" == "stop" ]]; then
   exit 0
 fi
 
+# Random secrets, made once per checkout; the service refuses the public defaults.
+random_hex() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
+if [[ ! -s "$SECRETS_FILE" ]]; then
+  mkdir -p .local
+  (
+    umask 077
+    printf 'REFERRAL_AUTH__JWT_SECRET=%s\nREFERRAL_AUTH__PSEUDONYM_KEY=%s\n' \
+      "$(random_hex)" "$(random_hex)" >"$SECRETS_FILE.tmp"
+  )
+  mv "$SECRETS_FILE.tmp" "$SECRETS_FILE"
+  echo "generated secrets in $SECRETS_FILE"
+fi
+while IFS='=' read -r name value; do
+  [[ -n "${!name:-}" ]] || export "$name=$value"
+done <"$SECRETS_FILE"
+
 scripts/services.sh up
 # shellcheck disable=SC1091
 source .local/services.env
@@ -26,7 +45,7 @@ export REFERRAL_CLICKHOUSE__ENABLED="${REFERRAL_CLICKHOUSE__ENABLED:-true}"
 
 echo "building referral (release)…"
 cargo build --release --quiet -p referral
-BIN=target/release/referral
+BIN="${CARGO_TARGET_DIR:-target}/release/referral"
 "$BIN" migrate
 
 if running; then

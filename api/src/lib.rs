@@ -36,6 +36,7 @@ pub struct ApiState {
     pub plan: Arc<Plan>,
     pub nats: async_nats::Client,
     pub clickhouse: Arc<platform::config::ClickhouseConfig>,
+    pub readiness: health::Readiness,
     pub shutdown: CancellationToken,
 }
 
@@ -57,6 +58,7 @@ impl ApiState {
             plan: Arc::new(config.plan.clone()),
             nats,
             clickhouse: Arc::new(config.clickhouse.clone()),
+            readiness: health::Readiness::new(&config.http),
             shutdown,
         })
     }
@@ -118,13 +120,15 @@ pub fn streaming_router(state: ApiState) -> Router {
 
 /// Runs the API as its own role until `shutdown`.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    config.auth.check_secrets(&[config.http.api_addr])?;
     let pool = platform::db::create_and_migrate(&config.database).await?;
     let nats = platform::nats::connect(&config.nats).await?;
     platform::nats::ensure_streams(&async_nats::jetstream::new(nats.clone()), &config.nats).await?;
     let state = ApiState::new(&config, pool, nats, shutdown.clone()).await?;
-    let app = platform::http::with_limits(router(state.clone()), &config.http)
-        .merge(streaming_router(state))
-        .merge(openapi::route(openapi::document(Vec::new())));
+    let gate = platform::gate::Gate::new(&config.http, state.auth.clone());
+    let open = streaming_router(state.clone()).merge(openapi::route(openapi::document(Vec::new())));
+    let app = platform::http::with_limits(router(state), &config.http, &gate)
+        .merge(platform::http::with_stream_limits(open, &gate));
     let listener = platform::http::bind(config.http.api_addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "api listening");
     platform::http::serve(listener, app, shutdown).await

@@ -16,6 +16,7 @@ pub struct Application {
 impl Application {
     /// Migrates, connects, binds, and starts every role; returns once all are serving.
     pub async fn build(config: Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        config.auth.check_secrets(&[config.http.api_addr])?;
         let pool = platform::db::create_and_migrate(&config.database).await?;
         processor::plans::register(&pool, &config.plan).await?;
         let nats = platform::nats::connect(&config.nats).await?;
@@ -26,9 +27,10 @@ impl Application {
         let api_state = api::ApiState::new(&config, pool, nats, shutdown.clone()).await?;
         let routes = ingest::router(ingest_state).merge(api::router(api_state.clone()));
         let doc = api::openapi::document(vec![<ingest::IngestDoc as utoipa::OpenApi>::openapi()]);
-        let app = platform::http::with_limits(routes, &config.http)
-            .merge(api::streaming_router(api_state))
-            .merge(api::openapi::route(doc));
+        let gate = platform::gate::Gate::new(&config.http, api_state.auth.clone());
+        let open = api::streaming_router(api_state).merge(api::openapi::route(doc));
+        let app = platform::http::with_limits(routes, &config.http, &gate)
+            .merge(platform::http::with_stream_limits(open, &gate));
         let listener = platform::http::bind(config.http.api_addr).await?;
         let addr = listener.local_addr()?;
 

@@ -90,6 +90,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token { admin, user } => {
+            config.auth.check_secrets(&[])?;
             let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy(&config.database.url)?;
             let auth = Authenticator::new(&config.auth, pool);
             let who = match (admin, user) {
@@ -132,6 +133,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("{} differences", report.differences.len())
             }
         }
+    }
+}
+
+/// How an error reaches a person: one line, its causes joined, saying what to do. The
+/// backtrace follows only when one was captured, i.e. `RUST_BACKTRACE` (or
+/// `RUST_LIB_BACKTRACE`) asked for it.
+pub fn error_line(error: &anyhow::Error) -> String {
+    let line = format!("error: {error:#}").replace('\n', " ");
+    let backtrace = error.backtrace();
+    if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+        format!("{line}\n\nbacktrace (RUST_BACKTRACE is set):\n{backtrace}")
+    } else {
+        line
     }
 }
 

@@ -43,7 +43,8 @@
     for (const [k, v] of Object.entries(attrs)) {
       if (v == null || v === false) continue;
       if (k === 'class') n.className = v; else if (k === 'text') n.textContent = v;
-      else if (k === 'style') n.setAttribute('style', v); else n.setAttribute(k, v === true ? '' : v);
+      // CSSOM, not a style attribute: the page's Content-Security-Policy allows no inline styles.
+      else if (k === 'style') Object.assign(n.style, v); else n.setAttribute(k, v === true ? '' : v);
     }
     for (const k of kids) if (k != null) n.append(k);
     return n;
@@ -51,7 +52,7 @@
   function bar(value, max, label) {
     const pct = max > 0n && value > 0n ? Number((value * 1000n) / max) / 10 : 0;
     const track = el('div', { class: 'bar', 'aria-hidden': 'true', title: label });
-    track.append(el('span', { style: `width:${Math.max(pct, value > 0n ? 1 : 0)}%` }));
+    track.append(el('span', { style: { width: `${Math.max(pct, value > 0n ? 1 : 0)}%` } }));
     return track;
   }
   function when(iso) {

@@ -94,18 +94,22 @@ pub fn router(state: IngestState) -> Router {
 
 /// Runs ingest as its own role until `shutdown`.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    config.auth.check_secrets(&[config.http.ingest_addr])?;
     let pool = platform::db::create_and_migrate(&config.database).await?;
     let nats = platform::nats::connect(&config.nats).await?;
     let js = async_nats::jetstream::new(nats.clone());
     platform::nats::ensure_streams(&js, &config.nats).await?;
     let state = IngestState::new(&config, pool, nats);
-    let app = platform::http::with_limits(router(state), &config.http)
+    let gate = platform::gate::Gate::new(&config.http, state.auth.clone());
+    let open = Router::new()
         .route(
             "/metrics",
             axum::routing::get(platform::http::metrics_handler),
         )
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .merge(api_doc_route());
+    let app = platform::http::with_limits(router(state), &config.http, &gate)
+        .merge(platform::http::with_stream_limits(open, &gate));
     let listener = platform::http::bind(config.http.ingest_addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "ingest listening");
     platform::http::serve(listener, app, shutdown).await

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use std::sync::Arc;
+use std::time::Duration;
+
+mod shop_keys;
 
 pub const SHOP_KEY_PREFIX: &str = "rk_";
 
@@ -54,6 +57,7 @@ struct Claims {
     role: String,
     iss: String,
     iat: u64,
+    nbf: u64,
     exp: u64,
 }
 
@@ -68,15 +72,18 @@ struct Inner {
     validation: Validation,
     issuer: String,
     ttl_secs: u64,
+    max_lifetime_secs: u64,
     pool: PgPool,
+    shop_keys: shop_keys::ShopKeyCache,
 }
 
 impl Authenticator {
     pub fn new(config: &AuthConfig, pool: PgPool) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[config.issuer.as_str()]);
-        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECS;
         Authenticator {
             inner: Arc::new(Inner {
                 encoding: EncodingKey::from_secret(config.jwt_secret.as_bytes()),
@@ -84,7 +91,12 @@ impl Authenticator {
                 validation,
                 issuer: config.issuer.clone(),
                 ttl_secs: config.token_ttl_secs,
+                max_lifetime_secs: config.max_token_lifetime_secs,
                 pool,
+                shop_keys: shop_keys::ShopKeyCache::new(
+                    config.shop_key_cache_size,
+                    Duration::from_millis(config.shop_key_cache_ttl_ms),
+                ),
             }),
         }
     }
@@ -101,6 +113,7 @@ impl Authenticator {
             role: role.to_owned(),
             iss: self.inner.issuer.clone(),
             iat: now,
+            nbf: now,
             exp: now + self.inner.ttl_secs,
         };
         Ok(jsonwebtoken::encode(
@@ -110,17 +123,46 @@ impl Authenticator {
         )?)
     }
 
+    /// Who `bearer` is, looking a shop key up in Postgres when the cache does not know it.
     pub async fn authenticate(&self, bearer: &str) -> Result<Principal, Problem> {
-        if let Some(key) = bearer.strip_prefix(SHOP_KEY_PREFIX) {
-            return self.shop(key).await;
+        match self.authenticate_offline(bearer) {
+            Some(result) => result,
+            None => self.shop_lookup(bearer).await,
         }
+    }
+
+    /// Who `bearer` is, when that can be told without Postgres (a token, or a cached shop
+    /// key); `None` when only a lookup can tell.
+    pub fn authenticate_offline(&self, bearer: &str) -> Option<Result<Principal, Problem>> {
+        match bearer.strip_prefix(SHOP_KEY_PREFIX) {
+            Some(key) => self
+                .inner
+                .shop_keys
+                .get(&hash_key(key))
+                .map(|shop| Ok(Principal::Shop(shop))),
+            None => Some(self.token(bearer)),
+        }
+    }
+
+    fn token(&self, bearer: &str) -> Result<Principal, Problem> {
         let data =
             jsonwebtoken::decode::<Claims>(bearer, &self.inner.decoding, &self.inner.validation)
                 .map_err(|_| Problem::unauthenticated("the token is invalid or expired"))?;
-        match data.claims.role.as_str() {
+        let claims = data.claims;
+        let now = chrono::Utc::now().timestamp().max(0) as u64;
+        if claims.iat > now + LEEWAY_SECS {
+            return Err(Problem::unauthenticated(
+                "the token is issued in the future",
+            ));
+        }
+        if claims.exp.saturating_sub(claims.iat) > self.inner.max_lifetime_secs {
+            return Err(Problem::unauthenticated(
+                "the token's lifetime exceeds the maximum; ask for a new one",
+            ));
+        }
+        match claims.role.as_str() {
             "admin" => Ok(Principal::Admin),
-            "user" => data
-                .claims
+            "user" => claims
                 .sub
                 .parse::<UserId>()
                 .map(Principal::User)
@@ -129,18 +171,21 @@ impl Authenticator {
         }
     }
 
-    async fn shop(&self, key: &str) -> Result<Principal, Problem> {
+    async fn shop_lookup(&self, bearer: &str) -> Result<Principal, Problem> {
+        let key = bearer.strip_prefix(SHOP_KEY_PREFIX).unwrap_or(bearer);
         let hash = hash_key(key);
         let found: Option<uuid::Uuid> = sqlx::query_scalar!(
             "SELECT id FROM shops WHERE key_hash = $1 AND revoked_at IS NULL",
-            hash
+            &hash[..]
         )
         .fetch_optional(&self.inner.pool)
         .await
         .map_err(|e| Problem::internal(&e.into()))?;
-        found
-            .map(|id| Principal::Shop(ShopId(id)))
-            .ok_or_else(|| Problem::unauthenticated("the API key is unknown or revoked"))
+        let shop = found
+            .map(ShopId)
+            .ok_or_else(|| Problem::unauthenticated("the API key is unknown or revoked"))?;
+        self.inner.shop_keys.insert(hash, shop);
+        Ok(Principal::Shop(shop))
     }
 }
 
@@ -149,13 +194,43 @@ pub fn new_shop_key() -> (String, Vec<u8>) {
     let mut bytes = [0u8; 24];
     rand::thread_rng().fill_bytes(&mut bytes);
     let secret = hex::encode(bytes);
-    let hash = hash_key(&secret);
+    let hash = hash_key(&secret).to_vec();
     (format!("{SHOP_KEY_PREFIX}{secret}"), hash)
 }
 
-fn hash_key(secret: &str) -> Vec<u8> {
-    Sha256::digest(secret.as_bytes()).to_vec()
+/// A random secret of `MIN_SECRET_BYTES` bytes, hex-encoded: for scratch instances
+/// (benches, tests) that must not run on the public development defaults.
+pub fn random_secret() -> String {
+    let mut bytes = [0u8; crate::config::MIN_SECRET_BYTES];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
 }
+
+fn hash_key(secret: &str) -> shop_keys::KeyHash {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// The credential in `Authorization: Bearer <credential>` (scheme case-insensitive,
+/// surrounding spaces ignored, so `Bearer  x` is the same caller as `Bearer x`); `None`
+/// without the header, a problem when it is not a bearer credential.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<Result<&str, Problem>> {
+    let value = headers.get(axum::http::header::AUTHORIZATION)?;
+    let parsed = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, credential)| credential.trim())
+        .filter(|credential| !credential.is_empty());
+    Some(
+        parsed.ok_or_else(|| {
+            Problem::unauthenticated("send Authorization: Bearer <token or API key>")
+        }),
+    )
+}
+
+/// Clock skew allowed on `exp`, `nbf` and `iat`.
+const LEEWAY_SECS: u64 = 5;
 
 impl<S> FromRequestParts<S> for Principal
 where
@@ -168,19 +243,12 @@ where
         if let Some(p) = parts.extensions.get::<Principal>() {
             return Ok(*p);
         }
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                Problem::unauthenticated("send Authorization: Bearer <token or API key>")
-            })?;
-        let bearer = header
-            .strip_prefix("Bearer ")
-            .ok_or_else(|| Problem::unauthenticated("the Authorization scheme must be Bearer"))?;
-        let principal = Authenticator::from_ref(state)
-            .authenticate(bearer.trim())
-            .await?;
+        let bearer = bearer(&parts.headers).unwrap_or_else(|| {
+            Err(Problem::unauthenticated(
+                "send Authorization: Bearer <token or API key>",
+            ))
+        })?;
+        let principal = Authenticator::from_ref(state).authenticate(bearer).await?;
         parts.extensions.insert(principal);
         Ok(principal)
     }

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::Path;
 
+mod checks;
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -70,10 +72,19 @@ pub struct HttpConfig {
     pub body_limit_bytes: usize,
     pub request_timeout_ms: u64,
     pub max_batch_purchases: usize,
-    /// Requests per second per API key or token subject, with this burst.
+    /// Requests per second per authenticated caller (shop, user, admin) or, without a
+    /// credential, per client address; with this burst. Live streams count too.
     pub rate_limit_per_sec: u32,
     pub rate_limit_burst: u32,
+    /// Failed authentications per second per client address, with this burst; past it the
+    /// address is answered 429 without looking its credentials up.
+    pub auth_failures_per_sec: u32,
+    pub auth_failures_burst: u32,
     pub max_concurrent_requests: usize,
+    /// How long one `/readyz` result (Postgres, NATS, ClickHouse) is reused.
+    pub readiness_cache_ms: u64,
+    /// Longest one readiness probe may take before it counts as down.
+    pub readiness_probe_timeout_ms: u64,
 }
 
 /// Group commit at the edge: concurrent purchases stored as one stream message.
@@ -107,15 +118,32 @@ impl Default for IngestConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// HS256 secret; never logged. Set `REFERRAL_AUTH__JWT_SECRET` in production.
+    /// HS256 secret, at least `MIN_SECRET_BYTES`; never logged. `REFERRAL_AUTH__JWT_SECRET`.
     pub jwt_secret: String,
+    /// Lifetime of the tokens `referral token` and `referral demo` issue.
     pub token_ttl_secs: u64,
+    /// Tokens whose lifetime (`exp - iat`) is longer are refused.
+    pub max_token_lifetime_secs: u64,
     pub issuer: String,
     /// Keys the hash under which signups' `external_ref` is kept (never the reference
-    /// itself). Set `REFERRAL_AUTH__PSEUDONYM_KEY` in production; changing it forgets
-    /// which references were seen.
+    /// itself), at least `MIN_SECRET_BYTES`. `REFERRAL_AUTH__PSEUDONYM_KEY`; changing it
+    /// forgets which references were seen.
     pub pseudonym_key: String,
+    /// Development only: accept the built-in (public) secrets, and only while every
+    /// listener is on loopback. `REFERRAL_AUTH__ALLOW_DEV_SECRETS=true`.
+    pub allow_dev_secrets: bool,
+    /// Verified shop keys kept in memory (each process), so a request needs no Postgres.
+    pub shop_key_cache_size: usize,
+    /// How long a verified shop key is trusted without asking Postgres again: a revoked
+    /// key stops working within this bound.
+    pub shop_key_cache_ttl_ms: u64,
 }
+
+/// The shortest JWT secret or pseudonym key a service starts with.
+pub const MIN_SECRET_BYTES: usize = 32;
+/// Built-in secrets: public (they are in the source), so refused unless `allow_dev_secrets`.
+pub const DEV_JWT_SECRET: &str = "dev-only-secret-change-me";
+pub const DEV_PSEUDONYM_KEY: &str = "dev-only-pseudonym-key-change-me";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -215,7 +243,11 @@ impl Default for HttpConfig {
             max_batch_purchases: 500,
             rate_limit_per_sec: 500,
             rate_limit_burst: 1_000,
+            auth_failures_per_sec: 5,
+            auth_failures_burst: 20,
             max_concurrent_requests: 4_096,
+            readiness_cache_ms: 1_000,
+            readiness_probe_timeout_ms: 2_000,
         }
     }
 }
@@ -223,10 +255,14 @@ impl Default for HttpConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
-            jwt_secret: "dev-only-secret-change-me".into(),
+            jwt_secret: DEV_JWT_SECRET.into(),
             token_ttl_secs: 24 * 3600,
+            max_token_lifetime_secs: 24 * 3600,
             issuer: "referral-earnings".into(),
-            pseudonym_key: "dev-only-pseudonym-key-change-me".into(),
+            pseudonym_key: DEV_PSEUDONYM_KEY.into(),
+            allow_dev_secrets: false,
+            shop_key_cache_size: 10_000,
+            shop_key_cache_ttl_ms: 5_000,
         }
     }
 }
@@ -303,6 +339,7 @@ impl Config {
                     .map(|_| "clickhouse.url".into()),
             );
         let config: Config = fig.extract()?;
+        config.validate()?;
         Ok(config)
     }
 }

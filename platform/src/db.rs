@@ -9,12 +9,23 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../schemas/migrat
 
 pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(&config.url).context("parsing database url")?;
+    let hint = unreachable(&options);
     PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
         .connect_with(options)
         .await
-        .context("connecting to Postgres")
+        .context(hint)
+}
+
+/// What to do when Postgres does not answer (no password: the options print none).
+fn unreachable(options: &PgConnectOptions) -> String {
+    format!(
+        "cannot connect to Postgres at {}:{}: is it running? (scripts/services.sh up starts it; \
+         DATABASE_URL says where it is)",
+        options.get_host(),
+        options.get_port()
+    )
 }
 
 /// Creates the database named in the URL when it does not exist yet, then migrates.
@@ -27,7 +38,7 @@ pub async fn create_and_migrate(config: &DatabaseConfig) -> anyhow::Result<PgPoo
         .max_connections(1)
         .connect_with(options.clone().database("postgres"))
         .await
-        .context("connecting to Postgres")?;
+        .with_context(|| unreachable(&options))?;
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
             .bind(&name)

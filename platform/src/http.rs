@@ -1,5 +1,6 @@
 //! Serving a router with the shared limits and graceful shutdown.
 use crate::config::HttpConfig;
+use crate::gate::Gate;
 use crate::metrics::metrics;
 use crate::problem::Problem;
 use anyhow::Context;
@@ -20,28 +21,39 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("binding {addr}"))
 }
 
-/// Wraps a router with the limits every boundary shares: body size, timeout, rate per
-/// credential, a concurrency cap, request metrics. Long-lived routes (SSE/WS) are merged
-/// in after this layer, so the timeout does not cut them.
-pub fn with_limits(router: Router, config: &HttpConfig) -> Router {
-    let limiter =
-        crate::ratelimit::RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst);
+/// Wraps a router with the limits every boundary shares: body size, timeout, the gate
+/// (authentication and rate per caller, see `crate::gate`), a concurrency cap, request
+/// metrics (outermost, so refusals are counted too). Long-lived routes (SSE/WS) take
+/// `with_stream_limits` instead, so the timeout does not cut them.
+pub fn with_limits(router: Router, config: &HttpConfig, gate: &Gate) -> Router {
     let timeout = Duration::from_millis(config.request_timeout_ms);
     router
-        .layer(axum::middleware::from_fn(record_metrics))
         .layer(axum::extract::DefaultBodyLimit::max(
             config.body_limit_bytes,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            gate.clone(),
+            crate::gate::admit,
         ))
         .layer(axum::middleware::from_fn(
             move |req: Request, next: Next| deadline(timeout, req, next),
         ))
-        .layer(axum::middleware::from_fn_with_state(
-            limiter,
-            crate::ratelimit::limit,
-        ))
         .layer(tower::limit::ConcurrencyLimitLayer::new(
             config.max_concurrent_requests,
         ))
+        .layer(axum::middleware::from_fn(record_metrics))
+}
+
+/// The gate and metrics without the timeout or the concurrency cap: for live streams
+/// (which count against their caller's rate when opened) and the unauthenticated basics
+/// (health, readiness, metrics, dashboard, which count against the client address).
+pub fn with_stream_limits(router: Router, gate: &Gate) -> Router {
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            gate.clone(),
+            crate::gate::admit,
+        ))
+        .layer(axum::middleware::from_fn(record_metrics))
 }
 
 /// Answers a problem (not an empty 408) when a request outlives its deadline.

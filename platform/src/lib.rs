@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod entries;
+pub mod gate;
 pub mod http;
 pub mod metrics;
 pub mod nats;

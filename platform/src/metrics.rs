@@ -8,6 +8,7 @@ pub struct Metrics {
     pub registry: Registry,
     pub http_requests: IntCounterVec,
     pub http_latency: HistogramVec,
+    pub rate_limited: IntCounterVec,
     pub purchases_accepted: IntCounterVec,
     pub messages_processed: IntCounterVec,
     pub earnings_written: IntCounterVec,
@@ -26,6 +27,13 @@ fn build() -> Result<Metrics, prometheus::Error> {
     let http_latency = HistogramVec::new(
         HistogramOpts::new("http_request_seconds", "HTTP request latency"),
         &["route"],
+    )?;
+    let rate_limited = IntCounterVec::new(
+        Opts::new(
+            "rate_limited_total",
+            "requests answered 429 by the rate limits",
+        ),
+        &["kind"],
     )?;
     let purchases_accepted = IntCounterVec::new(
         Opts::new("ingest_accepted_total", "purchases and refunds accepted"),
@@ -62,6 +70,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     )?;
     registry.register(Box::new(http_requests.clone()))?;
     registry.register(Box::new(http_latency.clone()))?;
+    registry.register(Box::new(rate_limited.clone()))?;
     registry.register(Box::new(purchases_accepted.clone()))?;
     registry.register(Box::new(messages_processed.clone()))?;
     registry.register(Box::new(earnings_written.clone()))?;
@@ -73,6 +82,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         registry,
         http_requests,
         http_latency,
+        rate_limited,
         purchases_accepted,
         messages_processed,
         earnings_written,

@@ -1,14 +1,8 @@
-//! Per-credential rate limiting: a token bucket per bearer credential (or per peer
-//! when there is none), refilled at `rate_limit_per_sec` up to `rate_limit_burst`.
-//! The table is bounded: idle buckets are dropped when it grows past `MAX_KEYS`.
-use crate::problem::Problem;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+//! Token buckets per key (an authenticated caller, or a client address), refilled at a
+//! rate up to a burst. The table is bounded: idle buckets are dropped when it grows past
+//! `MAX_KEYS`. `crate::gate` decides the key; this only counts.
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -38,6 +32,15 @@ impl RateLimiter {
 
     /// Takes one token for `key`; on refusal, the seconds until one is available.
     pub fn check(&self, key: &[u8]) -> Result<(), u64> {
+        self.take(key, 1.0)
+    }
+
+    /// Whether `key` has a token left, without taking it; on refusal, the seconds to wait.
+    pub fn peek(&self, key: &[u8]) -> Result<(), u64> {
+        self.take(key, 0.0)
+    }
+
+    fn take(&self, key: &[u8], cost: f64) -> Result<(), u64> {
         let digest = Sha256::digest(key);
         let mut id = [0u8; 16];
         id.copy_from_slice(&digest[..16]);
@@ -58,33 +61,10 @@ impl RateLimiter {
         bucket.tokens = (bucket.tokens + refill).min(self.burst);
         bucket.at = now;
         if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+            bucket.tokens -= cost;
             Ok(())
         } else {
             Err(((1.0 - bucket.tokens) / self.per_sec).ceil().max(1.0) as u64)
-        }
-    }
-}
-
-pub async fn limit(State(limiter): State<RateLimiter>, request: Request, next: Next) -> Response {
-    let key: Vec<u8> = match request.headers().get(axum::http::header::AUTHORIZATION) {
-        Some(v) => v.as_bytes().to_vec(),
-        None => request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string().into_bytes())
-            .unwrap_or_else(|| b"anonymous".to_vec()),
-    };
-    match limiter.check(&key) {
-        Ok(()) => next.run(request).await,
-        Err(retry_after) => {
-            let mut p = Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "too many requests for this credential",
-            );
-            p.retry_after_secs = Some(retry_after);
-            p.into_response()
         }
     }
 }

@@ -75,6 +75,8 @@ async function main() {
   // 1. Sign in.
   const resp = await page.goto(`${base}/`, { waitUntil: 'domcontentloaded', timeout: WAIT_MS });
   if (!resp || !resp.ok()) throw new Error(`GET / returned ${resp ? resp.status() : 'no response'}`);
+  const csp = resp.headers()['content-security-policy'] || '';
+  if (!csp.includes("frame-ancestors 'none'")) throw new Error(`GET / has no framing policy: ${JSON.stringify(csp)}`);
   await page.locator('#token').fill(userToken, { timeout: WAIT_MS });
   await page.locator('#sign-in').click();
 
@@ -136,6 +138,10 @@ async function main() {
     () => Math.max(0, document.documentElement.scrollWidth - window.innerWidth));
   result.screenshot_mobile = mobilePath(shot);
   await page.screenshot({ path: result.screenshot_mobile, fullPage: true });
+
+  // 6. The page works under its Content-Security-Policy: nothing it does was refused.
+  const refused = consoleErrors.filter((e) => /Content Security Policy/i.test(e));
+  if (refused.length) throw new Error(`the page broke its Content-Security-Policy: ${refused[0]}`);
 
   result.ok = true;
 }

@@ -58,6 +58,9 @@ pub fn test_config() -> (Config, String) {
     config.http.api_addr = "127.0.0.1:0".parse().unwrap();
     config.processor.batch_max_wait_ms = 5;
     config.log.filter = std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into());
+    // Services refuse the public development secrets: each test app has its own.
+    config.auth.jwt_secret = platform::auth::random_secret();
+    config.auth.pseudonym_key = platform::auth::random_secret();
     (config, db_name)
 }
 

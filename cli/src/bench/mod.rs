@@ -33,6 +33,9 @@ pub async fn run(mut config: Config, bench: Bench) -> anyhow::Result<()> {
     config.http.rate_limit_per_sec = u32::MAX / 2;
     config.http.rate_limit_burst = u32::MAX / 2;
     config.clickhouse.enabled = false;
+    // A scratch instance in this process: its own secrets, whatever the config says.
+    config.auth.jwt_secret = platform::auth::random_secret();
+    config.auth.pseudonym_key = platform::auth::random_secret();
     if let Bench::Live(args) = &bench {
         config.live.max_connections_total = args.clients + 1;
     }

@@ -4,6 +4,9 @@
 
 mod browser;
 mod commission;
+mod credentials;
+mod demo;
+mod edge;
 mod errors;
 mod faults;
 mod foundation;

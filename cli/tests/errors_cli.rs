@@ -1,0 +1,91 @@
+//! Errors a person can meet are one line that says what to do, not a backtrace
+//! (unless they ask for one with RUST_BACKTRACE).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs `referral <args>` with a clean auth environment; fails if it does not exit soon.
+fn referral(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_referral"));
+    cmd.args(args)
+        .env_remove("REFERRAL_AUTH__JWT_SECRET")
+        .env_remove("REFERRAL_AUTH__PSEUDONYM_KEY")
+        .env_remove("REFERRAL_AUTH__ALLOW_DEV_SECRETS")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .env("REFERRAL_LOG__FILTER", "error")
+        // Nothing listens here: a role that got past its checks would fail differently.
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")
+        .env("REFERRAL_HTTP__API_ADDR", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("referral {args:?} did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn one_line(output: &Output) -> String {
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("backtrace"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn a_role_on_the_built_in_secret_stops_with_what_to_set() {
+    for role in ["all", "api", "ingest"] {
+        let stderr = one_line(&referral(&[role], &[]));
+        assert!(
+            stderr.contains("REFERRAL_AUTH__JWT_SECRET"),
+            "{role}: {stderr}"
+        );
+    }
+    let stderr = one_line(&referral(&["token", "--admin"], &[]));
+    assert!(stderr.contains("openssl rand -hex 32"), "{stderr}");
+}
+
+#[test]
+fn the_demo_without_a_running_instance_says_to_start_one() {
+    let secret = "s".repeat(40);
+    let env = [
+        ("REFERRAL_AUTH__JWT_SECRET", secret.as_str()),
+        ("REFERRAL_AUTH__PSEUDONYM_KEY", secret.as_str()),
+    ];
+    let args = ["demo", "--base-url", "http://127.0.0.1:1"];
+    let stderr = one_line(&referral(&args, &env));
+    assert!(stderr.contains("is `referral all` running"), "{stderr}");
+
+    // Asked for, the backtrace follows the same first line.
+    let with_backtrace = [env[0], env[1], ("RUST_BACKTRACE", "1")];
+    let output = referral(&args, &with_backtrace);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(first.contains("is `referral all` running"), "{stderr}");
+    assert!(stderr.contains("backtrace"), "{stderr}");
+}
+
+#[test]
+fn a_token_is_all_that_referral_token_prints() {
+    let env = [
+        ("REFERRAL_AUTH__ALLOW_DEV_SECRETS", "true"),
+        ("REFERRAL_LOG__FILTER", "info"),
+    ];
+    let output = referral(&["token", "--admin"], &env);
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let token = stdout.trim_end();
+    assert_eq!(token.lines().count(), 1, "{stdout}");
+    assert_eq!(token.matches('.').count(), 2, "a JWT: {stdout}");
+}

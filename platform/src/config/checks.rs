@@ -1,0 +1,88 @@
+//! Checks on a loaded config: bounds that make no sense, and secrets a service must not
+//! start with.
+use super::{AuthConfig, Config, DEV_JWT_SECRET, DEV_PSEUDONYM_KEY, MIN_SECRET_BYTES};
+use std::net::SocketAddr;
+
+impl Config {
+    /// Bounds that make no sense are refused at load, with the setting's name.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let h = &self.http;
+        for (name, value) in [
+            ("http.rate_limit_per_sec", u64::from(h.rate_limit_per_sec)),
+            ("http.rate_limit_burst", u64::from(h.rate_limit_burst)),
+            (
+                "http.auth_failures_per_sec",
+                u64::from(h.auth_failures_per_sec),
+            ),
+            ("http.auth_failures_burst", u64::from(h.auth_failures_burst)),
+            (
+                "http.readiness_probe_timeout_ms",
+                h.readiness_probe_timeout_ms,
+            ),
+            ("auth.token_ttl_secs", self.auth.token_ttl_secs),
+            (
+                "auth.shop_key_cache_size",
+                self.auth.shop_key_cache_size as u64,
+            ),
+        ] {
+            anyhow::ensure!(value > 0, "{name} must be at least 1");
+        }
+        anyhow::ensure!(
+            self.auth.token_ttl_secs <= self.auth.max_token_lifetime_secs,
+            "auth.token_ttl_secs ({}) exceeds auth.max_token_lifetime_secs ({})",
+            self.auth.token_ttl_secs,
+            self.auth.max_token_lifetime_secs
+        );
+        Ok(())
+    }
+}
+
+impl AuthConfig {
+    /// Refuses to serve with a built-in or short JWT secret or pseudonym key, unless the
+    /// development flag is set and every address in `listening` is loopback. Tools that
+    /// only sign tokens pass no addresses. The error is one line that says what to set.
+    pub fn check_secrets(&self, listening: &[SocketAddr]) -> anyhow::Result<()> {
+        let weak = [
+            (
+                "REFERRAL_AUTH__JWT_SECRET",
+                &self.jwt_secret,
+                DEV_JWT_SECRET,
+            ),
+            (
+                "REFERRAL_AUTH__PSEUDONYM_KEY",
+                &self.pseudonym_key,
+                DEV_PSEUDONYM_KEY,
+            ),
+        ]
+        .into_iter()
+        .find(|(_, value, dev)| value.as_str() == *dev || value.len() < MIN_SECRET_BYTES);
+        let Some((name, _, _)) = weak else {
+            return Ok(());
+        };
+        let public = listening.iter().find(|a| !a.ip().is_loopback());
+        match (self.allow_dev_secrets, public) {
+            (true, None) => {
+                // Only a service says so: a tool's stdout may be a token someone captures.
+                if !listening.is_empty() {
+                    tracing::warn!(setting = name, "development secrets in use (loopback only)");
+                }
+                Ok(())
+            }
+            (true, Some(addr)) => anyhow::bail!(
+                "{name} is a development default or shorter than {MIN_SECRET_BYTES} bytes, \
+                 and development secrets are allowed on loopback only (this listens on {addr}): \
+                 set {name} to a random value, e.g. `openssl rand -hex 32`"
+            ),
+            (false, _) => anyhow::bail!(
+                "{name} is a development default or shorter than {MIN_SECRET_BYTES} bytes: \
+                 set it to a random value, e.g. `openssl rand -hex 32` (scripts/run.sh \
+                 generates one), or for local development on 127.0.0.1 only set \
+                 REFERRAL_AUTH__ALLOW_DEV_SECRETS=true"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "checks_test.rs"]
+mod tests;

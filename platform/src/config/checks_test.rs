@@ -1,0 +1,70 @@
+use super::*;
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn strong() -> AuthConfig {
+    AuthConfig {
+        jwt_secret: "a".repeat(MIN_SECRET_BYTES),
+        pseudonym_key: "b".repeat(MIN_SECRET_BYTES),
+        ..AuthConfig::default()
+    }
+}
+
+#[test]
+fn built_in_or_short_secrets_are_refused_with_what_to_set() {
+    let defaults = AuthConfig::default();
+    let e = defaults
+        .check_secrets(&[addr("127.0.0.1:8080")])
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("REFERRAL_AUTH__JWT_SECRET"), "{msg}");
+    assert!(msg.contains("ALLOW_DEV_SECRETS"), "{msg}");
+    assert!(!msg.contains('\n'), "one line: {msg}");
+
+    let short_key = AuthConfig {
+        pseudonym_key: "b".repeat(MIN_SECRET_BYTES - 1),
+        ..strong()
+    };
+    let msg = short_key.check_secrets(&[]).unwrap_err().to_string();
+    assert!(msg.contains("REFERRAL_AUTH__PSEUDONYM_KEY"), "{msg}");
+
+    assert!(strong().check_secrets(&[addr("0.0.0.0:8080")]).is_ok());
+}
+
+#[test]
+fn the_development_flag_allows_built_in_secrets_on_loopback_only() {
+    let dev = AuthConfig {
+        allow_dev_secrets: true,
+        ..AuthConfig::default()
+    };
+    assert!(dev
+        .check_secrets(&[addr("127.0.0.1:8080"), addr("[::1]:8081")])
+        .is_ok());
+    assert!(
+        dev.check_secrets(&[]).is_ok(),
+        "signing tools listen nowhere"
+    );
+    let msg = dev
+        .check_secrets(&[addr("127.0.0.1:8080"), addr("0.0.0.0:8081")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("loopback only") && msg.contains("0.0.0.0:8081"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn nonsense_bounds_are_refused_by_name() {
+    let mut config = Config::default();
+    config.validate().unwrap();
+    config.auth.token_ttl_secs = config.auth.max_token_lifetime_secs + 1;
+    let msg = config.validate().unwrap_err().to_string();
+    assert!(msg.contains("auth.token_ttl_secs"), "{msg}");
+    let mut config = Config::default();
+    config.http.auth_failures_burst = 0;
+    let msg = config.validate().unwrap_err().to_string();
+    assert!(msg.contains("http.auth_failures_burst"), "{msg}");
+}
