@@ -148,6 +148,9 @@ pub const DEV_PSEUDONYM_KEY: &str = "dev-only-pseudonym-key-change-me";
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProcessorConfig {
+    /// Batches applied at once by one processor process (each worker keeps its own copy
+    /// of the referral graph).
+    pub workers: usize,
     pub batch_max_messages: usize,
     /// Payload bytes per batch (messages may carry groups of purchases).
     pub batch_max_bytes: usize,
@@ -270,6 +273,7 @@ impl Default for AuthConfig {
 impl Default for ProcessorConfig {
     fn default() -> Self {
         ProcessorConfig {
+            workers: 2,
             batch_max_messages: 1_000,
             batch_max_bytes: 1024 * 1024,
             batch_max_wait_ms: 5,

@@ -12,6 +12,7 @@ use platform::Config;
 use schemas::messages::DeadLetterReason;
 use sqlx::PgPool;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -35,34 +36,34 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         "referral graph loaded"
     );
 
-    let mut messages = platform::nats::durable_pull(
-        &js,
-        &subjects.purchases_stream(),
-        DURABLE_NAME,
-        Duration::from_secs(config.processor.ack_wait_secs),
-        config.processor.max_ack_pending,
-        config.processor.batch_max_messages,
-    )
-    .await?;
-    let stage = Stage {
+    let stage = Arc::new(Stage {
         pool,
         js,
         subjects,
         config,
         committed: AtomicU32::new(0),
-    };
-    loop {
-        let batch = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            b = next_batch(&mut messages, &stage.config.processor) => b?,
-        };
-        if batch.is_empty() {
-            continue;
+    });
+    // Workers share the durable consumer as N processors would: while one waits on
+    // Postgres or the stream, another applies its batch (per-order locks and totals
+    // locked in user-id order keep them apart; the live feed reorders per user).
+    let workers = stage.config.processor.workers.max(1);
+    let mut running = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let (stage, graph, shutdown) = (stage.clone(), graph.clone(), shutdown.clone());
+        running.spawn(async move { stage.work(graph, shutdown).await });
+    }
+    let mut result = Ok(());
+    while let Some(done) = running.join_next().await {
+        let outcome = done.map_err(anyhow::Error::from).and_then(|r| r);
+        if outcome.is_err() && result.is_ok() {
+            // One worker failing stops the role (its batch is redelivered); the others
+            // finish what they hold first.
+            shutdown.cancel();
+            result = outcome;
         }
-        stage.handle(&mut graph, batch, &shutdown).await?;
     }
     tracing::info!("processor stopped");
-    Ok(())
+    result
 }
 
 /// Waits for one message, then takes whatever follows within the batch window, up to the
@@ -111,6 +112,32 @@ struct Stage {
 }
 
 impl Stage {
+    /// One worker: pull a batch, apply it, publish, ack; until shutdown.
+    async fn work(
+        &self,
+        mut graph: ReferralGraph,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let mut messages = platform::nats::durable_pull(
+            &self.js,
+            &self.subjects.purchases_stream(),
+            DURABLE_NAME,
+            Duration::from_secs(self.config.processor.ack_wait_secs),
+            self.config.processor.max_ack_pending,
+            self.config.processor.batch_max_messages,
+        )
+        .await?;
+        loop {
+            let batch = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                b = next_batch(&mut messages, &self.config.processor) => b?,
+            };
+            if !batch.is_empty() {
+                self.handle(&mut graph, batch, &shutdown).await?;
+            }
+        }
+    }
+
     async fn handle(
         &self,
         graph: &mut ReferralGraph,

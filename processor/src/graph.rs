@@ -37,7 +37,7 @@ pub enum GraphError {
     Cycle(UserId, UserId),
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct ReferralGraph {
     graph: StableDiGraph<(UserId, bool), ()>,
     index: HashMap<UserId, NodeIndex>,

@@ -273,12 +273,28 @@ async fn insert_purchases(
     // Shops may publish to the stream directly; record their orders at the edge too, with
     // the message as settled, so refunds find them and a retry through ingest is answered
     // as the same purchase (or a 409 when its body differs).
+    // Most orders came through ingest, which reserved them under the same purchase id:
+    // only the others are recorded (sending every message to meet a conflict cost more
+    // than the rest of the batch's purchase writes).
     let inserted: HashMap<Uuid, ()> = rows.into_iter().map(|id| (id, ())).collect();
+    let new_ids: Vec<Uuid> = inserted.keys().copied().collect();
+    let reserved: HashSet<Uuid> = sqlx::query_scalar!(
+        "SELECT purchase_id FROM purchase_requests WHERE purchase_id = ANY($1)",
+        &new_ids
+    )
+    .fetch_all(&mut **tx)
+    .await
+    .context("reading edge reservations")?
+    .into_iter()
+    .collect();
     let recorded: Vec<&PurchaseMessage> = planned
         .iter()
         .map(|p| p.msg)
-        .filter(|m| inserted.contains_key(&m.purchase_id))
+        .filter(|m| inserted.contains_key(&m.purchase_id) && !reserved.contains(&m.purchase_id))
         .collect();
+    if recorded.is_empty() {
+        return Ok(inserted);
+    }
     let ids: Vec<Uuid> = recorded.iter().map(|m| m.purchase_id).collect();
     let messages = recorded
         .iter()

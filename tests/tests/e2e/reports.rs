@@ -20,12 +20,19 @@ async fn two_legs(app: &TestApp) -> [UserId; 6] {
 async fn legs_referrals_history_tree_and_daily_agree_with_the_ledger() {
     let app = TestApp::spawn().await;
     let [a, b, c, d, e, f] = two_legs(&app).await;
-    app.purchase("p-b", b, "1000.00", Some("1000.00")).await; // A: L1 50.00 via leg B
-    app.purchase("p-c", c, "2000.00", Some("500.00")).await; // A: L2 5.00 via leg B
-    app.purchase("p-d", d, "3000.00", Some("1000.00")).await; // A: L2 10.00 via leg B
-    app.purchase("p-f", f, "1500.00", Some("300.00")).await; // A: L2 3.00 via leg E
-    app.purchase("p-small", f, "999.99", None).await; // pays nothing
-    eventually(|| app.settled(), |n| *n == 5).await;
+    // Each settled before the next is sent: history is newest-settled first, and
+    // concurrent processor workers may settle purchases sent together in either order.
+    let purchases = [
+        ("p-b", b, "1000.00", Some("1000.00")), // A: L1 50.00 via leg B
+        ("p-c", c, "2000.00", Some("500.00")),  // A: L2 5.00 via leg B
+        ("p-d", d, "3000.00", Some("1000.00")), // A: L2 10.00 via leg B
+        ("p-f", f, "1500.00", Some("300.00")),  // A: L2 3.00 via leg E
+        ("p-small", f, "999.99", None),         // pays nothing
+    ];
+    for (n, (order, buyer, amount, profit)) in purchases.into_iter().enumerate() {
+        app.purchase(order, buyer, amount, profit).await;
+        eventually(|| app.settled(), |s| *s == n as i64 + 1).await;
+    }
     let admin = app.admin.clone();
 
     let legs = app

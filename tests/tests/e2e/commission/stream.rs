@@ -172,9 +172,17 @@ async fn a_purchase_id_reused_for_another_order_is_dead_lettered_not_a_stalled_c
     publish_purchase(&app, &second).await;
     let r = app.purchase("third", c, "1000.00", Some("200.00")).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    eventually(|| app.total(b), |t| t == "35.00").await;
-    assert_eq!(app.settled().await, 2);
-    assert_eq!(dead_letter_reasons(&app).await, vec!["order_conflict"]);
+    // Whichever of the two is settled first keeps the id (two processor workers may hold
+    // them at once; the loser's batch meets the id on insert, is retried and
+    // dead-letters it); the other order is refused, and the stage moves on.
+    let reasons = eventually(|| dead_letter_reasons(&app), |r| !r.is_empty()).await;
+    assert_eq!(reasons, vec!["order_conflict"]);
+    eventually(|| app.settled(), |n| *n == 2).await;
+    let total = app.total(b).await;
+    assert!(
+        total == "35.00" || total == "15.00",
+        "first or second, and third: {total}"
+    );
     app.assert_verified().await;
 }
 
