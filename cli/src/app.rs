@@ -23,7 +23,7 @@ impl Application {
         platform::nats::ensure_streams(&async_nats::jetstream::new(nats.clone()), &config.nats)
             .await?;
 
-        let ingest_state = ingest::IngestState::new(&config, pool.clone(), nats.clone());
+        let ingest_state = ingest::IngestState::new(&config, pool.clone(), nats.clone())?;
         let api_state = api::ApiState::new(&config, pool, nats, shutdown.clone()).await?;
         let routes = ingest::router(ingest_state).merge(api::router(api_state.clone()));
         let doc = api::openapi::document(vec![<ingest::IngestDoc as utoipa::OpenApi>::openapi()]);

@@ -43,6 +43,8 @@ fn bench_pipeline_runs_and_verifies_at_a_tiny_size() {
             "the last sample has all settled"
         );
     }
+    assert_eq!(report["direct"]["purchases"], 200, "{report}");
+    assert!(report["direct"]["settled_per_sec"].as_f64().unwrap() > 0.0);
     assert!(report["raw_publish_per_sec"].as_f64().unwrap() > 0.0);
     assert!(report["naive_per_sec"].as_f64().unwrap() > 0.0);
 }

@@ -50,11 +50,17 @@ pub struct IngestState {
 }
 
 impl IngestState {
-    pub fn new(config: &Config, pool: PgPool, nats: async_nats::Client) -> Self {
-        IngestState {
+    pub fn new(config: &Config, pool: PgPool, nats: async_nats::Client) -> anyhow::Result<Self> {
+        // Reservations commit without waiting for their WAL flush: one lost in a Postgres
+        // crash is restored by the processor from the stored purchase, and the stream and
+        // the ledger's unique keys, not the reservation, keep an order from paying twice
+        // (docs/architecture.md).
+        let reserve_pool =
+            platform::db::lazy_without_flush_wait(&config.database, reserve_connections(config))?;
+        Ok(IngestState {
             auth: Authenticator::new(&config.auth, pool.clone()),
             reserver: reserver::Reserver::start(
-                pool.clone(),
+                reserve_pool,
                 reserver::Limits {
                     queue: config.ingest.group_commit_queue,
                     max_group: config.ingest.reserve_max_group,
@@ -75,8 +81,13 @@ impl IngestState {
             plan: Arc::new(config.plan.clone()),
             max_batch: config.http.max_batch_purchases,
             pseudonym_key: Arc::from(config.auth.pseudonym_key.as_str()),
-        }
+        })
     }
+}
+
+/// One connection per reservation INSERT under way.
+fn reserve_connections(config: &Config) -> u32 {
+    u32::try_from(config.ingest.reserve_in_flight).unwrap_or(u32::MAX)
 }
 
 /// The ingest routes, without limits (the caller layers them once for the whole app).
@@ -99,7 +110,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let nats = platform::nats::connect(&config.nats).await?;
     let js = async_nats::jetstream::new(nats.clone());
     platform::nats::ensure_streams(&js, &config.nats).await?;
-    let state = IngestState::new(&config, pool, nats);
+    let state = IngestState::new(&config, pool, nats)?;
     let gate = platform::gate::Gate::new(&config.http, state.auth.clone());
     let open = Router::new()
         .route(

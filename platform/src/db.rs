@@ -18,6 +18,20 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
         .context(hint)
 }
 
+/// A small pool whose transactions do not wait for their WAL flush
+/// (`synchronous_commit = off`): for writes whose loss in a Postgres crash is
+/// harmless because another durable record restores them (see ingest's reservations).
+/// Connects on first use.
+pub fn lazy_without_flush_wait(config: &DatabaseConfig, max: u32) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(&config.url)
+        .context("parsing database url")?
+        .options([("synchronous_commit", "off")]);
+    Ok(PgPoolOptions::new()
+        .max_connections(max.max(1))
+        .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
+        .connect_lazy_with(options))
+}
+
 /// What to do when Postgres does not answer (no password: the options print none).
 fn unreachable(options: &PgConnectOptions) -> String {
     format!(

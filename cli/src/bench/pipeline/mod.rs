@@ -3,6 +3,7 @@
 //! batched, as ratios against two baselines run in the same process: raw JetStream
 //! publishes awaiting their PubAck at the same concurrency (what any ingest over this
 //! stream is bounded by), and a naive app's one Postgres transaction per purchase.
+mod direct;
 mod load;
 mod naive;
 
@@ -40,6 +41,7 @@ struct Report {
     naive_per_sec: f64,
     single: LoadResult,
     batch: LoadResult,
+    direct: direct::DirectResult,
     verify_differences: usize,
 }
 
@@ -49,7 +51,7 @@ pub(super) async fn measure(
     args: &PipelineArgs,
 ) -> anyhow::Result<()> {
     let pool = platform::db::connect(&config.database).await?;
-    let (_, key) = crate::shops::create(&pool, "bench").await?;
+    let (shop, key) = crate::shops::create(&pool, "bench").await?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.connections)
         .build()?;
@@ -82,6 +84,16 @@ pub(super) async fn measure(
     }
     .run(&http, &pool)
     .await?;
+    let direct = direct::Direct {
+        config,
+        shop,
+        users: &users,
+        purchases: n,
+        per_message: per,
+        in_flight: (args.connections / 8).max(1),
+    }
+    .run(&pool)
+    .await?;
     let verified = processor::verify::verify(&pool).await?;
     let report = Report {
         purchases: n,
@@ -91,6 +103,7 @@ pub(super) async fn measure(
         naive_per_sec,
         single,
         batch,
+        direct,
         verify_differences: verified.differences.len(),
     };
     if args.json {
