@@ -71,10 +71,14 @@ pub async fn create_purchase(
     let started = std::time::Instant::now();
     let message = reserve(&state, shop, &req.judge()?).await?;
     let reserved = started.elapsed();
-    stage.with_label_values(&["reserve"]).observe(reserved.as_secs_f64());
+    stage
+        .with_label_values(&["reserve"])
+        .observe(reserved.as_secs_f64());
     publish(&state, &message).await?;
     let stored = started.elapsed() - reserved;
-    stage.with_label_values(&["store"]).observe(stored.as_secs_f64());
+    stage
+        .with_label_values(&["store"])
+        .observe(stored.as_secs_f64());
     Ok((StatusCode::ACCEPTED, Json(accepted(&message))))
 }
 

@@ -88,11 +88,10 @@ impl Load {
             latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
         };
         let [reserve_mean_ms, store_mean_ms] =
-            [("reserve", stages_before[0]), ("store", stages_before[1])]
-                .map(|(name, (sum, n))| {
-                    let (sum2, n2) = stage(name);
-                    (sum2 - sum) * 1000.0 / ((n2 - n).max(1) as f64)
-                });
+            [("reserve", stages_before[0]), ("store", stages_before[1])].map(|(name, (sum, n))| {
+                let (sum2, n2) = stage(name);
+                (sum2 - sum) * 1000.0 / ((n2 - n).max(1) as f64)
+            });
         Ok(LoadResult {
             reserve_mean_ms,
             store_mean_ms,

@@ -186,7 +186,10 @@ fn print_table(r: &Report) {
             "  {name}: HTTP p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (of which reserve {:.1} ms, store {:.1} ms on average)",
             l.http_p50_ms, l.http_p99_ms, l.http_max_ms, l.reserve_mean_ms, l.store_mean_ms,
         );
-        println!("  {name}: backlog (s, accepted, settled): {}", backlog_line(&l.backlog));
+        println!(
+            "  {name}: backlog (s, accepted, settled): {}",
+            backlog_line(&l.backlog)
+        );
     }
 }
 
