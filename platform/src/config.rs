@@ -55,6 +55,9 @@ pub struct NatsConfig {
     pub pull_heartbeat_ms: u64,
     /// How long one pull request waits at the server before it is renewed.
     pub pull_expires_ms: u64,
+    /// Longest one attempt to reopen a lost pull consumer waits for JetStream's answer
+    /// (while its new leader is being elected nobody answers).
+    pub pull_reopen_timeout_ms: u64,
     /// Longest wait before a lost pull consumer is reopened again after a failed attempt.
     pub pull_reopen_backoff_max_ms: u64,
 }
@@ -230,6 +233,7 @@ impl Default for NatsConfig {
             num_replicas: 1,
             pull_heartbeat_ms: 1_000,
             pull_expires_ms: 10_000,
+            pull_reopen_timeout_ms: 2_000,
             pull_reopen_backoff_max_ms: 2_000,
         }
     }

@@ -53,10 +53,15 @@ impl NatsConfig {
             self.pull_heartbeat_ms,
             self.pull_expires_ms
         );
-        anyhow::ensure!(
-            self.pull_reopen_backoff_max_ms > 0,
-            "nats.pull_reopen_backoff_max_ms must be at least 1"
-        );
+        for (name, value) in [
+            ("nats.pull_reopen_timeout_ms", self.pull_reopen_timeout_ms),
+            (
+                "nats.pull_reopen_backoff_max_ms",
+                self.pull_reopen_backoff_max_ms,
+            ),
+        ] {
+            anyhow::ensure!(value > 0, "{name} must be at least 1");
+        }
         Ok(())
     }
 }

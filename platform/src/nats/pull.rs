@@ -26,6 +26,7 @@ struct Spec {
     batch: usize,
     heartbeat: Duration,
     expires: Duration,
+    reopen_timeout: Duration,
     reopen_backoff_max: Duration,
 }
 
@@ -59,11 +60,16 @@ pub async fn durable_pull(
         batch,
         heartbeat: Duration::from_millis(nats.pull_heartbeat_ms),
         expires: Duration::from_millis(nats.pull_expires_ms),
+        reopen_timeout: Duration::from_millis(nats.pull_reopen_timeout_ms),
         reopen_backoff_max: Duration::from_millis(nats.pull_reopen_backoff_max_ms),
     };
     let messages = open(js, &spec).await?;
+    // Reopening asks a consumer whose leader may still be being elected: each attempt
+    // gives up sooner than a normal request would, and the next one follows.
+    let mut reopening = js.clone();
+    reopening.set_timeout(spec.reopen_timeout);
     Ok(DurablePull {
-        js: js.clone(),
+        js: reopening,
         spec,
         messages: Some(messages),
         lost_at: None,
