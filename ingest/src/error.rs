@@ -35,6 +35,8 @@ pub enum IngestError {
     Forbidden,
     #[error("the stream did not store the message; retry")]
     StreamUnavailable(#[source] anyhow::Error),
+    #[error("the database is unavailable; retry")]
+    DatabaseUnavailable(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -68,6 +70,10 @@ impl IngestError {
                 let mut p = Problem::unavailable(self.to_string());
                 p.retry_after_secs = Some(1);
                 return p;
+            }
+            DatabaseUnavailable(detail) => {
+                tracing::warn!(error = %detail, "Postgres unavailable");
+                return Problem::database_unavailable();
             }
             Internal(e) => return Problem::internal(e),
         };

@@ -206,11 +206,15 @@ async fn reserve(
     // an active user of this shop (or of none: signed up by an admin, or before shops
     // were recorded) is reserved.
     let message = reservation.message.clone();
-    let inserted = state
-        .reserver
-        .reserve(reservation)
-        .await
-        .map_err(|e| IngestError::Internal(anyhow::anyhow!(e)))?;
+    let inserted =
+        state
+            .reserver
+            .reserve(reservation)
+            .await
+            .map_err(|e| match e.database_unavailable {
+                true => IngestError::DatabaseUnavailable(e.detail),
+                false => IngestError::Internal(anyhow::anyhow!(e.detail)),
+            })?;
     if inserted {
         return Ok(message);
     }

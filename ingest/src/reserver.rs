@@ -19,7 +19,24 @@ pub struct Reservation {
 
 struct Pending {
     reservation: Reservation,
-    done: oneshot::Sender<Result<bool, String>>,
+    done: oneshot::Sender<Result<bool, Failed>>,
+}
+
+/// Why a group's INSERT failed, shared by every request of the group.
+#[derive(Clone, Debug)]
+pub struct Failed {
+    pub detail: String,
+    /// Postgres could not be reached (`platform::db::is_unavailable`): retryable, a 503.
+    pub database_unavailable: bool,
+}
+
+impl Failed {
+    fn stopped(detail: &str) -> Failed {
+        Failed {
+            detail: detail.to_owned(),
+            database_unavailable: false,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -45,15 +62,15 @@ impl Reserver {
     }
 
     /// Reserves the order for an active buyer of the shop's; true when this call inserted the row.
-    pub async fn reserve(&self, reservation: Reservation) -> Result<bool, String> {
+    pub async fn reserve(&self, reservation: Reservation) -> Result<bool, Failed> {
         let (done, answer) = oneshot::channel();
         self.queue
             .send(Pending { reservation, done })
             .await
-            .map_err(|_| "the reserver has stopped".to_owned())?;
+            .map_err(|_| Failed::stopped("the reserver has stopped"))?;
         answer
             .await
-            .map_err(|_| "the reserver dropped the request".to_owned())?
+            .map_err(|_| Failed::stopped("the reserver dropped the request"))?
     }
 }
 
@@ -71,7 +88,10 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Pending>, limits: Limits) {
         }
         let pool = pool.clone();
         tokio::spawn(async move {
-            let result = insert(&pool, &group).await.map_err(|e| format!("{e:#}"));
+            let result = insert(&pool, &group).await.map_err(|e| Failed {
+                database_unavailable: platform::db::is_unavailable(&e),
+                detail: format!("{e:#}"),
+            });
             for p in group {
                 let answer = match &result {
                     Ok(ids) => Ok(ids.contains(&p.reservation.message.purchase_id)),

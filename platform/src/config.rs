@@ -37,6 +37,8 @@ pub struct DatabaseConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NatsConfig {
+    /// One server or a cluster: comma-separated URLs (`nats://a:4222,nats://b:4222`); the
+    /// client connects to any and moves to another when it is lost.
     pub url: String,
     /// Prefix for stream names and subjects, so several deployments (or tests) share a server.
     pub prefix: String,
@@ -44,6 +46,20 @@ pub struct NatsConfig {
     /// Publishes awaiting their PubAck at once (async-nats stalls past ~5,000).
     pub max_acks_in_flight: usize,
     pub stream_max_bytes: i64,
+    /// Copies JetStream keeps of each stream: 1 on one server, 3 on a three-node cluster
+    /// (a minority of nodes may then be lost). Applied when a stream is created; at start-up
+    /// an existing stream keeps its replicas if it has more (an operator's choice stands).
+    pub num_replicas: usize,
+    /// The server sends a heartbeat on an idle pull consumer this often; two missed in a row
+    /// mean the consumer was lost (its leader moved or died) and the pull is reopened.
+    pub pull_heartbeat_ms: u64,
+    /// How long one pull request waits at the server before it is renewed.
+    pub pull_expires_ms: u64,
+    /// Longest one attempt to reopen a lost pull consumer waits for JetStream's answer
+    /// (while its new leader is being elected nobody answers).
+    pub pull_reopen_timeout_ms: u64,
+    /// Longest wait before a lost pull consumer is reopened again after a failed attempt.
+    pub pull_reopen_backoff_max_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -217,6 +233,11 @@ impl Default for NatsConfig {
             duplicate_window_secs: 600,
             max_acks_in_flight: 1_024,
             stream_max_bytes: 1024 * 1024 * 1024,
+            num_replicas: 1,
+            pull_heartbeat_ms: 1_000,
+            pull_expires_ms: 10_000,
+            pull_reopen_timeout_ms: 2_000,
+            pull_reopen_backoff_max_ms: 2_000,
         }
     }
 }

@@ -81,6 +81,31 @@ pub async fn create_and_migrate(config: &DatabaseConfig) -> anyhow::Result<PgPoo
     Ok(pool)
 }
 
+/// True when `error` (anywhere in its chain) says Postgres could not be reached or
+/// dropped the connection, rather than refused a statement: the pool could not hand out a
+/// connection in time, the socket failed, or the server is shutting down or starting
+/// (SQLSTATE class 08, 57P01..57P03). The pool reconnects by itself; the caller may retry.
+pub fn is_unavailable(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|e| e.downcast_ref::<sqlx::Error>())
+        .any(sqlx_unavailable)
+}
+
+fn sqlx_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
+    }
+}
+
 /// Key of the advisory lock every writer of `user_events` (the graph outbox) takes first
 /// and holds to commit: seq order is then commit order, so a reader following
 /// `seq > cursor` never skips a late commit, and graph changes cannot race each other.

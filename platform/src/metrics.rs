@@ -16,6 +16,7 @@ pub struct Metrics {
     pub ingest_stage: HistogramVec,
     pub live_connections: IntGauge,
     pub warehouse_rows: IntCounterVec,
+    pub consumer_lost: IntCounterVec,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -68,6 +69,13 @@ fn build() -> Result<Metrics, prometheus::Error> {
         Opts::new("warehouse_rows_total", "rows sent to ClickHouse"),
         &["table"],
     )?;
+    let consumer_lost = IntCounterVec::new(
+        Opts::new(
+            "consumer_lost_total",
+            "times a stream consumer was lost (missed heartbeats, errors) and reopened",
+        ),
+        &["consumer"],
+    )?;
     registry.register(Box::new(http_requests.clone()))?;
     registry.register(Box::new(http_latency.clone()))?;
     registry.register(Box::new(rate_limited.clone()))?;
@@ -78,6 +86,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(ingest_stage.clone()))?;
     registry.register(Box::new(live_connections.clone()))?;
     registry.register(Box::new(warehouse_rows.clone()))?;
+    registry.register(Box::new(consumer_lost.clone()))?;
     Ok(Metrics {
         registry,
         http_requests,
@@ -90,6 +99,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ingest_stage,
         live_connections,
         warehouse_rows,
+        consumer_lost,
     })
 }
 

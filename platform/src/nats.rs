@@ -3,7 +3,11 @@
 use crate::config::NatsConfig;
 use anyhow::Context;
 use async_nats::jetstream::{self, stream};
+use async_nats::ServerAddr;
 use std::time::Duration;
+
+mod pull;
+pub use pull::{durable_pull, DurablePull};
 
 #[derive(Clone, Debug)]
 pub struct Subjects {
@@ -84,17 +88,37 @@ impl Subjects {
     }
 }
 
+/// The servers `url` names: one URL, or several separated by commas (a cluster).
+pub fn server_addrs(url: &str) -> anyhow::Result<Vec<ServerAddr>> {
+    let addrs = url
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            u.parse::<ServerAddr>()
+                .with_context(|| format!("nats.url: {u:?} is not a NATS server URL"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(!addrs.is_empty(), "nats.url names no server");
+    Ok(addrs)
+}
+
+/// Connects to any of the configured servers; the client moves to another when its
+/// server is lost (and learns the cluster's other members from the one it reached).
 pub async fn connect(config: &NatsConfig) -> anyhow::Result<async_nats::Client> {
+    let addrs = server_addrs(&config.url)?;
     async_nats::ConnectOptions::new()
         .name("referral")
         .connection_timeout(Duration::from_secs(5))
         .retry_on_initial_connect()
-        .connect(&config.url)
+        .connect(addrs)
         .await
         .with_context(|| format!("connecting to NATS at {}", config.url))
 }
 
 /// Creates or updates the streams; file storage, so a stored message survives restarts.
+/// Replicas are `num_replicas` for a new stream; an existing one keeps more if it has them
+/// (an operator scaled it up), so a start-up never lowers them.
 pub async fn ensure_streams(js: &jetstream::Context, config: &NatsConfig) -> anyhow::Result<()> {
     let s = Subjects::new(&config.prefix);
     let window = Duration::from_secs(config.duplicate_window_secs);
@@ -104,16 +128,32 @@ pub async fn ensure_streams(js: &jetstream::Context, config: &NatsConfig) -> any
         (s.deadletter_stream(), vec![s.deadletter_all()]),
     ];
     for (name, subjects) in streams {
-        let cfg = stream::Config {
+        let mut cfg = stream::Config {
             name: name.clone(),
             subjects,
             storage: stream::StorageType::File,
             duplicate_window: window,
             max_bytes: config.stream_max_bytes,
+            num_replicas: config.num_replicas,
             ..Default::default()
         };
         match js.get_stream(&name).await {
-            Ok(_) => {
+            Ok(mut existing) => {
+                let current = existing
+                    .info()
+                    .await
+                    .with_context(|| format!("reading stream {name}"))?
+                    .config
+                    .num_replicas;
+                cfg.num_replicas = replicas_to_apply(config.num_replicas, current);
+                if cfg.num_replicas > config.num_replicas {
+                    tracing::info!(
+                        stream = %name,
+                        replicas = cfg.num_replicas,
+                        configured = config.num_replicas,
+                        "stream keeps its replicas (more than configured)"
+                    );
+                }
                 js.update_stream(cfg)
                     .await
                     .with_context(|| format!("updating stream {name}"))?;
@@ -126,6 +166,12 @@ pub async fn ensure_streams(js: &jetstream::Context, config: &NatsConfig) -> any
         }
     }
     Ok(())
+}
+
+/// An existing stream's replicas after start-up: raised to the configured number, never
+/// lowered below what the stream has (0, as an old stream may report, counts as 1).
+pub fn replicas_to_apply(configured: usize, current: usize) -> usize {
+    configured.max(current).max(1)
 }
 
 /// Removes this prefix's streams (tests clean up after themselves).
@@ -162,36 +208,6 @@ pub async fn publish_stored(
     Ok(ack)
 }
 
-/// A durable pull consumer with explicit acks (created or reused by name) and its
-/// message stream, pulling up to `batch` at a time. Every stage reads this way.
-pub async fn durable_pull(
-    js: &jetstream::Context,
-    stream: &str,
-    name: &str,
-    ack_wait: Duration,
-    max_ack_pending: i64,
-    batch: usize,
-) -> anyhow::Result<jetstream::consumer::pull::Stream> {
-    use jetstream::consumer::{pull, AckPolicy, PullConsumer};
-    let consumer: PullConsumer = js
-        .get_stream(stream)
-        .await
-        .with_context(|| format!("opening stream {stream}"))?
-        .get_or_create_consumer(
-            name,
-            pull::Config {
-                durable_name: Some(name.into()),
-                ack_policy: AckPolicy::Explicit,
-                ack_wait,
-                max_ack_pending,
-                ..Default::default()
-            },
-        )
-        .await
-        .with_context(|| format!("creating the {name} consumer"))?;
-    Ok(consumer
-        .stream()
-        .max_messages_per_batch(batch)
-        .messages()
-        .await?)
-}
+#[cfg(test)]
+#[path = "nats_test.rs"]
+mod tests;

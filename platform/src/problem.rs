@@ -53,7 +53,13 @@ impl Problem {
     }
 
     /// Logs the cause with its chain and answers a bland 500: no internal text leaks.
+    /// A Postgres that cannot be reached (down, restarting, connections cut, pool
+    /// exhausted) is no bug of ours: that is a retryable 503 `database_unavailable`.
     pub fn internal(error: &anyhow::Error) -> Self {
+        if crate::db::is_unavailable(error) {
+            tracing::warn!(error = %error, "Postgres unavailable");
+            return Problem::database_unavailable();
+        }
         tracing::error!(error = ?error, "request failed");
         Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -64,6 +70,17 @@ impl Problem {
 
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
+    }
+
+    /// 503 with Retry-After: nothing was stored; the same request may be sent again.
+    pub fn database_unavailable() -> Self {
+        let mut p = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "the database is unavailable; nothing was stored, retry",
+        );
+        p.retry_after_secs = Some(1);
+        p
     }
 }
 

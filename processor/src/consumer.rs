@@ -3,9 +3,7 @@ use crate::graph::ReferralGraph;
 use crate::ledger::{self, DeadLetter, Delivered, Item, Outcome};
 use crate::{graph_sync, isolate, plans};
 use anyhow::Context;
-use async_nats::jetstream::consumer::pull;
 use async_nats::jetstream::{self, Message};
-use futures::StreamExt;
 use platform::metrics::metrics;
 use platform::nats::Subjects;
 use platform::Config;
@@ -70,7 +68,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 /// message and byte bounds (a message may carry a group of purchases, so bytes bound the
 /// work of one transaction).
 async fn next_batch(
-    messages: &mut pull::Stream,
+    messages: &mut platform::nats::DurablePull,
     limits: &platform::config::ProcessorConfig,
 ) -> anyhow::Result<Vec<Message>> {
     let (max, wait_ms) = (limits.batch_max_messages, limits.batch_max_wait_ms);
@@ -120,6 +118,7 @@ impl Stage {
     ) -> anyhow::Result<()> {
         let mut messages = platform::nats::durable_pull(
             &self.js,
+            &self.config.nats,
             &self.subjects.purchases_stream(),
             DURABLE_NAME,
             Duration::from_secs(self.config.processor.ack_wait_secs),

@@ -5,8 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod clickhouse;
+pub mod nats_cluster;
 pub mod nats_server;
 pub mod openapi;
+pub mod private_pg;
 pub mod sse;
 
 use platform::auth::{Authenticator, Principal};
@@ -145,12 +147,17 @@ impl TestApp {
     /// Publishes straight to this app's PURCHASES stream, as a shop may, bypassing ingest:
     /// `kind` is `purchases` or `refunds`. Returns once JetStream has stored it.
     pub async fn publish_raw(&self, kind: &str, msg_id: &str, payload: Vec<u8>) {
-        let client = async_nats::connect(&self.config.nats.url).await.unwrap();
+        let client = async_nats::connect(self.nats_addrs()).await.unwrap();
         let js = async_nats::jetstream::new(client);
         let subject = format!("{}.{kind}.{}", self.config.nats.prefix, self.shop_id);
         platform::nats::publish_stored(&js, subject, Some(msg_id), payload)
             .await
             .unwrap();
+    }
+
+    /// The NATS servers this app uses (one, or a cluster's).
+    pub fn nats_addrs(&self) -> Vec<async_nats::ServerAddr> {
+        platform::nats::server_addrs(&self.config.nats.url).unwrap()
     }
 
     pub fn token_for(&self, user: UserId) -> String {
@@ -314,7 +321,8 @@ impl Drop for TestApp {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                if let Ok(client) = async_nats::connect(&nats_url).await {
+                let addrs = platform::nats::server_addrs(&nats_url).unwrap_or_default();
+                if let Ok(client) = async_nats::connect(addrs).await {
                     platform::nats::delete_streams(&async_nats::jetstream::new(client), &prefix)
                         .await;
                 }

@@ -12,7 +12,7 @@ pub struct PrivateNats {
     child: Option<Child>,
 }
 
-fn binary() -> PathBuf {
+pub(crate) fn binary() -> PathBuf {
     std::env::var("NATS_SERVER_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {

@@ -44,6 +44,9 @@ struct Inner {
     js: jetstream::Context,
     subjects: Subjects,
     config: LiveConfig,
+    /// The consumer's idle heartbeat: two missed in a row and it is recreated (its node
+    /// was lost), from where it stopped.
+    heartbeat: Duration,
 }
 
 #[derive(Clone)]
@@ -97,6 +100,7 @@ impl Relay {
             js,
             subjects,
             config: config.live.clone(),
+            heartbeat: Duration::from_millis(config.nats.pull_heartbeat_ms),
         });
         let messages = open(&inner, DeliverPolicy::New).await?;
         tokio::spawn(pump(inner.clone(), messages, shutdown));
@@ -142,6 +146,10 @@ async fn open(inner: &Inner, deliver_policy: DeliverPolicy) -> anyhow::Result<Me
         .create_consumer(pull::OrderedConfig {
             filter_subject: inner.subjects.ledger("entries"),
             deliver_policy,
+            // async-nats heartbeats an ordered consumer at half its pull expiry (15 s by
+            // default): capping the expiry sets the heartbeat, so a consumer lost with its
+            // node is recreated within four heartbeats, not a minute.
+            max_expires: inner.heartbeat * 2,
             ..Default::default()
         })
         .await

@@ -1,6 +1,6 @@
 //! Checks on a loaded config: bounds that make no sense, and secrets a service must not
 //! start with.
-use super::{AuthConfig, Config, DEV_JWT_SECRET, DEV_PSEUDONYM_KEY, MIN_SECRET_BYTES};
+use super::{AuthConfig, Config, NatsConfig, DEV_JWT_SECRET, DEV_PSEUDONYM_KEY, MIN_SECRET_BYTES};
 use std::net::SocketAddr;
 
 impl Config {
@@ -27,6 +27,7 @@ impl Config {
         ] {
             anyhow::ensure!(value > 0, "{name} must be at least 1");
         }
+        self.nats.validate()?;
         anyhow::ensure!(
             self.auth.token_ttl_secs <= self.auth.max_token_lifetime_secs,
             "auth.token_ttl_secs ({}) exceeds auth.max_token_lifetime_secs ({})",
@@ -36,6 +37,37 @@ impl Config {
         Ok(())
     }
 }
+
+impl NatsConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        crate::nats::server_addrs(&self.url)?;
+        anyhow::ensure!(
+            (1..=MAX_REPLICAS).contains(&self.num_replicas),
+            "nats.num_replicas must be 1 to {MAX_REPLICAS} (JetStream's limit), not {}",
+            self.num_replicas
+        );
+        anyhow::ensure!(
+            self.pull_heartbeat_ms > 0 && self.pull_heartbeat_ms * 2 <= self.pull_expires_ms,
+            "nats.pull_heartbeat_ms ({}) must be at least 1 and at most half of \
+             nats.pull_expires_ms ({})",
+            self.pull_heartbeat_ms,
+            self.pull_expires_ms
+        );
+        for (name, value) in [
+            ("nats.pull_reopen_timeout_ms", self.pull_reopen_timeout_ms),
+            (
+                "nats.pull_reopen_backoff_max_ms",
+                self.pull_reopen_backoff_max_ms,
+            ),
+        ] {
+            anyhow::ensure!(value > 0, "{name} must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// JetStream keeps at most five copies of a stream.
+pub const MAX_REPLICAS: usize = 5;
 
 impl AuthConfig {
     /// Refuses to serve with a built-in or short JWT secret or pseudonym key, unless the

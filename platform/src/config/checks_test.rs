@@ -68,3 +68,24 @@ fn nonsense_bounds_are_refused_by_name() {
     let msg = config.validate().unwrap_err().to_string();
     assert!(msg.contains("http.auth_failures_burst"), "{msg}");
 }
+
+#[test]
+fn nats_replicas_urls_and_pull_timing_are_checked() {
+    let mut config = Config::default();
+    config.nats.url = "nats://127.0.0.1:4222,nats://127.0.0.1:4223".into();
+    config.nats.num_replicas = 3;
+    config.validate().unwrap();
+    config.nats.num_replicas = 0;
+    let msg = config.validate().unwrap_err().to_string();
+    assert!(msg.contains("nats.num_replicas"), "{msg}");
+    config.nats.num_replicas = MAX_REPLICAS + 1;
+    assert!(config.validate().is_err());
+    let mut config = Config::default();
+    config.nats.url = "nats://127.0.0.1:4222,not a url".into();
+    let msg = format!("{:#}", config.validate().unwrap_err());
+    assert!(msg.contains("nats.url"), "{msg}");
+    let mut config = Config::default();
+    config.nats.pull_heartbeat_ms = config.nats.pull_expires_ms;
+    let msg = config.validate().unwrap_err().to_string();
+    assert!(msg.contains("nats.pull_heartbeat_ms"), "{msg}");
+}

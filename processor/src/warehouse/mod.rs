@@ -12,10 +12,8 @@ mod users;
 pub use batch::{Rows, Written};
 pub use migrate::migrate;
 
-use async_nats::jetstream::consumer::pull;
 use async_nats::jetstream::{self, AckKind, Message};
 use client::Clickhouse;
-use futures::StreamExt;
 use platform::nats::Subjects;
 use platform::Config;
 use std::time::Duration;
@@ -64,7 +62,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 }
 
 /// The sink's durable pull consumer on the EARNINGS stream (all its subjects).
-async fn subscribe(config: &Config, subjects: &Subjects) -> anyhow::Result<pull::Stream> {
+async fn subscribe(
+    config: &Config,
+    subjects: &Subjects,
+) -> anyhow::Result<platform::nats::DurablePull> {
     let js = jetstream::new(platform::nats::connect(&config.nats).await?);
     platform::nats::ensure_streams(&js, &config.nats).await?;
     let rows = config.clickhouse.batch_max_rows;
@@ -72,6 +73,7 @@ async fn subscribe(config: &Config, subjects: &Subjects) -> anyhow::Result<pull:
     let max_ack_pending = i64::try_from(rows.saturating_mul(2)).unwrap_or(i64::MAX);
     platform::nats::durable_pull(
         &js,
+        &config.nats,
         &subjects.earnings_stream(),
         DURABLE_NAME,
         Duration::from_secs(30),
@@ -85,7 +87,7 @@ async fn subscribe(config: &Config, subjects: &Subjects) -> anyhow::Result<pull:
 /// of payload have arrived (a message may carry a whole processor batch); an empty batch
 /// means the stream was idle (the loop then copies user events).
 async fn next_batch(
-    messages: &mut pull::Stream,
+    messages: &mut platform::nats::DurablePull,
     max: usize,
     max_bytes: usize,
     wait: Duration,
@@ -100,7 +102,7 @@ async fn next_batch(
                 batch.push(m)
             }
             Ok(Some(Err(e))) => {
-                // The pull stream reports and recovers (missed heartbeats, reconnects).
+                // The consumer was lost and reopening it failed; it retries.
                 tracing::warn!(error = %e, "warehouse consumer reported an error");
                 tokio::time::sleep_until(deadline).await;
                 break;

@@ -58,3 +58,65 @@ async fn every_acknowledged_purchase_survives_a_nats_kill() {
     assert_eq!(app.total(b).await, "500.00");
     app.assert_verified().await;
 }
+
+/// A private Postgres stopped with `pg_ctl stop -m immediate` while purchases arrive, then
+/// started again: while it is away each purchase is a retryable 503 `database_unavailable`
+/// (never a 500), the app reconnects by itself, and nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_crash_is_a_503_and_loses_nothing_acknowledged() {
+    let pg = e2e::private_pg::PrivatePostgres::start();
+    let server = pg.server_url();
+    let app = TestApp::spawn_with(|c| {
+        let db = c.database.url.rsplit_once('/').unwrap().1.to_owned();
+        c.database.url = format!("{server}/{db}");
+        c.database.acquire_timeout_ms = 1_000;
+        c.processor.retry_backoff_max_ms = 500;
+    })
+    .await;
+    let (_, b, c) = app.chain3().await;
+    let send = |i: usize| {
+        let app = &app;
+        async move {
+            let order = format!("pg-{i}");
+            let r = app.purchase(&order, c, "1000.00", Some("100.00")).await;
+            let retry_after = r.headers().get("retry-after").cloned();
+            let status = r.status();
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            (
+                order,
+                status,
+                body["code"].as_str().unwrap_or("").to_owned(),
+                retry_after,
+            )
+        }
+    };
+    let mut accepted: HashSet<String> = HashSet::new();
+    for i in 0..30 {
+        let (order, status, ..) = send(i).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        accepted.insert(order);
+    }
+    pg.stop_immediate();
+    for i in 30..35 {
+        let (_, status, code, retry_after) = send(i).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{code}");
+        assert_eq!(code, "database_unavailable");
+        assert!(retry_after.is_some(), "Retry-After");
+    }
+    pg.restart();
+    // Shops retry what was refused; the app's pool reconnects on its own.
+    for i in 30..60 {
+        let (order, status, ..) =
+            eventually(|| send(i), |(_, s, ..)| *s == StatusCode::ACCEPTED).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        accepted.insert(order);
+    }
+    eventually(|| app.settled(), |n| *n >= 60).await;
+    let settled: Vec<String> = sqlx::query_scalar("SELECT order_id FROM purchases")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(settled.into_iter().collect::<HashSet<_>>(), accepted);
+    assert_eq!(app.total(b).await, "300.00");
+    app.assert_verified().await;
+}

@@ -1,0 +1,188 @@
+//! A durable pull consumer that notices when it is lost and reopens itself.
+//!
+//! async-nats renews a pull request only when the request expires or the client
+//! reconnects. When the node leading the consumer dies while the client stays connected
+//! to another node, the outstanding request died with it and nothing arrives until the
+//! expiry. The server sends idle heartbeats on a pull request; two missed in a row (or any
+//! error, or the end of the stream) mean the consumer is lost: it is counted
+//! (`referral_consumer_lost_total{consumer}`), logged, and reopened at once (then with a
+//! bounded backoff while no leader answers).
+use crate::config::NatsConfig;
+use crate::metrics::metrics;
+use anyhow::Context;
+use async_nats::jetstream::consumer::{pull, AckPolicy, PullConsumer};
+use async_nats::jetstream::{self, Message};
+use futures::StreamExt;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How a pull is opened, and how often its liveness is checked.
+#[derive(Clone, Debug)]
+struct Spec {
+    stream: String,
+    name: String,
+    ack_wait: Duration,
+    max_ack_pending: i64,
+    batch: usize,
+    heartbeat: Duration,
+    expires: Duration,
+    reopen_timeout: Duration,
+    reopen_backoff_max: Duration,
+}
+
+pub struct DurablePull {
+    js: jetstream::Context,
+    spec: Spec,
+    messages: Option<pull::Stream>,
+    /// When the current loss began (for the log line when it is reopened).
+    lost_at: Option<Instant>,
+    /// Failed reopen attempts in a row, and when the next may be made.
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+/// A durable pull consumer with explicit acks (created or reused by name) on `stream`,
+/// pulling up to `batch` at a time. Every stage reads this way.
+pub async fn durable_pull(
+    js: &jetstream::Context,
+    nats: &NatsConfig,
+    stream: &str,
+    name: &str,
+    ack_wait: Duration,
+    max_ack_pending: i64,
+    batch: usize,
+) -> anyhow::Result<DurablePull> {
+    let spec = Spec {
+        stream: stream.to_owned(),
+        name: name.to_owned(),
+        ack_wait,
+        max_ack_pending,
+        batch,
+        heartbeat: Duration::from_millis(nats.pull_heartbeat_ms),
+        expires: Duration::from_millis(nats.pull_expires_ms),
+        reopen_timeout: Duration::from_millis(nats.pull_reopen_timeout_ms),
+        reopen_backoff_max: Duration::from_millis(nats.pull_reopen_backoff_max_ms),
+    };
+    let messages = open(js, &spec).await?;
+    // Reopening asks a consumer whose leader may still be being elected: each attempt
+    // gives up sooner than a normal request would, and the next one follows.
+    let mut reopening = js.clone();
+    reopening.set_timeout(spec.reopen_timeout);
+    Ok(DurablePull {
+        js: reopening,
+        spec,
+        messages: Some(messages),
+        lost_at: None,
+        failures: 0,
+        retry_at: None,
+    })
+}
+
+async fn open(js: &jetstream::Context, spec: &Spec) -> anyhow::Result<pull::Stream> {
+    let name = &spec.name;
+    let consumer: PullConsumer = js
+        .get_stream(&spec.stream)
+        .await
+        .with_context(|| format!("opening stream {}", spec.stream))?
+        .get_or_create_consumer(
+            name,
+            pull::Config {
+                durable_name: Some(name.clone()),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: spec.ack_wait,
+                max_ack_pending: spec.max_ack_pending,
+                ..Default::default()
+            },
+        )
+        .await
+        .with_context(|| format!("creating the {name} consumer"))?;
+    consumer
+        .stream()
+        .max_messages_per_batch(spec.batch)
+        .heartbeat(spec.heartbeat)
+        .expires(spec.expires)
+        .messages()
+        .await
+        .with_context(|| format!("pulling from the {name} consumer"))
+}
+
+impl DurablePull {
+    /// The next message. A lost consumer is reopened here; an `Err` is a reopen that
+    /// failed (the next call tries again after a backoff). Never ends: `None` is not
+    /// returned. Cancel-safe: a call dropped mid-way loses no message and no state.
+    pub async fn next(&mut self) -> Option<anyhow::Result<Message>> {
+        loop {
+            let Some(messages) = self.messages.as_mut() else {
+                if let Err(e) = self.reopen().await {
+                    return Some(Err(e));
+                }
+                continue;
+            };
+            match messages.next().await {
+                Some(Ok(m)) => return Some(Ok(m)),
+                Some(Err(e)) => self.lost(&e.to_string()),
+                None => self.lost("the message stream ended"),
+            }
+        }
+    }
+
+    fn lost(&mut self, why: &str) {
+        self.messages = None;
+        if self.lost_at.is_none() {
+            self.lost_at = Some(Instant::now());
+            metrics()
+                .consumer_lost
+                .with_label_values(&[&self.spec.name])
+                .inc();
+            tracing::warn!(consumer = %self.spec.name, reason = why, "consumer lost; reopening");
+        }
+    }
+
+    async fn reopen(&mut self) -> anyhow::Result<()> {
+        if let Some(at) = self.retry_at {
+            tokio::time::sleep_until(at).await;
+        }
+        match open(&self.js, &self.spec).await {
+            Ok(messages) => {
+                let lost_ms = self.lost_at.take().map(|t| t.elapsed().as_millis() as u64);
+                tracing::info!(
+                    consumer = %self.spec.name,
+                    lost_ms,
+                    attempts = self.failures + 1,
+                    "consumer reopened"
+                );
+                self.messages = Some(messages);
+                self.failures = 0;
+                self.retry_at = None;
+                Ok(())
+            }
+            Err(e) => {
+                self.failures = self.failures.saturating_add(1);
+                let wait = reopen_backoff(self.failures, self.spec.reopen_backoff_max);
+                self.retry_at = Some(Instant::now() + wait);
+                Err(e.context(format!("reopening the {} consumer", self.spec.name)))
+            }
+        }
+    }
+}
+
+/// 50 ms, doubling per failed attempt, at most `max`.
+fn reopen_backoff(failures: u32, max: Duration) -> Duration {
+    let exp = failures.saturating_sub(1).min(16);
+    Duration::from_millis(50u64 << exp).min(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reopen_backoff_doubles_up_to_its_bound() {
+        let max = Duration::from_millis(2_000);
+        let waits: Vec<u64> = (1..=8)
+            .map(|n| reopen_backoff(n, max).as_millis() as u64)
+            .collect();
+        assert_eq!(waits, [50, 100, 200, 400, 800, 1_600, 2_000, 2_000]);
+        assert_eq!(reopen_backoff(u32::MAX, max), max);
+    }
+}
