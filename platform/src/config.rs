@@ -197,6 +197,9 @@ pub struct LiveConfig {
     pub replay_page: usize,
     /// Wait before reopening the relay's stream consumer after it failed.
     pub reopen_delay_ms: u64,
+    /// After this long without a message, the relay checks whether the stream holds
+    /// entries it has not seen (a consumer gone quiet) and reopens it if so.
+    pub stall_check_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -317,6 +320,7 @@ impl Default for LiveConfig {
             max_connections_total: 50_000,
             replay_page: 500,
             reopen_delay_ms: 500,
+            stall_check_ms: 2_000,
         }
     }
 }

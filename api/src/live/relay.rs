@@ -2,6 +2,7 @@
 //! batch's entries) fans entries out to in-process channels of connected users.
 use anyhow::Context;
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::{self, Message};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -102,8 +103,9 @@ impl Relay {
             config: config.live.clone(),
             heartbeat: Duration::from_millis(config.nats.pull_heartbeat_ms),
         });
-        let messages = open(&inner, DeliverPolicy::New).await?;
-        tokio::spawn(pump(inner.clone(), messages, shutdown));
+        let last = stored_upto(&inner).await?;
+        let messages = open(&inner, after(last)).await?;
+        tokio::spawn(pump(inner.clone(), messages, last, shutdown));
         Ok(Relay { inner })
     }
 
@@ -193,49 +195,80 @@ fn fan_out(inner: &Inner, m: &Message) {
 }
 
 /// Moves stream messages to the channels of connected users; reopens on failure from
-/// where it stopped.
-async fn pump(inner: Arc<Inner>, mut messages: Messages, shutdown: CancellationToken) {
-    let mut last = 0u64;
+/// where it stopped. A consumer can also go quiet without an error (its node lost, the
+/// client still connected elsewhere): when nothing arrived for `stall_check_ms` while the
+/// stream holds entries past `last`, it is reopened too.
+async fn pump(
+    inner: Arc<Inner>,
+    mut messages: Messages,
+    mut last: u64,
+    shutdown: CancellationToken,
+) {
+    let quiet = Duration::from_millis(inner.config.stall_check_ms.max(1));
     loop {
         let next = tokio::select! {
             _ = shutdown.cancelled() => return,
-            n = messages.next() => n,
+            n = tokio::time::timeout(quiet, messages.next()) => n,
         };
-        match next {
-            Some(Ok(m)) => {
+        let reason = match next {
+            Ok(Some(Ok(m))) => {
                 let Ok(info) = m.info() else { continue };
                 last = info.stream_sequence;
                 fan_out(&inner, &m);
+                continue;
             }
-            other => {
-                if let Some(Err(e)) = other {
-                    tracing::warn!(error = %e, "live relay consumer failed; reopening");
+            Err(_) => match stored_upto(&inner).await {
+                Ok(stored) if stored > last => {
+                    format!("stalled at {last} while {stored} is stored")
                 }
-                let Some(m) = reopen(&inner, last, &shutdown).await else {
-                    return;
-                };
-                messages = m;
-            }
-        }
+                Ok(_) => continue,
+                Err(e) => format!("checking the stream failed: {e:#}"),
+            },
+            Ok(Some(Err(e))) => format!("failed: {e}"),
+            Ok(None) => "ended".to_owned(),
+        };
+        tracing::warn!(reason, "live relay consumer lost; reopening");
+        platform::metrics::metrics()
+            .consumer_lost
+            .with_label_values(&["live_relay"])
+            .inc();
+        let Some(m) = reopen(&inner, last, &shutdown).await else {
+            return;
+        };
+        messages = m;
     }
 }
 
-/// Reopens the consumer after stream sequence `last` (or at new messages when none was
-/// seen yet), retrying until it works or shutdown.
+/// Where the stream's `ledger.entries` stand (0 when it holds none).
+async fn stored_upto(inner: &Inner) -> anyhow::Result<u64> {
+    let stream = inner
+        .js
+        .get_stream(inner.subjects.earnings_stream())
+        .await?;
+    match stream
+        .get_last_raw_message_by_subject(&inner.subjects.ledger("entries"))
+        .await
+    {
+        Ok(m) => Ok(m.sequence),
+        Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(0),
+        Err(e) => Err(e).context("reading the stream's last entries message"),
+    }
+}
+
+fn after(last: u64) -> DeliverPolicy {
+    DeliverPolicy::ByStartSequence {
+        start_sequence: last + 1,
+    }
+}
+
+/// Reopens the consumer after stream sequence `last`, retrying until it works or shutdown.
 async fn reopen(inner: &Inner, last: u64, shutdown: &CancellationToken) -> Option<Messages> {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return None,
             _ = tokio::time::sleep(Duration::from_millis(inner.config.reopen_delay_ms)) => {}
         }
-        let policy = if last == 0 {
-            DeliverPolicy::New
-        } else {
-            DeliverPolicy::ByStartSequence {
-                start_sequence: last + 1,
-            }
-        };
-        match open(inner, policy).await {
+        match open(inner, after(last)).await {
             Ok(m) => return Some(m),
             Err(e) => tracing::warn!(error = ?e, "reopening the live relay failed"),
         }

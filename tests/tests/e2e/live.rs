@@ -35,7 +35,10 @@ async fn resume_with_last_event_id_replays_exactly_what_was_missed() {
     assert_eq!(data(&first)["amount"], "5.00");
     drop(sse); // disconnect
 
+    // One settled before the next: positions follow settlement, and two processor
+    // workers may settle purchases sent together in either order.
     app.purchase("r-2", c, "1000.00", Some("200.00")).await;
+    eventually(|| app.total(b), |t| t == "15.00").await;
     app.purchase("r-3", c, "1000.00", Some("300.00")).await;
     eventually(|| app.total(b), |t| t == "30.00").await;
 
