@@ -1,6 +1,7 @@
 //! `referral bench …`: measurements on this machine, each reported as a ratio against a
 //! baseline run in the same process on the same services. Each run builds the whole
 //! application on a scratch database and stream prefix, and removes both after.
+mod latency;
 mod live;
 mod pipeline;
 
@@ -15,6 +16,8 @@ pub enum Bench {
     Pipeline(pipeline::PipelineArgs),
     /// Fan-out of live entries to many SSE clients vs a raw NATS subscriber.
     Live(live::LiveArgs),
+    /// Purchase → SSE latency, idle and under a background load.
+    Latency(latency::LatencyArgs),
 }
 
 pub async fn run(mut config: Config, bench: Bench) -> anyhow::Result<()> {
@@ -46,6 +49,7 @@ pub async fn run(mut config: Config, bench: Bench) -> anyhow::Result<()> {
     let result = match &bench {
         Bench::Pipeline(args) => pipeline::measure(&config, &base, args).await,
         Bench::Live(args) => live::measure(&config, &base, args).await,
+        Bench::Latency(args) => latency::measure(&config, &base, args).await,
     };
     shutdown.cancel();
     let _ = running.await;
