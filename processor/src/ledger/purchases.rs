@@ -124,12 +124,16 @@ pub(super) async fn apply(
     }
 
     let planned = without_taken_ids(tx, planned, dead_letters).await?;
+    let inserted = insert_purchases(tx, plan, graph.seq, &planned).await?;
+    // Totals are locked last, for as short a time as the batch allows: a beneficiary
+    // with a large downline is in almost every batch, and the row lock is what
+    // concurrent workers wait on.
     let mut beneficiaries: Vec<Uuid> = planned
         .iter()
+        .filter(|p| inserted.contains_key(&p.msg.purchase_id))
         .flat_map(|p| p.shares.iter().map(|s| s.beneficiary.as_uuid()))
         .collect();
     let mut totals = lock_totals(tx, &mut beneficiaries).await?;
-    let inserted = insert_purchases(tx, plan, graph.seq, &planned).await?;
 
     let now = Utc::now().trunc_subsecs(6);
     let mut entries = Vec::new();

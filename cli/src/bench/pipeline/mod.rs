@@ -204,6 +204,8 @@ fn print_table(r: &Report) {
             backlog_line(&l.backlog)
         );
     }
+    row("direct: published to the stream", r.direct.published_per_sec);
+    row("direct: settled end to end", r.direct.settled_per_sec);
 }
 
 /// About eight samples across the run, enough to see whether the backlog grows.
