@@ -1,5 +1,6 @@
-//! Earnings reports, each one indexed read of the ledger (balances or earnings by
-//! beneficiary).
+//! Earnings reports, each one indexed read by beneficiary: totals from `balances`, history
+//! from `earnings`, and the rest from the rollups kept beside the entries (migration 0004),
+//! so no report's cost grows with the number of entries a user has.
 use crate::params::{self, ReadableUser};
 use crate::{ApiError, ApiState};
 use axum::extract::State;
@@ -106,9 +107,8 @@ pub async fn by_referral(
     ReadableUser(user): ReadableUser,
 ) -> Result<Json<ByReferral>, ApiError> {
     let rows = sqlx::query!(
-        r#"SELECT source_user_id, level, sum(amount) AS "total!", count(*) AS "entries!"
-           FROM earnings WHERE beneficiary_id = $1
-           GROUP BY source_user_id, level ORDER BY 3 DESC, 1 LIMIT $2"#,
+        "SELECT source_user_id, level, total, entries FROM earnings_by_source WHERE beneficiary_id = $1
+         ORDER BY total DESC, source_user_id, level LIMIT $2",
         user.as_uuid(),
         state.reports.max_page_size
     )
@@ -146,10 +146,10 @@ pub async fn by_leg(
     // Every current direct referral is a leg, even before it earns anything; legs
     // recorded on past entries stay even if that referral has since moved.
     let rows = sqlx::query!(
-        r#"SELECT leg AS "leg!", sum(amount) AS "total!", count(entry) AS "entries!" FROM (
-               SELECT leg_user_id AS leg, amount, id AS entry FROM earnings WHERE beneficiary_id = $1
+        r#"SELECT leg AS "leg!", sum(total) AS "total!", sum(entries)::bigint AS "entries!" FROM (
+               SELECT leg_user_id AS leg, total, entries FROM earnings_by_leg WHERE beneficiary_id = $1
                UNION ALL
-               SELECT id, 0, NULL FROM users WHERE referrer_id = $1
+               SELECT id, 0, 0 FROM users WHERE referrer_id = $1
            ) legs GROUP BY leg ORDER BY 2 DESC, 1 LIMIT $2"#,
         user.as_uuid(),
         state.reports.max_page_size
@@ -269,10 +269,8 @@ pub async fn daily(
 ) -> Result<Json<DailySeries>, ApiError> {
     let (from, to) = params::series(q.from, q.to)?;
     let rows = sqlx::query!(
-        r#"SELECT (created_at AT TIME ZONE 'UTC')::date AS "day!", sum(amount) AS "total!", count(*) AS "entries!"
-           FROM earnings
-           WHERE beneficiary_id = $1 AND created_at >= $2::date AND created_at < ($3::date + 1)
-           GROUP BY 1 ORDER BY 1"#,
+        "SELECT day, total, entries FROM earnings_daily
+         WHERE beneficiary_id = $1 AND day BETWEEN $2::date AND $3::date ORDER BY day",
         user.as_uuid(),
         from,
         to

@@ -51,7 +51,7 @@ pub async fn tree(
                WHERE d.depth < $2
            ),
            contributed AS (
-               SELECT source_user_id, sum(amount) AS total FROM earnings
+               SELECT source_user_id, sum(total) AS total FROM earnings_by_source
                WHERE beneficiary_id = $1 GROUP BY source_user_id
            )
            SELECT d.id AS "id!", d.referrer_id, d.status AS "status!", d.display_name, d.depth AS "depth!",

@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use uuid::Uuid;
 
+mod sums;
+
 #[derive(Debug, Default)]
 pub struct Report {
     pub purchases: usize,
@@ -184,7 +186,7 @@ pub async fn verify(pool: &PgPool) -> anyhow::Result<Report> {
             orphans.len()
         ));
     }
-    check_balances(pool, diffs).await?;
+    sums::check(pool, None, diffs).await?;
     Ok(report)
 }
 
@@ -233,40 +235,4 @@ fn compare(
             ));
         }
     }
-}
-
-/// Balances and totals must equal the sum of the entries they summarize.
-async fn check_balances(pool: &PgPool, diffs: &mut Vec<String>) -> anyhow::Result<()> {
-    let bad_levels = sqlx::query!(
-        r#"SELECT coalesce(b.user_id, e.user_id) AS "user_id!", coalesce(b.level, e.level) AS "level!",
-                  b.total AS balance, e.total AS entries
-           FROM balances b
-           FULL JOIN (SELECT beneficiary_id AS user_id, level, sum(amount) AS total FROM earnings GROUP BY 1, 2) e
-             ON e.user_id = b.user_id AND e.level = b.level
-           WHERE b.total IS DISTINCT FROM e.total AND NOT (b.total = 0 AND e.total IS NULL)"#
-    )
-    .fetch_all(pool)
-    .await?;
-    for r in bad_levels {
-        diffs.push(format!(
-            "balance of {} level {}: {:?} but entries add up to {:?}",
-            r.user_id, r.level, r.balance, r.entries
-        ));
-    }
-    let bad_totals = sqlx::query!(
-        r#"SELECT coalesce(a.user_id, e.beneficiary_id) AS "user_id!", a.total AS "total?", e.total AS "entries?"
-           FROM account_totals a
-           FULL JOIN (SELECT beneficiary_id, sum(amount) AS total FROM earnings GROUP BY 1) e
-             ON e.beneficiary_id = a.user_id
-           WHERE a.total IS DISTINCT FROM e.total AND NOT (a.total = 0 AND e.total IS NULL)"#
-    )
-    .fetch_all(pool)
-    .await?;
-    for r in bad_totals {
-        diffs.push(format!(
-            "total of {}: {:?} but entries add up to {:?}",
-            r.user_id, r.total, r.entries
-        ));
-    }
-    Ok(())
 }
