@@ -1,5 +1,6 @@
 //! The report rollups: moved with the entries (refund reversals too), rebuilt from the
-//! entries already there by migration 0004, and held to the entries by `referral verify`.
+//! entries already there by migration 0004, and held to the entries by `referral verify`;
+//! and the tree, which reads them, cut at its node cap.
 use e2e::{eventually, TestApp};
 use reqwest::StatusCode;
 use schemas::UserId;
@@ -87,4 +88,46 @@ async fn rollups_follow_entries_and_reversals_and_migration_0004_rebuilds_them()
             report.differences
         );
     }
+}
+
+/// The tree stops at the node cap: nodes by depth, then id, and `truncated` says so; a
+/// deeper request costs no more than the cap.
+#[tokio::test]
+async fn the_tree_is_cut_at_the_node_cap_by_depth_then_id() {
+    let app = TestApp::spawn_with(|c| c.reports.max_tree_nodes = 6).await;
+    let a = app.signup(None).await;
+    let mut kids = Vec::new();
+    for _ in 0..3 {
+        kids.push(app.signup(Some(a)).await);
+    }
+    let mut grandkids = Vec::new();
+    for k in &kids {
+        for _ in 0..2 {
+            grandkids.push((app.signup(Some(*k)).await, *k));
+        }
+    }
+    let deep = app.signup(Some(grandkids[0].0)).await;
+    let full = app
+        .get_json(&format!("/v1/users/{a}/tree?depth=1"), &app.admin)
+        .await;
+    assert_eq!(full["truncated"], false);
+    assert_eq!(full["root"]["children"].as_array().unwrap().len(), 3);
+
+    let cut = app
+        .get_json(&format!("/v1/users/{a}/tree?depth=8"), &app.admin)
+        .await;
+    assert_eq!(cut["truncated"], true);
+    // Root, its 3 children, then the 2 grandchildren with the lowest ids.
+    grandkids.sort();
+    let mut shown: Vec<String> = Vec::new();
+    for child in cut["root"]["children"].as_array().unwrap() {
+        for g in child["children"].as_array().unwrap() {
+            assert!(g["children"].as_array().unwrap().is_empty());
+            shown.push(g["user_id"].as_str().unwrap().to_owned());
+        }
+    }
+    shown.sort();
+    let lowest: Vec<String> = grandkids[..2].iter().map(|(g, _)| g.to_string()).collect();
+    assert_eq!(shown, lowest);
+    assert!(!cut.to_string().contains(&deep.to_string()));
 }
