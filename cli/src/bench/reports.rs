@@ -121,6 +121,7 @@ async fn measure(config: &Config, database: &str, args: &ReportsArgs) -> anyhow:
         ("by-referral", "/earnings/by-referral".to_owned()),
         ("by-leg", "/earnings/by-leg".to_owned()),
         ("tree, depth 3", "/tree?depth=3".to_owned()),
+        ("tree, depth 8 (node cap)", "/tree?depth=8".to_owned()),
         (
             "daily, 366 days",
             format!("/earnings/daily?from={year_ago}&to={today}"),
