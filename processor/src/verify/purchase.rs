@@ -47,10 +47,7 @@ pub(super) fn check(
             p.id, p.graph_seq
         ));
     }
-    let (amount, profit) = (
-        Money::from_decimal(p.amount)?,
-        Money::from_decimal(p.profit)?,
-    );
+    let amount = Money::from_decimal(p.amount)?;
     let buyer_active = graph.is_active(buyer).unwrap_or(false);
     let expected_status = if !buyer_active {
         "rejected_inactive_buyer"
@@ -65,34 +62,52 @@ pub(super) fn check(
             p.id, p.status
         ));
     }
-    let mut expected: BTreeMap<Key, Fact> = BTreeMap::new();
-    if expected_status == "paid" {
-        for s in payouts(plan, buyer, amount, profit, &ancestors) {
-            let fact = Fact {
-                amount: s.amount,
-                leg: s.leg.as_uuid(),
-                source: p.user_id,
-                base: s.base,
-                rate: s.rate.as_decimal(),
-                plan_version: p.plan_version,
-            };
-            let (who, level) = (s.beneficiary.as_uuid(), i16::from(s.level));
-            for (refund_id, r_amount, before) in refunds {
-                let back = reversal(s.amount, amount, *before, *before + *r_amount);
-                if !back.is_zero() {
-                    let reversed = Fact {
-                        amount: back,
-                        ..fact.clone()
-                    };
-                    expected.insert((who, level, refund_id.clone()), reversed);
-                }
-            }
-            expected.insert((who, level, String::new()), fact);
-        }
-    }
+    let expected = if expected_status == "paid" {
+        expected_entries(p, plan, &ancestors, refunds)?
+    } else {
+        BTreeMap::new()
+    };
     check_refunds(p.id, Money::from_decimal(p.refunded)?, refunds, diffs);
     compare(&p.id, &expected, actual, diffs);
     Ok(())
+}
+
+/// The entries a paid purchase must have: its shares, and their reversals for its refunds.
+fn expected_entries(
+    p: &Stored,
+    plan: &Plan,
+    ancestors: &[Ancestor],
+    refunds: &[Refund],
+) -> anyhow::Result<BTreeMap<Key, Fact>> {
+    let buyer = UserId(p.user_id);
+    let (amount, profit) = (
+        Money::from_decimal(p.amount)?,
+        Money::from_decimal(p.profit)?,
+    );
+    let mut expected: BTreeMap<Key, Fact> = BTreeMap::new();
+    for s in payouts(plan, buyer, amount, profit, ancestors) {
+        let fact = Fact {
+            amount: s.amount,
+            leg: s.leg.as_uuid(),
+            source: p.user_id,
+            base: s.base,
+            rate: s.rate.as_decimal(),
+            plan_version: p.plan_version,
+        };
+        let (who, level) = (s.beneficiary.as_uuid(), i16::from(s.level));
+        for (refund_id, r_amount, before) in refunds {
+            let back = reversal(s.amount, amount, *before, *before + *r_amount);
+            if !back.is_zero() {
+                let reversed = Fact {
+                    amount: back,
+                    ..fact.clone()
+                };
+                expected.insert((who, level, refund_id.clone()), reversed);
+            }
+        }
+        expected.insert((who, level, String::new()), fact);
+    }
+    Ok(expected)
 }
 
 /// The applied refunds of a purchase must chain: each applied on top of exactly the ones
