@@ -4,6 +4,7 @@ use crate::{ApiError, ApiState};
 use axum::extract::State;
 use axum::Json;
 use platform::problem::QueryParams;
+use rust_decimal::Decimal;
 use schemas::reports::{Tree, TreeNode};
 use schemas::{Money, UserId};
 use serde::Deserialize;
@@ -42,33 +43,23 @@ pub async fn tree(
         ));
     }
     let limit = state.reports.max_tree_nodes;
-    let rows = sqlx::query!(
-        r#"WITH RECURSIVE down AS (
-               SELECT id, referrer_id, status, display_name, 0 AS depth FROM users WHERE id = $1
-               UNION ALL
-               SELECT u.id, u.referrer_id, u.status, u.display_name, d.depth + 1
-               FROM users u JOIN down d ON u.referrer_id = d.id
-               WHERE d.depth < $2
-           ),
-           contributed AS (
-               SELECT source_user_id, sum(amount) AS total FROM earnings
-               WHERE beneficiary_id = $1 GROUP BY source_user_id
-           )
-           SELECT d.id AS "id!", d.referrer_id, d.status AS "status!", d.display_name, d.depth AS "depth!",
-                  coalesce(c.total, 0) AS "contributed!"
-           FROM down d LEFT JOIN contributed c ON c.source_user_id = d.id
-           ORDER BY d.depth, d.id LIMIT $3"#,
-        root.as_uuid(),
-        depth,
-        limit + 1
+    let rows = downline(&state, root, depth, limit).await?;
+    let contributed: HashMap<Uuid, Decimal> = sqlx::query!(
+        r#"SELECT source_user_id, sum(total) AS "total!" FROM earnings_by_source
+           WHERE beneficiary_id = $1 GROUP BY source_user_id"#,
+        root.as_uuid()
     )
     .fetch_all(&state.pool)
-    .await?;
+    .await?
+    .into_iter()
+    .map(|r| (r.source_user_id, r.total))
+    .collect();
     let truncated = rows.len() as i64 > limit;
     let mut nodes: HashMap<Uuid, (Option<Uuid>, TreeNode)> = HashMap::new();
     let mut order = Vec::new();
     for r in rows.into_iter().take(limit as usize) {
         order.push(r.id);
+        let total = contributed.get(&r.id).copied().unwrap_or_default();
         nodes.insert(
             r.id,
             (
@@ -77,8 +68,8 @@ pub async fn tree(
                     user_id: UserId(r.id),
                     status: r.status,
                     display_name: r.display_name,
-                    depth: u8::try_from(r.depth).unwrap_or(u8::MAX),
-                    contributed: Money::from_decimal(r.contributed)
+                    depth: r.depth,
+                    contributed: Money::from_decimal(total)
                         .map_err(|e| ApiError::Internal(e.into()))?,
                     children: Vec::new(),
                 },
@@ -105,6 +96,67 @@ pub async fn tree(
         root: root_node,
         truncated,
     }))
+}
+
+struct Member {
+    id: Uuid,
+    referrer_id: Option<Uuid>,
+    status: String,
+    display_name: Option<String>,
+    depth: u8,
+}
+
+/// The root and its downline to `depth`, ordered by depth then id, at most `limit + 1`
+/// nodes (one more than shown says it was truncated). One indexed read per level, and a
+/// level is read only while the node cap is not reached, so the cost follows the cap,
+/// never the size of the downline.
+async fn downline(
+    state: &ApiState,
+    root: UserId,
+    depth: i32,
+    limit: i64,
+) -> Result<Vec<Member>, ApiError> {
+    let Some(r) = sqlx::query!(
+        "SELECT id, referrer_id, status, display_name FROM users WHERE id = $1",
+        root.as_uuid()
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    else {
+        return Err(ApiError::NotFound("user"));
+    };
+    let (id, referrer_id, status, display_name) = (r.id, r.referrer_id, r.status, r.display_name);
+    let mut members = vec![Member {
+        id,
+        referrer_id,
+        status,
+        display_name,
+        depth: 0,
+    }];
+    let mut frontier = vec![root.as_uuid()];
+    for level in 1..=u8::try_from(depth).unwrap_or(u8::MAX) {
+        let room = limit + 1 - members.len() as i64;
+        if frontier.is_empty() || room <= 0 {
+            break;
+        }
+        let rows = sqlx::query!(
+            "SELECT id, referrer_id, status, display_name FROM users
+             WHERE referrer_id = ANY($1) ORDER BY id LIMIT $2",
+            &frontier,
+            room
+        )
+        .fetch_all(&state.pool)
+        .await?;
+        frontier = rows.iter().map(|r| r.id).collect();
+        members.extend(rows.into_iter().map(|r| Member {
+            id: r.id,
+            referrer_id: r.referrer_id,
+            status: r.status,
+            display_name: r.display_name,
+            depth: level,
+        }));
+    }
+    Ok(members)
 }
 
 fn sort_children(node: &mut TreeNode) {

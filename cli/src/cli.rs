@@ -53,7 +53,17 @@ pub enum Command {
         bench: crate::bench::Bench,
     },
     /// Recompute every earning from purchases, refunds and plans; exit 1 on any difference.
-    Verify,
+    Verify {
+        /// Only the purchases that paid this user, and this user's totals and rollups.
+        #[arg(long)]
+        user: Option<UserId>,
+        /// Only purchases processed at or after this instant (RFC 3339); entries only.
+        #[arg(long)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only purchases processed before this instant (RFC 3339); entries only.
+        #[arg(long)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -120,9 +130,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo(args) => crate::demo::run(&config, args).await,
         Command::Bench { bench } => crate::bench::run(config, bench).await,
-        Command::Verify => {
+        Command::Verify { user, from, to } => {
             let pool = platform::db::connect(&config.database).await?;
-            let report = processor::verify::verify(&pool).await?;
+            let scope = processor::verify::Scope { user, from, to };
+            let report = processor::verify::verify_scope(&pool, scope).await?;
             println!("{}", report.summary());
             for d in &report.differences {
                 println!("DIFF {d}");

@@ -57,7 +57,7 @@ pub async fn replay_until(
     Ok(())
 }
 
-fn change(
+pub(crate) fn change(
     user_id: uuid::Uuid,
     kind: &str,
     referrer_id: Option<uuid::Uuid>,

@@ -4,6 +4,8 @@
 mod latency;
 mod live;
 mod pipeline;
+mod reports;
+mod seed;
 
 use crate::Application;
 use anyhow::Context;
@@ -18,9 +20,19 @@ pub enum Bench {
     Live(live::LiveArgs),
     /// Purchase → SSE latency, idle and under a background load.
     Latency(latency::LatencyArgs),
+    /// Build a large, skewed ledger in bulk (COPY) on a named database, kept for `reports`.
+    Seed(seed::SeedArgs),
+    /// Report latencies (p50/p99) under concurrent readers for the heaviest user, and the
+    /// processor's graph load time and memory, on a seeded database.
+    Reports(reports::ReportsArgs),
 }
 
 pub async fn run(mut config: Config, bench: Bench) -> anyhow::Result<()> {
+    match &bench {
+        Bench::Seed(args) => return seed::run(&config, args).await,
+        Bench::Reports(args) => return reports::run(config, args).await,
+        Bench::Pipeline(_) | Bench::Live(_) | Bench::Latency(_) => {}
+    }
     let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
     let server = config
         .database
@@ -29,16 +41,7 @@ pub async fn run(mut config: Config, bench: Bench) -> anyhow::Result<()> {
         .map(|(s, _)| s.to_owned())
         .context("database url")?;
     let db = format!("referral_bench_{tag}");
-    config.database.url = format!("{server}/{db}");
-    config.nats.prefix = format!("bench{tag}");
-    config.nats.stream_max_bytes = 512 * 1024 * 1024;
-    config.http.api_addr = "127.0.0.1:0".parse()?;
-    config.http.rate_limit_per_sec = u32::MAX / 2;
-    config.http.rate_limit_burst = u32::MAX / 2;
-    config.clickhouse.enabled = false;
-    // A scratch instance in this process: its own secrets, whatever the config says.
-    config.auth.jwt_secret = platform::auth::random_secret();
-    config.auth.pseudonym_key = platform::auth::random_secret();
+    scratch_instance(&mut config, format!("{server}/{db}"), &tag);
     if let Bench::Live(args) = &bench {
         config.live.max_connections_total = args.clients + 1;
     }
@@ -50,14 +53,50 @@ pub async fn run(mut config: Config, bench: Bench) -> anyhow::Result<()> {
         Bench::Pipeline(args) => pipeline::measure(&config, &base, args).await,
         Bench::Live(args) => live::measure(&config, &base, args).await,
         Bench::Latency(args) => latency::measure(&config, &base, args).await,
+        Bench::Seed(_) | Bench::Reports(_) => Ok(()), // run on their own database above
     };
     shutdown.cancel();
     let _ = running.await;
-    cleanup(&config, &server, &db).await;
+    cleanup(&config, Some(&db)).await;
     result
 }
 
-async fn cleanup(config: &Config, server: &str, db: &str) {
+/// An instance in this process on database `url` and stream prefix `bench<tag>`, its
+/// own listener and secrets, no rate limits, no ClickHouse.
+fn scratch_instance(config: &mut Config, url: String, tag: &str) {
+    config.database.url = url;
+    config.nats.prefix = format!("bench{tag}");
+    config.nats.stream_max_bytes = 512 * 1024 * 1024;
+    config.http.api_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    config.http.rate_limit_per_sec = u32::MAX / 2;
+    config.http.rate_limit_burst = u32::MAX / 2;
+    config.clickhouse.enabled = false;
+    config.auth.jwt_secret = platform::auth::random_secret();
+    config.auth.pseudonym_key = platform::auth::random_secret();
+}
+
+/// The configured server's URL with `database` in place of its database.
+fn database_url(config: &Config, database: &str) -> anyhow::Result<String> {
+    let (server, _) = config
+        .database
+        .url
+        .rsplit_once('/')
+        .context("database url")?;
+    Ok(format!("{server}/{database}"))
+}
+
+async fn drop_database(config: &Config, database: &str) -> anyhow::Result<()> {
+    let admin = sqlx::PgPool::connect(&database_url(config, "postgres")?).await?;
+    sqlx::query(&format!(
+        "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+    ))
+    .execute(&admin)
+    .await?;
+    Ok(())
+}
+
+/// Removes the instance's streams, and its database when it was a scratch one.
+async fn cleanup(config: &Config, scratch_db: Option<&str>) {
     if let Ok(client) = platform::nats::connect(&config.nats).await {
         let js = async_nats::jetstream::new(client);
         platform::nats::delete_streams(&js, &config.nats.prefix).await;
@@ -65,9 +104,7 @@ async fn cleanup(config: &Config, server: &str, db: &str) {
             .delete_stream(format!("{}_RAW", config.nats.prefix.to_uppercase()))
             .await;
     }
-    if let Ok(admin) = sqlx::PgPool::connect(&format!("{server}/postgres")).await {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-            .execute(&admin)
-            .await;
+    if let Some(db) = scratch_db {
+        let _ = drop_database(config, db).await;
     }
 }

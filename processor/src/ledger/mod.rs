@@ -5,6 +5,7 @@
 mod purchases;
 mod refunds;
 mod replay;
+mod rollups;
 mod tenancy;
 
 use crate::graph::ReferralGraph;
@@ -287,6 +288,7 @@ async fn write_entries(
     .execute(&mut **tx)
     .await
     .context("inserting earnings")?;
+    rollups::add(tx, entries).await?;
 
     let mut by_level: BTreeMap<(Uuid, i16), (Decimal, i64)> = BTreeMap::new();
     let mut counts: std::collections::BTreeSet<Uuid> = std::collections::BTreeSet::new();

@@ -204,7 +204,10 @@ fn print_table(r: &Report) {
             backlog_line(&l.backlog)
         );
     }
-    row("direct: published to the stream", r.direct.published_per_sec);
+    row(
+        "direct: published to the stream",
+        r.direct.published_per_sec,
+    );
     row("direct: settled end to end", r.direct.settled_per_sec);
 }
 

@@ -145,3 +145,75 @@ async fn verify_reports_a_tampered_entry_balance_or_total() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn verify_checks_one_user_or_a_time_range() {
+    use processor::verify::{verify_scope, Scope};
+    let app = TestApp::spawn().await;
+    let (a, b, c) = app.chain3().await;
+    let x = app.signup(None).await;
+    let y = app.signup(Some(x)).await;
+    let started = chrono::Utc::now() - chrono::Duration::seconds(5);
+    app.purchase("v-c", c, "2000.00", Some("500.00")).await; // B 25.00, A 5.00
+    app.purchase("v-y", y, "2000.00", Some("500.00")).await; // X 25.00
+    eventually(|| app.settled(), |n| *n == 2).await;
+    sqlx::query("UPDATE earnings SET amount = 26.00 WHERE beneficiary_id = $1")
+        .bind(x.as_uuid())
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let of_a = verify_scope(
+        &app.pool,
+        Scope {
+            user: Some(a),
+            ..Scope::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (of_a.purchases, of_a.entries),
+        (1, 2),
+        "only the purchase that paid A"
+    );
+    assert!(of_a.differences.is_empty(), "{:#?}", of_a.differences);
+    let of_x = verify_scope(
+        &app.pool,
+        Scope {
+            user: Some(x),
+            ..Scope::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(of_x.purchases, 1);
+    assert!(
+        of_x.differences.iter().any(|d| d.contains("is 26.00")),
+        "{:#?}",
+        of_x.differences
+    );
+    assert!(
+        of_x.differences.iter().any(|d| d.contains("total of")),
+        "{:#?}",
+        of_x.differences
+    );
+    assert!(of_x.differences.iter().all(|d| !d.contains(&b.to_string())));
+
+    let later = chrono::Utc::now() + chrono::Duration::minutes(1);
+    let range = Scope {
+        from: Some(started),
+        to: Some(later),
+        ..Scope::default()
+    };
+    let in_range = verify_scope(&app.pool, range).await.unwrap();
+    assert_eq!((in_range.purchases, in_range.entries), (2, 3));
+    assert!(in_range.differences.iter().any(|d| d.contains("is 26.00")));
+    let after = Scope {
+        from: Some(later),
+        ..Scope::default()
+    };
+    let none = verify_scope(&app.pool, after).await.unwrap();
+    assert_eq!((none.purchases, none.entries), (0, 0));
+    assert!(none.differences.is_empty(), "{:#?}", none.differences);
+}

@@ -1,0 +1,222 @@
+//! `referral bench reports`: each report's latency (p50/p99) under concurrent readers, for
+//! the user with the most entries, on a seeded database (`referral bench seed`); and the
+//! processor's start on it: how long the referral graph takes to load, and its memory.
+use super::seed::{self, SeedArgs};
+use crate::Application;
+use futures::StreamExt;
+use platform::auth::{Authenticator, Principal};
+use platform::Config;
+use serde::Serialize;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+#[derive(clap::Args, Debug)]
+pub struct ReportsArgs {
+    /// A database `referral bench seed` filled (kept). Without it, a scratch one is seeded
+    /// with --users and --entries, and dropped after.
+    #[arg(long)]
+    pub database: Option<String>,
+    #[arg(long, default_value_t = 2_000)]
+    pub users: usize,
+    #[arg(long, default_value_t = 20_000)]
+    pub entries: usize,
+    /// Concurrent readers.
+    #[arg(long, default_value_t = 32)]
+    pub readers: usize,
+    /// Requests per report.
+    #[arg(long, default_value_t = 320)]
+    pub requests: usize,
+    /// Print one JSON document instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    database: String,
+    users: i64,
+    entries: i64,
+    heaviest_user_entries: i64,
+    graph_load_ms: f64,
+    graph_rss_mib: f64,
+    readers: usize,
+    reports: Vec<Latency>,
+}
+
+#[derive(Debug, Serialize)]
+struct Latency {
+    report: &'static str,
+    requests: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+pub async fn run(mut config: Config, args: &ReportsArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.requests > 0, "--requests must be at least 1");
+    let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+    let scratch = args.database.is_none();
+    let database = match &args.database {
+        Some(d) => d.clone(),
+        None => {
+            let seed_args = SeedArgs {
+                users: args.users,
+                entries: args.entries,
+                database: format!("referral_bench_{tag}"),
+                json: false,
+            };
+            seed::seed(&config, &seed_args).await?.database
+        }
+    };
+    let url = super::database_url(&config, &database)?;
+    super::scratch_instance(&mut config, url, &tag);
+    let result = measure(&config, &database, args).await;
+    super::cleanup(&config, scratch.then_some(database.as_str())).await;
+    let report = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+async fn measure(config: &Config, database: &str, args: &ReportsArgs) -> anyhow::Result<Report> {
+    let pool = platform::db::connect(&config.database).await?;
+    let (graph_load_ms, graph_rss_mib) = graph_load(&pool, config).await?;
+    let (users, entries): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM earnings)")
+            .fetch_one(&pool)
+            .await?;
+    let (heaviest, heaviest_entries): (Uuid, i64) =
+        sqlx::query_as("SELECT user_id, entries FROM account_totals ORDER BY entries DESC LIMIT 1")
+            .fetch_one(&pool)
+            .await?;
+    // A cursor halfway down the heaviest user's history: a deep page.
+    let middle: i64 = sqlx::query_scalar(
+        "SELECT seq FROM earnings WHERE beneficiary_id = $1 ORDER BY seq DESC OFFSET $2 LIMIT 1",
+    )
+    .bind(heaviest)
+    .bind(heaviest_entries / 2)
+    .fetch_one(&pool)
+    .await?;
+    let shutdown = CancellationToken::new();
+    let app = Application::build(config.clone(), shutdown.clone()).await?;
+    let base = format!("http://{}/v1/users/{heaviest}", app.addr);
+    let running = tokio::spawn(app.wait());
+    let token = Authenticator::new(&config.auth, pool.clone()).issue(Principal::Admin)?;
+    let today = chrono::Utc::now().date_naive();
+    let year_ago = today - chrono::Duration::days(365);
+    let routes = [
+        ("totals", "/earnings".to_owned()),
+        (
+            "history, first page of 50",
+            "/earnings/history?limit=50".to_owned(),
+        ),
+        (
+            "history, page of 50 halfway down",
+            format!("/earnings/history?limit=50&cursor={middle}"),
+        ),
+        ("by-referral", "/earnings/by-referral".to_owned()),
+        ("by-leg", "/earnings/by-leg".to_owned()),
+        ("tree, depth 3", "/tree?depth=3".to_owned()),
+        ("tree, depth 8 (node cap)", "/tree?depth=8".to_owned()),
+        (
+            "daily, 366 days",
+            format!("/earnings/daily?from={year_ago}&to={today}"),
+        ),
+    ];
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.readers)
+        .build()?;
+    let mut reports = Vec::new();
+    for (report, path) in routes {
+        let url = format!("{base}{path}");
+        reports.push(latency(&http, &token, report, &url, args).await?);
+    }
+    shutdown.cancel();
+    let _ = running.await;
+    Ok(Report {
+        database: database.to_owned(),
+        users,
+        entries,
+        heaviest_user_entries: heaviest_entries,
+        graph_load_ms,
+        graph_rss_mib,
+        readers: args.readers,
+        reports,
+    })
+}
+
+/// Loads the referral graph as the processor does at start; its time and resident memory.
+async fn graph_load(pool: &sqlx::PgPool, config: &Config) -> anyhow::Result<(f64, f64)> {
+    let before = rss_kib().unwrap_or_default();
+    let started = Instant::now();
+    let mut graph = processor::graph::ReferralGraph::default();
+    processor::graph_sync::catch_up(pool, &mut graph, config.processor.graph_sync_page).await?;
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    let after = rss_kib().unwrap_or_default();
+    drop(graph);
+    Ok((ms, after.saturating_sub(before) as f64 / 1024.0))
+}
+
+/// `args.requests` GETs of `url`, `args.readers` at a time; every one must answer 200.
+async fn latency(
+    http: &reqwest::Client,
+    token: &str,
+    report: &'static str,
+    url: &str,
+    args: &ReportsArgs,
+) -> anyhow::Result<Latency> {
+    let mut times = Vec::with_capacity(args.requests);
+    let mut answers = futures::stream::iter(0..args.requests)
+        .map(|_| async {
+            let started = Instant::now();
+            let r = http.get(url).bearer_auth(token).send().await?;
+            let status = r.status();
+            r.bytes().await?;
+            anyhow::ensure!(status.is_success(), "{report}: {status}");
+            Ok(started.elapsed().as_secs_f64() * 1e3)
+        })
+        .buffer_unordered(args.readers.max(1));
+    while let Some(t) = answers.next().await {
+        times.push(t?);
+    }
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| times[((times.len() as f64 - 1.0) * q).round() as usize];
+    Ok(Latency {
+        report,
+        requests: times.len(),
+        p50_ms: at(0.50),
+        p99_ms: at(0.99),
+        max_ms: at(1.0),
+    })
+}
+
+fn print_table(r: &Report) {
+    println!(
+        "referral bench reports: {} ({} users, {} entries; heaviest user {} entries), {} readers",
+        r.database, r.users, r.entries, r.heaviest_user_entries, r.readers
+    );
+    println!(
+        "  graph load: {:.0} ms, {:.1} MiB resident",
+        r.graph_load_ms, r.graph_rss_mib
+    );
+    println!(
+        "  {:<36} {:>9} {:>9} {:>9}",
+        "report", "p50 ms", "p99 ms", "max ms"
+    );
+    for l in &r.reports {
+        println!(
+            "  {:<36} {:>9.1} {:>9.1} {:>9.1}",
+            l.report, l.p50_ms, l.p99_ms, l.max_ms
+        );
+    }
+}
+
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}

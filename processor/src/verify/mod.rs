@@ -1,0 +1,274 @@
+//! `referral verify`: recomputes every entry from purchases, refunds, plan versions and
+//! the replayed graph history, and reports each difference. Independent of the writer:
+//! it shares only the pure payout rule and the graph type.
+//!
+//! It streams: purchases are read in graph order on one connection and checked in chunks
+//! (their entries and refunds read per chunk by purchase id), while the graph history is
+//! replayed from a second stream of `user_events` alongside. Memory holds the graph and
+//! one chunk, whatever the size of the ledger; sums are compared inside Postgres.
+use crate::graph::{ReferralGraph, UserChange};
+use crate::graph_sync;
+use crate::plans;
+use chrono::{DateTime, Utc};
+use futures::stream::{Peekable, Stream};
+use futures::{StreamExt, TryStreamExt};
+use rust_decimal::Decimal;
+use schemas::{Money, Plan, UserId};
+use sqlx::PgPool;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::pin::Pin;
+use uuid::Uuid;
+
+mod purchase;
+mod sums;
+
+/// Purchases checked together: one read of their entries and one of their refunds.
+pub const CHUNK_PURCHASES: usize = 1_000;
+
+/// What to check: everything, or the purchases that paid one user (and that user's
+/// totals and rollups), or the purchases processed in a time range (sums are all-time,
+/// so a range checks entries only).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Scope {
+    pub user: Option<UserId>,
+    /// Purchases processed at or after this instant.
+    pub from: Option<DateTime<Utc>>,
+    /// Purchases processed before this instant.
+    pub to: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub purchases: usize,
+    pub refunds: usize,
+    pub entries: usize,
+    pub differences: Vec<String>,
+}
+
+impl Report {
+    pub fn summary(&self) -> String {
+        format!(
+            "checked {} purchases, {} refunds, {} entries: {} differences",
+            self.purchases,
+            self.refunds,
+            self.entries,
+            self.differences.len()
+        )
+    }
+}
+
+type Key = (Uuid, i16, String); // beneficiary, level, refund id ('' for earnings)
+
+/// Everything an entry states besides its key; all of it must be what the rules give.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Fact {
+    amount: Money,
+    leg: Uuid,
+    source: Uuid,
+    base: Money,
+    rate: Decimal,
+    plan_version: i32,
+}
+
+impl fmt::Display for Fact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (base {} × rate {}, plan v{}, leg {}, source {})",
+            self.amount,
+            self.base,
+            self.rate.normalize(),
+            self.plan_version,
+            self.leg,
+            self.source
+        )
+    }
+}
+
+/// Checks the whole ledger.
+pub async fn verify(pool: &PgPool) -> anyhow::Result<Report> {
+    verify_scope(pool, Scope::default()).await
+}
+
+pub async fn verify_scope(pool: &PgPool, scope: Scope) -> anyhow::Result<Report> {
+    let plans = plans::all(pool).await?;
+    let mut report = Report::default();
+    let mut graph = ReferralGraph::default();
+    let mut events = sqlx::query!(
+        "SELECT seq, user_id, kind, referrer_id, status FROM user_events ORDER BY seq"
+    )
+    .fetch(pool)
+    .map_ok(|r| {
+        (
+            r.seq,
+            graph_sync::change(r.user_id, &r.kind, r.referrer_id, &r.status),
+        )
+    })
+    .peekable();
+    let mut purchases = sqlx::query_as!(
+        purchase::Stored,
+        "SELECT id, user_id, amount, profit, plan_version, status, ancestors, graph_seq, refunded
+         FROM purchases
+         WHERE ($1::uuid IS NULL OR user_id = $1 OR id IN (SELECT purchase_id FROM earnings WHERE beneficiary_id = $1))
+           AND ($2::timestamptz IS NULL OR processed_at >= $2)
+           AND ($3::timestamptz IS NULL OR processed_at < $3)
+         ORDER BY graph_seq, id",
+        scope.user.map(|u| u.as_uuid()),
+        scope.from,
+        scope.to
+    )
+    .fetch(pool);
+    let mut chunk = Vec::with_capacity(CHUNK_PURCHASES);
+    loop {
+        let next = purchases.try_next().await?;
+        let end = next.is_none();
+        chunk.extend(next);
+        if chunk.len() == CHUNK_PURCHASES || (end && !chunk.is_empty()) {
+            let facts = Chunk::read(pool, &chunk).await?;
+            for p in &chunk {
+                replay_until(&mut events, &mut graph, p.graph_seq).await?;
+                facts.check(p, &plans, &graph, &mut report)?;
+            }
+            chunk.clear();
+        }
+        if end {
+            break;
+        }
+    }
+    orphans(pool, scope, &mut report.differences).await?;
+    if scope.from.is_none() && scope.to.is_none() {
+        sums::check(
+            pool,
+            scope.user.map(|u| u.as_uuid()),
+            &mut report.differences,
+        )
+        .await?;
+    }
+    Ok(report)
+}
+
+/// Applies the graph history up to and including `until` from the stream of user events.
+async fn replay_until<S>(
+    events: &mut Peekable<S>,
+    graph: &mut ReferralGraph,
+    until: i64,
+) -> anyhow::Result<()>
+where
+    S: Stream<Item = Result<(i64, UserChange), sqlx::Error>> + Unpin,
+{
+    loop {
+        match Pin::new(&mut *events).peek().await {
+            Some(Ok((seq, _))) if *seq > until => return Ok(()),
+            None => return Ok(()),
+            Some(_) => {} // the next event is due, or an error that try_next returns
+        }
+        if let Some((seq, change)) = events.try_next().await? {
+            graph.apply(&change)?;
+            graph.seq = seq;
+        }
+    }
+}
+
+type Refund = (String, Money, Money); // refund id, amount, refunded before it applied
+
+/// The entries and applied refunds of one chunk of purchases.
+struct Chunk {
+    entries: HashMap<Uuid, BTreeMap<Key, Fact>>,
+    refunds: HashMap<Uuid, Vec<Refund>>,
+}
+
+impl Chunk {
+    async fn read(pool: &PgPool, purchases: &[purchase::Stored]) -> anyhow::Result<Chunk> {
+        let ids: Vec<Uuid> = purchases.iter().map(|p| p.id).collect();
+        let rows = sqlx::query!(
+            "SELECT purchase_id, beneficiary_id, level, refund_id, amount, leg_user_id, source_user_id, base, rate,
+                    plan_version
+             FROM earnings WHERE purchase_id = ANY($1)",
+            &ids
+        )
+        .fetch_all(pool)
+        .await?;
+        let mut chunk = Chunk {
+            entries: HashMap::new(),
+            refunds: HashMap::new(),
+        };
+        for r in rows {
+            let fact = Fact {
+                amount: Money::from_decimal(r.amount)?,
+                leg: r.leg_user_id,
+                source: r.source_user_id,
+                base: Money::from_decimal(r.base)?,
+                rate: r.rate,
+                plan_version: r.plan_version,
+            };
+            let key = (r.beneficiary_id, r.level, r.refund_id);
+            chunk
+                .entries
+                .entry(r.purchase_id)
+                .or_default()
+                .insert(key, fact);
+        }
+        let refunds = sqlx::query!(
+            r#"SELECT purchase_id AS "purchase_id!", refund_id, amount, refunded_before AS "before!"
+               FROM refunds WHERE status = 'applied' AND purchase_id = ANY($1)"#,
+            &ids
+        )
+        .fetch_all(pool)
+        .await?;
+        for r in refunds {
+            let refund = (
+                r.refund_id,
+                Money::from_decimal(r.amount)?,
+                Money::from_decimal(r.before)?,
+            );
+            chunk.refunds.entry(r.purchase_id).or_default().push(refund);
+        }
+        Ok(chunk)
+    }
+
+    fn check(
+        &self,
+        p: &purchase::Stored,
+        plans: &HashMap<u32, Plan>,
+        graph: &ReferralGraph,
+        report: &mut Report,
+    ) -> anyhow::Result<()> {
+        report.purchases += 1;
+        let refunds = self
+            .refunds
+            .get(&p.id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        report.refunds += refunds.len();
+        let actual = self.entries.get(&p.id);
+        report.entries += actual.map_or(0, BTreeMap::len);
+        let empty = BTreeMap::new();
+        let actual = actual.unwrap_or(&empty);
+        purchase::check(p, plans, graph, refunds, actual, &mut report.differences)
+    }
+}
+
+/// Entries that name a purchase that does not exist (in scope: by beneficiary, by time).
+async fn orphans(pool: &PgPool, scope: Scope, diffs: &mut Vec<String>) -> anyhow::Result<()> {
+    let rows = sqlx::query!(
+        r#"SELECT purchase_id, count(*) AS "entries!" FROM earnings e
+           WHERE NOT EXISTS (SELECT 1 FROM purchases p WHERE p.id = e.purchase_id)
+             AND ($1::uuid IS NULL OR beneficiary_id = $1)
+             AND ($2::timestamptz IS NULL OR created_at >= $2)
+             AND ($3::timestamptz IS NULL OR created_at < $3)
+           GROUP BY purchase_id"#,
+        scope.user.map(|u| u.as_uuid()),
+        scope.from,
+        scope.to
+    )
+    .fetch_all(pool)
+    .await?;
+    for r in rows {
+        diffs.push(format!(
+            "{} entries name purchase {}, which does not exist",
+            r.entries, r.purchase_id
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! What summarizes the entries must equal their sums: `balances` (per level),
+//! `account_totals`, and the report rollups (per source and level, per leg, per UTC day).
+//! Each check is one grouped query; Postgres aggregates and only differences come back.
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Compares every summary with the entries, for everyone or for one beneficiary.
+pub(super) async fn check(
+    pool: &PgPool,
+    user: Option<Uuid>,
+    diffs: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    balances(pool, user, diffs).await?;
+    rollups(pool, user, diffs).await
+}
+
+async fn balances(
+    pool: &PgPool,
+    user: Option<Uuid>,
+    diffs: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let bad_levels = sqlx::query!(
+        r#"SELECT coalesce(b.user_id, e.user_id) AS "user_id!", coalesce(b.level, e.level) AS "level!",
+                  b.total AS balance, e.total AS entries
+           FROM (SELECT * FROM balances WHERE $1::uuid IS NULL OR user_id = $1) b
+           FULL JOIN (SELECT beneficiary_id AS user_id, level, sum(amount) AS total FROM earnings
+                      WHERE $1::uuid IS NULL OR beneficiary_id = $1 GROUP BY 1, 2) e
+             ON e.user_id = b.user_id AND e.level = b.level
+           WHERE b.total IS DISTINCT FROM e.total AND NOT (b.total = 0 AND e.total IS NULL)"#,
+        user
+    )
+    .fetch_all(pool)
+    .await?;
+    for r in bad_levels {
+        diffs.push(format!(
+            "balance of {} level {}: {:?} but entries add up to {:?}",
+            r.user_id, r.level, r.balance, r.entries
+        ));
+    }
+    let bad_totals = sqlx::query!(
+        r#"SELECT coalesce(a.user_id, e.beneficiary_id) AS "user_id!", a.total AS "total?", e.total AS "entries?"
+           FROM (SELECT * FROM account_totals WHERE $1::uuid IS NULL OR user_id = $1) a
+           FULL JOIN (SELECT beneficiary_id, sum(amount) AS total FROM earnings
+                      WHERE $1::uuid IS NULL OR beneficiary_id = $1 GROUP BY 1) e
+             ON e.beneficiary_id = a.user_id
+           WHERE a.total IS DISTINCT FROM e.total AND NOT (a.total = 0 AND e.total IS NULL)"#,
+        user
+    )
+    .fetch_all(pool)
+    .await?;
+    for r in bad_totals {
+        diffs.push(format!(
+            "total of {}: {:?} but entries add up to {:?}",
+            r.user_id, r.total, r.entries
+        ));
+    }
+    Ok(())
+}
+
+/// Each rollup row as (rollup, beneficiary, key, total, entries) beside the same grouping of
+/// the entries; a row on one side only, or a different total or count, is a difference.
+async fn rollups(pool: &PgPool, user: Option<Uuid>, diffs: &mut Vec<String>) -> anyhow::Result<()> {
+    let rows = sqlx::query!(
+        r#"WITH e AS (SELECT * FROM earnings WHERE $1::uuid IS NULL OR beneficiary_id = $1),
+           rolled AS (
+               SELECT 'earnings_by_source' AS rollup, beneficiary_id, source_user_id::text || ' level ' || level AS key,
+                      total, entries FROM earnings_by_source WHERE $1::uuid IS NULL OR beneficiary_id = $1
+               UNION ALL
+               SELECT 'earnings_by_leg', beneficiary_id, leg_user_id::text, total, entries
+               FROM earnings_by_leg WHERE $1::uuid IS NULL OR beneficiary_id = $1
+               UNION ALL
+               SELECT 'earnings_daily', beneficiary_id, day::text, total, entries
+               FROM earnings_daily WHERE $1::uuid IS NULL OR beneficiary_id = $1
+           ),
+           summed AS (
+               SELECT 'earnings_by_source' AS rollup, beneficiary_id, source_user_id::text || ' level ' || level AS key,
+                      sum(amount) AS total, count(*) AS entries FROM e GROUP BY 2, 3
+               UNION ALL
+               SELECT 'earnings_by_leg', beneficiary_id, leg_user_id::text, sum(amount), count(*) FROM e GROUP BY 2, 3
+               UNION ALL
+               SELECT 'earnings_daily', beneficiary_id, ((created_at AT TIME ZONE 'UTC')::date)::text, sum(amount), count(*)
+               FROM e GROUP BY 2, 3
+           )
+           SELECT coalesce(r.rollup, s.rollup) AS "rollup!", coalesce(r.beneficiary_id, s.beneficiary_id) AS "user_id!",
+                  coalesce(r.key, s.key) AS "key!", r.total AS "rolled_total?", r.entries AS "rolled_entries?",
+                  s.total AS "entries_total?", s.entries AS "entries?"
+           FROM rolled r FULL JOIN summed s
+             ON s.rollup = r.rollup AND s.beneficiary_id = r.beneficiary_id AND s.key = r.key
+           WHERE r.total IS DISTINCT FROM s.total OR r.entries IS DISTINCT FROM s.entries"#,
+        user
+    )
+    .fetch_all(pool)
+    .await?;
+    for r in rows {
+        diffs.push(format!(
+            "{} of {} for {}: {:?} in {:?} entries, but the entries add up to {:?} in {:?}",
+            r.rollup,
+            r.user_id,
+            r.key,
+            r.rolled_total,
+            r.rolled_entries,
+            r.entries_total,
+            r.entries
+        ));
+    }
+    Ok(())
+}

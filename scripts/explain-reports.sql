@@ -1,0 +1,29 @@
+-- EXPLAIN (ANALYZE) of every report query for the user with the most entries, as the API
+-- runs them: psql -h 127.0.0.1 -U postgres -d <database> -f scripts/explain-reports.sql
+\set QUIET on
+SELECT user_id AS heavy FROM account_totals ORDER BY entries DESC LIMIT 1 \gset
+SELECT seq AS mid FROM earnings WHERE beneficiary_id = :'heavy' ORDER BY seq DESC OFFSET 1000 LIMIT 1 \gset
+\echo '-- totals'
+EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT level, total, entries FROM balances WHERE user_id = :'heavy' ORDER BY level;
+\echo '-- history page (cursor 1000 entries down)'
+EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT id, seq, purchase_id, source_user_id, leg_user_id, level, kind, amount, created_at
+ FROM earnings WHERE beneficiary_id = :'heavy' AND seq < :mid
+   AND (NULL::timestamptz IS NULL OR created_at >= NULL) AND (NULL::timestamptz IS NULL OR created_at < NULL) AND (NULL::smallint IS NULL OR level = NULL)
+ ORDER BY seq DESC LIMIT 51;
+\echo '-- by-referral'
+EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT source_user_id, level, total, entries FROM earnings_by_source WHERE beneficiary_id = :'heavy'
+ ORDER BY total DESC, source_user_id, level LIMIT 500;
+\echo '-- by-leg'
+EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT leg, sum(total), sum(entries)::bigint FROM (
+   SELECT leg_user_id AS leg, total, entries FROM earnings_by_leg WHERE beneficiary_id = :'heavy'
+   UNION ALL SELECT id, 0, 0 FROM users WHERE referrer_id = :'heavy') legs GROUP BY leg ORDER BY 2 DESC, 1 LIMIT 500;
+\echo '-- daily (366 days)'
+EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT day, total, entries FROM earnings_daily
+ WHERE beneficiary_id = :'heavy' AND day BETWEEN (current_date - 365) AND current_date ORDER BY day;
+\echo '-- tree: one level (children of the level above, by id, under the cap)'
+SELECT array_agg(id) AS kids FROM users WHERE referrer_id = :'heavy' \gset
+EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT id, referrer_id, status, display_name FROM users
+ WHERE referrer_id = ANY(:'kids'::uuid[]) ORDER BY id LIMIT 5000;
+\echo '-- tree: contributions'
+EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT source_user_id, sum(total) FROM earnings_by_source
+ WHERE beneficiary_id = :'heavy' GROUP BY source_user_id;
