@@ -274,13 +274,22 @@ async fn insert_purchases(
     .fetch_all(&mut **tx)
     .await
     .context("inserting purchases")?;
-    // Shops may publish to the stream directly; record their orders at the edge too, with
-    // the message as settled, so refunds find them and a retry through ingest is answered
-    // as the same purchase (or a 409 when its body differs).
+    let inserted: HashMap<Uuid, ()> = rows.into_iter().map(|id| (id, ())).collect();
+    record_direct_orders(tx, planned, &inserted).await?;
+    Ok(inserted)
+}
+
+/// Shops may publish to the stream directly; their orders are recorded at the edge too,
+/// with the message as settled, so refunds find them and a retry through ingest is
+/// answered as the same purchase (or a 409 when its body differs).
+async fn record_direct_orders(
+    tx: &mut Transaction<'_, Postgres>,
+    planned: &[Planned<'_>],
+    inserted: &HashMap<Uuid, ()>,
+) -> anyhow::Result<()> {
     // Most orders came through ingest, which reserved them under the same purchase id:
     // only the others are recorded (sending every message to meet a conflict cost more
     // than the rest of the batch's purchase writes).
-    let inserted: HashMap<Uuid, ()> = rows.into_iter().map(|id| (id, ())).collect();
     let new_ids: Vec<Uuid> = inserted.keys().copied().collect();
     let reserved: HashSet<Uuid> = sqlx::query_scalar!(
         "SELECT purchase_id FROM purchase_requests WHERE purchase_id = ANY($1)",
@@ -297,7 +306,7 @@ async fn insert_purchases(
         .filter(|m| inserted.contains_key(&m.purchase_id) && !reserved.contains(&m.purchase_id))
         .collect();
     if recorded.is_empty() {
-        return Ok(inserted);
+        return Ok(());
     }
     let ids: Vec<Uuid> = recorded.iter().map(|m| m.purchase_id).collect();
     let messages = recorded
@@ -318,5 +327,5 @@ async fn insert_purchases(
     )
     .execute(&mut **tx)
     .await?;
-    Ok(inserted)
+    Ok(())
 }
