@@ -17,9 +17,15 @@ pub struct LiveArgs {
 pub(super) async fn measure(config: &Config, base: &str, args: &LiveArgs) -> anyhow::Result<()> {
     let n = args.clients;
     let pool = platform::db::connect(&config.database).await?;
-    let auth = Authenticator::new(&config.auth, pool);
+    let auth = Authenticator::new(&config.auth, pool.clone());
     let nats = platform::nats::connect(&config.nats).await?;
     let users: Vec<UserId> = (0..n).map(|_| UserId::new()).collect();
+    // Streams are opened only for users that exist.
+    let ids: Vec<uuid::Uuid> = users.iter().map(|u| u.as_uuid()).collect();
+    sqlx::query("INSERT INTO users (id) SELECT * FROM UNNEST($1::uuid[])")
+        .bind(&ids)
+        .execute(&pool)
+        .await?;
     let rss_before = rss_kib();
 
     // Baseline: one core subscriber receiving the arrays and parsing every entry.
