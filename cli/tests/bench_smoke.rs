@@ -48,3 +48,37 @@ fn bench_pipeline_runs_and_verifies_at_a_tiny_size() {
     assert!(report["raw_publish_per_sec"].as_f64().unwrap() > 0.0);
     assert!(report["naive_per_sec"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn bench_latency_reads_each_probe_from_sse_idle_and_under_load() {
+    let database = std::env::var("TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let nats = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let out = Command::new(env!("CARGO_BIN_EXE_referral"))
+        .args([
+            "bench",
+            "latency",
+            "--probes",
+            "3",
+            "--background-rate",
+            "500",
+        ])
+        .env("DATABASE_URL", format!("{database}/referral"))
+        .env("NATS_URL", nats)
+        .env("REFERRAL_LOG__FILTER", "error")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "idle: earning on SSE",
+        "under load: earning on SSE",
+        "background:",
+    ] {
+        assert!(stdout.contains(line), "{stdout}");
+    }
+}

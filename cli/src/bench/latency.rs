@@ -26,7 +26,7 @@ pub(super) async fn measure(config: &Config, base: &str, args: &LatencyArgs) -> 
     let pool = platform::db::connect(&config.database).await?;
     let (_, key) = crate::shops::create(&pool, "bench").await?;
     let http = reqwest::Client::new();
-    let signup = |referrer: Option<UserId>| signup(&http, base, &key, referrer);
+    let signup = |referrer: Option<UserId>| super::signup(&http, base, &key, referrer);
     let parent = signup(None).await?;
     let buyer = signup(Some(parent)).await?;
     // Background buyers spread over eight parents, so the load is not one hot account.
@@ -189,22 +189,4 @@ async fn background(
         r?.error_for_status()?;
     }
     Ok((sent, started.elapsed().as_secs_f64()))
-}
-
-async fn signup(
-    http: &reqwest::Client,
-    base: &str,
-    key: &str,
-    referrer: Option<UserId>,
-) -> anyhow::Result<UserId> {
-    let r: serde_json::Value = http
-        .post(format!("{base}/v1/users"))
-        .bearer_auth(key)
-        .json(&json!({ "referrer_id": referrer }))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    Ok(r["id"].as_str().context("signup id")?.parse()?)
 }

@@ -108,3 +108,22 @@ async fn cleanup(config: &Config, scratch_db: Option<&str>) {
         let _ = drop_database(config, db).await;
     }
 }
+
+/// Signs a user up through the API, as a shop would.
+async fn signup(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    referrer: Option<schemas::UserId>,
+) -> anyhow::Result<schemas::UserId> {
+    let r: serde_json::Value = http
+        .post(format!("{base}/v1/users"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({ "referrer_id": referrer }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(r["id"].as_str().context("signup id")?.parse()?)
+}

@@ -7,7 +7,6 @@ mod direct;
 mod load;
 mod naive;
 
-use anyhow::Context;
 use futures::StreamExt;
 use load::{Load, LoadResult};
 use platform::Config;
@@ -121,16 +120,7 @@ async fn signups(http: &reqwest::Client, base: &str, key: &str) -> anyhow::Resul
     let mut users: Vec<UserId> = Vec::new();
     for i in 0..64usize {
         let referrer = (i > 0).then(|| users[(i - 1) / 8]);
-        let r: serde_json::Value = http
-            .post(format!("{base}/v1/users"))
-            .bearer_auth(key)
-            .json(&json!({ "referrer_id": referrer }))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        users.push(r["id"].as_str().context("signup id")?.parse()?);
+        users.push(super::signup(http, base, key, referrer).await?);
     }
     Ok(users)
 }
