@@ -2,23 +2,16 @@
 //! real services, reports both rates and both baselines, and leaves a ledger `verify`
 //! agrees with. No timing is asserted (speed is read from the bench, not from tests).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-use std::process::Command;
+use std::process::{Command, Output};
 
-#[test]
-fn bench_pipeline_runs_and_verifies_at_a_tiny_size() {
+/// `referral bench <args>` against the test services, quiet logs.
+fn bench(args: &[&str]) -> Output {
     let database = std::env::var("TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let nats = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     let out = Command::new(env!("CARGO_BIN_EXE_referral"))
-        .args([
-            "bench",
-            "pipeline",
-            "--purchases",
-            "200",
-            "--batch",
-            "50",
-            "--json",
-        ])
+        .arg("bench")
+        .args(args)
         .env("DATABASE_URL", format!("{database}/referral"))
         .env("NATS_URL", nats)
         .env("REFERRAL_LOG__FILTER", "error")
@@ -29,6 +22,12 @@ fn bench_pipeline_runs_and_verifies_at_a_tiny_size() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+#[test]
+fn bench_pipeline_runs_and_verifies_at_a_tiny_size() {
+    let out = bench(&["pipeline", "--purchases", "200", "--batch", "50", "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["verify_differences"], 0);
     for load in ["single", "batch"] {
@@ -51,29 +50,8 @@ fn bench_pipeline_runs_and_verifies_at_a_tiny_size() {
 
 #[test]
 fn bench_latency_reads_each_probe_from_sse_idle_and_under_load() {
-    let database = std::env::var("TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let nats = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-    let out = Command::new(env!("CARGO_BIN_EXE_referral"))
-        .args([
-            "bench",
-            "latency",
-            "--probes",
-            "3",
-            "--background-rate",
-            "500",
-        ])
-        .env("DATABASE_URL", format!("{database}/referral"))
-        .env("NATS_URL", nats)
-        .env("REFERRAL_LOG__FILTER", "error")
-        .output()
-        .unwrap();
+    let out = bench(&["latency", "--probes", "3", "--background-rate", "500"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     for line in [
         "idle: earning on SSE",
         "under load: earning on SSE",

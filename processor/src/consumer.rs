@@ -145,53 +145,8 @@ impl Stage {
     ) -> anyhow::Result<()> {
         let started = Instant::now();
         let (delivered, dead) = self.parse(&batch);
-        let mut backoff = Duration::from_millis(50);
-        let mut failures = 0;
-        let outcome = loop {
-            let attempt = async {
-                graph_sync::catch_up(&self.pool, graph, self.config.processor.graph_sync_page)
-                    .await?;
-                ledger::apply(
-                    &self.pool,
-                    graph,
-                    &self.config.plan,
-                    &delivered,
-                    dead.clone(),
-                )
-                .await
-            };
-            match attempt.await {
-                Ok(o) => break o,
-                Err(e) => {
-                    // Nothing was committed; the batch stays unacked. Retry until it
-                    // applies or we are told to stop (then JetStream redelivers it).
-                    tracing::error!(error = ?e, messages = batch.len(), "batch failed; retrying");
-                    failures += 1;
-                    if failures >= isolate::ISOLATE_AFTER_FAILURES && isolate::is_deterministic(&e)
-                    {
-                        let alone = isolate::apply_one_by_one(
-                            &self.pool,
-                            graph,
-                            &self.config.plan,
-                            &delivered,
-                            dead.clone(),
-                        );
-                        match alone.await {
-                            Ok(o) => break o,
-                            Err(e) => {
-                                tracing::error!(error = ?e, "applying one by one failed; retrying")
-                            }
-                        }
-                    }
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_millis(
-                        self.config.processor.retry_backoff_max_ms,
-                    ));
-                }
-            }
+        let Some(outcome) = self.apply(graph, &delivered, dead, shutdown).await else {
+            return Ok(()); // told to stop first: JetStream redelivers the batch
         };
         metrics()
             .batch_latency
@@ -239,6 +194,46 @@ impl Stage {
             "batch applied"
         );
         Ok(())
+    }
+
+    /// Applies the batch in one transaction, retrying with backoff until it commits
+    /// (after repeated failures of a data or constraint kind, one message at a time, so
+    /// the one the database refuses alone is dead-lettered). `None`: told to stop first;
+    /// nothing was committed.
+    async fn apply(
+        &self,
+        graph: &mut ReferralGraph,
+        delivered: &[Delivered],
+        dead: Vec<DeadLetter>,
+        shutdown: &CancellationToken,
+    ) -> Option<Outcome> {
+        let (pool, plan) = (&self.pool, &self.config.plan);
+        let mut backoff = Duration::from_millis(50);
+        let mut failures = 0;
+        loop {
+            let attempt = async {
+                graph_sync::catch_up(pool, graph, self.config.processor.graph_sync_page).await?;
+                ledger::apply(pool, graph, plan, delivered, dead.clone()).await
+            };
+            let e = match attempt.await {
+                Ok(o) => return Some(o),
+                Err(e) => e,
+            };
+            tracing::error!(error = ?e, items = delivered.len(), "batch failed; retrying");
+            failures += 1;
+            if failures >= isolate::ISOLATE_AFTER_FAILURES && isolate::is_deterministic(&e) {
+                match isolate::apply_one_by_one(pool, graph, plan, delivered, dead.clone()).await {
+                    Ok(o) => return Some(o),
+                    Err(e) => tracing::error!(error = ?e, "applying one by one failed; retrying"),
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            let max = Duration::from_millis(self.config.processor.retry_backoff_max_ms);
+            backoff = (backoff * 2).min(max);
+        }
     }
 
     /// The chaos knob (tests only): on every n-th commit, fail as a crash after the commit
