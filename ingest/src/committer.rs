@@ -3,40 +3,31 @@
 //! before each PubAck, stored messages are the throughput budget; under load a group
 //! grows to what arrived while the previous groups were being stored, and an idle
 //! request pays one fsync, as before.
+use crate::group::Grouper;
 use async_nats::jetstream;
 use schemas::messages::PurchaseMessage;
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot, Semaphore};
 
-/// One request's purchases, all for one subject, and where to say they were stored.
-struct Pending {
-    subject: String,
-    messages: Vec<PurchaseMessage>,
-    done: oneshot::Sender<Result<(), String>>,
-}
+/// One request's purchases, all for one subject.
+type Request = (String, Vec<PurchaseMessage>);
 
 #[derive(Clone)]
 pub struct Committer {
-    queue: mpsc::Sender<Pending>,
+    group: Grouper<Request, Result<(), String>>,
 }
 
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    /// Requests waiting for a group at once (beyond it, callers wait to enqueue).
-    pub queue: usize,
-    /// Purchases in one stored message (also bounded by NATS's max payload).
-    pub max_group: usize,
-    /// Groups awaiting their PubAck at once; more pending requests join the next group.
-    pub in_flight: usize,
-}
+pub use crate::group::Limits;
 
 impl Committer {
     /// Starts the committing task; it ends when every `Committer` clone is dropped.
     pub fn start(js: jetstream::Context, limits: Limits) -> Committer {
-        let (queue, rx) = mpsc::channel(limits.queue.max(1));
-        tokio::spawn(run(js, rx, limits));
-        Committer { queue }
+        let max_group = limits.max_group;
+        let group = Grouper::start(
+            limits,
+            |(_, m): &Request| m.len(),
+            move |requests| store_groups(js.clone(), requests, max_group),
+        );
+        Committer { group }
     }
 
     /// Stores `messages` (all on `subject`); returns once JetStream acknowledged them.
@@ -48,45 +39,32 @@ impl Committer {
         if messages.is_empty() {
             return Ok(());
         }
-        let (done, stored) = oneshot::channel();
-        self.queue
-            .send(Pending {
-                subject,
-                messages,
-                done,
-            })
+        self.group
+            .submit((subject, messages))
             .await
-            .map_err(|_| "the committer has stopped".to_owned())?;
-        stored
-            .await
-            .map_err(|_| "the committer dropped the request".to_owned())?
+            .unwrap_or_else(|| Err("the committer has stopped".to_owned()))
     }
 }
 
-async fn run(js: jetstream::Context, mut rx: mpsc::Receiver<Pending>, limits: Limits) {
-    let permits = Arc::new(Semaphore::new(limits.in_flight.max(1)));
-    loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        let Some(first) = rx.recv().await else { return };
-        // Everything already waiting joins this group, up to the bound.
-        let mut groups: BTreeMap<String, Vec<Pending>> = BTreeMap::new();
-        let mut size = first.messages.len();
-        groups.entry(first.subject.clone()).or_default().push(first);
-        while size < limits.max_group {
-            let Ok(next) = rx.try_recv() else { break };
-            size += next.messages.len();
-            groups.entry(next.subject.clone()).or_default().push(next);
-        }
-        let (js, max_group) = (js.clone(), limits.max_group);
-        tokio::spawn(async move {
-            for (subject, pending) in groups {
-                store_group(&js, subject, pending, max_group).await;
-            }
-            drop(permit);
-        });
+/// One group per subject; every request answered with the outcome of its subject's group.
+async fn store_groups(
+    js: jetstream::Context,
+    requests: Vec<Request>,
+    max_group: usize,
+) -> Vec<Result<(), String>> {
+    let mut by_subject: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, (subject, _)) in requests.iter().enumerate() {
+        by_subject.entry(subject).or_default().push(i);
     }
+    let mut answers = vec![Ok(()); requests.len()];
+    for (subject, members) in by_subject {
+        let all: Vec<&PurchaseMessage> = members.iter().flat_map(|&i| &requests[i].1).collect();
+        let result = store_group(&js, subject, &all, max_group).await;
+        for i in members {
+            answers[i] = result.clone();
+        }
+    }
+    answers
 }
 
 /// Stores the group in messages of at most `max_group` purchases (so one stays well under
@@ -94,13 +72,12 @@ async fn run(js: jetstream::Context, mut rx: mpsc::Receiver<Pending>, limits: Li
 /// in the group is answered with the outcome of the whole group.
 async fn store_group(
     js: &jetstream::Context,
-    subject: String,
-    pending: Vec<Pending>,
+    subject: &str,
+    all: &[&PurchaseMessage],
     max_group: usize,
-) {
-    let all: Vec<&PurchaseMessage> = pending.iter().flat_map(|p| p.messages.iter()).collect();
+) -> Result<(), String> {
     let stores = all.chunks(max_group.max(1)).map(|chunk| {
-        let (js, subject) = (js.clone(), subject.clone());
+        let (js, subject) = (js.clone(), subject.to_owned());
         let payload = serde_json::to_vec(chunk);
         async move {
             let payload = payload.map_err(|e| e.to_string())?;
@@ -115,7 +92,5 @@ async fn store_group(
     m.purchases_accepted
         .with_label_values(&["group", if result.is_ok() { "stored" } else { "failed" }])
         .inc();
-    for p in pending {
-        let _ = p.done.send(result.clone());
-    }
+    result
 }

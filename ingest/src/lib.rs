@@ -4,6 +4,7 @@
 
 mod committer;
 mod error;
+mod group;
 mod purchases;
 mod refunds;
 mod requests;

@@ -2,12 +2,11 @@
 //! INSERT (one round trip and one WAL flush for the group, not one per request), each
 //! request answered with whether its row was inserted. A row not inserted is a retry,
 //! a conflicting body, or a user who cannot buy; the caller tells which.
+use crate::group::Grouper;
 use rust_decimal::Decimal;
 use schemas::messages::PurchaseMessage;
 use sqlx::PgPool;
 use std::collections::HashSet;
-use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot, Semaphore};
 use uuid::Uuid;
 
 /// One request's reservation: the message it will publish, as stored for retries.
@@ -15,11 +14,6 @@ pub struct Reservation {
     pub message: PurchaseMessage,
     pub body_hash: Vec<u8>,
     pub json: serde_json::Value,
-}
-
-struct Pending {
-    reservation: Reservation,
-    done: oneshot::Sender<Result<bool, Failed>>,
 }
 
 /// Why a group's INSERT failed, shared by every request of the group.
@@ -41,91 +35,60 @@ impl Failed {
 
 #[derive(Clone)]
 pub struct Reserver {
-    queue: mpsc::Sender<Pending>,
+    group: Grouper<Reservation, Result<bool, Failed>>,
 }
 
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    /// Requests waiting to join a group.
-    pub queue: usize,
-    /// Rows in one INSERT.
-    pub max_group: usize,
-    /// INSERTs under way at once (each holds a pool connection).
-    pub in_flight: usize,
-}
+pub use crate::group::Limits;
 
 impl Reserver {
     pub fn start(pool: PgPool, limits: Limits) -> Reserver {
-        let (queue, rx) = mpsc::channel(limits.queue.max(1));
-        tokio::spawn(run(pool, rx, limits));
-        Reserver { queue }
+        let group = Grouper::start(
+            limits,
+            |_| 1,
+            move |rows: Vec<Reservation>| {
+                let pool = pool.clone();
+                async move {
+                    let result = insert(&pool, &rows).await.map_err(|e| Failed {
+                        database_unavailable: platform::db::is_unavailable(&e),
+                        detail: format!("{e:#}"),
+                    });
+                    rows.iter()
+                        .map(|r| match &result {
+                            Ok(ids) => Ok(ids.contains(&r.message.purchase_id)),
+                            Err(e) => Err(e.clone()),
+                        })
+                        .collect()
+                }
+            },
+        );
+        Reserver { group }
     }
 
     /// Reserves the order for an active buyer of the shop's; true when this call inserted the row.
     pub async fn reserve(&self, reservation: Reservation) -> Result<bool, Failed> {
-        let (done, answer) = oneshot::channel();
-        self.queue
-            .send(Pending { reservation, done })
+        self.group
+            .submit(reservation)
             .await
-            .map_err(|_| Failed::stopped("the reserver has stopped"))?;
-        answer
-            .await
-            .map_err(|_| Failed::stopped("the reserver dropped the request"))?
-    }
-}
-
-async fn run(pool: PgPool, mut rx: mpsc::Receiver<Pending>, limits: Limits) {
-    let permits = Arc::new(Semaphore::new(limits.in_flight.max(1)));
-    loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        let Some(first) = rx.recv().await else { return };
-        let mut group = vec![first];
-        while group.len() < limits.max_group.max(1) {
-            let Ok(next) = rx.try_recv() else { break };
-            group.push(next);
-        }
-        let pool = pool.clone();
-        tokio::spawn(async move {
-            let result = insert(&pool, &group).await.map_err(|e| Failed {
-                database_unavailable: platform::db::is_unavailable(&e),
-                detail: format!("{e:#}"),
-            });
-            for p in group {
-                let answer = match &result {
-                    Ok(ids) => Ok(ids.contains(&p.reservation.message.purchase_id)),
-                    Err(e) => Err(e.clone()),
-                };
-                let _ = p.done.send(answer);
-            }
-            drop(permit);
-        });
+            .unwrap_or_else(|| Err(Failed::stopped("the reserver has stopped")))
     }
 }
 
 /// One statement for the group; a row is inserted only for an active buyer the shop may
 /// sell to (its own user, or one no shop signed up) and a new (shop, order). Of two requests for one order in a group, the first wins.
-async fn insert(pool: &PgPool, group: &[Pending]) -> anyhow::Result<HashSet<Uuid>> {
-    let col = |f: fn(&Reservation) -> Uuid| -> Vec<Uuid> {
-        group.iter().map(|p| f(&p.reservation)).collect()
-    };
+async fn insert(pool: &PgPool, group: &[Reservation]) -> anyhow::Result<HashSet<Uuid>> {
+    let col = |f: fn(&Reservation) -> Uuid| -> Vec<Uuid> { group.iter().map(f).collect() };
     let shops = col(|r| r.message.shop_id.as_uuid());
     let ids = col(|r| r.message.purchase_id);
     let users = col(|r| r.message.user_id.as_uuid());
     let orders: Vec<String> = group
         .iter()
-        .map(|p| p.reservation.message.order_id.to_string())
+        .map(|p| p.message.order_id.to_string())
         .collect();
-    let hashes: Vec<Vec<u8>> = group
-        .iter()
-        .map(|p| p.reservation.body_hash.clone())
-        .collect();
-    let messages: Vec<serde_json::Value> =
-        group.iter().map(|p| p.reservation.json.clone()).collect();
+    let hashes: Vec<Vec<u8>> = group.iter().map(|p| p.body_hash.clone()).collect();
+    let messages: Vec<serde_json::Value> = group.iter().map(|p| p.json.clone()).collect();
     let amounts: Vec<Decimal> = group
         .iter()
-        .map(|p| p.reservation.message.amount.as_decimal())
+        .map(|p| p.message.amount.as_decimal())
         .collect();
     let inserted = sqlx::query_scalar!(
         "INSERT INTO purchase_requests (shop_id, order_id, purchase_id, body_hash, message, amount)
