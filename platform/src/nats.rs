@@ -58,9 +58,8 @@ impl Subjects {
     pub fn purchases_all(&self) -> Vec<String> {
         vec![self.subject("purchases.*"), self.subject("refunds.*")]
     }
-    pub fn earning(&self, user: &schemas::UserId) -> String {
-        self.subject(&format!("earnings.{user}"))
-    }
+    /// One entry per message, as releases before `ledger.entries` published them: kept
+    /// in the stream's subjects so a stream holding them still reads (the warehouse does).
     pub fn earnings_all(&self) -> String {
         self.subject("earnings.*")
     }
