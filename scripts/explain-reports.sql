@@ -2,14 +2,14 @@
 -- runs them: psql -h 127.0.0.1 -U postgres -d <database> -f scripts/explain-reports.sql
 \set QUIET on
 SELECT user_id AS heavy FROM account_totals ORDER BY entries DESC LIMIT 1 \gset
-SELECT seq AS mid FROM earnings WHERE beneficiary_id = :'heavy' ORDER BY seq DESC OFFSET 1000 LIMIT 1 \gset
+SELECT user_seq AS mid FROM earnings WHERE beneficiary_id = :'heavy' ORDER BY user_seq DESC OFFSET 1000 LIMIT 1 \gset
 \echo '-- totals'
 EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT level, total, entries FROM balances WHERE user_id = :'heavy' ORDER BY level;
 \echo '-- history page (cursor 1000 entries down)'
-EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT id, seq, purchase_id, source_user_id, leg_user_id, level, kind, amount, created_at
- FROM earnings WHERE beneficiary_id = :'heavy' AND seq < :mid
+EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT id, user_seq, purchase_id, source_user_id, leg_user_id, level, kind, amount, created_at
+ FROM earnings WHERE beneficiary_id = :'heavy' AND user_seq < :mid
    AND (NULL::timestamptz IS NULL OR created_at >= NULL) AND (NULL::timestamptz IS NULL OR created_at < NULL) AND (NULL::smallint IS NULL OR level = NULL)
- ORDER BY seq DESC LIMIT 51;
+ ORDER BY user_seq DESC LIMIT 51;
 \echo '-- by-referral'
 EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT source_user_id, level, total, entries FROM earnings_by_source WHERE beneficiary_id = :'heavy'
  ORDER BY total DESC, source_user_id, level LIMIT 500;

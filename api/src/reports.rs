@@ -184,7 +184,7 @@ pub struct HistoryQuery {
 #[derive(sqlx::FromRow)]
 struct HistoryRow {
     id: uuid::Uuid,
-    seq: i64,
+    user_seq: i64,
     purchase_id: uuid::Uuid,
     source_user_id: uuid::Uuid,
     leg_user_id: uuid::Uuid,
@@ -219,13 +219,13 @@ pub async fn history(
     // rather than the macro): a cached generic plan cannot drop the unused filters, and
     // would read every entry of the user to sort them instead of the newest page.
     let rows: Vec<HistoryRow> = sqlx::query_as(
-        "SELECT id, seq, purchase_id, source_user_id, leg_user_id, level, kind, amount, created_at
+        "SELECT id, user_seq, purchase_id, source_user_id, leg_user_id, level, kind, amount, created_at
          FROM earnings
-         WHERE beneficiary_id = $1 AND seq < $2
+         WHERE beneficiary_id = $1 AND user_seq < $2
            AND ($3::timestamptz IS NULL OR created_at >= $3)
            AND ($4::timestamptz IS NULL OR created_at < $4)
            AND ($5::smallint IS NULL OR level = $5)
-         ORDER BY seq DESC LIMIT $6",
+         ORDER BY user_seq DESC LIMIT $6",
     )
     .bind(user.as_uuid())
     .bind(before)
@@ -240,7 +240,7 @@ pub async fn history(
     let mut items = Vec::with_capacity(rows.len());
     let mut last_seq = None;
     for r in rows.into_iter().take(limit as usize) {
-        last_seq = Some(r.seq);
+        last_seq = Some(r.user_seq);
         items.push(HistoryItem {
             earning_id: r.id,
             purchase_id: r.purchase_id,

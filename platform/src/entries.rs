@@ -97,7 +97,7 @@ pub async fn of_purchases(
         "SELECT e.id, e.user_seq, e.purchase_id, p.shop_id, e.beneficiary_id, e.source_user_id, e.leg_user_id,
                 e.level, e.kind, e.amount, e.balance_after, e.plan_version, e.created_at
          FROM earnings e JOIN purchases p ON p.id = e.purchase_id
-         WHERE e.purchase_id = ANY($1) ORDER BY e.seq",
+         WHERE e.purchase_id = ANY($1) ORDER BY e.beneficiary_id, e.user_seq",
         ids
     )
     .fetch_all(db)
@@ -116,7 +116,7 @@ pub async fn of_refund(
         "SELECT e.id, e.user_seq, e.purchase_id, p.shop_id, e.beneficiary_id, e.source_user_id, e.leg_user_id,
                 e.level, e.kind, e.amount, e.balance_after, e.plan_version, e.created_at
          FROM earnings e JOIN purchases p ON p.id = e.purchase_id
-         WHERE p.shop_id = $1 AND e.refund_id = $2 AND e.kind = 'reversal' ORDER BY e.seq",
+         WHERE p.shop_id = $1 AND e.refund_id = $2 AND e.kind = 'reversal' ORDER BY e.beneficiary_id, e.user_seq",
         shop,
         refund_id
     )

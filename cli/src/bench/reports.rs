@@ -95,7 +95,7 @@ async fn measure(config: &Config, database: &str, args: &ReportsArgs) -> anyhow:
             .await?;
     // A cursor halfway down the heaviest user's history: a deep page.
     let middle: i64 = sqlx::query_scalar(
-        "SELECT seq FROM earnings WHERE beneficiary_id = $1 ORDER BY seq DESC OFFSET $2 LIMIT 1",
+        "SELECT user_seq FROM earnings WHERE beneficiary_id = $1 ORDER BY user_seq DESC OFFSET $2 LIMIT 1",
     )
     .bind(heaviest)
     .bind(heaviest_entries / 2)

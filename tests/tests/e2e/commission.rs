@@ -31,7 +31,7 @@ async fn settled(app: &TestApp, n: i64) {
 
 /// A user's entries, oldest first: (kind, level, amount).
 async fn entries(app: &TestApp, user: UserId) -> Vec<(String, i16, String)> {
-    sqlx::query("SELECT kind, level, amount::text AS amount FROM earnings WHERE beneficiary_id = $1 ORDER BY seq")
+    sqlx::query("SELECT kind, level, amount::text AS amount FROM earnings WHERE beneficiary_id = $1 ORDER BY user_seq")
         .bind(user.as_uuid())
         .fetch_all(&app.pool)
         .await
