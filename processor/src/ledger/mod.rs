@@ -226,7 +226,8 @@ struct Entry {
     refund_id: String,
 }
 
-/// Writes entries (whose `total` is already the running total) and moves balances.
+/// Writes entries (whose `total` is already the running total) and moves the summaries
+/// they add to: report rollups, balances per level, and the locked totals.
 async fn write_entries(
     tx: &mut Transaction<'_, Postgres>,
     entries: &[Entry],
@@ -235,6 +236,19 @@ async fn write_entries(
     if entries.is_empty() {
         return Ok(());
     }
+    insert_entries(tx, entries).await?;
+    rollups::add(tx, entries).await?;
+    let touched = move_balances(tx, entries).await?;
+    move_totals(tx, totals, &touched).await?;
+    crate::metrics_entries(entries.iter().map(|e| e.event.kind));
+    Ok(())
+}
+
+/// The ledger rows themselves, in one statement.
+async fn insert_entries(
+    tx: &mut Transaction<'_, Postgres>,
+    entries: &[Entry],
+) -> anyhow::Result<()> {
     let col = |f: fn(&Entry) -> Uuid| entries.iter().map(f).collect::<Vec<_>>();
     let ids = col(|e| e.event.earning_id);
     let purchase_ids = col(|e| e.event.purchase_id);
@@ -288,8 +302,15 @@ async fn write_entries(
     .execute(&mut **tx)
     .await
     .context("inserting earnings")?;
-    rollups::add(tx, entries).await?;
+    Ok(())
+}
 
+/// Adds the entries to `balances` (grouped per beneficiary and level first); returns the
+/// beneficiaries they touched.
+async fn move_balances(
+    tx: &mut Transaction<'_, Postgres>,
+    entries: &[Entry],
+) -> anyhow::Result<std::collections::BTreeSet<Uuid>> {
     let mut by_level: BTreeMap<(Uuid, i16), (Decimal, i64)> = BTreeMap::new();
     let mut counts: std::collections::BTreeSet<Uuid> = std::collections::BTreeSet::new();
     for e in entries {
@@ -316,8 +337,15 @@ async fn write_entries(
     .execute(&mut **tx)
     .await
     .context("moving balances")?;
+    Ok(counts)
+}
 
-    // Totals and counts as they stand after the batch (the rows are locked by us).
+/// Totals and counts as they stand after the batch (the rows are locked by us).
+async fn move_totals(
+    tx: &mut Transaction<'_, Postgres>,
+    totals: &BTreeMap<Uuid, Running>,
+    counts: &std::collections::BTreeSet<Uuid>,
+) -> anyhow::Result<()> {
     let touched: Vec<(&Uuid, &Running)> =
         totals.iter().filter(|(u, _)| counts.contains(*u)).collect();
     let tusers: Vec<Uuid> = touched.iter().map(|(u, _)| **u).collect();
@@ -334,6 +362,5 @@ async fn write_entries(
     .execute(&mut **tx)
     .await
     .context("moving totals")?;
-    crate::metrics_entries(entries.iter().map(|e| e.event.kind));
     Ok(())
 }
