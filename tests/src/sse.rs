@@ -25,6 +25,23 @@ impl SseClient {
     }
 
     /// The next event (keep-alive comments are skipped), or None if `wait` passes first.
+    /// True when the server ends the stream within `wait` with no event first (keep-alive
+    /// comments aside); false on an event or when `wait` runs out with the stream open,
+    /// which `next` cannot tell apart from an end.
+    pub async fn ended(&mut self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if self.buffer.contains("event:") || self.buffer.contains("data:") {
+                return false;
+            }
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Ok(Some(Ok(bytes))) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                Ok(None) | Ok(Some(Err(_))) => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+
     pub async fn next(&mut self, wait: Duration) -> Option<Frame> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {

@@ -94,9 +94,13 @@ async fn a_gap_in_the_feed_is_filled_from_the_ledger_in_order() {
     let live = sse.next(WAIT).await.expect("then the live entry");
     assert_eq!(live.id.as_deref(), Some("3"));
     let again = serde_json::to_vec(&[fake_entry(b, 2), fake_entry(b, 3)]).unwrap();
-    client.publish(subject, again.into()).await.unwrap();
+    client.publish(subject.clone(), again.into()).await.unwrap();
+    // The replay must add nothing: the next event the client sees is a later position.
+    let fourth = serde_json::to_vec(&[fake_entry(b, 4)]).unwrap();
+    client.publish(subject, fourth.into()).await.unwrap();
     client.flush().await.unwrap();
-    assert_eq!(sse.next(Duration::from_millis(500)).await, None);
+    let next = sse.next(WAIT).await.expect("the entry after the replay");
+    assert_eq!(next.id.as_deref(), Some("4"));
 }
 
 #[tokio::test]
@@ -117,10 +121,17 @@ async fn a_second_users_events_never_arrive() {
     let to_d = sse_d.next(WAIT).await.expect("D's earning");
     assert_eq!(data(&to_d)["beneficiary_id"], d.to_string());
     assert_eq!(data(&to_d)["amount"], "5.00");
-    // Both purchases are settled and published; nothing else may reach either client.
+    // Both purchases are settled; the next event each client sees is its own next
+    // earning, never the other user's (which was announced before it).
     eventually(|| app.settled(), |n| *n == 2).await;
-    assert_eq!(sse_a.next(Duration::from_millis(500)).await, None);
-    assert_eq!(sse_d.next(Duration::from_millis(500)).await, None);
+    app.purchase("iso-3", c, "2000.00", Some("1000.00")).await; // A earns 10.00
+    app.purchase("iso-4", e, "2000.00", Some("300.00")).await; // D earns 15.00
+    let next_a = sse_a.next(WAIT).await.expect("A's next earning");
+    assert_eq!(data(&next_a)["beneficiary_id"], a.to_string());
+    assert_eq!(data(&next_a)["amount"], "10.00");
+    let next_d = sse_d.next(WAIT).await.expect("D's next earning");
+    assert_eq!(data(&next_d)["beneficiary_id"], d.to_string());
+    assert_eq!(data(&next_d)["amount"], "15.00");
 }
 
 #[tokio::test]
@@ -227,11 +238,7 @@ async fn a_slow_client_is_dropped_with_a_final_event_and_others_keep_up() {
     }
     let dropped = dropped.expect("the slow client was told it was dropped");
     assert!(data(&dropped)["missed"].as_u64().unwrap() > 0);
-    assert_eq!(
-        slow.next(Duration::from_secs(2)).await,
-        None,
-        "and its stream ended"
-    );
+    assert!(slow.ended(WAIT).await, "and its stream ended");
 }
 
 /// An entry as the processor announces it, at position `seq` of `user`'s ledger.
@@ -289,9 +296,5 @@ async fn shutdown_ends_open_streams_and_completes() {
     tokio::time::timeout(Duration::from_secs(10), app.stop())
         .await
         .expect("every role stopped although a live client was connected");
-    assert_eq!(
-        sse.next(Duration::from_secs(5)).await,
-        None,
-        "the stream was closed"
-    );
+    assert!(sse.ended(WAIT).await, "the stream was closed");
 }
