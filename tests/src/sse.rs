@@ -24,7 +24,6 @@ impl SseClient {
         }
     }
 
-    /// The next event (keep-alive comments are skipped), or None if `wait` passes first.
     /// True when the server ends the stream within `wait` with no event first (keep-alive
     /// comments aside); false on an event or when `wait` runs out with the stream open,
     /// which `next` cannot tell apart from an end.
@@ -42,6 +41,7 @@ impl SseClient {
         }
     }
 
+    /// The next event (keep-alive comments are skipped), or None if `wait` passes first.
     pub async fn next(&mut self, wait: Duration) -> Option<Frame> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {

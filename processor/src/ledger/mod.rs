@@ -15,7 +15,7 @@ use rust_decimal::Decimal;
 use schemas::messages::{DeadLetterReason, ProcessedPurchase, PurchaseMessage, RefundMessage};
 use schemas::{EarningEvent, Money, Plan};
 use sqlx::{PgPool, Postgres, Transaction};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 #[derive(Clone, Debug)]
@@ -310,16 +310,16 @@ async fn insert_entries(
 async fn move_balances(
     tx: &mut Transaction<'_, Postgres>,
     entries: &[Entry],
-) -> anyhow::Result<std::collections::BTreeSet<Uuid>> {
+) -> anyhow::Result<BTreeSet<Uuid>> {
     let mut by_level: BTreeMap<(Uuid, i16), (Decimal, i64)> = BTreeMap::new();
-    let mut counts: std::collections::BTreeSet<Uuid> = std::collections::BTreeSet::new();
+    let mut touched: BTreeSet<Uuid> = BTreeSet::new();
     for e in entries {
         let slot = by_level
             .entry((e.event.beneficiary_id.as_uuid(), i16::from(e.event.level)))
             .or_default();
         slot.0 += e.event.amount.as_decimal();
         slot.1 += 1;
-        counts.insert(e.event.beneficiary_id.as_uuid());
+        touched.insert(e.event.beneficiary_id.as_uuid());
     }
     let (keys, sums): (Vec<_>, Vec<_>) = by_level.into_iter().unzip();
     let (users, lvls): (Vec<Uuid>, Vec<i16>) = keys.into_iter().unzip();
@@ -337,17 +337,19 @@ async fn move_balances(
     .execute(&mut **tx)
     .await
     .context("moving balances")?;
-    Ok(counts)
+    Ok(touched)
 }
 
 /// Totals and counts as they stand after the batch (the rows are locked by us).
 async fn move_totals(
     tx: &mut Transaction<'_, Postgres>,
     totals: &BTreeMap<Uuid, Running>,
-    counts: &std::collections::BTreeSet<Uuid>,
+    touched: &BTreeSet<Uuid>,
 ) -> anyhow::Result<()> {
-    let touched: Vec<(&Uuid, &Running)> =
-        totals.iter().filter(|(u, _)| counts.contains(*u)).collect();
+    let touched: Vec<(&Uuid, &Running)> = totals
+        .iter()
+        .filter(|(u, _)| touched.contains(*u))
+        .collect();
     let tusers: Vec<Uuid> = touched.iter().map(|(u, _)| **u).collect();
     let finals: Vec<Decimal> = touched.iter().map(|(_, r)| r.total.as_decimal()).collect();
     let tcounts: Vec<i64> = touched.iter().map(|(_, r)| r.entries).collect();
