@@ -27,9 +27,33 @@ fn bench(args: &[&str]) -> Output {
 
 #[test]
 fn bench_pipeline_runs_and_verifies_at_a_tiny_size() {
-    let out = bench(&["pipeline", "--purchases", "200", "--batch", "50", "--json"]);
+    let out = bench(&[
+        "pipeline",
+        "--purchases",
+        "200",
+        "--batch",
+        "50",
+        "--users",
+        "100",
+        "--json",
+    ]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["verify_differences"], 0);
+    assert_eq!(
+        report["users"], 100,
+        "a tree of 100 users, three levels deep"
+    );
+    for step in [
+        "insert_purchases",
+        "insert_entries",
+        "lock_totals",
+        "commit",
+    ] {
+        assert!(
+            report["batch"]["batch_steps_ms"][step].is_number(),
+            "{step} timed: {report}"
+        );
+    }
     for load in ["single", "batch"] {
         assert_eq!(report[load]["purchases"], 200, "{report}");
         for rate in ["accepted_per_sec", "settled_per_sec"] {
@@ -46,6 +70,34 @@ fn bench_pipeline_runs_and_verifies_at_a_tiny_size() {
     assert!(report["direct"]["settled_per_sec"].as_f64().unwrap() > 0.0);
     assert!(report["raw_publish_per_sec"].as_f64().unwrap() > 0.0);
     assert!(report["naive_per_sec"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn bench_pipeline_sustains_each_load_for_a_duration() {
+    let out = bench(&[
+        "pipeline",
+        "--duration",
+        "1",
+        "--purchases",
+        "1000000",
+        "--batch",
+        "20",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verify_differences"], 0);
+    assert_eq!(report["duration_secs"], 1);
+    for load in ["single", "batch", "direct"] {
+        let sent = report[load]["purchases"].as_u64().unwrap();
+        assert!(
+            sent > 0 && sent < 1_000_000,
+            "{load} stopped at the duration: {report}"
+        );
+    }
+    for load in ["single", "batch"] {
+        let last = report[load]["backlog"].as_array().unwrap().last().unwrap();
+        assert_eq!(last[1], last[2], "{load}: every accepted purchase settled");
+    }
 }
 
 #[test]

@@ -11,6 +11,8 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     pub purchases_accepted: IntCounterVec,
     pub messages_processed: IntCounterVec,
+    /// New purchases settled, by status (paid, below_threshold, …): what benches poll.
+    pub purchases_settled: IntCounterVec,
     pub earnings_written: IntCounterVec,
     pub batch_latency: HistogramVec,
     pub ingest_stage: HistogramVec,
@@ -19,87 +21,112 @@ pub struct Metrics {
     pub consumer_lost: IntCounterVec,
 }
 
+/// A counter family registered in `registry`.
+fn counter(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, prometheus::Error> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+/// A histogram family registered in `registry`, with these bucket bounds (seconds).
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    buckets: &[f64],
+    labels: &[&str],
+) -> Result<HistogramVec, prometheus::Error> {
+    let opts = HistogramOpts::new(name, help);
+    let opts = if buckets.is_empty() {
+        opts
+    } else {
+        opts.buckets(buckets.to_vec())
+    };
+    let h = HistogramVec::new(opts, labels)?;
+    registry.register(Box::new(h.clone()))?;
+    Ok(h)
+}
+
 fn build() -> Result<Metrics, prometheus::Error> {
-    let registry = Registry::new_custom(Some("referral".into()), None)?;
-    let http_requests = IntCounterVec::new(
-        Opts::new("http_requests_total", "HTTP requests"),
-        &["route", "status"],
-    )?;
-    let http_latency = HistogramVec::new(
-        HistogramOpts::new("http_request_seconds", "HTTP request latency"),
-        &["route"],
-    )?;
-    let rate_limited = IntCounterVec::new(
-        Opts::new(
+    let r = Registry::new_custom(Some("referral".into()), None)?;
+    let live_connections = IntGauge::new("live_connections", "open SSE and WebSocket clients")?;
+    r.register(Box::new(live_connections.clone()))?;
+    const BATCH: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+    const STAGE: &[f64] = &[
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+    ];
+    Ok(Metrics {
+        http_requests: counter(
+            &r,
+            "http_requests_total",
+            "HTTP requests",
+            &["route", "status"],
+        )?,
+        http_latency: histogram(
+            &r,
+            "http_request_seconds",
+            "HTTP request latency",
+            &[],
+            &["route"],
+        )?,
+        rate_limited: counter(
+            &r,
             "rate_limited_total",
             "requests answered 429 by the rate limits",
-        ),
-        &["kind"],
-    )?;
-    let purchases_accepted = IntCounterVec::new(
-        Opts::new("ingest_accepted_total", "purchases and refunds accepted"),
-        &["kind", "outcome"],
-    )?;
-    let messages_processed = IntCounterVec::new(
-        Opts::new("processor_messages_total", "stream messages processed"),
-        &["kind", "outcome"],
-    )?;
-    let earnings_written = IntCounterVec::new(
-        Opts::new("earnings_written_total", "ledger entries"),
-        &["kind"],
-    )?;
-    let batch_latency = HistogramVec::new(
-        HistogramOpts::new("processor_batch_seconds", "time to apply one batch").buckets(vec![
-            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-        ]),
-        &["stage"],
-    )?;
-    let ingest_stage = HistogramVec::new(
-        HistogramOpts::new(
+            &["kind"],
+        )?,
+        purchases_accepted: counter(
+            &r,
+            "ingest_accepted_total",
+            "purchases and refunds accepted",
+            &["kind", "outcome"],
+        )?,
+        messages_processed: counter(
+            &r,
+            "processor_messages_total",
+            "stream messages processed",
+            &["kind", "outcome"],
+        )?,
+        purchases_settled: counter(
+            &r,
+            "processor_purchases_settled_total",
+            "purchases committed in Postgres, announced and acknowledged (new ones only)",
+            &["status"],
+        )?,
+        earnings_written: counter(&r, "earnings_written_total", "ledger entries", &["kind"])?,
+        batch_latency: histogram(
+            &r,
+            "processor_batch_seconds",
+            "time to apply one batch",
+            BATCH,
+            &["stage"],
+        )?,
+        ingest_stage: histogram(
+            &r,
             "ingest_stage_seconds",
             "time a purchase request spends in each step at the edge",
-        )
-        .buckets(vec![
-            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
-        ]),
-        &["stage"],
-    )?;
-    let live_connections = IntGauge::new("live_connections", "open SSE and WebSocket clients")?;
-    let warehouse_rows = IntCounterVec::new(
-        Opts::new("warehouse_rows_total", "rows sent to ClickHouse"),
-        &["table"],
-    )?;
-    let consumer_lost = IntCounterVec::new(
-        Opts::new(
+            STAGE,
+            &["stage"],
+        )?,
+        live_connections,
+        warehouse_rows: counter(
+            &r,
+            "warehouse_rows_total",
+            "rows sent to ClickHouse",
+            &["table"],
+        )?,
+        consumer_lost: counter(
+            &r,
             "consumer_lost_total",
             "times a stream consumer was lost (missed heartbeats, errors) and reopened",
-        ),
-        &["consumer"],
-    )?;
-    registry.register(Box::new(http_requests.clone()))?;
-    registry.register(Box::new(http_latency.clone()))?;
-    registry.register(Box::new(rate_limited.clone()))?;
-    registry.register(Box::new(purchases_accepted.clone()))?;
-    registry.register(Box::new(messages_processed.clone()))?;
-    registry.register(Box::new(earnings_written.clone()))?;
-    registry.register(Box::new(batch_latency.clone()))?;
-    registry.register(Box::new(ingest_stage.clone()))?;
-    registry.register(Box::new(live_connections.clone()))?;
-    registry.register(Box::new(warehouse_rows.clone()))?;
-    registry.register(Box::new(consumer_lost.clone()))?;
-    Ok(Metrics {
-        registry,
-        http_requests,
-        http_latency,
-        rate_limited,
-        purchases_accepted,
-        messages_processed,
-        earnings_written,
-        batch_latency,
-        ingest_stage,
-        live_connections,
-        warehouse_rows,
-        consumer_lost,
+            &["consumer"],
+        )?,
+        registry: r,
     })
 }
 

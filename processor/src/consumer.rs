@@ -180,6 +180,9 @@ impl Stage {
         m.messages_processed
             .with_label_values(&["batch", "dead_letter"])
             .inc_by(outcome.dead.len() as u64);
+        for status in &outcome.new_purchases {
+            m.purchases_settled.with_label_values(&[status]).inc();
+        }
         m.batch_latency
             .with_label_values(&["total"])
             .observe(started.elapsed().as_secs_f64());

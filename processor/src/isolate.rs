@@ -74,4 +74,5 @@ fn merge(into: &mut Outcome, from: Outcome) {
     into.purchases.extend(from.purchases);
     into.dead.extend(from.dead);
     into.new_entries += from.new_entries;
+    into.new_purchases.extend(from.new_purchases);
 }

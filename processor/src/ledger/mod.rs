@@ -76,6 +76,8 @@ pub struct Outcome {
     pub purchases: Vec<ProcessedPurchase>,
     pub dead: Vec<DeadLetter>,
     pub new_entries: usize,
+    /// Status of each purchase settled for the first time by this batch.
+    pub new_purchases: Vec<&'static str>,
 }
 
 /// Applies one batch. On error nothing was written and the batch must not be acked.
@@ -86,8 +88,8 @@ pub async fn apply(
     batch: &[Delivered],
     mut dead: Vec<DeadLetter>,
 ) -> anyhow::Result<Outcome> {
-    let mut tx = pool.begin().await.context("beginning batch")?;
-    lock_orders(&mut tx, batch).await?;
+    let mut tx = step("begin", async { Ok(pool.begin().await?) }).await?;
+    step("lock_orders", lock_orders(&mut tx, batch)).await?;
     let mut outcome = Outcome::default();
     let purchases: Vec<&Delivered> = batch
         .iter()
@@ -95,16 +97,34 @@ pub async fn apply(
         .collect();
     let settled =
         purchases::apply(&mut tx, graph, plan, &purchases, &mut outcome, &mut dead).await?;
-    refunds::apply_pending_for(&mut tx, &settled, &mut outcome, &mut dead).await?;
+    let pending = refunds::apply_pending_for(&mut tx, &settled, &mut outcome, &mut dead);
+    step("pending_refunds", pending).await?;
     for d in batch {
         if let Item::Refund(r) = &d.item {
             refunds::apply_one(&mut tx, d, r, &mut outcome, &mut dead).await?;
         }
     }
-    record_dead_letters(&mut tx, &dead).await?;
-    tx.commit().await.context("committing batch")?;
+    step("dead_letters", record_dead_letters(&mut tx, &dead)).await?;
+    step("commit", async { Ok(tx.commit().await?) })
+        .await
+        .context("committing batch")?;
     outcome.dead = dead;
     Ok(outcome)
+}
+
+/// Runs one step of a batch, timed into `processor_batch_seconds{stage}` (a fixed set of
+/// step names), so where a batch's time goes is visible under load, not only in a profile.
+async fn step<T>(
+    stage: &'static str,
+    f: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let started = std::time::Instant::now();
+    let result = f.await;
+    platform::metrics::metrics()
+        .batch_latency
+        .with_label_values(&[stage])
+        .observe(started.elapsed().as_secs_f64());
+    result
 }
 
 /// Advisory-lock class of the per-order locks (the two-int4 key space, apart from the
@@ -236,10 +256,10 @@ async fn write_entries(
     if entries.is_empty() {
         return Ok(());
     }
-    insert_entries(tx, entries).await?;
-    rollups::add(tx, entries).await?;
-    let touched = move_balances(tx, entries).await?;
-    move_totals(tx, totals, &touched).await?;
+    step("insert_entries", insert_entries(tx, entries)).await?;
+    step("rollups", rollups::add(tx, entries)).await?;
+    let touched = step("balances", move_balances(tx, entries)).await?;
+    step("totals", move_totals(tx, totals, &touched)).await?;
     crate::metrics_entries(entries.iter().map(|e| e.event.kind));
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! Purchases of a batch: classify (new, replayed, conflicting), pay the new ones.
-use super::{lock_totals, write_entries, DeadLetter, Delivered, Entry, Item, Outcome};
+use super::{lock_totals, step, write_entries, DeadLetter, Delivered, Entry, Item, Outcome};
 use crate::graph::ReferralGraph;
 use crate::payout::payouts;
 use anyhow::Context;
@@ -45,21 +45,25 @@ pub(super) async fn apply(
             )),
         }
     }
-    let valid = super::tenancy::owned_by_their_shops(tx, valid, dead_letters).await?;
+    let owned = super::tenancy::owned_by_their_shops(tx, valid, dead_letters);
+    let valid = step("tenancy", owned).await?;
     if valid.is_empty() {
         return Ok(Vec::new());
     }
 
     let shops: Vec<Uuid> = valid.iter().map(|(_, m)| m.shop_id.as_uuid()).collect();
     let orders: Vec<String> = valid.iter().map(|(_, m)| m.order_id.to_string()).collect();
-    let existing: HashMap<(Uuid, String), (Uuid, String)> = sqlx::query!(
-        "SELECT p.id, p.shop_id, p.order_id, p.body_hash FROM purchases p
+    let existing: HashMap<(Uuid, String), (Uuid, String)> = step("read_known", async {
+        Ok(sqlx::query!(
+            "SELECT p.id, p.shop_id, p.order_id, p.body_hash FROM purchases p
          JOIN UNNEST($1::uuid[], $2::text[]) AS k(shop_id, order_id)
            ON p.shop_id = k.shop_id AND p.order_id = k.order_id",
-        &shops,
-        &orders
-    )
-    .fetch_all(&mut **tx)
+            &shops,
+            &orders
+        )
+        .fetch_all(&mut **tx)
+        .await?)
+    })
     .await
     .context("reading known purchases")?
     .into_iter()
@@ -123,8 +127,12 @@ pub(super) async fn apply(
         });
     }
 
-    let planned = without_taken_ids(tx, planned, dead_letters).await?;
-    let inserted = insert_purchases(tx, plan, graph.seq, &planned).await?;
+    let planned = step("taken_ids", without_taken_ids(tx, planned, dead_letters)).await?;
+    let inserted = step(
+        "insert_purchases",
+        insert_purchases(tx, plan, graph.seq, &planned),
+    )
+    .await?;
     // Totals are locked last, for as short a time as the batch allows: a beneficiary
     // with a large downline is in almost every batch, and the row lock is what
     // concurrent workers wait on.
@@ -133,7 +141,7 @@ pub(super) async fn apply(
         .filter(|p| inserted.contains_key(&p.msg.purchase_id))
         .flat_map(|p| p.shares.iter().map(|s| s.beneficiary.as_uuid()))
         .collect();
-    let mut totals = lock_totals(tx, &mut beneficiaries).await?;
+    let mut totals = step("lock_totals", lock_totals(tx, &mut beneficiaries)).await?;
 
     let now = Utc::now().trunc_subsecs(6);
     let mut entries = Vec::new();
@@ -144,6 +152,7 @@ pub(super) async fn apply(
     {
         let m = p.msg;
         keys.push((m.shop_id.as_uuid(), m.order_id.to_string()));
+        outcome.new_purchases.push(p.status);
         outcome.purchases.push(ProcessedPurchase {
             purchase_id: m.purchase_id,
             shop_id: m.shop_id,
@@ -197,7 +206,7 @@ pub(super) async fn apply(
     );
     replayed.sort();
     replayed.dedup();
-    super::replay::purchases(tx, &replayed, outcome).await?;
+    step("replay", super::replay::purchases(tx, &replayed, outcome)).await?;
     Ok(keys)
 }
 

@@ -13,13 +13,23 @@ use platform::Config;
 use schemas::UserId;
 use serde::Serialize;
 use serde_json::json;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug)]
 pub struct PipelineArgs {
-    /// Purchases per measurement.
+    /// Purchases per measurement (at most, with `--duration`).
     #[arg(long, default_value_t = 20_000)]
     pub purchases: usize,
+    /// Sustain each load for this many seconds instead of sending a fixed count
+    /// (`--purchases` then only bounds it).
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Users in the referral tree (a complete 8-ary tree; buyers are all but the root).
+    /// Few users make every batch pay the same few beneficiaries, whose rows then
+    /// serialize concurrent batches; many spread the payouts as a real shop's would.
+    #[arg(long, default_value_t = 64)]
+    pub users: usize,
     /// HTTP connections (requests in flight) for single purchases; batches use an eighth.
     #[arg(long, alias = "concurrency", default_value_t = 64)]
     pub connections: usize,
@@ -34,6 +44,8 @@ pub struct PipelineArgs {
 #[derive(Debug, Serialize)]
 struct Report {
     purchases: usize,
+    duration_secs: Option<u64>,
+    users: usize,
     connections: usize,
     nats_url: String,
     raw_publish_per_sec: f64,
@@ -54,48 +66,66 @@ pub(super) async fn measure(
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.connections)
         .build()?;
-    let users = signups(&http, base, &key).await?;
+    let users = signups(&http, base, &key, args.users.max(2), args.connections).await?;
     let n = args.purchases;
-    let body = |i: usize, prefix: &str| json!({ "order_id": format!("{prefix}-{i}"), "user_id": users[1 + i % 63], "amount": "1500.00", "profit": "300.00" });
+    let duration = args.duration.map(Duration::from_secs);
+    let buyers = users.len() - 1;
+    let purchase = {
+        let users = users.clone();
+        move |i: usize, prefix: &str| json!({ "order_id": format!("{prefix}-{i}"), "user_id": users[1 + i % buyers], "amount": "1500.00", "profit": "300.00" })
+    };
 
-    let raw_publish_per_sec = raw_publish(config, n, args.connections, |i| body(i, "raw")).await?;
-    let naive_per_sec = naive::measure(&pool, n, args.connections).await?;
+    let raw = |i| purchase(i, "raw");
+    let raw_publish_per_sec = raw_publish(config, n, duration, args.connections, raw).await?;
+    let naive_per_sec = naive::measure(&pool, n, duration, args.connections).await?;
     let single = Load {
         url: format!("{base}/v1/purchases"),
         key: key.clone(),
-        bodies: (0..n).map(|i| body(i, "single")).collect(),
+        body: Arc::new({
+            let purchase = purchase.clone();
+            move |i| purchase(i, "single")
+        }),
+        requests: n,
+        duration,
         per_request: 1,
         connections: args.connections,
-        settled_before: 0,
     }
-    .run(&http, &pool)
+    .run(&http)
     .await?;
     let per = args.batch.max(1);
     let batch = Load {
         url: format!("{base}/v1/purchases/batch"),
         key,
-        bodies: (0..n / per)
-            .map(|b| json!({ "purchases": (b * per..(b + 1) * per).map(|i| body(i, "batch")).collect::<Vec<_>>() }))
-            .collect(),
+        body: Arc::new(move |b| json!({ "purchases": (b * per..(b + 1) * per).map(|i| purchase(i, "batch")).collect::<Vec<_>>() })),
+        requests: n / per,
+        duration,
         per_request: per,
         connections: (args.connections / 8).max(1),
-        settled_before: load::settled_count(&pool).await?,
     }
-    .run(&http, &pool)
+    .run(&http)
     .await?;
     let direct = direct::Direct {
         config,
         shop,
         users: &users,
         purchases: n,
+        duration,
         per_message: per,
         in_flight: (args.connections / 8).max(1),
     }
-    .run(&pool)
+    .run()
     .await?;
+    let stored = load::settled_count(&pool).await?;
+    let sent = single.purchases + batch.purchases + direct.purchases;
+    anyhow::ensure!(
+        usize::try_from(stored)? == sent,
+        "{stored} purchases in Postgres, {sent} accepted"
+    );
     let verified = processor::verify::verify(&pool).await?;
     let report = Report {
         purchases: n,
+        duration_secs: args.duration,
+        users: users.len(),
         connections: args.connections,
         nats_url: config.nats.url.clone(),
         raw_publish_per_sec,
@@ -115,12 +145,27 @@ pub(super) async fn measure(
     Ok(())
 }
 
-/// A referral tree of 64 users (8-ary), signed up through the API.
-async fn signups(http: &reqwest::Client, base: &str, key: &str) -> anyhow::Result<Vec<UserId>> {
-    let mut users: Vec<UserId> = Vec::new();
-    for i in 0..64usize {
-        let referrer = (i > 0).then(|| users[(i - 1) / 8]);
-        users.push(super::signup(http, base, key, referrer).await?);
+/// A complete 8-ary referral tree of `n` users, signed up through the API level by
+/// level, `connections` signups at a time.
+async fn signups(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    n: usize,
+    connections: usize,
+) -> anyhow::Result<Vec<UserId>> {
+    let mut users: Vec<UserId> = vec![super::signup(http, base, key, None).await?];
+    while users.len() < n {
+        let level = users.len()..(users.len() * 8 + 1).min(n);
+        let referrers: Vec<UserId> = level.map(|i| users[(i - 1) / 8]).collect();
+        let signed: Vec<UserId> = futures::stream::iter(referrers)
+            .map(|r| super::signup(http, base, key, Some(r)))
+            .buffered(connections.max(1))
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<anyhow::Result<_>>()?;
+        users.extend(signed);
     }
     Ok(users)
 }
@@ -129,6 +174,7 @@ async fn signups(http: &reqwest::Client, base: &str, key: &str) -> anyhow::Resul
 async fn raw_publish(
     config: &Config,
     n: usize,
+    duration: Option<Duration>,
     connections: usize,
     body: impl Fn(usize) -> serde_json::Value,
 ) -> anyhow::Result<f64> {
@@ -142,24 +188,35 @@ async fn raw_publish(
     })
     .await?;
     let started = Instant::now();
-    let mut raw = futures::stream::iter((0..n).map(|i| {
-        let (js, subject, payload) = (js.clone(), subject.clone(), serde_json::to_vec(&body(i)));
-        async move {
-            let payload = payload?;
-            platform::nats::publish_stored(&js, subject, Some(&format!("raw-{i}")), payload).await
-        }
-    }))
-    .buffer_unordered(connections.max(1));
+    let mut raw = futures::stream::iter(0..n)
+        .take_while(load::within(started, duration))
+        .map(|i| {
+            let (js, subject) = (js.clone(), subject.clone());
+            let payload = serde_json::to_vec(&body(i));
+            async move {
+                let id = format!("raw-{i}");
+                platform::nats::publish_stored(&js, subject, Some(&id), payload?).await
+            }
+        })
+        .buffer_unordered(connections.max(1));
+    let mut done = 0;
     while let Some(r) = raw.next().await {
         r?;
+        done += 1;
     }
-    Ok(load::rate(n, started.elapsed()))
+    Ok(load::rate(done, started.elapsed()))
 }
 
 fn print_table(r: &Report) {
     println!(
-        "referral bench pipeline: {} purchases, {} connections, NATS at {}",
-        r.purchases, r.connections, r.nats_url
+        "referral bench pipeline: {} purchases{}, {} users, {} connections, NATS at {}",
+        r.purchases,
+        r.duration_secs
+            .map(|s| format!(" or {s} s a load"))
+            .unwrap_or_default(),
+        r.users,
+        r.connections,
+        r.nats_url
     );
     let base = r.raw_publish_per_sec.max(1e-9);
     let naive = r.naive_per_sec.max(1e-9);
@@ -193,12 +250,33 @@ fn print_table(r: &Report) {
             "  {name}: backlog (s, accepted, settled): {}",
             backlog_line(&l.backlog)
         );
+        println!(
+            "  {name}: {} batches; ms per batch: {}",
+            l.batches,
+            steps_line(&l.batch_steps_ms)
+        );
     }
     row(
         "direct: published to the stream",
         r.direct.published_per_sec,
     );
     row("direct: settled end to end", r.direct.settled_per_sec);
+    println!(
+        "  direct: {} batches; ms per batch: {}",
+        r.direct.batches,
+        steps_line(&r.direct.batch_steps_ms)
+    );
+}
+
+/// The steps of a batch, largest first.
+fn steps_line(steps: &std::collections::BTreeMap<String, f64>) -> String {
+    let mut steps: Vec<(&String, &f64)> = steps.iter().collect();
+    steps.sort_by(|a, b| b.1.total_cmp(a.1));
+    steps
+        .iter()
+        .map(|(name, ms)| format!("{name} {ms:.1}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// About eight samples across the run, enough to see whether the backlog grows.

@@ -1,13 +1,19 @@
 //! The naive baseline: what an app with no stream does per purchase — one Postgres
 //! transaction inserting the purchase, its two earnings and moving two balances — at the
 //! same concurrency, in the same process, on the same database server.
-use super::load::rate;
+use super::load::{rate, within};
 use futures::StreamExt;
 use rust_decimal::Decimal;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-pub async fn measure(pool: &sqlx::PgPool, n: usize, connections: usize) -> anyhow::Result<f64> {
+/// Purchases per second over `n` purchases, or as many as `duration` allows.
+pub async fn measure(
+    pool: &sqlx::PgPool,
+    n: usize,
+    duration: Option<Duration>,
+    connections: usize,
+) -> anyhow::Result<f64> {
     sqlx::raw_sql(
         "CREATE TABLE naive_purchases (id uuid PRIMARY KEY, order_id text UNIQUE, user_id uuid,
                                        amount numeric(18,2), profit numeric(18,2));
@@ -19,16 +25,20 @@ pub async fn measure(pool: &sqlx::PgPool, n: usize, connections: usize) -> anyho
     .await?;
     let parents: Vec<Uuid> = (0..64).map(|_| Uuid::now_v7()).collect();
     let started = Instant::now();
-    let mut work = futures::stream::iter((0..n).map(|i| {
-        let pool = pool.clone();
-        let (l1, l2) = (parents[i % 64], parents[(i / 8) % 64]);
-        async move { one(&pool, i, l1, l2).await }
-    }))
-    .buffer_unordered(connections.max(1));
+    let mut work = futures::stream::iter(0..n)
+        .take_while(within(started, duration))
+        .map(|i| {
+            let pool = pool.clone();
+            let (l1, l2) = (parents[i % 64], parents[(i / 8) % 64]);
+            async move { one(&pool, i, l1, l2).await }
+        })
+        .buffer_unordered(connections.max(1));
+    let mut done = 0;
     while let Some(r) = work.next().await {
         r?;
+        done += 1;
     }
-    Ok(rate(n, started.elapsed()))
+    Ok(rate(done, started.elapsed()))
 }
 
 async fn one(pool: &sqlx::PgPool, i: usize, l1: Uuid, l2: Uuid) -> anyhow::Result<()> {
