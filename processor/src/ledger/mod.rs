@@ -2,6 +2,7 @@
 //! (shop, order) and earnings by (purchase, beneficiary, level, kind, refund), so a
 //! replayed batch inserts nothing; totals are locked in user-id order, so concurrent
 //! processors cannot deadlock on them.
+mod orders;
 mod purchases;
 mod refunds;
 mod replay;

@@ -142,7 +142,9 @@ async fn settle(
     .fetch_one(&mut **tx)
     .await?;
     let Some(p) = sqlx::query!(
-        "SELECT id, amount, refunded, plan_version FROM purchases WHERE shop_id = $1 AND order_id = $2 FOR UPDATE",
+        "SELECT p.id, p.amount, p.refunded, p.plan_version FROM purchase_requests r
+         JOIN purchases p ON p.id = r.purchase_id
+         WHERE r.shop_id = $1 AND r.order_id = $2 FOR UPDATE OF p",
         shop,
         refund.order_id
     )

@@ -270,5 +270,22 @@ async fn orphans(pool: &PgPool, scope: Scope, diffs: &mut Vec<String>) -> anyhow
             r.entries, r.purchase_id
         ));
     }
+    // Purchases hold no foreign key to their buyer (migration 0006): a writer that
+    // settled a purchase for no known user is caught here.
+    let buyers = sqlx::query_scalar!(
+        "SELECT p.id FROM purchases p
+         WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = p.user_id)
+           AND ($1::uuid IS NULL OR p.user_id = $1)
+           AND ($2::timestamptz IS NULL OR p.processed_at >= $2)
+           AND ($3::timestamptz IS NULL OR p.processed_at < $3)",
+        scope.user.map(|u| u.as_uuid()),
+        scope.from,
+        scope.to
+    )
+    .fetch_all(pool)
+    .await?;
+    for id in buyers {
+        diffs.push(format!("purchase {id} names a buyer who does not exist"));
+    }
     Ok(())
 }

@@ -207,3 +207,46 @@ async fn a_message_naming_another_shop_than_its_subject_is_dead_lettered() {
     assert_eq!(dead_letter_reasons(&app).await, vec!["shop_mismatch"]);
     app.assert_verified().await;
 }
+
+#[tokio::test]
+async fn an_order_the_edge_registered_is_paid_by_its_own_purchase_id_only() {
+    let app = TestApp::spawn().await;
+    let (a, b, c) = app.chain3().await;
+    // The edge reserved the order and stopped before storing it in the stream (a crash
+    // between the two): the order is registered to its purchase, which has not settled.
+    let reserved = purchase_message(&app, "held", c, "2000.00", "500.00");
+    sqlx::query(
+        "INSERT INTO purchase_requests (shop_id, order_id, purchase_id, body_hash, message, amount)
+         VALUES ($1, $2, $3, convert_to($4, 'UTF8'), $5, 2000.00)",
+    )
+    .bind(app.shop_id.as_uuid())
+    .bind("held")
+    .bind(reserved.purchase_id)
+    .bind(&reserved.body_hash)
+    .bind(serde_json::to_value(&reserved).unwrap())
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    // The shop then publishes the same order straight to the stream under another
+    // purchase id, same body: refused, it is not the order's purchase.
+    let mut other = reserved.clone();
+    other.purchase_id = uuid::Uuid::now_v7();
+    let bytes = serde_json::to_vec(&other).unwrap();
+    app.publish_raw("purchases", "held-other-id", bytes).await;
+    let reasons = eventually(|| dead_letter_reasons(&app), |r| !r.is_empty()).await;
+    assert_eq!(reasons, vec!["order_conflict"]);
+    assert_eq!(app.settled().await, 0);
+    // The registered purchase, when it comes, pays once; again, it is a replay.
+    for id in ["held-reserved", "held-reserved-again"] {
+        let bytes = serde_json::to_vec(&reserved).unwrap();
+        app.publish_raw("purchases", id, bytes).await;
+    }
+    eventually(|| app.total(b), |t| t == "25.00").await;
+    let r = app.purchase("after", c, "1000.00", Some("100.00")).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    eventually(|| app.total(a), |t| t == "6.00").await;
+    assert_eq!(app.total(b).await, "30.00");
+    assert_eq!(app.settled().await, 2);
+    assert_eq!(dead_letter_reasons(&app).await, vec!["order_conflict"]);
+    app.assert_verified().await;
+}

@@ -1,0 +1,172 @@
+//! The rows a batch's new purchases write: `purchases`, and the order registry
+//! (`purchase_requests`) for orders the edge did not reserve.
+use super::purchases::Planned;
+use super::{DeadLetter, Delivered};
+use anyhow::Context;
+use rust_decimal::Decimal;
+use schemas::messages::{DeadLetterReason, PurchaseMessage};
+use schemas::Plan;
+use sqlx::{Postgres, Transaction};
+use std::collections::{HashMap, HashSet};
+use uuid::Uuid;
+
+/// An order in the registry: the purchase id it names and, once that purchase has
+/// settled, the settled body's hash.
+pub(super) struct Registered {
+    pub purchase_id: Uuid,
+    pub settled_hash: Option<String>,
+}
+
+/// The registry rows of the batch's orders (primary-key lookups), by (shop, order).
+pub(super) async fn registered(
+    tx: &mut Transaction<'_, Postgres>,
+    valid: &[(&Delivered, &PurchaseMessage)],
+) -> anyhow::Result<HashMap<(Uuid, String), Registered>> {
+    let shops: Vec<Uuid> = valid.iter().map(|(_, m)| m.shop_id.as_uuid()).collect();
+    let orders: Vec<String> = valid.iter().map(|(_, m)| m.order_id.to_string()).collect();
+    let rows = sqlx::query!(
+        r#"SELECT r.shop_id, r.order_id, r.purchase_id, p.body_hash AS "settled_hash?"
+           FROM UNNEST($1::uuid[], $2::text[]) AS k(shop_id, order_id)
+           JOIN purchase_requests r ON r.shop_id = k.shop_id AND r.order_id = k.order_id
+           LEFT JOIN purchases p ON p.id = r.purchase_id"#,
+        &shops,
+        &orders
+    )
+    .fetch_all(&mut **tx)
+    .await
+    .context("reading the orders' registry")?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let registered = Registered {
+                purchase_id: r.purchase_id,
+                settled_hash: r.settled_hash,
+            };
+            ((r.shop_id, r.order_id), registered)
+        })
+        .collect())
+}
+
+/// A purchase id names one purchase: a message reusing the id of another order (shops that
+/// publish directly choose their ids) is dead-lettered, instead of failing the batch
+/// on the primary key for ever.
+pub(super) async fn without_taken_ids<'a>(
+    tx: &mut Transaction<'_, Postgres>,
+    planned: Vec<Planned<'a>>,
+    dead_letters: &mut Vec<DeadLetter>,
+) -> anyhow::Result<Vec<Planned<'a>>> {
+    let ids: Vec<Uuid> = planned.iter().map(|p| p.msg.purchase_id).collect();
+    let mut taken: HashSet<Uuid> =
+        sqlx::query_scalar!("SELECT id FROM purchases WHERE id = ANY($1)", &ids)
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .collect();
+    let mut kept = Vec::with_capacity(planned.len());
+    for p in planned {
+        if taken.insert(p.msg.purchase_id) {
+            kept.push(p);
+        } else {
+            let detail = format!(
+                "purchase id {} already names another order",
+                p.msg.purchase_id
+            );
+            let d = DeadLetter::of(p.delivered, DeadLetterReason::OrderConflict, detail);
+            dead_letters.push(d);
+        }
+    }
+    Ok(kept)
+}
+
+/// Inserts the planned purchases. Each is new: its order is locked by this batch
+/// (`lock_orders`) and was read from the registry under that lock, and its id was
+/// checked free; anything else is a bug or a race with the edge, and fails the batch
+/// (retried, then read again), never a silent skip.
+pub(super) async fn insert_purchases(
+    tx: &mut Transaction<'_, Postgres>,
+    plan: &Plan,
+    graph_seq: i64,
+    planned: &[Planned<'_>],
+) -> anyhow::Result<()> {
+    if planned.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = planned.iter().map(|p| p.msg.purchase_id).collect();
+    let shops: Vec<Uuid> = planned.iter().map(|p| p.msg.shop_id.as_uuid()).collect();
+    let orders: Vec<String> = planned.iter().map(|p| p.msg.order_id.to_string()).collect();
+    let users: Vec<Uuid> = planned.iter().map(|p| p.msg.user_id.as_uuid()).collect();
+    let amounts: Vec<Decimal> = planned.iter().map(|p| p.msg.amount.as_decimal()).collect();
+    let profits: Vec<Decimal> = planned.iter().map(|p| p.msg.profit.as_decimal()).collect();
+    let occurred: Vec<_> = planned.iter().map(|p| p.msg.occurred_at).collect();
+    let statuses: Vec<String> = planned.iter().map(|p| p.status.to_owned()).collect();
+    let hashes: Vec<String> = planned.iter().map(|p| p.msg.body_hash.clone()).collect();
+    let ancestors: Vec<serde_json::Value> = planned.iter().map(|p| p.ancestors.clone()).collect();
+    sqlx::query!(
+        "INSERT INTO purchases (id, shop_id, order_id, user_id, amount, profit, occurred_at, status, body_hash,
+                                ancestors, plan_version, graph_seq)
+         SELECT *, $11::int, $12::bigint FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::numeric[],
+                                 $6::numeric[], $7::timestamptz[], $8::text[], $9::text[], $10::jsonb[])",
+        &ids,
+        &shops,
+        &orders,
+        &users,
+        &amounts,
+        &profits,
+        &occurred,
+        &statuses,
+        &hashes,
+        &ancestors,
+        plan.version as i32,
+        graph_seq
+    )
+    .execute(&mut **tx)
+    .await
+    .context("inserting purchases")?;
+    Ok(())
+}
+
+/// Shops may publish to the stream directly; their orders are registered here, with the
+/// message as settled, so refunds find them and a retry through ingest is answered as
+/// the same purchase (or a 409 when its body differs). Should the edge have reserved
+/// one of these orders meanwhile, the primary key fails the batch, and its retry finds
+/// the order registered to the edge's purchase.
+pub(super) async fn register(
+    tx: &mut Transaction<'_, Postgres>,
+    planned: &[Planned<'_>],
+) -> anyhow::Result<()> {
+    let recorded: Vec<&PurchaseMessage> = planned
+        .iter()
+        .filter(|p| p.unregistered)
+        .map(|p| p.msg)
+        .collect();
+    if recorded.is_empty() {
+        return Ok(());
+    }
+    let shops: Vec<Uuid> = recorded.iter().map(|m| m.shop_id.as_uuid()).collect();
+    let orders: Vec<String> = recorded.iter().map(|m| m.order_id.to_string()).collect();
+    let ids: Vec<Uuid> = recorded.iter().map(|m| m.purchase_id).collect();
+    let hashes: Vec<String> = recorded.iter().map(|m| m.body_hash.clone()).collect();
+    let amounts: Vec<Decimal> = recorded.iter().map(|m| m.amount.as_decimal()).collect();
+    let messages = recorded
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()?;
+    sqlx::query!(
+        "INSERT INTO purchase_requests (shop_id, order_id, purchase_id, body_hash, message, amount)
+         SELECT shop_id, order_id, id,
+                CASE WHEN hash ~ '^[0-9a-f]{64}$' THEN decode(hash, 'hex') ELSE convert_to(hash, 'UTF8') END,
+                message, amount
+         FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::jsonb[], $6::numeric[])
+              AS m(shop_id, order_id, id, hash, message, amount)",
+        &shops,
+        &orders,
+        &ids,
+        &hashes,
+        &messages,
+        &amounts
+    )
+    .execute(&mut **tx)
+    .await
+    .context("registering orders published to the stream")?;
+    Ok(())
+}
