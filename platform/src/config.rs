@@ -179,6 +179,11 @@ pub struct ProcessorConfig {
     /// Entries per `ledger.entries` message (one batch's entries travel in a few stored
     /// messages, not one each; ~450 bytes per entry keeps a message far below NATS's max payload).
     pub entries_per_message: usize,
+    /// Advisory locks a batch takes on its orders (shared for purchases, exclusive for
+    /// refunds) are on this many buckets of the (shop, order) hash, so a batch of any size
+    /// holds at most this many locks: Postgres's shared lock table holds about
+    /// `max_locks_per_transaction × max_connections` (6,400 by default) for everyone.
+    pub order_lock_buckets: u32,
     /// Chaos knob for tests, never for production: every n-th committed batch stops the
     /// processor with an error after the Postgres commit (alternately before publishing
     /// its entries and before acking), as a crash there would. `None` (the default) disables it.
@@ -306,6 +311,7 @@ impl Default for ProcessorConfig {
             retry_backoff_max_ms: 5_000,
             graph_sync_page: 10_000,
             entries_per_message: 1_000,
+            order_lock_buckets: 256,
             crash_after_commit_every: None,
         }
     }

@@ -210,13 +210,17 @@ impl Stage {
         dead: Vec<DeadLetter>,
         shutdown: &CancellationToken,
     ) -> Option<Outcome> {
-        let (pool, plan) = (&self.pool, &self.config.plan);
+        let pool = &self.pool;
+        let rules = ledger::Rules {
+            plan: &self.config.plan,
+            order_lock_buckets: self.config.processor.order_lock_buckets,
+        };
         let mut backoff = Duration::from_millis(50);
         let mut failures = 0;
         loop {
             let attempt = async {
                 graph_sync::catch_up(pool, graph, self.config.processor.graph_sync_page).await?;
-                ledger::apply(pool, graph, plan, delivered, dead.clone()).await
+                ledger::apply(pool, graph, rules, delivered, dead.clone()).await
             };
             let e = match attempt.await {
                 Ok(o) => return Some(o),
@@ -225,7 +229,7 @@ impl Stage {
             tracing::error!(error = ?e, items = delivered.len(), "batch failed; retrying");
             failures += 1;
             if failures >= isolate::ISOLATE_AFTER_FAILURES && isolate::is_deterministic(&e) {
-                match isolate::apply_one_by_one(pool, graph, plan, delivered, dead.clone()).await {
+                match isolate::apply_one_by_one(pool, graph, rules, delivered, dead.clone()).await {
                     Ok(o) => return Some(o),
                     Err(e) => tracing::error!(error = ?e, "applying one by one failed; retrying"),
                 }

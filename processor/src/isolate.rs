@@ -5,7 +5,6 @@
 use crate::graph::ReferralGraph;
 use crate::ledger::{self, DeadLetter, Delivered, Outcome};
 use schemas::messages::DeadLetterReason;
-use schemas::Plan;
 use sqlx::PgPool;
 
 /// Whole-batch failures before the batch is split up.
@@ -34,7 +33,7 @@ pub fn is_deterministic(error: &anyhow::Error) -> bool {
 pub async fn apply_one_by_one(
     pool: &PgPool,
     graph: &ReferralGraph,
-    plan: &Plan,
+    rules: ledger::Rules<'_>,
     delivered: &[Delivered],
     mut dead: Vec<DeadLetter>,
 ) -> anyhow::Result<Outcome> {
@@ -42,7 +41,7 @@ pub async fn apply_one_by_one(
     for d in delivered {
         let mut last_error = None;
         for _ in 0..ATTEMPTS_ALONE {
-            match ledger::apply(pool, graph, plan, std::slice::from_ref(d), Vec::new()).await {
+            match ledger::apply(pool, graph, rules, std::slice::from_ref(d), Vec::new()).await {
                 Ok(o) => {
                     merge(&mut merged, o);
                     last_error = None;
@@ -64,7 +63,7 @@ pub async fn apply_one_by_one(
             ));
         }
     }
-    let recorded = ledger::apply(pool, graph, plan, &[], dead).await?;
+    let recorded = ledger::apply(pool, graph, rules, &[], dead).await?;
     merge(&mut merged, recorded);
     Ok(merged)
 }

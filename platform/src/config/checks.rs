@@ -28,11 +28,34 @@ impl Config {
             anyhow::ensure!(value > 0, "{name} must be at least 1");
         }
         self.nats.validate()?;
+        self.processor.validate()?;
         anyhow::ensure!(
             self.auth.token_ttl_secs <= self.auth.max_token_lifetime_secs,
             "auth.token_ttl_secs ({}) exceeds auth.max_token_lifetime_secs ({})",
             self.auth.token_ttl_secs,
             self.auth.max_token_lifetime_secs
+        );
+        Ok(())
+    }
+}
+
+/// Most advisory locks one batch may hold (see `processor.order_lock_buckets`).
+pub const MAX_ORDER_LOCK_BUCKETS: u32 = 4_096;
+
+impl super::ProcessorConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        for (name, value) in [
+            ("processor.workers", self.workers),
+            ("processor.batch_max_messages", self.batch_max_messages),
+            ("processor.batch_max_bytes", self.batch_max_bytes),
+            ("processor.entries_per_message", self.entries_per_message),
+        ] {
+            anyhow::ensure!(value > 0, "{name} must be at least 1");
+        }
+        anyhow::ensure!(
+            (1..=MAX_ORDER_LOCK_BUCKETS).contains(&self.order_lock_buckets),
+            "processor.order_lock_buckets must be 1 to {MAX_ORDER_LOCK_BUCKETS}, not {}",
+            self.order_lock_buckets
         );
         Ok(())
     }

@@ -89,3 +89,19 @@ fn nats_replicas_urls_and_pull_timing_are_checked() {
     let msg = config.validate().unwrap_err().to_string();
     assert!(msg.contains("nats.pull_heartbeat_ms"), "{msg}");
 }
+
+#[test]
+fn processor_bounds_are_checked() {
+    let mut config = Config::default();
+    config.processor.workers = 0;
+    let msg = config.validate().unwrap_err().to_string();
+    assert!(msg.contains("processor.workers"), "{msg}");
+    let mut config = Config::default();
+    config.processor.order_lock_buckets = 0;
+    let msg = config.validate().unwrap_err().to_string();
+    assert!(msg.contains("processor.order_lock_buckets"), "{msg}");
+    config.processor.order_lock_buckets = MAX_ORDER_LOCK_BUCKETS + 1;
+    assert!(config.validate().is_err());
+    config.processor.order_lock_buckets = 1;
+    config.validate().unwrap();
+}

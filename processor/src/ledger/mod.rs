@@ -81,16 +81,26 @@ pub struct Outcome {
     pub new_purchases: Vec<&'static str>,
 }
 
+/// What a batch is applied under: the plan, and how its orders are locked.
+#[derive(Clone, Copy, Debug)]
+pub struct Rules<'a> {
+    pub plan: &'a Plan,
+    /// `processor.order_lock_buckets`.
+    pub order_lock_buckets: u32,
+}
+
 /// Applies one batch. On error nothing was written and the batch must not be acked.
 pub async fn apply(
     pool: &PgPool,
     graph: &ReferralGraph,
-    plan: &Plan,
+    rules: Rules<'_>,
     batch: &[Delivered],
     mut dead: Vec<DeadLetter>,
 ) -> anyhow::Result<Outcome> {
+    let plan = rules.plan;
     let mut tx = step("begin", async { Ok(pool.begin().await?) }).await?;
-    step("lock_orders", lock_orders(&mut tx, batch)).await?;
+    let locks = lock_orders(&mut tx, batch, rules.order_lock_buckets);
+    step("lock_orders", locks).await?;
     let mut outcome = Outcome::default();
     let purchases: Vec<&Delivered> = batch
         .iter()
@@ -128,37 +138,50 @@ async fn step<T>(
     result
 }
 
-/// Advisory-lock class of the per-order locks (the two-int4 key space, apart from the
+/// Advisory-lock class of the order locks (the two-int4 key space, apart from the
 /// single-int8 keys such as `platform::db::USER_EVENTS_LOCK`).
 const ORDER_LOCK_CLASS: i32 = 0x6f72_6472; // "ordr"
 
-/// Serializes batches that touch the same order, which N processors sharing the consumer
-/// may hold at once (a purchase on one, its early refund or a duplicate on another): one
-/// transaction-scoped advisory lock per order, taken in key order before anything is
-/// read, so each batch sees what an earlier one committed for those orders (a refund
-/// never stays pending beside its settled purchase) and these locks cannot deadlock.
+/// Serializes what must not overlap on one order, which N processors sharing the
+/// consumer may hold at once: a purchase on one and its early refund on another (the
+/// refund would stay pending beside its settled purchase), or two refunds. Each order
+/// hashes to one of `buckets` advisory locks, taken in bucket order before anything is
+/// read, so they cannot deadlock: shared for a bucket with only purchases (purchase
+/// batches never wait on each other; two deliveries of one purchase meet on its primary
+/// key, and the later batch is retried as a replay), exclusive for one with a refund.
+/// A batch holds at most `buckets` locks, however many orders it carries.
 async fn lock_orders(
     tx: &mut Transaction<'_, Postgres>,
     batch: &[Delivered],
+    buckets: u32,
 ) -> anyhow::Result<()> {
-    let (shops, orders): (Vec<Uuid>, Vec<String>) = batch
-        .iter()
-        .map(|d| match &d.item {
-            Item::Purchase(m) => (m.shop_id.as_uuid(), m.order_id.to_string()),
-            Item::Refund(r) => (r.shop_id.as_uuid(), r.order_id.to_string()),
-        })
-        .unzip();
+    let mut shops = Vec::with_capacity(batch.len());
+    let mut orders = Vec::with_capacity(batch.len());
+    let mut refunds = Vec::with_capacity(batch.len());
+    for d in batch {
+        let (shop, order, refund) = match &d.item {
+            Item::Purchase(m) => (m.shop_id, m.order_id.to_string(), false),
+            Item::Refund(r) => (r.shop_id, r.order_id.to_string(), true),
+        };
+        shops.push(shop.as_uuid());
+        orders.push(order);
+        refunds.push(refund);
+    }
     if shops.is_empty() {
         return Ok(());
     }
     sqlx::query!(
-        "SELECT pg_advisory_xact_lock($3, k) FROM (
-             SELECT DISTINCT hashtext(s::text || ':' || o) AS k
-             FROM UNNEST($1::uuid[], $2::text[]) AS u(s, o) ORDER BY k
-         ) AS keys",
+        "SELECT CASE WHEN exclusive THEN pg_advisory_xact_lock($4, k)
+                     ELSE pg_advisory_xact_lock_shared($4, k) END
+         FROM (SELECT (hashtext(s::text || ':' || o) & 2147483647) % $5 AS k,
+                      bool_or(r) AS exclusive
+               FROM UNNEST($1::uuid[], $2::text[], $3::bool[]) AS u(s, o, r)
+               GROUP BY 1 ORDER BY 1) AS keys",
         &shops,
         &orders,
-        ORDER_LOCK_CLASS
+        &refunds,
+        ORDER_LOCK_CLASS,
+        i32::try_from(buckets)?
     )
     .fetch_all(&mut **tx)
     .await

@@ -165,3 +165,34 @@ async fn concurrent_refunds_never_add_up_to_more_than_the_purchase() {
     assert_eq!(refunds_with_status(&app, "applied").await, 6);
     app.assert_verified().await;
 }
+
+#[tokio::test]
+async fn purchases_and_refunds_sharing_one_order_lock_bucket_settle_exactly() {
+    // One bucket: every order of every batch hashes to the same advisory lock, so two
+    // workers' purchase batches share it and every refund batch waits for them all.
+    let app = TestApp::spawn_with(|c| {
+        c.processor.order_lock_buckets = 1;
+        c.processor.workers = 2;
+    })
+    .await;
+    let (a, b, c) = app.chain3().await;
+    for i in 0..40 {
+        let order = format!("bucket-{i}");
+        let purchase = purchase_message(&app, &order, c, "2000.00", "500.00");
+        let refund = refund_message(&app, &format!("{order}-r"), &order, "1000.00");
+        // Half the refunds arrive before their purchase, half after.
+        if i % 2 == 0 {
+            publish_refund(&app, &refund).await;
+            publish_purchase(&app, &purchase).await;
+        } else {
+            publish_purchase(&app, &purchase).await;
+            publish_refund(&app, &refund).await;
+        }
+    }
+    eventually(|| refunds_with_status(&app, "applied"), |n| *n == 40).await;
+    assert_eq!(app.settled().await, 40);
+    assert_eq!(app.total(b).await, "500.00", "40 × (25.00 − 12.50)");
+    assert_eq!(app.total(a).await, "100.00", "40 × (5.00 − 2.50)");
+    assert!(dead_letter_reasons(&app).await.is_empty());
+    app.assert_verified().await;
+}
