@@ -1,7 +1,7 @@
 //! Refunds: reserved under a lock on the order's row, so concurrent refunds can never
 //! add up to more than the purchase; then published like purchases.
 use crate::error::IngestError;
-use crate::requests::RefundRequest;
+use crate::requests::{Refund, RefundRequest};
 use crate::IngestState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,7 +10,7 @@ use chrono::{SubsecRound, Utc};
 use platform::auth::Principal;
 use platform::problem::JsonBody;
 use schemas::messages::RefundMessage;
-use schemas::{Money, OrderId, RefundId};
+use schemas::{Money, OrderId, RefundId, ShopId};
 use serde::Serialize;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -41,6 +41,38 @@ pub async fn create_refund(
     crate::purchases::ensure_connected(&state)?;
     let hash = req.body_hash()?;
 
+    let message = reserve(&state, shop, &req, hash).await?;
+    let payload = serde_json::to_vec(&message).map_err(anyhow::Error::from)?;
+    platform::nats::publish_stored(
+        &state.js,
+        state.subjects.refund(&shop),
+        Some(&format!("{shop}:refund:{}", message.refund_id)),
+        payload,
+    )
+    .await
+    .map_err(IngestError::StreamUnavailable)?;
+    platform::metrics::metrics()
+        .purchases_accepted
+        .with_label_values(&["refund", "single"])
+        .inc();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(RefundAccepted {
+            refund_id: message.refund_id,
+            order_id: message.order_id,
+            status: "accepted",
+        }),
+    ))
+}
+
+/// Records the refund under a lock on its order's row (so concurrent refunds never add
+/// up to more than the purchase), or finds it recorded before: the message to publish.
+async fn reserve(
+    state: &IngestState,
+    shop: ShopId,
+    req: &Refund,
+    hash: Vec<u8>,
+) -> Result<RefundMessage, IngestError> {
     let mut tx = state.pool.begin().await?;
     let order = sqlx::query!(
         "SELECT amount, refunded FROM purchase_requests WHERE shop_id = $1 AND order_id = $2 FOR UPDATE",
@@ -50,7 +82,6 @@ pub async fn create_refund(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| IngestError::OrderNotFound(req.order_id.to_string()))?;
-
     let existing = sqlx::query!(
         "SELECT body_hash, message FROM refund_requests WHERE shop_id = $1 AND refund_id = $2",
         shop.as_uuid(),
@@ -73,55 +104,44 @@ pub async fn create_refund(
                     remaining: remaining.to_string(),
                 });
             }
-            let message = RefundMessage {
-                shop_id: shop,
-                refund_id: req.refund_id.clone(),
-                order_id: req.order_id.clone(),
-                amount: req.amount,
-                received_at: Utc::now().trunc_subsecs(6),
-            };
-            sqlx::query!(
-                "INSERT INTO refund_requests (shop_id, refund_id, order_id, body_hash, message) VALUES ($1, $2, $3, $4, $5)",
-                shop.as_uuid(),
-                req.refund_id.as_str(),
-                req.order_id.as_str(),
-                hash,
-                serde_json::to_value(&message).map_err(anyhow::Error::from)?
-            )
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query!(
-                "UPDATE purchase_requests SET refunded = refunded + $3 WHERE shop_id = $1 AND order_id = $2",
-                shop.as_uuid(),
-                req.order_id.as_str(),
-                req.amount.as_decimal()
-            )
-            .execute(&mut *tx)
-            .await?;
-            message
+            record(&mut tx, shop, req, hash).await?
         }
     };
     tx.commit().await?;
+    Ok(message)
+}
 
-    let payload = serde_json::to_vec(&message).map_err(anyhow::Error::from)?;
-    platform::nats::publish_stored(
-        &state.js,
-        state.subjects.refund(&shop),
-        Some(&format!("{shop}:refund:{}", message.refund_id)),
-        payload,
+/// A new refund: its request row (the message, for retries) and the order's running refund.
+async fn record(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    shop: ShopId,
+    req: &Refund,
+    hash: Vec<u8>,
+) -> Result<RefundMessage, IngestError> {
+    let message = RefundMessage {
+        shop_id: shop,
+        refund_id: req.refund_id.clone(),
+        order_id: req.order_id.clone(),
+        amount: req.amount,
+        received_at: Utc::now().trunc_subsecs(6),
+    };
+    sqlx::query!(
+        "INSERT INTO refund_requests (shop_id, refund_id, order_id, body_hash, message) VALUES ($1, $2, $3, $4, $5)",
+        shop.as_uuid(),
+        req.refund_id.as_str(),
+        req.order_id.as_str(),
+        hash,
+        serde_json::to_value(&message).map_err(anyhow::Error::from)?
     )
-    .await
-    .map_err(IngestError::StreamUnavailable)?;
-    platform::metrics::metrics()
-        .purchases_accepted
-        .with_label_values(&["refund", "single"])
-        .inc();
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(RefundAccepted {
-            refund_id: message.refund_id,
-            order_id: message.order_id,
-            status: "accepted",
-        }),
-    ))
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query!(
+        "UPDATE purchase_requests SET refunded = refunded + $3 WHERE shop_id = $1 AND order_id = $2",
+        shop.as_uuid(),
+        req.order_id.as_str(),
+        req.amount.as_decimal()
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(message)
 }

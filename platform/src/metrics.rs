@@ -52,14 +52,44 @@ fn histogram(
     Ok(h)
 }
 
-fn build() -> Result<Metrics, prometheus::Error> {
-    let r = Registry::new_custom(Some("referral".into()), None)?;
-    let live_connections = IntGauge::new("live_connections", "open SSE and WebSocket clients")?;
-    r.register(Box::new(live_connections.clone()))?;
+/// The histograms: HTTP latency, processor batch steps, edge steps.
+fn histograms(
+    r: &Registry,
+) -> Result<(HistogramVec, HistogramVec, HistogramVec), prometheus::Error> {
     const BATCH: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
     const STAGE: &[f64] = &[
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
     ];
+    Ok((
+        histogram(
+            r,
+            "http_request_seconds",
+            "HTTP request latency",
+            &[],
+            &["route"],
+        )?,
+        histogram(
+            r,
+            "processor_batch_seconds",
+            "time to apply one batch, and each of its steps",
+            BATCH,
+            &["stage"],
+        )?,
+        histogram(
+            r,
+            "ingest_stage_seconds",
+            "time a purchase request spends in each step at the edge",
+            STAGE,
+            &["stage"],
+        )?,
+    ))
+}
+
+fn build() -> Result<Metrics, prometheus::Error> {
+    let r = Registry::new_custom(Some("referral".into()), None)?;
+    let live_connections = IntGauge::new("live_connections", "open SSE and WebSocket clients")?;
+    r.register(Box::new(live_connections.clone()))?;
+    let (http_latency, batch_latency, ingest_stage) = histograms(&r)?;
     Ok(Metrics {
         http_requests: counter(
             &r,
@@ -67,13 +97,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
             "HTTP requests",
             &["route", "status"],
         )?,
-        http_latency: histogram(
-            &r,
-            "http_request_seconds",
-            "HTTP request latency",
-            &[],
-            &["route"],
-        )?,
+        http_latency,
         rate_limited: counter(
             &r,
             "rate_limited_total",
@@ -99,20 +123,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
             &["status"],
         )?,
         earnings_written: counter(&r, "earnings_written_total", "ledger entries", &["kind"])?,
-        batch_latency: histogram(
-            &r,
-            "processor_batch_seconds",
-            "time to apply one batch",
-            BATCH,
-            &["stage"],
-        )?,
-        ingest_stage: histogram(
-            &r,
-            "ingest_stage_seconds",
-            "time a purchase request spends in each step at the edge",
-            STAGE,
-            &["stage"],
-        )?,
+        batch_latency,
+        ingest_stage,
         live_connections,
         warehouse_rows: counter(
             &r,

@@ -167,50 +167,14 @@ async fn settle(
         .await?;
         return Ok(Some(DeadLetterReason::RefundExceedsPurchase));
     }
-    let earned = sqlx::query!(
-        "SELECT beneficiary_id, level, leg_user_id, source_user_id, base, rate, amount FROM earnings
-         WHERE purchase_id = $1 AND kind = 'earning' ORDER BY level",
-        p.id
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut users: Vec<Uuid> = earned.iter().map(|e| e.beneficiary_id).collect();
-    let mut totals = lock_totals(tx, &mut users).await?;
-    let now = Utc::now().trunc_subsecs(6);
-    let mut entries = Vec::new();
-    for e in earned {
-        let amount_back = reversal(Money::from_decimal(e.amount)?, amount, before, after);
-        if amount_back.is_zero() {
-            continue;
-        }
-        let (total, seq) = totals
-            .entry(e.beneficiary_id)
-            .or_default()
-            .push(amount_back);
-        let level = u8::try_from(e.level).context("level out of range")?;
-        entries.push(Entry {
-            event: EarningEvent {
-                earning_id: Uuid::now_v7(),
-                seq,
-                purchase_id: p.id,
-                shop_id: ShopId(shop),
-                beneficiary_id: UserId(e.beneficiary_id),
-                source_user_id: UserId(e.source_user_id),
-                leg_user_id: UserId(e.leg_user_id),
-                level,
-                direct: level == 1,
-                kind: EntryKind::Reversal,
-                amount: amount_back,
-                total,
-                plan_version: u32::try_from(p.plan_version).unwrap_or_default(),
-                created_at: now,
-            },
-            base: Money::from_decimal(e.base)?,
-            rate: e.rate,
-            refund_id: refund_id.to_owned(),
-        });
-    }
-    write_entries(tx, &entries, &totals).await?;
+    let refunded = Refunded {
+        purchase_id: p.id,
+        plan_version: u32::try_from(p.plan_version).context("plan version out of range")?,
+        amount,
+        before,
+        after,
+    };
+    let entries = reverse(tx, ShopId(shop), refund_id, &refunded).await?;
     sqlx::query!(
         "UPDATE purchases SET refunded = $2 WHERE id = $1",
         p.id,
@@ -231,4 +195,65 @@ async fn settle(
     outcome.new_entries += entries.len();
     outcome.entries.extend(entries.into_iter().map(|e| e.event));
     Ok(None)
+}
+
+/// A settled purchase being refunded: refunded before this refund, and after it.
+struct Refunded {
+    purchase_id: Uuid,
+    plan_version: u32,
+    amount: Money,
+    before: Money,
+    after: Money,
+}
+
+/// Writes the reversal of each earning of the purchase, pro rata at its frozen rate
+/// (none for a share that rounds to zero), under its beneficiary's totals lock.
+async fn reverse(
+    tx: &mut Transaction<'_, Postgres>,
+    shop: ShopId,
+    refund_id: &str,
+    r: &Refunded,
+) -> anyhow::Result<Vec<Entry>> {
+    let earned = sqlx::query!(
+        "SELECT beneficiary_id, level, leg_user_id, source_user_id, base, rate, amount FROM earnings
+         WHERE purchase_id = $1 AND kind = 'earning' ORDER BY level",
+        r.purchase_id
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut users: Vec<Uuid> = earned.iter().map(|e| e.beneficiary_id).collect();
+    let mut totals = lock_totals(tx, &mut users).await?;
+    let now = Utc::now().trunc_subsecs(6);
+    let mut entries = Vec::new();
+    for e in earned {
+        let back = reversal(Money::from_decimal(e.amount)?, r.amount, r.before, r.after);
+        if back.is_zero() {
+            continue;
+        }
+        let (total, seq) = totals.entry(e.beneficiary_id).or_default().push(back);
+        let level = u8::try_from(e.level).context("level out of range")?;
+        entries.push(Entry {
+            event: EarningEvent {
+                earning_id: Uuid::now_v7(),
+                seq,
+                purchase_id: r.purchase_id,
+                shop_id: shop,
+                beneficiary_id: UserId(e.beneficiary_id),
+                source_user_id: UserId(e.source_user_id),
+                leg_user_id: UserId(e.leg_user_id),
+                level,
+                direct: level == 1,
+                kind: EntryKind::Reversal,
+                amount: back,
+                total,
+                plan_version: r.plan_version,
+                created_at: now,
+            },
+            base: Money::from_decimal(e.base)?,
+            rate: e.rate,
+            refund_id: refund_id.to_owned(),
+        });
+    }
+    write_entries(tx, &entries, &totals).await?;
+    Ok(entries)
 }

@@ -78,32 +78,8 @@ pub(super) async fn measure(
     let raw = |i| purchase(i, "raw");
     let raw_publish_per_sec = raw_publish(config, n, duration, args.connections, raw).await?;
     let naive_per_sec = naive::measure(&pool, n, duration, args.connections).await?;
-    let single = Load {
-        url: format!("{base}/v1/purchases"),
-        key: key.clone(),
-        body: Arc::new({
-            let purchase = purchase.clone();
-            move |i| purchase(i, "single")
-        }),
-        requests: n,
-        duration,
-        per_request: 1,
-        connections: args.connections,
-    }
-    .run(&http)
-    .await?;
+    let (single, batch) = http_loads(&http, base, &key, args, purchase).await?;
     let per = args.batch.max(1);
-    let batch = Load {
-        url: format!("{base}/v1/purchases/batch"),
-        key,
-        body: Arc::new(move |b| json!({ "purchases": (b * per..(b + 1) * per).map(|i| purchase(i, "batch")).collect::<Vec<_>>() })),
-        requests: n / per,
-        duration,
-        per_request: per,
-        connections: (args.connections / 8).max(1),
-    }
-    .run(&http)
-    .await?;
     let direct = direct::Direct {
         config,
         shop,
@@ -143,6 +119,45 @@ pub(super) async fn measure(
     }
     anyhow::ensure!(verified.differences.is_empty(), "verify found differences");
     Ok(())
+}
+
+/// The two HTTP loads: single-purchase requests at `connections`, then batch requests
+/// of `batch` purchases at an eighth of them.
+async fn http_loads(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    args: &PipelineArgs,
+    purchase: impl Fn(usize, &str) -> serde_json::Value + Clone + Send + Sync + 'static,
+) -> anyhow::Result<(LoadResult, LoadResult)> {
+    let duration = args.duration.map(Duration::from_secs);
+    let single = Load {
+        url: format!("{base}/v1/purchases"),
+        key: key.to_owned(),
+        body: Arc::new({
+            let purchase = purchase.clone();
+            move |i| purchase(i, "single")
+        }),
+        requests: args.purchases,
+        duration,
+        per_request: 1,
+        connections: args.connections,
+    }
+    .run(http)
+    .await?;
+    let per = args.batch.max(1);
+    let batch = Load {
+        url: format!("{base}/v1/purchases/batch"),
+        key: key.to_owned(),
+        body: Arc::new(move |b| json!({ "purchases": (b * per..(b + 1) * per).map(|i| purchase(i, "batch")).collect::<Vec<_>>() })),
+        requests: args.purchases / per,
+        duration,
+        per_request: per,
+        connections: (args.connections / 8).max(1),
+    }
+    .run(http)
+    .await?;
+    Ok((single, batch))
 }
 
 /// A complete 8-ary referral tree of `n` users, signed up through the API level by
