@@ -151,53 +151,7 @@ pub async fn move_user(
         }));
     }
     if let Some(r) = new {
-        if r == user.as_uuid() {
-            return Err(ApiError::Invalid(
-                "self_referral",
-                "a user cannot refer themself".into(),
-            ));
-        }
-        let referrer = sqlx::query!(
-            "SELECT status, direct_referrals FROM users WHERE id = $1 FOR UPDATE",
-            r
-        )
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| ApiError::Invalid("referrer_not_found", "referrer not found".into()))?;
-        if referrer.status != "active" {
-            return Err(ApiError::Invalid(
-                "referrer_inactive",
-                "referrer is inactive".into(),
-            ));
-        }
-        if referrer.direct_referrals >= i32::from(state.plan.max_direct_referrals) {
-            return Err(ApiError::Conflict(
-                "referral_limit_reached",
-                format!(
-                    "the referrer already has the maximum of {} direct referrals",
-                    state.plan.max_direct_referrals
-                ),
-            ));
-        }
-        let cycle = sqlx::query_scalar!(
-            r#"WITH RECURSIVE up AS (
-                   SELECT id, referrer_id, 0 AS hops FROM users WHERE id = $1
-                   UNION ALL
-                   SELECT u.id, u.referrer_id, up.hops + 1 FROM users u JOIN up ON u.id = up.referrer_id
-                   WHERE up.hops < 100000
-               )
-               SELECT EXISTS (SELECT 1 FROM up WHERE id = $2) AS "cycle!""#,
-            r,
-            user.as_uuid()
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        if cycle {
-            return Err(ApiError::Conflict(
-                "cycle_detected",
-                "the new referrer is in this user's downline; the move would make a cycle".into(),
-            ));
-        }
+        check_new_referrer(&mut tx, user, r, state.plan.max_direct_referrals).await?;
         sqlx::query!(
             "UPDATE users SET direct_referrals = direct_referrals + 1 WHERE id = $1",
             r
@@ -235,6 +189,64 @@ pub async fn move_user(
         referrer_id: req.referrer_id,
         status: row.status,
     }))
+}
+
+/// Locks the new referrer's row and checks the move: not oneself, a known and active
+/// referrer below its limit, and not inside the user's own downline (a cycle).
+async fn check_new_referrer(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    user: UserId,
+    r: uuid::Uuid,
+    max_direct: u8,
+) -> Result<(), ApiError> {
+    if r == user.as_uuid() {
+        return Err(ApiError::Invalid(
+            "self_referral",
+            "a user cannot refer themself".into(),
+        ));
+    }
+    let referrer = sqlx::query!(
+        "SELECT status, direct_referrals FROM users WHERE id = $1 FOR UPDATE",
+        r
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| ApiError::Invalid("referrer_not_found", "referrer not found".into()))?;
+    if referrer.status != "active" {
+        return Err(ApiError::Invalid(
+            "referrer_inactive",
+            "referrer is inactive".into(),
+        ));
+    }
+    if referrer.direct_referrals >= i32::from(max_direct) {
+        return Err(ApiError::Conflict(
+            "referral_limit_reached",
+            format!(
+                "the referrer already has the maximum of {} direct referrals",
+                max_direct
+            ),
+        ));
+    }
+    let cycle = sqlx::query_scalar!(
+        r#"WITH RECURSIVE up AS (
+               SELECT id, referrer_id, 0 AS hops FROM users WHERE id = $1
+               UNION ALL
+               SELECT u.id, u.referrer_id, up.hops + 1 FROM users u JOIN up ON u.id = up.referrer_id
+               WHERE up.hops < 100000
+           )
+           SELECT EXISTS (SELECT 1 FROM up WHERE id = $2) AS "cycle!""#,
+        r,
+        user.as_uuid()
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    if cycle {
+        return Err(ApiError::Conflict(
+            "cycle_detected",
+            "the new referrer is in this user's downline; the move would make a cycle".into(),
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

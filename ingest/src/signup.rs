@@ -48,24 +48,7 @@ pub async fn create_user(
     if matches!(who, Principal::User(_)) {
         return Err(IngestError::Forbidden);
     }
-    if let Some(r) = &req.external_ref {
-        if r.is_empty() || r.len() > 128 {
-            return Err(IngestError::Invalid(
-                "invalid_external_ref",
-                "external_ref must be 1 to 128 characters".into(),
-            ));
-        }
-    }
-    if let Some(name) = &req.display_name {
-        let chars = name.chars().count();
-        if !(1..=40).contains(&chars) || name.chars().any(char::is_control) || name.trim() != name {
-            return Err(IngestError::Invalid(
-                "invalid_display_name",
-                "display_name must be 1 to 40 printable characters without surrounding spaces"
-                    .into(),
-            ));
-        }
-    }
+    check_fields(&req)?;
     let ref_hash = req
         .external_ref
         .as_deref()
@@ -106,21 +89,7 @@ pub async fn create_user(
             .map(|u| (StatusCode::OK, Json(u)))
             .ok_or(IngestError::ExternalRefConflict);
     }
-    if let Some(r) = referrer {
-        sqlx::query!(
-            "UPDATE users SET direct_referrals = direct_referrals + 1 WHERE id = $1",
-            r
-        )
-        .execute(&mut *tx)
-        .await?;
-    }
-    sqlx::query!(
-        "INSERT INTO user_events (user_id, kind, referrer_id, status) VALUES ($1, 'created', $2, 'active')",
-        id.as_uuid(),
-        referrer
-    )
-    .execute(&mut *tx)
-    .await?;
+    record_signup(&mut tx, id, referrer).await?;
     tx.commit().await?;
     tracing::info!(user_id = %id, has_referrer = referrer.is_some(), "user signed up");
     Ok((
@@ -131,6 +100,53 @@ pub async fn create_user(
             status: "active",
         }),
     ))
+}
+
+/// The optional fields a caller chooses: bounded, printable.
+fn check_fields(req: &SignupRequest) -> Result<(), IngestError> {
+    if let Some(r) = &req.external_ref {
+        if r.is_empty() || r.len() > 128 {
+            return Err(IngestError::Invalid(
+                "invalid_external_ref",
+                "external_ref must be 1 to 128 characters".into(),
+            ));
+        }
+    }
+    if let Some(name) = &req.display_name {
+        let chars = name.chars().count();
+        if !(1..=40).contains(&chars) || name.chars().any(char::is_control) || name.trim() != name {
+            return Err(IngestError::Invalid(
+                "invalid_display_name",
+                "display_name must be 1 to 40 printable characters without surrounding spaces"
+                    .into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Counts the new referral and records the graph change the processors follow.
+async fn record_signup(
+    tx: &mut Transaction<'_, Postgres>,
+    id: UserId,
+    referrer: Option<uuid::Uuid>,
+) -> Result<(), IngestError> {
+    if let Some(r) = referrer {
+        sqlx::query!(
+            "UPDATE users SET direct_referrals = direct_referrals + 1 WHERE id = $1",
+            r
+        )
+        .execute(&mut **tx)
+        .await?;
+    }
+    sqlx::query!(
+        "INSERT INTO user_events (user_id, kind, referrer_id, status) VALUES ($1, 'created', $2, 'active')",
+        id.as_uuid(),
+        referrer
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// A signup retried with the same external_ref returns the user it created; with

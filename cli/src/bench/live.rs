@@ -28,21 +28,7 @@ pub(super) async fn measure(config: &Config, base: &str, args: &LiveArgs) -> any
         .await?;
     let rss_before = rss_kib();
 
-    // Baseline: one core subscriber receiving the arrays and parsing every entry.
-    let mut sub = nats
-        .subscribe(format!("{}.ledger.entries", config.nats.prefix))
-        .await?;
-    let started = Instant::now();
-    publish_one_each(&nats, config, &users).await?;
-    let mut received = 0;
-    while received < n {
-        let m = tokio::time::timeout(Duration::from_secs(60), sub.next())
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("the baseline subscription ended"))?;
-        received += serde_json::from_slice::<Vec<schemas::EarningEvent>>(&m.payload)?.len();
-    }
-    let baseline = started.elapsed();
-    drop(sub);
+    let baseline = baseline(&nats, config, &users).await?;
 
     // N live clients, connected before anything is published.
     let http = reqwest::Client::builder()
@@ -73,7 +59,47 @@ pub(super) async fn measure(config: &Config, base: &str, args: &LiveArgs) -> any
     let mut latencies = tokio::time::timeout(Duration::from_secs(120), waiting).await???;
     let fan_out = started.elapsed();
     latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize];
+    let memory = rss_before
+        .zip(rss_connected)
+        .map(|(a, b)| b.saturating_sub(a));
+    print_report(n, baseline, fan_out, &latencies, memory);
+    Ok(())
+}
+
+/// One core subscriber receiving the arrays and parsing every entry: the baseline.
+async fn baseline(
+    nats: &async_nats::Client,
+    config: &Config,
+    users: &[UserId],
+) -> anyhow::Result<Duration> {
+    let n = users.len();
+    let mut sub = nats
+        .subscribe(format!("{}.ledger.entries", config.nats.prefix))
+        .await?;
+    let started = Instant::now();
+    publish_one_each(nats, config, users).await?;
+    let mut received = 0;
+    while received < n {
+        let m = tokio::time::timeout(Duration::from_secs(60), sub.next())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the baseline subscription ended"))?;
+        received += serde_json::from_slice::<Vec<schemas::EarningEvent>>(&m.payload)?.len();
+    }
+    Ok(started.elapsed())
+}
+
+/// The table: fan-out vs the baseline, delivery percentiles (`latencies` sorted), memory.
+fn print_report(
+    n: usize,
+    baseline: Duration,
+    fan_out: Duration,
+    latencies: &[Duration],
+    memory: Option<u64>,
+) {
+    let pct = |p: f64| {
+        let i = (latencies.len().saturating_sub(1) as f64 * p) as usize;
+        latencies.get(i).copied().unwrap_or_default()
+    };
     println!("referral bench live: {n} SSE clients, one entry each");
     println!(
         "  baseline  raw NATS subscriber, {n} messages   {:>8.1} ms   1.00",
@@ -90,14 +116,12 @@ pub(super) async fn measure(config: &Config, base: &str, args: &LiveArgs) -> any
         ms(pct(0.99)),
         ms(pct(1.0))
     );
-    if let (Some(a), Some(b)) = (rss_before, rss_connected) {
+    if let Some(kib) = memory {
         println!(
-            "  memory: {} KiB for {n} connections (both ends in this process), {:.1} KiB each",
-            b.saturating_sub(a),
-            b.saturating_sub(a) as f64 / n as f64
+            "  memory: {kib} KiB for {n} connections (both ends in this process), {:.1} KiB each",
+            kib as f64 / n as f64
         );
     }
-    Ok(())
 }
 
 async fn publish_one_each(
