@@ -39,6 +39,38 @@ pub struct PipelineArgs {
     /// Print one JSON document instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Which loads to run (all by default), e.g. `--loads direct` to profile the
+    /// processor alone; baselines run only when named.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = LoadKind::ALL)]
+    pub loads: Vec<LoadKind>,
+}
+
+/// One measurement of `bench pipeline`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadKind {
+    Raw,
+    Naive,
+    Single,
+    Batch,
+    Direct,
+}
+
+impl LoadKind {
+    const ALL: [LoadKind; 5] = [
+        LoadKind::Raw,
+        LoadKind::Naive,
+        LoadKind::Single,
+        LoadKind::Batch,
+        LoadKind::Direct,
+    ];
+}
+
+impl std::fmt::Display for LoadKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use clap::ValueEnum;
+        let name = self.to_possible_value().map(|v| v.get_name().to_owned());
+        f.write_str(&name.unwrap_or_default())
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -48,11 +80,11 @@ struct Report {
     users: usize,
     connections: usize,
     nats_url: String,
-    raw_publish_per_sec: f64,
-    naive_per_sec: f64,
-    single: LoadResult,
-    batch: LoadResult,
-    direct: direct::DirectResult,
+    raw_publish_per_sec: Option<f64>,
+    naive_per_sec: Option<f64>,
+    single: Option<LoadResult>,
+    batch: Option<LoadResult>,
+    direct: Option<direct::DirectResult>,
     verify_differences: usize,
 }
 
@@ -75,24 +107,37 @@ pub(super) async fn measure(
         move |i: usize, prefix: &str| json!({ "order_id": format!("{prefix}-{i}"), "user_id": users[1 + i % buyers], "amount": "1500.00", "profit": "300.00" })
     };
 
+    let runs = |k: LoadKind| args.loads.contains(&k);
     let raw = |i| purchase(i, "raw");
-    let raw_publish_per_sec = raw_publish(config, n, duration, args.connections, raw).await?;
-    let naive_per_sec = naive::measure(&pool, n, duration, args.connections).await?;
+    let raw_publish_per_sec = match runs(LoadKind::Raw) {
+        true => Some(raw_publish(config, n, duration, args.connections, raw).await?),
+        false => None,
+    };
+    let naive_per_sec = match runs(LoadKind::Naive) {
+        true => Some(naive::measure(&pool, n, duration, args.connections).await?),
+        false => None,
+    };
     let (single, batch) = http_loads(&http, base, &key, args, purchase).await?;
-    let per = args.batch.max(1);
-    let direct = direct::Direct {
-        config,
-        shop,
-        users: &users,
-        purchases: n,
-        duration,
-        per_message: per,
-        in_flight: (args.connections / 8).max(1),
-    }
-    .run()
-    .await?;
+    let direct = match runs(LoadKind::Direct) {
+        true => Some(
+            direct::Direct {
+                config,
+                shop,
+                users: &users,
+                purchases: n,
+                duration,
+                per_message: args.batch.max(1),
+                in_flight: (args.connections / 8).max(1),
+            }
+            .run()
+            .await?,
+        ),
+        false => None,
+    };
     let stored = load::settled_count(&pool).await?;
-    let sent = single.purchases + batch.purchases + direct.purchases;
+    let sent = single.as_ref().map_or(0, |l| l.purchases)
+        + batch.as_ref().map_or(0, |l| l.purchases)
+        + direct.as_ref().map_or(0, |d| d.purchases);
     anyhow::ensure!(
         usize::try_from(stored)? == sent,
         "{stored} purchases in Postgres, {sent} accepted"
@@ -121,15 +166,15 @@ pub(super) async fn measure(
     Ok(())
 }
 
-/// The two HTTP loads: single-purchase requests at `connections`, then batch requests
-/// of `batch` purchases at an eighth of them.
+/// The two HTTP loads (each if asked for): single-purchase requests at `connections`,
+/// then batch requests of `batch` purchases at an eighth of them.
 async fn http_loads(
     http: &reqwest::Client,
     base: &str,
     key: &str,
     args: &PipelineArgs,
     purchase: impl Fn(usize, &str) -> serde_json::Value + Clone + Send + Sync + 'static,
-) -> anyhow::Result<(LoadResult, LoadResult)> {
+) -> anyhow::Result<(Option<LoadResult>, Option<LoadResult>)> {
     let duration = args.duration.map(Duration::from_secs);
     let single = Load {
         url: format!("{base}/v1/purchases"),
@@ -142,21 +187,27 @@ async fn http_loads(
         duration,
         per_request: 1,
         connections: args.connections,
-    }
-    .run(http)
-    .await?;
+    };
     let per = args.batch.max(1);
     let batch = Load {
         url: format!("{base}/v1/purchases/batch"),
         key: key.to_owned(),
-        body: Arc::new(move |b| json!({ "purchases": (b * per..(b + 1) * per).map(|i| purchase(i, "batch")).collect::<Vec<_>>() })),
+        body: Arc::new(
+            move |b| json!({ "purchases": (b * per..(b + 1) * per).map(|i| purchase(i, "batch")).collect::<Vec<_>>() }),
+        ),
         requests: args.purchases / per,
         duration,
         per_request: per,
         connections: (args.connections / 8).max(1),
-    }
-    .run(http)
-    .await?;
+    };
+    let single = match args.loads.contains(&LoadKind::Single) {
+        true => Some(single.run(http).await?),
+        false => None,
+    };
+    let batch = match args.loads.contains(&LoadKind::Batch) {
+        true => Some(batch.run(http).await?),
+        false => None,
+    };
     Ok((single, batch))
 }
 
@@ -233,28 +284,28 @@ fn print_table(r: &Report) {
         r.connections,
         r.nats_url
     );
-    let base = r.raw_publish_per_sec.max(1e-9);
-    let naive = r.naive_per_sec.max(1e-9);
     println!(
         "  {:<44} {:>9}   {:>6}   {:>6}",
         "", "per sec", "vs raw", "vs naive"
     );
+    let ratio =
+        |v: f64, of: Option<f64>| of.map_or("-".to_owned(), |b| format!("{:.2}", v / b.max(1e-9)));
     let row = |name: &str, v: f64| {
+        let (raw, naive) = (r.raw_publish_per_sec, r.naive_per_sec);
         println!(
-            "  {name:<44} {v:>9.0}   {:>6.2}   {:>6.2}",
-            v / base,
-            v / naive
+            "  {name:<44} {v:>9.0}   {:>6}   {:>6}",
+            ratio(v, raw),
+            ratio(v, naive)
         )
     };
-    row(
-        "baseline: raw JetStream publish + PubAck",
-        r.raw_publish_per_sec,
-    );
-    row(
-        "baseline: naive, one Postgres tx a purchase",
-        r.naive_per_sec,
-    );
+    if let Some(v) = r.raw_publish_per_sec {
+        row("baseline: raw JetStream publish + PubAck", v);
+    }
+    if let Some(v) = r.naive_per_sec {
+        row("baseline: naive, one Postgres tx a purchase", v);
+    }
     for (name, l) in [("single", &r.single), ("batch", &r.batch)] {
+        let Some(l) = l else { continue };
         row(&format!("{name}: accepted (202)"), l.accepted_per_sec);
         row(&format!("{name}: settled end to end"), l.settled_per_sec);
         println!(
@@ -271,16 +322,15 @@ fn print_table(r: &Report) {
             steps_line(&l.batch_steps_ms)
         );
     }
-    row(
-        "direct: published to the stream",
-        r.direct.published_per_sec,
-    );
-    row("direct: settled end to end", r.direct.settled_per_sec);
-    println!(
-        "  direct: {} batches; ms per batch: {}",
-        r.direct.batches,
-        steps_line(&r.direct.batch_steps_ms)
-    );
+    if let Some(d) = &r.direct {
+        row("direct: published to the stream", d.published_per_sec);
+        row("direct: settled end to end", d.settled_per_sec);
+        println!(
+            "  direct: {} batches; ms per batch: {}",
+            d.batches,
+            steps_line(&d.batch_steps_ms)
+        );
+    }
 }
 
 /// The steps of a batch, largest first.
