@@ -11,11 +11,11 @@ EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT id, user_seq, purch
    AND (NULL::timestamptz IS NULL OR created_at >= NULL) AND (NULL::timestamptz IS NULL OR created_at < NULL) AND (NULL::smallint IS NULL OR level = NULL)
  ORDER BY user_seq DESC LIMIT 51;
 \echo '-- by-referral'
-EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT source_user_id, level, total, entries FROM earnings_by_source WHERE beneficiary_id = :'heavy'
- ORDER BY total DESC, source_user_id, level LIMIT 500;
+EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT source_user_id, level, sum(total), sum(entries)::bigint FROM earnings_by_source
+ WHERE beneficiary_id = :'heavy' GROUP BY source_user_id, level ORDER BY 3 DESC, 1, 2 LIMIT 500;
 \echo '-- by-leg'
 EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT leg, sum(total), sum(entries)::bigint FROM (
-   SELECT leg_user_id AS leg, total, entries FROM earnings_by_leg WHERE beneficiary_id = :'heavy'
+   SELECT leg_user_id AS leg, total, entries FROM earnings_by_source WHERE beneficiary_id = :'heavy'
    UNION ALL SELECT id, 0, 0 FROM users WHERE referrer_id = :'heavy') legs GROUP BY leg ORDER BY 2 DESC, 1 LIMIT 500;
 \echo '-- daily (366 days)'
 EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT day, total, entries FROM earnings_daily

@@ -107,8 +107,9 @@ pub async fn by_referral(
     ReadableUser(user): ReadableUser,
 ) -> Result<Json<ByReferral>, ApiError> {
     let rows = sqlx::query!(
-        "SELECT source_user_id, level, total, entries FROM earnings_by_source WHERE beneficiary_id = $1
-         ORDER BY total DESC, source_user_id, level LIMIT $2",
+        r#"SELECT source_user_id, level, sum(total) AS "total!", sum(entries)::bigint AS "entries!"
+           FROM earnings_by_source WHERE beneficiary_id = $1
+           GROUP BY source_user_id, level ORDER BY 3 DESC, 1, 2 LIMIT $2"#,
         user.as_uuid(),
         state.reports.max_page_size
     )
@@ -147,7 +148,7 @@ pub async fn by_leg(
     // recorded on past entries stay even if that referral has since moved.
     let rows = sqlx::query!(
         r#"SELECT leg AS "leg!", sum(total) AS "total!", sum(entries)::bigint AS "entries!" FROM (
-               SELECT leg_user_id AS leg, total, entries FROM earnings_by_leg WHERE beneficiary_id = $1
+               SELECT leg_user_id AS leg, total, entries FROM earnings_by_source WHERE beneficiary_id = $1
                UNION ALL
                SELECT id, 0, 0 FROM users WHERE referrer_id = $1
            ) legs GROUP BY leg ORDER BY 2 DESC, 1 LIMIT $2"#,

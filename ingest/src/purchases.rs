@@ -246,8 +246,17 @@ async fn reserved(
     order: &OrderId,
     hash: &str,
 ) -> Result<Option<PurchaseMessage>, IngestError> {
+    // An order the processor registered (published straight to the stream) keeps no
+    // message: it settled in the same transaction, so its purchase row says the same,
+    // and republishing it is a replay the processor recognises by its body hash.
     let row = sqlx::query!(
-        "SELECT body_hash, message FROM purchase_requests WHERE shop_id = $1 AND order_id = $2",
+        r#"SELECT r.body_hash, COALESCE(r.message, (
+               SELECT jsonb_build_object('purchase_id', p.id, 'shop_id', p.shop_id,
+                          'order_id', p.order_id, 'user_id', p.user_id, 'amount', p.amount::text,
+                          'profit', p.profit::text, 'currency', p.currency,
+                          'occurred_at', p.occurred_at, 'body_hash', p.body_hash)
+               FROM purchases p WHERE p.id = r.purchase_id)) AS "message?"
+           FROM purchase_requests r WHERE r.shop_id = $1 AND r.order_id = $2"#,
         shop.as_uuid(),
         order.as_str()
     )
@@ -257,7 +266,10 @@ async fn reserved(
     if hex::encode(&row.body_hash) != hash {
         return Err(IngestError::OrderConflict(order.to_string()));
     }
-    let message = serde_json::from_value(row.message).map_err(anyhow::Error::from)?;
+    let stored = row
+        .message
+        .ok_or_else(|| anyhow::anyhow!("order {order} is registered with no message"))?;
+    let message = serde_json::from_value(stored).map_err(anyhow::Error::from)?;
     Ok(Some(message))
 }
 

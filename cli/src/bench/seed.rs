@@ -190,17 +190,16 @@ impl Tree {
 mod ledger;
 use ledger::Ledger;
 
-/// Balances, totals and the report rollups, summed from the entries as migration 0004 does.
+/// Balances, totals and the report rollups, summed from the entries as migrations 0004 and 0008 do.
 async fn summarize(conn: &mut PgConnection) -> anyhow::Result<()> {
     sqlx::raw_sql(
         "INSERT INTO balances (user_id, level, total, entries)
          SELECT beneficiary_id, level, sum(amount), count(*) FROM earnings GROUP BY 1, 2;
          INSERT INTO account_totals (user_id, total, entries)
          SELECT beneficiary_id, sum(amount), count(*) FROM earnings GROUP BY 1;
-         INSERT INTO earnings_by_source (beneficiary_id, source_user_id, level, total, entries)
-         SELECT beneficiary_id, source_user_id, level, sum(amount), count(*) FROM earnings GROUP BY 1, 2, 3;
-         INSERT INTO earnings_by_leg (beneficiary_id, leg_user_id, total, entries)
-         SELECT beneficiary_id, leg_user_id, sum(amount), count(*) FROM earnings GROUP BY 1, 2;
+         INSERT INTO earnings_by_source (beneficiary_id, source_user_id, level, leg_user_id, total, entries)
+         SELECT beneficiary_id, source_user_id, level, leg_user_id, sum(amount), count(*)
+         FROM earnings GROUP BY 1, 2, 3, 4;
          INSERT INTO earnings_daily (beneficiary_id, day, total, entries)
          SELECT beneficiary_id, (created_at AT TIME ZONE 'UTC')::date, sum(amount), count(*)
          FROM earnings GROUP BY 1, 2;

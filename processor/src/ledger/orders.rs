@@ -125,11 +125,12 @@ pub(super) async fn insert_purchases(
     Ok(())
 }
 
-/// Shops may publish to the stream directly; their orders are registered here, with the
-/// message as settled, so refunds find them and a retry through ingest is answered as
-/// the same purchase (or a 409 when its body differs). Should the edge have reserved
-/// one of these orders meanwhile, the primary key fails the batch, and its retry finds
-/// the order registered to the edge's purchase.
+/// Shops may publish to the stream directly; their orders are registered here, settled
+/// in the same transaction, so refunds find them and a retry through ingest is answered
+/// as the same purchase (or a 409 when its body differs). No message is kept for them:
+/// the edge republishes a stored message only for an order not settled yet. Should the
+/// edge have reserved one of these orders meanwhile, the primary key fails the batch,
+/// and its retry finds the order registered to the edge's purchase.
 pub(super) async fn register(
     tx: &mut Transaction<'_, Postgres>,
     planned: &[Planned<'_>],
@@ -145,28 +146,48 @@ pub(super) async fn register(
     let shops: Vec<Uuid> = recorded.iter().map(|m| m.shop_id.as_uuid()).collect();
     let orders: Vec<String> = recorded.iter().map(|m| m.order_id.to_string()).collect();
     let ids: Vec<Uuid> = recorded.iter().map(|m| m.purchase_id).collect();
-    let hashes: Vec<String> = recorded.iter().map(|m| m.body_hash.clone()).collect();
+    let hashes: Vec<Vec<u8>> = recorded.iter().map(|m| hash_bytes(&m.body_hash)).collect();
     let amounts: Vec<Decimal> = recorded.iter().map(|m| m.amount.as_decimal()).collect();
-    let messages = recorded
-        .iter()
-        .map(serde_json::to_value)
-        .collect::<Result<Vec<_>, _>>()?;
     sqlx::query!(
-        "INSERT INTO purchase_requests (shop_id, order_id, purchase_id, body_hash, message, amount)
-         SELECT shop_id, order_id, id,
-                CASE WHEN hash ~ '^[0-9a-f]{64}$' THEN decode(hash, 'hex') ELSE convert_to(hash, 'UTF8') END,
-                message, amount
-         FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::jsonb[], $6::numeric[])
-              AS m(shop_id, order_id, id, hash, message, amount)",
+        "INSERT INTO purchase_requests (shop_id, order_id, purchase_id, body_hash, amount)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::bytea[], $5::numeric[])",
         &shops,
         &orders,
         &ids,
         &hashes,
-        &messages,
         &amounts
     )
     .execute(&mut **tx)
     .await
     .context("registering orders published to the stream")?;
     Ok(())
+}
+
+/// The registry keeps a body hash as bytes: the 32 bytes of a SHA-256 written in hex (as
+/// ingest computes it), else the text's own bytes (a direct publisher's hash is its own).
+/// Ingest compares a retry's hash with `hex::encode` of these bytes.
+fn hash_bytes(hash: &str) -> Vec<u8> {
+    let is_sha256_hex =
+        hash.len() == 64 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    match is_sha256_hex.then(|| hex::decode(hash)) {
+        Some(Ok(bytes)) => bytes,
+        _ => hash.as_bytes().to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hash_bytes;
+
+    #[test]
+    fn a_sha256_in_hex_is_kept_as_its_bytes_and_anything_else_as_text() {
+        let hex = "ab".repeat(32);
+        assert_eq!(hash_bytes(&hex), vec![0xab; 32]);
+        assert_eq!(
+            hash_bytes("AB".repeat(32).as_str()),
+            "AB".repeat(32).into_bytes()
+        );
+        assert_eq!(hash_bytes("abc"), b"abc".to_vec());
+        assert_eq!(hash_bytes(&"g".repeat(64)), "g".repeat(64).into_bytes());
+    }
 }

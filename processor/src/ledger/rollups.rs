@@ -1,9 +1,10 @@
-//! The report rollups (`earnings_by_source`, `earnings_by_leg`, `earnings_daily`, see
-//! migration 0004), moved by a batch's entries in the same transaction as the entries.
+//! The report rollups (`earnings_by_source`, keyed by the entry's leg too, and
+//! `earnings_daily`; migrations 0004 and 0008), moved by a batch's entries in the same
+//! transaction as the entries. The by-leg report groups the source rows by leg.
 //! Every row is keyed by beneficiary, and a batch writes a beneficiary's entries only
 //! while it holds that beneficiary's `account_totals` row (locked in user-id order), so
-//! concurrent batches serialize on these rows without deadlocking. One statement for all
-//! three tables: each is grouped per key first, so no row is updated twice.
+//! concurrent batches serialize on these rows without deadlocking. One statement for both
+//! tables: each is grouped per key first, so no row is updated twice.
 use super::Entry;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -36,15 +37,9 @@ pub(super) async fn add(
                  AS e(beneficiary_id, source_user_id, leg_user_id, level, amount, created_at)
          ),
          by_source AS (
-             INSERT INTO earnings_by_source AS r (beneficiary_id, source_user_id, level, total, entries)
-             SELECT beneficiary_id, source_user_id, level, sum(amount), count(*) FROM e GROUP BY 1, 2, 3
-             ON CONFLICT (beneficiary_id, source_user_id, level) DO UPDATE
-             SET total = r.total + EXCLUDED.total, entries = r.entries + EXCLUDED.entries
-         ),
-         by_leg AS (
-             INSERT INTO earnings_by_leg AS r (beneficiary_id, leg_user_id, total, entries)
-             SELECT beneficiary_id, leg_user_id, sum(amount), count(*) FROM e GROUP BY 1, 2
-             ON CONFLICT (beneficiary_id, leg_user_id) DO UPDATE
+             INSERT INTO earnings_by_source AS r (beneficiary_id, source_user_id, level, leg_user_id, total, entries)
+             SELECT beneficiary_id, source_user_id, level, leg_user_id, sum(amount), count(*) FROM e GROUP BY 1, 2, 3, 4
+             ON CONFLICT (beneficiary_id, source_user_id, level, leg_user_id) DO UPDATE
              SET total = r.total + EXCLUDED.total, entries = r.entries + EXCLUDED.entries
          )
          INSERT INTO earnings_daily AS r (beneficiary_id, day, total, entries)

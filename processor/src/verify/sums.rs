@@ -1,5 +1,5 @@
 //! What summarizes the entries must equal their sums: `balances` (per level),
-//! `account_totals`, and the report rollups (per source and level, per leg, per UTC day).
+//! `account_totals`, and the report rollups (per source, level and leg; per UTC day).
 //! Each check is one grouped query; Postgres aggregates and only differences come back.
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -63,20 +63,17 @@ async fn rollups(pool: &PgPool, user: Option<Uuid>, diffs: &mut Vec<String>) -> 
     let rows = sqlx::query!(
         r#"WITH e AS (SELECT * FROM earnings WHERE $1::uuid IS NULL OR beneficiary_id = $1),
            rolled AS (
-               SELECT 'earnings_by_source' AS rollup, beneficiary_id, source_user_id::text || ' level ' || level AS key,
+               SELECT 'earnings_by_source' AS rollup, beneficiary_id,
+                      source_user_id::text || ' level ' || level || ' leg ' || leg_user_id AS key,
                       total, entries FROM earnings_by_source WHERE $1::uuid IS NULL OR beneficiary_id = $1
-               UNION ALL
-               SELECT 'earnings_by_leg', beneficiary_id, leg_user_id::text, total, entries
-               FROM earnings_by_leg WHERE $1::uuid IS NULL OR beneficiary_id = $1
                UNION ALL
                SELECT 'earnings_daily', beneficiary_id, day::text, total, entries
                FROM earnings_daily WHERE $1::uuid IS NULL OR beneficiary_id = $1
            ),
            summed AS (
-               SELECT 'earnings_by_source' AS rollup, beneficiary_id, source_user_id::text || ' level ' || level AS key,
+               SELECT 'earnings_by_source' AS rollup, beneficiary_id,
+                      source_user_id::text || ' level ' || level || ' leg ' || leg_user_id AS key,
                       sum(amount) AS total, count(*) AS entries FROM e GROUP BY 2, 3
-               UNION ALL
-               SELECT 'earnings_by_leg', beneficiary_id, leg_user_id::text, sum(amount), count(*) FROM e GROUP BY 2, 3
                UNION ALL
                SELECT 'earnings_daily', beneficiary_id, ((created_at AT TIME ZONE 'UTC')::date)::text, sum(amount), count(*)
                FROM e GROUP BY 2, 3

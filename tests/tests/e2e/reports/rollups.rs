@@ -1,5 +1,6 @@
 //! The report rollups: moved with the entries (refund reversals too), rebuilt from the
-//! entries already there by migration 0004, and held to the entries by `referral verify`;
+//! entries already there by migrations 0004 and 0008, kept per leg an entry was paid
+//! through, and held to the entries by `referral verify`;
 //! and the tree, which reads them, cut at its node cap.
 use e2e::{eventually, TestApp};
 use reqwest::StatusCode;
@@ -45,11 +46,12 @@ async fn rollups_follow_entries_and_reversals_and_migration_0004_rebuilds_them()
     assert_eq!(daily_of_b[0]["entries"], 2);
 
     // As on a database from before 0004: no rollups, entries already there. Migrating
-    // again must rebuild them from the entries, to the same answers.
+    // again must rebuild them from the entries (0004, then 0008 with the legs), to the
+    // same answers.
     sqlx::raw_sql(
-        "DROP TABLE earnings_by_source, earnings_by_leg, earnings_daily;
+        "DROP TABLE earnings_by_source, earnings_daily;
          DROP INDEX refunds_purchase_idx;
-         DELETE FROM _sqlx_migrations WHERE version = 4;",
+         DELETE FROM _sqlx_migrations WHERE version IN (4, 8);",
     )
     .execute(&app.pool)
     .await
@@ -60,8 +62,8 @@ async fn rollups_follow_entries_and_reversals_and_migration_0004_rebuilds_them()
 
     for (corrupt, needle) in [
         (
-            "UPDATE earnings_by_leg SET total = total + 1 WHERE beneficiary_id = $1",
-            "earnings_by_leg",
+            "UPDATE earnings_by_source SET leg_user_id = beneficiary_id WHERE beneficiary_id = $1",
+            "earnings_by_source",
         ),
         (
             "DELETE FROM earnings_daily WHERE beneficiary_id = $1",
@@ -88,6 +90,52 @@ async fn rollups_follow_entries_and_reversals_and_migration_0004_rebuilds_them()
             report.differences
         );
     }
+}
+
+/// A source's entries stay under the leg they were paid through (one rollup keyed by
+/// source, level and leg, migration 0008): after C moves from P1's leg to P2's, G's by-leg
+/// report splits C's level-2 earnings between both legs, and by-referral still shows C
+/// once, with both.
+#[tokio::test]
+async fn a_moved_source_keeps_its_old_entries_under_the_old_leg() {
+    let app = TestApp::spawn().await;
+    let g = app.signup(None).await;
+    let (p1, p2) = (app.signup(Some(g)).await, app.signup(Some(g)).await);
+    let c = app.signup(Some(p1)).await;
+    app.purchase("before", c, "1000.00", Some("1000.00")).await; // P1 50 L1, G 10 L2 via P1
+    eventually(|| app.settled(), |n| *n == 1).await;
+    let moved = app
+        .http
+        .put(format!("{}/v1/admin/users/{c}/referrer", app.base))
+        .bearer_auth(&app.admin)
+        .json(&serde_json::json!({ "referrer_id": p2 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), StatusCode::OK);
+    app.purchase("after", c, "2000.00", Some("2000.00")).await; // P2 100 L1, G 20 L2 via P2
+    eventually(|| app.settled(), |n| *n == 2).await;
+    app.assert_verified().await;
+
+    let legs = app
+        .get_json(&format!("/v1/users/{g}/earnings/by-leg"), &app.admin)
+        .await;
+    let leg = |u: UserId| {
+        let legs = legs["legs"].as_array().unwrap();
+        let l = legs.iter().find(|l| l["leg_user_id"] == u.to_string());
+        l.map(|l| (l["total"].clone(), l["entries"].clone()))
+    };
+    assert_eq!(leg(p2), Some(("20.00".into(), 1.into())), "{legs:#}");
+    assert_eq!(leg(p1), Some(("10.00".into(), 1.into())), "{legs:#}");
+    let referrals = app
+        .get_json(&format!("/v1/users/{g}/earnings/by-referral"), &app.admin)
+        .await;
+    let rows = referrals["referrals"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{referrals:#}");
+    assert_eq!(rows[0]["user_id"], c.to_string());
+    assert_eq!(rows[0]["level"], 2);
+    assert_eq!(rows[0]["total"], "30.00");
+    assert_eq!(rows[0]["entries"], 2);
 }
 
 /// The tree stops at the node cap: nodes by depth, then id, and `truncated` says so; a
