@@ -39,8 +39,14 @@ pub(super) async fn lock_totals(
     )
     .execute(&mut **tx)
     .await?;
+    // One primary-key lookup and lock per user, in the order given (ids sorted above):
+    // as `user_id = ANY`, the planner scanned every account in the ledger for a batch.
     let rows = sqlx::query!(
-        "SELECT user_id, total, entries FROM account_totals WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE",
+        r#"SELECT a.user_id AS "user_id!", a.total AS "total!", a.entries AS "entries!"
+           FROM UNNEST($1::uuid[]) WITH ORDINALITY AS k(id, n)
+           CROSS JOIN LATERAL (SELECT user_id, total, entries FROM account_totals a
+                               WHERE a.user_id = k.id FOR UPDATE) a
+           ORDER BY k.n"#,
         &users[..]
     )
     .fetch_all(&mut **tx)

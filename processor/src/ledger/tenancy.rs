@@ -18,8 +18,11 @@ pub(super) async fn owned_by_their_shops<'a>(
         return Ok(valid);
     }
     let users: Vec<Uuid> = valid.iter().map(|(_, m)| m.user_id.as_uuid()).collect();
+    // Primary-key lookups per buyer (LATERAL … LIMIT 1), not a scan of `users`.
     let owners: HashMap<Uuid, Uuid> = sqlx::query!(
-        r#"SELECT id, shop_id AS "shop_id!" FROM users WHERE id = ANY($1) AND shop_id IS NOT NULL"#,
+        r#"SELECT u.id AS "id!", u.shop_id AS "shop_id!" FROM UNNEST($1::uuid[]) AS k(id)
+           CROSS JOIN LATERAL (SELECT id, shop_id FROM users u WHERE u.id = k.id LIMIT 1) u
+           WHERE u.shop_id IS NOT NULL"#,
         &users
     )
     .fetch_all(&mut **tx)
