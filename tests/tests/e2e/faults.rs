@@ -120,3 +120,79 @@ async fn a_postgres_crash_is_a_503_and_loses_nothing_acknowledged() {
     assert_eq!(app.total(b).await, "300.00");
     app.assert_verified().await;
 }
+
+/// Every connection the app holds to its database is ended with `pg_terminate_backend`,
+/// three times while purchases arrive (after the 10th, 30th and 50th answer): each answer
+/// is a 202 or a retryable 503 `database_unavailable` (never a 500), the pools reconnect by
+/// themselves, a processor batch cut off mid-transaction is retried, and exactly the
+/// accepted purchases are paid, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminated_database_connections_lose_nothing_and_answer_503_at_worst() {
+    use futures::StreamExt;
+    use sqlx::Connection;
+    let app = TestApp::spawn_with(|c| c.processor.retry_backoff_max_ms = 500).await;
+    let (_, b, c) = app.chain3().await;
+    let url = app.config.database.url.clone();
+    let mut killer = sqlx::PgConnection::connect(&url).await.unwrap();
+    let send = |i: usize| {
+        let app = &app;
+        async move {
+            let order = format!("term-{i}");
+            let r = app.purchase(&order, c, "1000.00", Some("100.00")).await;
+            let status = r.status();
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            (
+                order,
+                status,
+                body["code"].as_str().unwrap_or("").to_owned(),
+            )
+        }
+    };
+    let mut answers = futures::stream::iter(0..60).map(send).buffer_unordered(8);
+    let (mut accepted, mut refused, mut terminated) = (HashSet::new(), Vec::new(), 0_i64);
+    let mut seen = 0;
+    while let Some((order, status, code)) = answers.next().await {
+        seen += 1;
+        match status {
+            StatusCode::ACCEPTED => assert!(accepted.insert(order)),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(code, "database_unavailable");
+                refused.push(order);
+            }
+            other => panic!("{order}: {other} {code}"),
+        }
+        if [10, 30, 50].contains(&seen) {
+            let ended: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()) t",
+            )
+            .fetch_one(&mut killer)
+            .await
+            .unwrap();
+            terminated += ended;
+        }
+    }
+    drop(answers);
+    killer.close().await.unwrap();
+    println!(
+        "ended {terminated} connections; {} answers were 503",
+        refused.len()
+    );
+    assert!(terminated >= 3, "ended {terminated} connections");
+    // Shops retry what was refused; the order id keeps a retry from paying twice.
+    for order in refused {
+        let i: usize = order.trim_start_matches("term-").parse().unwrap();
+        let (order, ..) = eventually(|| send(i), |(_, s, _)| *s == StatusCode::ACCEPTED).await;
+        accepted.insert(order);
+    }
+    assert_eq!(accepted.len(), 60);
+    eventually(|| app.settled(), |n| *n >= 60).await;
+    let settled: Vec<String> = sqlx::query_scalar("SELECT order_id FROM purchases")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(settled.len(), 60, "each accepted purchase settled once");
+    assert_eq!(settled.into_iter().collect::<HashSet<_>>(), accepted);
+    assert_eq!(app.total(b).await, "300.00");
+    app.assert_verified().await;
+}

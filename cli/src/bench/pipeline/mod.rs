@@ -119,19 +119,7 @@ pub(super) async fn measure(
     };
     let (single, batch) = http_loads(&http, base, &key, args, purchase).await?;
     let direct = match runs(LoadKind::Direct) {
-        true => Some(
-            direct::Direct {
-                config,
-                shop,
-                users: &users,
-                purchases: n,
-                duration,
-                per_message: args.batch.max(1),
-                in_flight: (args.connections / 8).max(1),
-            }
-            .run()
-            .await?,
-        ),
+        true => Some(direct_load(config, shop, &users, args).await?),
         false => None,
     };
     let stored = load::settled_count(&pool).await?;
@@ -164,6 +152,27 @@ pub(super) async fn measure(
     }
     anyhow::ensure!(verified.differences.is_empty(), "verify found differences");
     Ok(())
+}
+
+/// Groups of `batch` purchases published straight to the stream, an eighth of
+/// `connections` in flight.
+async fn direct_load(
+    config: &Config,
+    shop: schemas::ShopId,
+    users: &[UserId],
+    args: &PipelineArgs,
+) -> anyhow::Result<direct::DirectResult> {
+    direct::Direct {
+        config,
+        shop,
+        users,
+        purchases: args.purchases,
+        duration: args.duration.map(Duration::from_secs),
+        per_message: args.batch.max(1),
+        in_flight: (args.connections / 8).max(1),
+    }
+    .run()
+    .await
 }
 
 /// The two HTTP loads (each if asked for): single-purchase requests at `connections`,
