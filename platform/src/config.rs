@@ -124,9 +124,13 @@ impl Default for IngestConfig {
         IngestConfig {
             group_commit_queue: 10_000,
             group_commit_max_purchases: 1_000,
-            group_commit_in_flight: 4,
+            // One group at a time each: on two shared cores concurrent groups only contend,
+            // and a single group in flight grows to everything that arrived meanwhile
+            // (single requests at 64 connections: 4,510–4,685/s with 4 and 4, 5,001–5,620/s
+            // with 2 and 2, 5,893–5,903/s with 1 and 1; docs/performance.md).
+            group_commit_in_flight: 1,
             reserve_max_group: 500,
-            reserve_in_flight: 4,
+            reserve_in_flight: 1,
         }
     }
 }
