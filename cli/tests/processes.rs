@@ -28,7 +28,7 @@ impl Roles {
             .env("REFERRAL_AUTH__PSEUDONYM_KEY", "q".repeat(40))
             .env("REFERRAL_PROCESSOR__RETRY_BACKOFF_MAX_MS", "500")
             // What the killed processor had pulled and not acknowledged is redelivered
-            // after this (30 s by default), to the other processor or the restarted one.
+            // after this (10 s by default), to the other processor or the restarted one.
             .env("REFERRAL_PROCESSOR__ACK_WAIT_SECS", "5")
             .env("REFERRAL_LOG__FILTER", "warn")
             .stdout(Stdio::null())

@@ -311,7 +311,9 @@ impl Default for ProcessorConfig {
             batch_max_bytes: 1024 * 1024,
             batch_max_wait_ms: 5,
             max_ack_pending: 10_000,
-            ack_wait_secs: 30,
+            // A dead processor's batch is redelivered after this; a live one's slow batch
+            // is kept in progress (consumer.rs), so it can be short.
+            ack_wait_secs: 10,
             retry_backoff_max_ms: 5_000,
             graph_sync_page: 10_000,
             entries_per_message: 1_000,

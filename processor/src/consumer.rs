@@ -3,7 +3,7 @@ use crate::graph::ReferralGraph;
 use crate::ledger::{self, DeadLetter, Delivered, Item, Outcome};
 use crate::{graph_sync, isolate, plans};
 use anyhow::Context;
-use async_nats::jetstream::{self, Message};
+use async_nats::jetstream::{self, AckKind, Message};
 use platform::metrics::metrics;
 use platform::nats::Subjects;
 use platform::Config;
@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 pub const DURABLE_NAME: &str = "processor";
 
@@ -144,6 +145,7 @@ impl Stage {
         shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
         let started = Instant::now();
+        let _in_progress = self.keep_in_progress(&batch);
         let (delivered, dead) = self.parse(&batch);
         let Some(outcome) = self.apply(graph, &delivered, dead, shutdown).await else {
             return Ok(()); // told to stop first: JetStream redelivers the batch
@@ -241,6 +243,28 @@ impl Stage {
             let max = Duration::from_millis(self.config.processor.retry_backoff_max_ms);
             backoff = (backoff * 2).min(max);
         }
+    }
+
+    /// Until the returned handle drops (the batch acknowledged, or left to redelivery),
+    /// tells JetStream every third of the ack wait that the batch is still being worked
+    /// on: a slow batch (Postgres retrying, a long lock wait) is then not delivered to
+    /// another processor meanwhile, while a dead processor's batch is redelivered after
+    /// one ack wait, which can therefore stay short.
+    fn keep_in_progress(&self, batch: &[Message]) -> AbortOnDropHandle<()> {
+        let every = Duration::from_millis(self.config.processor.ack_wait_secs * 1_000 / 3);
+        let messages = batch.to_vec();
+        AbortOnDropHandle::new(tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tick.tick().await;
+                for m in &messages {
+                    if let Err(e) = m.ack_with(AckKind::Progress).await {
+                        tracing::warn!(error = %e, "telling the stream a batch is in progress failed");
+                        break;
+                    }
+                }
+            }
+        }))
     }
 
     /// The chaos knob (tests only): on every n-th commit, fail as a crash after the commit

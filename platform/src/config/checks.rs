@@ -52,6 +52,11 @@ impl super::ProcessorConfig {
         ] {
             anyhow::ensure!(value > 0, "{name} must be at least 1");
         }
+        // The batch in progress is re-announced every third of it (consumer.rs).
+        anyhow::ensure!(
+            self.ack_wait_secs > 0,
+            "processor.ack_wait_secs must be at least 1"
+        );
         anyhow::ensure!(
             (1..=MAX_ORDER_LOCK_BUCKETS).contains(&self.order_lock_buckets),
             "processor.order_lock_buckets must be 1 to {MAX_ORDER_LOCK_BUCKETS}, not {}",

@@ -104,4 +104,7 @@ fn processor_bounds_are_checked() {
     assert!(config.validate().is_err());
     config.processor.order_lock_buckets = 1;
     config.validate().unwrap();
+    config.processor.ack_wait_secs = 0;
+    let msg = config.validate().unwrap_err().to_string();
+    assert!(msg.contains("processor.ack_wait_secs"), "{msg}");
 }

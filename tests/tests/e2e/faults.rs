@@ -196,3 +196,57 @@ async fn terminated_database_connections_lose_nothing_and_answer_503_at_worst() 
     assert_eq!(app.total(b).await, "300.00");
     app.assert_verified().await;
 }
+
+/// A batch slower than the ack wait (its order's lock held by another session for three ack
+/// waits) is kept in progress: JetStream does not deliver it again to the other worker
+/// meanwhile, and it pays once when the lock is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_slower_than_the_ack_wait_is_kept_in_progress_not_redelivered() {
+    use sqlx::Connection;
+    let app = TestApp::spawn_with(|c| {
+        c.processor.ack_wait_secs = 1;
+        c.processor.order_lock_buckets = 1; // every order on lock (class "ordr", key 0)
+    })
+    .await;
+    let (_, b, c) = app.chain3().await;
+    let mut holder = sqlx::PgConnection::connect(&app.config.database.url)
+        .await
+        .unwrap();
+    let lock = |sql: &'static str| sqlx::query(sql).bind(0x6f72_6472_i32);
+    lock("SELECT pg_advisory_lock($1, 0)")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let r = app.purchase("slow", c, "1000.00", Some("100.00")).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let waiting = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+             AND wait_event_type = 'Lock' AND wait_event = 'advisory'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    eventually(waiting, |n| *n >= 1).await;
+    // The fault itself lasts three ack waits (a duration, not a synchronisation).
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    lock("SELECT pg_advisory_unlock($1, 0)")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    holder.close().await.unwrap();
+    eventually(|| app.settled(), |n| *n == 1).await;
+    let js = async_nats::jetstream::new(async_nats::connect(app.nats_addrs()).await.unwrap());
+    let stream = platform::nats::Subjects::new(&app.config.nats.prefix).purchases_stream();
+    let stream = js.get_stream(stream).await.unwrap();
+    let info = stream.consumer_info("processor").await.unwrap();
+    // The consumer's sequence counts deliveries, redeliveries included: one message, once.
+    assert_eq!(info.delivered.stream_sequence, 1, "{info:#?}");
+    assert_eq!(
+        info.delivered.consumer_sequence, 1,
+        "delivered again: {info:#?}"
+    );
+    assert_eq!(app.total(b).await, "5.00");
+    app.assert_verified().await;
+}
