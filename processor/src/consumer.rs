@@ -145,7 +145,8 @@ impl Stage {
         shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
         let started = Instant::now();
-        let _in_progress = self.keep_in_progress(&batch);
+        let batch = Arc::new(batch);
+        let _in_progress = self.keep_in_progress(batch.clone());
         let (delivered, dead) = self.parse(&batch);
         let Some(outcome) = self.apply(graph, &delivered, dead, shutdown).await else {
             return Ok(()); // told to stop first: JetStream redelivers the batch
@@ -169,7 +170,7 @@ impl Stage {
         if let Some((n, false)) = chaos {
             anyhow::bail!("chaos: crash after commit {n}, published but before acking");
         }
-        for m in &batch {
+        for m in batch.iter() {
             m.ack()
                 .await
                 .map_err(|e| anyhow::anyhow!(e))
@@ -250,14 +251,13 @@ impl Stage {
     /// on: a slow batch (Postgres retrying, a long lock wait) is then not delivered to
     /// another processor meanwhile, while a dead processor's batch is redelivered after
     /// one ack wait, which can therefore stay short.
-    fn keep_in_progress(&self, batch: &[Message]) -> AbortOnDropHandle<()> {
+    fn keep_in_progress(&self, messages: Arc<Vec<Message>>) -> AbortOnDropHandle<()> {
         let every = Duration::from_millis(self.config.processor.ack_wait_secs * 1_000 / 3);
-        let messages = batch.to_vec();
         AbortOnDropHandle::new(tokio::spawn(async move {
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             loop {
                 tick.tick().await;
-                for m in &messages {
+                for m in messages.iter() {
                     if let Err(e) = m.ack_with(AckKind::Progress).await {
                         tracing::warn!(error = %e, "telling the stream a batch is in progress failed");
                         break;
