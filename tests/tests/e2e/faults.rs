@@ -204,7 +204,8 @@ async fn terminated_database_connections_lose_nothing_and_answer_503_at_worst() 
 async fn a_batch_slower_than_the_ack_wait_is_kept_in_progress_not_redelivered() {
     use sqlx::Connection;
     let app = TestApp::spawn_with(|c| {
-        c.processor.ack_wait_secs = 1;
+        // Two seconds, so a progress ack delayed by a busy CI machine still lands in time.
+        c.processor.ack_wait_secs = 2;
         c.processor.order_lock_buckets = 1; // every order on lock (class "ordr", key 0)
     })
     .await;
@@ -230,7 +231,7 @@ async fn a_batch_slower_than_the_ack_wait_is_kept_in_progress_not_redelivered() 
     };
     eventually(waiting, |n| *n >= 1).await;
     // The fault itself lasts three ack waits (a duration, not a synchronisation).
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
     lock("SELECT pg_advisory_unlock($1, 0)")
         .execute(&mut holder)
         .await
