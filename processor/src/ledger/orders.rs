@@ -54,33 +54,46 @@ pub(super) async fn registered(
 }
 
 /// A purchase id names one purchase: a message reusing the id of another order (shops that
-/// publish directly choose their ids) is dead-lettered, instead of failing the batch
-/// on the primary key for ever.
+/// publish directly choose their ids) is dead-lettered, instead of failing the batch on the
+/// primary key for ever. The same order's settled body under its own id is a replay, not a
+/// conflict: each statement of a batch reads the latest commits, so a concurrent batch can
+/// settle the order between the registry read (which missed it) and this one. Returns the
+/// new purchases, and adds the replays to `replayed`.
 pub(super) async fn without_taken_ids<'a>(
     tx: &mut Transaction<'_, Postgres>,
     planned: Vec<Planned<'a>>,
+    replayed: &mut Vec<Uuid>,
     dead_letters: &mut Vec<DeadLetter>,
 ) -> anyhow::Result<Vec<Planned<'a>>> {
     let ids: Vec<Uuid> = planned.iter().map(|p| p.msg.purchase_id).collect();
     // Primary-key lookups, never a scan of `purchases` (`id = ANY` was planned as one).
-    let mut taken: HashSet<Uuid> = sqlx::query_scalar!(
-        r#"SELECT p.id AS "id!" FROM UNNEST($1::uuid[]) AS k(id)
-           CROSS JOIN LATERAL (SELECT id FROM purchases p WHERE p.id = k.id LIMIT 1) p"#,
+    let taken: HashMap<Uuid, (Uuid, String, String)> = sqlx::query!(
+        r#"SELECT p.id AS "id!", p.shop_id AS "shop_id!", p.order_id AS "order_id!",
+                  p.body_hash AS "body_hash!"
+           FROM UNNEST($1::uuid[]) AS k(id)
+           CROSS JOIN LATERAL (SELECT id, shop_id, order_id, body_hash FROM purchases p
+                               WHERE p.id = k.id LIMIT 1) p"#,
         &ids
     )
     .fetch_all(&mut **tx)
     .await?
     .into_iter()
+    .map(|r| (r.id, (r.shop_id, r.order_id, r.body_hash)))
     .collect();
+    let mut seen = HashSet::new();
     let mut kept = Vec::with_capacity(planned.len());
     for p in planned {
-        if taken.insert(p.msg.purchase_id) {
+        let m = p.msg;
+        let settled = taken.get(&m.purchase_id);
+        let same = settled.is_some_and(|(shop, order, hash)| {
+            *shop == m.shop_id.as_uuid() && order == m.order_id.as_str() && *hash == m.body_hash
+        });
+        if same {
+            replayed.push(m.purchase_id);
+        } else if settled.is_none() && seen.insert(m.purchase_id) {
             kept.push(p);
         } else {
-            let detail = format!(
-                "purchase id {} already names another order",
-                p.msg.purchase_id
-            );
+            let detail = format!("purchase id {} already names another order", m.purchase_id);
             let d = DeadLetter::of(p.delivered, DeadLetterReason::OrderConflict, detail);
             dead_letters.push(d);
         }

@@ -50,7 +50,7 @@ pub(super) async fn apply(
     let (planned, mut replayed) = classify(graph, plan, valid, &known, dead_letters)?;
     let planned = step(
         "taken_ids",
-        orders::without_taken_ids(tx, planned, dead_letters),
+        orders::without_taken_ids(tx, planned, &mut replayed, dead_letters),
     )
     .await?;
     let insert = orders::insert_purchases(tx, plan, graph.seq, &planned);
