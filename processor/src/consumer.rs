@@ -1,13 +1,12 @@
 //! The stream stage: gather a bounded batch, write it once, publish, then acknowledge.
 use crate::graph::ReferralGraph;
-use crate::ledger::{self, DeadLetter, Delivered, Item, Outcome};
+use crate::ledger::{self, DeadLetter, Delivered, Outcome};
 use crate::{graph_sync, isolate, plans};
 use anyhow::Context;
 use async_nats::jetstream::{self, AckKind, Message};
 use platform::metrics::metrics;
 use platform::nats::Subjects;
 use platform::Config;
-use schemas::messages::DeadLetterReason;
 use sqlx::PgPool;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -147,7 +146,7 @@ impl Stage {
         let started = Instant::now();
         let batch = Arc::new(batch);
         let _in_progress = self.keep_in_progress(batch.clone());
-        let (delivered, dead) = self.parse(&batch);
+        let (delivered, dead) = crate::intake::parse(&self.subjects, &batch);
         let Some(outcome) = self.apply(graph, &delivered, dead, shutdown).await else {
             return Ok(()); // told to stop first: JetStream redelivers the batch
         };
@@ -276,66 +275,6 @@ impl Stage {
         n.is_multiple_of(every).then(|| (n, (n / every) % 2 == 1))
     }
 
-    /// Each stored message as the items it carries: a purchase, a group of purchases (a
-    /// JSON array, as ingest's group commit stores them), or a refund.
-    fn parse(&self, batch: &[Message]) -> (Vec<Delivered>, Vec<DeadLetter>) {
-        let mut ok = Vec::with_capacity(batch.len());
-        let mut dead = Vec::new();
-        for m in batch {
-            let subject = m.subject.to_string();
-            let stream_seq = m.info().map(|i| i.stream_sequence).unwrap_or_default();
-            let payload = m.payload.to_vec();
-            let tail = self.subjects.tail(&subject);
-            let items: Result<Vec<Parsed>, String> = match tail {
-                Some(("purchases", _)) if payload.trim_ascii_start().starts_with(b"[") => {
-                    parse_group(&payload)
-                }
-                Some(("purchases", _)) => serde_json::from_slice(&payload)
-                    .map(|p| vec![Ok((Item::Purchase(p), payload.clone()))])
-                    .map_err(|e| e.to_string()),
-                Some(("refunds", _)) => serde_json::from_slice(&payload)
-                    .map(|r| vec![Ok((Item::Refund(r), payload.clone()))])
-                    .map_err(|e| e.to_string()),
-                _ => Err(format!("no purchases or refunds on subject {subject}")),
-            };
-            let items = match items {
-                Ok(items) => items,
-                Err(detail) => vec![Err((detail, payload))],
-            };
-            let shop = tail.map(|(_, shop)| shop).unwrap_or_default();
-            for (index, parsed) in items.into_iter().enumerate() {
-                let index = u32::try_from(index).unwrap_or(u32::MAX);
-                let dead_letter = |reason, detail, payload| DeadLetter {
-                    subject: subject.clone(),
-                    reason,
-                    detail,
-                    payload,
-                    stream_seq,
-                    index,
-                };
-                match parsed {
-                    // A shop publishes on its own subject (the stream's permissions can
-                    // enforce that per shop); a body naming another shop is refused.
-                    Ok((item, payload)) if item.shop_id().to_string() != shop => {
-                        let detail = format!("the message's shop is not {shop}");
-                        dead.push(dead_letter(DeadLetterReason::ShopMismatch, detail, payload))
-                    }
-                    Ok((item, payload)) => ok.push(Delivered {
-                        subject: subject.clone(),
-                        stream_seq,
-                        index,
-                        payload,
-                        item,
-                    }),
-                    Err((detail, payload)) => {
-                        dead.push(dead_letter(DeadLetterReason::Malformed, detail, payload))
-                    }
-                }
-            }
-        }
-        (ok, dead)
-    }
-
     async fn publish(&self, outcome: &Outcome) -> anyhow::Result<()> {
         let window = self.config.nats.max_acks_in_flight.max(1);
         let mut pending = Vec::with_capacity(window);
@@ -392,24 +331,4 @@ impl Stage {
         }
         Ok(())
     }
-}
-
-/// One item of a stored message: parsed, or why not (with its bytes).
-type Parsed = Result<(Item, Vec<u8>), (String, Vec<u8>)>;
-
-/// A group of purchases: each item parsed on its own, so one bad item does not take the
-/// group's good ones with it (the whole message is malformed only if it is no array).
-fn parse_group(payload: &[u8]) -> Result<Vec<Parsed>, String> {
-    let raw: Vec<Box<serde_json::value::RawValue>> =
-        serde_json::from_slice(payload).map_err(|e| e.to_string())?;
-    Ok(raw
-        .into_iter()
-        .map(|r| {
-            let bytes = r.get().as_bytes().to_vec();
-            match serde_json::from_str(r.get()) {
-                Ok(p) => Ok((Item::Purchase(p), bytes)),
-                Err(e) => Err((format!("item of a group: {e}"), bytes)),
-            }
-        })
-        .collect())
 }
