@@ -213,6 +213,17 @@ impl TestApp {
         v["id"].as_str().unwrap().parse().unwrap()
     }
 
+    /// Moves `user` under `referrer` (or to the top) as an admin does.
+    pub async fn move_user(&self, user: UserId, referrer: Option<UserId>) -> Response {
+        self.http
+            .put(format!("{}/v1/admin/users/{user}/referrer", self.base))
+            .bearer_auth(&self.admin)
+            .json(&json!({ "referrer_id": referrer }))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// A refers B, B refers C.
     pub async fn chain3(&self) -> (UserId, UserId, UserId) {
         let a = self.signup(None).await;

@@ -2,7 +2,41 @@
 use e2e::nats_server::PrivateNats;
 use e2e::{eventually, TestApp};
 use reqwest::StatusCode;
+use schemas::UserId;
 use std::collections::HashSet;
+
+/// One purchase of 1000.00 (profit 100.00) by `buyer` under `order`, as a shop sends it:
+/// the order, the answer's status, its problem code ("" when none) and `Retry-After`.
+async fn send_purchase(
+    app: &TestApp,
+    order: String,
+    buyer: UserId,
+) -> (
+    String,
+    StatusCode,
+    String,
+    Option<reqwest::header::HeaderValue>,
+) {
+    let r = app.purchase(&order, buyer, "1000.00", Some("100.00")).await;
+    let retry_after = r.headers().get("retry-after").cloned();
+    let status = r.status();
+    let body: serde_json::Value = r.json().await.unwrap_or_default();
+    let code = body["code"].as_str().unwrap_or("").to_owned();
+    (order, status, code, retry_after)
+}
+
+/// Exactly the `accepted` orders settled, each once, and `verify` agrees.
+async fn assert_paid_once(app: &TestApp, accepted: &HashSet<String>) {
+    let n = accepted.len();
+    eventually(|| app.settled(), |settled| *settled >= n as i64).await;
+    let settled: Vec<String> = sqlx::query_scalar("SELECT order_id FROM purchases")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(settled.len(), n, "each accepted purchase settled once");
+    assert_eq!(settled.into_iter().collect::<HashSet<_>>(), *accepted);
+    app.assert_verified().await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_purchase_survives_a_nats_kill() {
@@ -74,22 +108,7 @@ async fn a_postgres_crash_is_a_503_and_loses_nothing_acknowledged() {
     })
     .await;
     let (_, b, c) = app.chain3().await;
-    let send = |i: usize| {
-        let app = &app;
-        async move {
-            let order = format!("pg-{i}");
-            let r = app.purchase(&order, c, "1000.00", Some("100.00")).await;
-            let retry_after = r.headers().get("retry-after").cloned();
-            let status = r.status();
-            let body: serde_json::Value = r.json().await.unwrap_or_default();
-            (
-                order,
-                status,
-                body["code"].as_str().unwrap_or("").to_owned(),
-                retry_after,
-            )
-        }
-    };
+    let send = |i: usize| send_purchase(&app, format!("pg-{i}"), c);
     let mut accepted: HashSet<String> = HashSet::new();
     for i in 0..30 {
         let (order, status, ..) = send(i).await;
@@ -111,14 +130,8 @@ async fn a_postgres_crash_is_a_503_and_loses_nothing_acknowledged() {
         assert_eq!(status, StatusCode::ACCEPTED);
         accepted.insert(order);
     }
-    eventually(|| app.settled(), |n| *n >= 60).await;
-    let settled: Vec<String> = sqlx::query_scalar("SELECT order_id FROM purchases")
-        .fetch_all(&app.pool)
-        .await
-        .unwrap();
-    assert_eq!(settled.into_iter().collect::<HashSet<_>>(), accepted);
+    assert_paid_once(&app, &accepted).await;
     assert_eq!(app.total(b).await, "300.00");
-    app.assert_verified().await;
 }
 
 /// Every connection the app holds to its database is ended with `pg_terminate_backend`,
@@ -134,24 +147,11 @@ async fn terminated_database_connections_lose_nothing_and_answer_503_at_worst() 
     let (_, b, c) = app.chain3().await;
     let url = app.config.database.url.clone();
     let mut killer = sqlx::PgConnection::connect(&url).await.unwrap();
-    let send = |i: usize| {
-        let app = &app;
-        async move {
-            let order = format!("term-{i}");
-            let r = app.purchase(&order, c, "1000.00", Some("100.00")).await;
-            let status = r.status();
-            let body: serde_json::Value = r.json().await.unwrap_or_default();
-            (
-                order,
-                status,
-                body["code"].as_str().unwrap_or("").to_owned(),
-            )
-        }
-    };
+    let send = |i: usize| send_purchase(&app, format!("term-{i}"), c);
     let mut answers = futures::stream::iter(0..60).map(send).buffer_unordered(8);
     let (mut accepted, mut refused, mut terminated) = (HashSet::new(), Vec::new(), 0_i64);
     let mut seen = 0;
-    while let Some((order, status, code)) = answers.next().await {
+    while let Some((order, status, code, _)) = answers.next().await {
         seen += 1;
         match status {
             StatusCode::ACCEPTED => assert!(accepted.insert(order)),
@@ -182,19 +182,12 @@ async fn terminated_database_connections_lose_nothing_and_answer_503_at_worst() 
     // Shops retry what was refused; the order id keeps a retry from paying twice.
     for order in refused {
         let i: usize = order.trim_start_matches("term-").parse().unwrap();
-        let (order, ..) = eventually(|| send(i), |(_, s, _)| *s == StatusCode::ACCEPTED).await;
+        let (order, ..) = eventually(|| send(i), |(_, s, ..)| *s == StatusCode::ACCEPTED).await;
         accepted.insert(order);
     }
     assert_eq!(accepted.len(), 60);
-    eventually(|| app.settled(), |n| *n >= 60).await;
-    let settled: Vec<String> = sqlx::query_scalar("SELECT order_id FROM purchases")
-        .fetch_all(&app.pool)
-        .await
-        .unwrap();
-    assert_eq!(settled.len(), 60, "each accepted purchase settled once");
-    assert_eq!(settled.into_iter().collect::<HashSet<_>>(), accepted);
+    assert_paid_once(&app, &accepted).await;
     assert_eq!(app.total(b).await, "300.00");
-    app.assert_verified().await;
 }
 
 /// A batch slower than the ack wait (its order's lock held by another session for three ack

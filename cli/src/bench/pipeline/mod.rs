@@ -55,6 +55,12 @@ pub enum LoadKind {
     Direct,
 }
 
+impl PipelineArgs {
+    fn runs(&self, load: LoadKind) -> bool {
+        self.loads.contains(&load)
+    }
+}
+
 impl LoadKind {
     const ALL: [LoadKind; 5] = [
         LoadKind::Raw,
@@ -107,18 +113,17 @@ pub(super) async fn measure(
         move |i: usize, prefix: &str| json!({ "order_id": format!("{prefix}-{i}"), "user_id": users[1 + i % buyers], "amount": "1500.00", "profit": "300.00" })
     };
 
-    let runs = |k: LoadKind| args.loads.contains(&k);
     let raw = |i| purchase(i, "raw");
-    let raw_publish_per_sec = match runs(LoadKind::Raw) {
+    let raw_publish_per_sec = match args.runs(LoadKind::Raw) {
         true => Some(raw_publish(config, n, duration, args.connections, raw).await?),
         false => None,
     };
-    let naive_per_sec = match runs(LoadKind::Naive) {
+    let naive_per_sec = match args.runs(LoadKind::Naive) {
         true => Some(naive::measure(&pool, n, duration, args.connections).await?),
         false => None,
     };
     let (single, batch) = http_loads(&http, base, &key, args, purchase).await?;
-    let direct = match runs(LoadKind::Direct) {
+    let direct = match args.runs(LoadKind::Direct) {
         true => Some(direct_load(config, shop, &users, args).await?),
         false => None,
     };
@@ -209,11 +214,11 @@ async fn http_loads(
         per_request: per,
         connections: (args.connections / 8).max(1),
     };
-    let single = match args.loads.contains(&LoadKind::Single) {
+    let single = match args.runs(LoadKind::Single) {
         true => Some(single.run(http).await?),
         false => None,
     };
-    let batch = match args.loads.contains(&LoadKind::Batch) {
+    let batch = match args.runs(LoadKind::Batch) {
         true => Some(batch.run(http).await?),
         false => None,
     };

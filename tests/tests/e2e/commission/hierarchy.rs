@@ -10,16 +10,6 @@ async fn set_status(app: &TestApp, user: UserId, action: &str) {
     assert_eq!(r.status(), StatusCode::OK, "{action} {user}");
 }
 
-async fn move_user(app: &TestApp, user: UserId, referrer: Option<UserId>) -> Response {
-    app.http
-        .put(format!("{}/v1/admin/users/{user}/referrer", app.base))
-        .bearer_auth(&app.admin)
-        .json(&json!({ "referrer_id": referrer }))
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn referrer_of(app: &TestApp, user: UserId) -> Option<uuid::Uuid> {
     sqlx::query_scalar("SELECT referrer_id FROM users WHERE id = $1")
         .bind(user.as_uuid())
@@ -127,7 +117,7 @@ async fn invalid_hierarchy_changes_are_refused_with_distinct_codes_and_change_no
         ),
     ];
     for (user, referrer, status, code) in cases {
-        let got = problem(move_user(&app, user, referrer).await).await;
+        let got = problem(app.move_user(user, referrer).await).await;
         assert_eq!(
             got,
             (status, code.to_owned()),
@@ -157,7 +147,7 @@ async fn invalid_hierarchy_changes_are_refused_with_distinct_codes_and_change_no
     assert_eq!(ids, vec![b.to_string(), a.to_string()]);
 
     // A valid move is seen by the next purchase: C under A pays A level 1, nobody level 2.
-    let moved = move_user(&app, c, Some(a)).await;
+    let moved = app.move_user(c, Some(a)).await;
     assert_eq!(moved.status(), StatusCode::OK);
     let r = app
         .purchase("after-move", c, "2000.00", Some("500.00"))

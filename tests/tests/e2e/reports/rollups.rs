@@ -104,15 +104,7 @@ async fn a_moved_source_keeps_its_old_entries_under_the_old_leg() {
     let c = app.signup(Some(p1)).await;
     app.purchase("before", c, "1000.00", Some("1000.00")).await; // P1 50 L1, G 10 L2 via P1
     eventually(|| app.settled(), |n| *n == 1).await;
-    let moved = app
-        .http
-        .put(format!("{}/v1/admin/users/{c}/referrer", app.base))
-        .bearer_auth(&app.admin)
-        .json(&serde_json::json!({ "referrer_id": p2 }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(moved.status(), StatusCode::OK);
+    assert_eq!(app.move_user(c, Some(p2)).await.status(), StatusCode::OK);
     app.purchase("after", c, "2000.00", Some("2000.00")).await; // P2 100 L1, G 20 L2 via P2
     eventually(|| app.settled(), |n| *n == 2).await;
     app.assert_verified().await;

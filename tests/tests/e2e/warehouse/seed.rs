@@ -54,15 +54,7 @@ pub async fn seed(app: &TestApp) -> Workload {
     // Referred, but never a qualifying purchase: one never buys, one buys below the threshold.
     let _quiet = app.signup(Some(c2)).await;
     let thrifty = app.signup(Some(c1)).await;
-    let moved = app
-        .http
-        .put(format!("{}/v1/admin/users/{c3}/referrer", app.base))
-        .bearer_auth(&app.admin)
-        .json(&json!({ "referrer_id": a3 }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(moved.status(), StatusCode::OK);
+    assert_eq!(app.move_user(c3, Some(a3)).await.status(), StatusCode::OK);
 
     let buyers = [c1, c2, c3, b1, b2, b3, a1, a2, a3, root, loner];
     let amounts = [
