@@ -276,6 +276,23 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Waits until exactly the `accepted` orders are settled, each once.
+    pub async fn assert_settled_once(&self, accepted: &std::collections::HashSet<String>) {
+        let n = accepted.len();
+        eventually(|| self.settled(), |settled| *settled >= n as i64).await;
+        let settled: Vec<String> = sqlx::query_scalar("SELECT order_id FROM purchases")
+            .fetch_all(&self.pool)
+            .await
+            .unwrap();
+        assert_eq!(settled.len(), n, "each accepted purchase settled once");
+        assert_eq!(
+            settled
+                .into_iter()
+                .collect::<std::collections::HashSet<_>>(),
+            *accepted
+        );
+    }
+
     /// Runs `referral verify` over this app's ledger and fails on any difference.
     pub async fn assert_verified(&self) {
         let report = processor::verify::verify(&self.pool).await.unwrap();

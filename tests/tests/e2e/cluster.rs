@@ -216,13 +216,7 @@ async fn losing_leaders_loses_no_acknowledged_purchase_and_no_live_entry() {
     println!("second kill: {refused} answers were 503 before a 202");
 
     let total = accepted.len();
-    eventually(|| app.settled(), |n| *n >= total as i64).await;
-    let settled: Vec<String> = sqlx::query_scalar("SELECT order_id FROM purchases")
-        .fetch_all(&app.pool)
-        .await
-        .unwrap();
-    assert_eq!(settled.len(), total, "each purchase settled once");
-    assert_eq!(settled.into_iter().collect::<HashSet<_>>(), accepted);
+    app.assert_settled_once(&accepted).await;
     let paid_b = rust_decimal::Decimal::from(5 * total as i64);
     assert_eq!(app.total(b).await, format!("{paid_b}.00"), "5% of 100 each");
     assert_eq!(app.total(a).await, format!("{total}.00"), "1% of 100 each");

@@ -25,19 +25,6 @@ async fn send_purchase(
     (order, status, code, retry_after)
 }
 
-/// Exactly the `accepted` orders settled, each once, and `verify` agrees.
-async fn assert_paid_once(app: &TestApp, accepted: &HashSet<String>) {
-    let n = accepted.len();
-    eventually(|| app.settled(), |settled| *settled >= n as i64).await;
-    let settled: Vec<String> = sqlx::query_scalar("SELECT order_id FROM purchases")
-        .fetch_all(&app.pool)
-        .await
-        .unwrap();
-    assert_eq!(settled.len(), n, "each accepted purchase settled once");
-    assert_eq!(settled.into_iter().collect::<HashSet<_>>(), *accepted);
-    app.assert_verified().await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_purchase_survives_a_nats_kill() {
     let mut nats = PrivateNats::start().await;
@@ -130,7 +117,8 @@ async fn a_postgres_crash_is_a_503_and_loses_nothing_acknowledged() {
         assert_eq!(status, StatusCode::ACCEPTED);
         accepted.insert(order);
     }
-    assert_paid_once(&app, &accepted).await;
+    app.assert_settled_once(&accepted).await;
+    app.assert_verified().await;
     assert_eq!(app.total(b).await, "300.00");
 }
 
@@ -186,7 +174,8 @@ async fn terminated_database_connections_lose_nothing_and_answer_503_at_worst() 
         accepted.insert(order);
     }
     assert_eq!(accepted.len(), 60);
-    assert_paid_once(&app, &accepted).await;
+    app.assert_settled_once(&accepted).await;
+    app.assert_verified().await;
     assert_eq!(app.total(b).await, "300.00");
 }
 
