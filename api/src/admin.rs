@@ -5,68 +5,61 @@ use crate::params::{self, UserPath};
 use crate::{ApiError, ApiState};
 use axum::extract::State;
 use axum::Json;
-use platform::auth::Principal;
+use platform::auth::Admin;
+use platform::graph_writes::{self, ReferrerRefusal};
 use platform::problem::JsonBody;
 use platform::problem::QueryParams;
-use schemas::{Plan, UserId};
+use schemas::{Plan, UserEventKind, UserId, UserStatus};
 use serde::{Deserialize, Serialize};
 
-fn admin_only(who: &Principal) -> Result<(), ApiError> {
-    match who {
-        Principal::Admin => Ok(()),
-        _ => Err(ApiError::Forbidden),
-    }
-}
-
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct UserStatus {
+/// A user's place in the graph after an admin change.
+pub struct UserState {
     id: UserId,
     referrer_id: Option<UserId>,
-    status: String,
+    status: UserStatus,
 }
 
 #[utoipa::path(post, path = "/v1/admin/users/{id}/deactivate", tag = "admin",
     params(("id" = uuid::Uuid, Path, description = "the user")),
     security(("bearer" = [])),
     responses(
-        (status = 200, body = UserStatus),
+        (status = 200, body = UserState),
         (status = 403, description = "admins only", body = platform::Problem),
         (status = 404, description = "not_found", body = platform::Problem),
         (status = 422, description = "invalid_user_id", body = platform::Problem),
     ))]
 pub async fn deactivate(
     state: State<ApiState>,
-    who: Principal,
+    _: Admin,
     id: UserPath,
-) -> Result<Json<UserStatus>, ApiError> {
-    set_status(state, who, id, "inactive").await
+) -> Result<Json<UserState>, ApiError> {
+    set_status(state, id, UserStatus::Inactive).await
 }
 
 #[utoipa::path(post, path = "/v1/admin/users/{id}/reactivate", tag = "admin",
     params(("id" = uuid::Uuid, Path, description = "the user")),
     security(("bearer" = [])),
     responses(
-        (status = 200, body = UserStatus),
+        (status = 200, body = UserState),
         (status = 403, description = "admins only", body = platform::Problem),
         (status = 404, description = "not_found", body = platform::Problem),
         (status = 422, description = "invalid_user_id", body = platform::Problem),
     ))]
 pub async fn reactivate(
     state: State<ApiState>,
-    who: Principal,
+    _: Admin,
     id: UserPath,
-) -> Result<Json<UserStatus>, ApiError> {
-    set_status(state, who, id, "active").await
+) -> Result<Json<UserState>, ApiError> {
+    set_status(state, id, UserStatus::Active).await
 }
 
 /// Reactivation pays nothing retroactively: purchases settled while inactive stay as paid.
 async fn set_status(
     State(state): State<ApiState>,
-    who: Principal,
     UserPath(user): UserPath,
-    status: &'static str,
-) -> Result<Json<UserStatus>, ApiError> {
-    admin_only(&who)?;
+    status: UserStatus,
+) -> Result<Json<UserState>, ApiError> {
     let mut tx = state.pool.begin().await?;
     platform::db::lock_user_events(&mut tx).await?;
     let row = sqlx::query!(
@@ -76,35 +69,27 @@ async fn set_status(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(ApiError::NotFound("user"))?;
-    if row.status != status {
+    let referrer = row.referrer_id.map(UserId);
+    if row.status.parse::<UserStatus>()? != status {
         sqlx::query!(
             "UPDATE users SET status = $2 WHERE id = $1",
             user.as_uuid(),
-            status
+            status.as_str()
         )
         .execute(&mut *tx)
         .await?;
-        let kind = if status == "active" {
-            "reactivated"
-        } else {
-            "deactivated"
+        let kind = match status {
+            UserStatus::Active => UserEventKind::Reactivated,
+            UserStatus::Inactive => UserEventKind::Deactivated,
         };
-        sqlx::query!(
-            "INSERT INTO user_events (user_id, kind, referrer_id, status) VALUES ($1, $2, $3, $4)",
-            user.as_uuid(),
-            kind,
-            row.referrer_id,
-            status
-        )
-        .execute(&mut *tx)
-        .await?;
+        graph_writes::record(&mut tx, user, kind, referrer, status).await?;
     }
     tx.commit().await?;
-    tracing::info!(user_id = %user, status, "user status set");
-    Ok(Json(UserStatus {
+    tracing::info!(user_id = %user, %status, "user status set");
+    Ok(Json(UserState {
         id: user,
-        referrer_id: row.referrer_id.map(UserId),
-        status: status.into(),
+        referrer_id: referrer,
+        status,
     }))
 }
 
@@ -120,7 +105,7 @@ pub struct MoveRequest {
     params(("id" = uuid::Uuid, Path)),
     security(("bearer" = [])),
     responses(
-        (status = 200, body = UserStatus),
+        (status = 200, body = UserState),
         (status = 403, description = "admins only", body = platform::Problem),
         (status = 404, description = "not_found", body = platform::Problem),
         (status = 409, description = "referral_limit_reached, cycle_detected", body = platform::Problem),
@@ -128,11 +113,10 @@ pub struct MoveRequest {
     ))]
 pub async fn move_user(
     State(state): State<ApiState>,
-    who: Principal,
+    _: Admin,
     UserPath(user): UserPath,
     JsonBody(req): JsonBody<MoveRequest>,
-) -> Result<Json<UserStatus>, ApiError> {
-    admin_only(&who)?;
+) -> Result<Json<UserState>, ApiError> {
     let mut tx = state.pool.begin().await?;
     platform::db::lock_user_events(&mut tx).await?;
     let row = sqlx::query!(
@@ -142,91 +126,56 @@ pub async fn move_user(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(ApiError::NotFound("user"))?;
-    let new = req.referrer_id.map(UserId::as_uuid);
-    if row.referrer_id == new {
-        return Ok(Json(UserStatus {
+    let status: UserStatus = row.status.parse()?;
+    let new = req.referrer_id;
+    if row.referrer_id.map(UserId) == new {
+        return Ok(Json(UserState {
             id: user,
-            referrer_id: req.referrer_id,
-            status: row.status,
+            referrer_id: new,
+            status,
         }));
     }
     if let Some(r) = new {
         check_new_referrer(&mut tx, user, r, state.plan.max_direct_referrals).await?;
-        sqlx::query!(
-            "UPDATE users SET direct_referrals = direct_referrals + 1 WHERE id = $1",
-            r
-        )
-        .execute(&mut *tx)
-        .await?;
     }
     if let Some(old) = row.referrer_id {
-        sqlx::query!(
-            "UPDATE users SET direct_referrals = direct_referrals - 1 WHERE id = $1",
-            old
-        )
-        .execute(&mut *tx)
-        .await?;
+        graph_writes::release_referrer(&mut tx, UserId(old)).await?;
     }
     sqlx::query!(
         "UPDATE users SET referrer_id = $2 WHERE id = $1",
         user.as_uuid(),
-        new
+        new.map(UserId::as_uuid)
     )
     .execute(&mut *tx)
     .await?;
-    sqlx::query!(
-        "INSERT INTO user_events (user_id, kind, referrer_id, status) VALUES ($1, 'moved', $2, $3)",
-        user.as_uuid(),
-        new,
-        row.status
-    )
-    .execute(&mut *tx)
-    .await?;
+    graph_writes::record(&mut tx, user, UserEventKind::Moved, new, status).await?;
     tx.commit().await?;
     tracing::info!(user_id = %user, "user moved");
-    Ok(Json(UserStatus {
+    Ok(Json(UserState {
         id: user,
-        referrer_id: req.referrer_id,
-        status: row.status,
+        referrer_id: new,
+        status,
     }))
 }
 
-/// Locks the new referrer's row and checks the move: not oneself, a known and active
-/// referrer below its limit, and not inside the user's own downline (a cycle).
+/// Takes the new referrer (locked, known, active, below its limit: the same check as at
+/// signup) and checks the move: not oneself, and not inside the user's own downline (a
+/// cycle).
 async fn check_new_referrer(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     user: UserId,
-    r: uuid::Uuid,
+    r: UserId,
     max_direct: u8,
 ) -> Result<(), ApiError> {
-    if r == user.as_uuid() {
+    if r == user {
         return Err(ApiError::Invalid(
             "self_referral",
             "a user cannot refer themself".into(),
         ));
     }
-    let referrer = sqlx::query!(
-        "SELECT status, direct_referrals FROM users WHERE id = $1 FOR UPDATE",
-        r
-    )
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or_else(|| ApiError::Invalid("referrer_not_found", "referrer not found".into()))?;
-    if referrer.status != "active" {
-        return Err(ApiError::Invalid(
-            "referrer_inactive",
-            "referrer is inactive".into(),
-        ));
-    }
-    if referrer.direct_referrals >= i32::from(max_direct) {
-        return Err(ApiError::Conflict(
-            "referral_limit_reached",
-            format!(
-                "the referrer already has the maximum of {} direct referrals",
-                max_direct
-            ),
-        ));
-    }
+    graph_writes::take_referrer(tx, r, max_direct)
+        .await?
+        .map_err(|refusal: ReferrerRefusal| ApiError::Problem(refusal.problem()))?;
     let cycle = sqlx::query_scalar!(
         r#"WITH RECURSIVE up AS (
                SELECT id, referrer_id, 0 AS hops FROM users WHERE id = $1
@@ -235,7 +184,7 @@ async fn check_new_referrer(
                WHERE up.hops < 100000
            )
            SELECT EXISTS (SELECT 1 FROM up WHERE id = $2) AS "cycle!""#,
-        r,
+        r.as_uuid(),
         user.as_uuid()
     )
     .fetch_one(&mut **tx)
@@ -261,8 +210,7 @@ pub struct Plans {
         (status = 200, body = Plans),
         (status = 403, description = "admins only", body = platform::Problem),
     ))]
-pub async fn plan(State(state): State<ApiState>, who: Principal) -> Result<Json<Plans>, ApiError> {
-    admin_only(&who)?;
+pub async fn plan(State(state): State<ApiState>, _: Admin) -> Result<Json<Plans>, ApiError> {
     let rows = sqlx::query_scalar!("SELECT body FROM plans ORDER BY version")
         .fetch_all(&state.pool)
         .await?;
@@ -311,10 +259,9 @@ pub struct DeadLetterPage {
     ))]
 pub async fn dead_letters(
     State(state): State<ApiState>,
-    who: Principal,
+    _: Admin,
     QueryParams(q): QueryParams<DeadLetterQuery>,
 ) -> Result<Json<DeadLetterPage>, ApiError> {
-    admin_only(&who)?;
     let limit = params::page_limit(q.limit, &state.reports)?;
     let before = params::cursor(q.cursor.as_deref())?.unwrap_or(i64::MAX);
     let items = sqlx::query_as!(

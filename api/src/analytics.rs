@@ -12,7 +12,7 @@ use crate::{ApiError, ApiState};
 use axum::extract::State;
 use axum::Json;
 use chrono::NaiveDate;
-use platform::auth::Principal;
+use platform::auth::Admin;
 use platform::problem::QueryParams;
 use platform::Problem;
 use rust_decimal::Decimal;
@@ -30,10 +30,9 @@ const MAX_SHOP_DAYS: usize = 10_000;
         (status = 503, description = "analytics_disabled, analytics_unavailable", body = Problem)))]
 pub async fn top_earners(
     State(state): State<ApiState>,
-    who: Principal,
+    _: Admin,
     QueryParams(q): QueryParams<TopQuery>,
 ) -> Result<Json<TopEarners>, ApiError> {
-    admin_only(&who)?;
     let limit = params::page_limit(q.limit, &state.reports)?;
     let days = day_filter(q.from, q.to)?;
     let earners = query(&state.clickhouse, |db| format!(
@@ -56,10 +55,9 @@ pub async fn top_earners(
         (status = 503, description = "analytics_disabled, analytics_unavailable", body = Problem)))]
 pub async fn purchases_per_shop(
     State(state): State<ApiState>,
-    who: Principal,
+    _: Admin,
     QueryParams(q): QueryParams<RangeQuery>,
 ) -> Result<Json<PurchasesPerShop>, ApiError> {
-    admin_only(&who)?;
     let (from, to) = params::series(q.from, q.to)?;
     let days = day_filter(Some(from), Some(to))?;
     let mut rows: Vec<ShopDay> = query(&state.clickhouse, |db| {
@@ -89,9 +87,8 @@ pub async fn purchases_per_shop(
         (status = 503, description = "analytics_disabled, analytics_unavailable", body = Problem)))]
 pub async fn conversion(
     State(state): State<ApiState>,
-    who: Principal,
+    _: Admin,
 ) -> Result<Json<Conversion>, ApiError> {
-    admin_only(&who)?;
     #[derive(Deserialize)]
     struct Counts {
         referred_users: u64,
@@ -206,13 +203,6 @@ pub async fn legs(
         user_id: user,
         legs,
     }))
-}
-
-fn admin_only(who: &Principal) -> Result<(), ApiError> {
-    match who {
-        Principal::Admin => Ok(()),
-        _ => Err(ApiError::Forbidden),
-    }
 }
 
 /// ` AND day >= toDate('…') AND day <= toDate('…')` for the bounds given (inclusive).

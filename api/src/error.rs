@@ -21,6 +21,12 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
+impl From<schemas::UnknownValue> for ApiError {
+    fn from(e: schemas::UnknownValue) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         ApiError::Internal(e.into())

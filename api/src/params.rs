@@ -60,7 +60,7 @@ impl FromRequestParts<ApiState> for ReadableUser {
 /// `limit`: 1 to `max_page_size`; absent, `default_page_size` (capped the same).
 pub fn page_limit(limit: Option<i64>, reports: &ReportsConfig) -> Result<i64, ApiError> {
     let max = reports.max_page_size;
-    let limit = limit.unwrap_or(reports.default_page_size.min(max));
+    let limit = limit.unwrap_or(reports.default_page_size);
     if (1..=max).contains(&limit) {
         Ok(limit)
     } else {

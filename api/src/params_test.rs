@@ -41,11 +41,11 @@ fn event_ids_and_cursors_are_canonical_integers() {
 #[test]
 fn limits_levels_and_ranges_have_one_rule_each() {
     let reports = ReportsConfig {
-        default_page_size: 50,
+        default_page_size: 5,
         max_page_size: 10,
         ..ReportsConfig::default()
     };
-    assert_eq!(page_limit(None, &reports).unwrap(), 10);
+    assert_eq!(page_limit(None, &reports).unwrap(), 5);
     assert_eq!(page_limit(Some(10), &reports).unwrap(), 10);
     for bad in [-1, 0, 11] {
         assert_eq!(code(page_limit(Some(bad), &reports)), "invalid_limit");

@@ -17,8 +17,9 @@ fn money(d: Decimal) -> Result<Money, ApiError> {
     Money::from_decimal(d).map_err(|e| ApiError::Internal(e.into()))
 }
 
-fn level(l: i16) -> u8 {
-    u8::try_from(l).unwrap_or(u8::MAX)
+/// A stored level outside `u8` means the database and the code disagree: an error.
+fn level(l: i16) -> Result<u8, ApiError> {
+    u8::try_from(l).map_err(|e| ApiError::Internal(anyhow::anyhow!("stored level {l}: {e}")))
 }
 
 pub(crate) async fn ensure_user(state: &ApiState, user: UserId) -> Result<(), ApiError> {
@@ -78,7 +79,7 @@ pub async fn summary(
     let mut by_level = Vec::with_capacity(rows.len());
     for r in rows {
         by_level.push(LevelTotal {
-            level: level(r.level),
+            level: level(r.level)?,
             total: money(r.total)?,
             entries: r.entries,
         });
@@ -119,7 +120,7 @@ pub async fn by_referral(
     for r in rows {
         referrals.push(ReferralTotal {
             user_id: UserId(r.source_user_id),
-            level: level(r.level),
+            level: level(r.level)?,
             total: money(r.total)?,
             entries: r.entries,
         });
@@ -247,8 +248,8 @@ pub async fn history(
             purchase_id: r.purchase_id,
             source_user_id: UserId(r.source_user_id),
             leg_user_id: UserId(r.leg_user_id),
-            level: level(r.level),
-            kind: EntryKind::parse(&r.kind).unwrap_or(EntryKind::Earning),
+            level: level(r.level)?,
+            kind: r.kind.parse::<EntryKind>()?,
             amount: money(r.amount)?,
             created_at: r.created_at,
         });

@@ -6,7 +6,7 @@ use axum::Json;
 use platform::problem::QueryParams;
 use rust_decimal::Decimal;
 use schemas::reports::{Tree, TreeNode};
-use schemas::{Money, UserId};
+use schemas::{Money, UserId, UserStatus};
 use serde::Deserialize;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -35,13 +35,18 @@ pub async fn tree(
     QueryParams(q): QueryParams<TreeQuery>,
 ) -> Result<Json<Tree>, ApiError> {
     let max_depth = state.reports.max_tree_depth;
-    let depth = q.depth.unwrap_or(3);
-    if !(1..=max_depth).contains(&depth) {
-        return Err(ApiError::Invalid(
-            "invalid_depth",
-            format!("depth must be between 1 and {max_depth}"),
-        ));
-    }
+    let depth = match q.depth {
+        None => state.reports.default_tree_depth,
+        Some(d) => u8::try_from(d)
+            .ok()
+            .filter(|d| (1..=max_depth).contains(d))
+            .ok_or_else(|| {
+                ApiError::Invalid(
+                    "invalid_depth",
+                    format!("depth must be between 1 and {max_depth}"),
+                )
+            })?,
+    };
     let limit = state.reports.max_tree_nodes;
     let rows = downline(&state, root, depth, limit).await?;
     let contributed: HashMap<Uuid, Decimal> = sqlx::query!(
@@ -101,7 +106,7 @@ pub async fn tree(
 struct Member {
     id: Uuid,
     referrer_id: Option<Uuid>,
-    status: String,
+    status: UserStatus,
     display_name: Option<String>,
     depth: u8,
 }
@@ -113,7 +118,7 @@ struct Member {
 async fn downline(
     state: &ApiState,
     root: UserId,
-    depth: i32,
+    depth: u8,
     limit: i64,
 ) -> Result<Vec<Member>, ApiError> {
     let Some(r) = sqlx::query!(
@@ -129,12 +134,12 @@ async fn downline(
     let mut members = vec![Member {
         id,
         referrer_id,
-        status,
+        status: status.parse()?,
         display_name,
         depth: 0,
     }];
     let mut frontier = vec![root.as_uuid()];
-    for level in 1..=u8::try_from(depth).unwrap_or(u8::MAX) {
+    for level in 1..=depth {
         let room = limit + 1 - members.len() as i64;
         if frontier.is_empty() || room <= 0 {
             break;
@@ -148,13 +153,15 @@ async fn downline(
         .fetch_all(&state.pool)
         .await?;
         frontier = rows.iter().map(|r| r.id).collect();
-        members.extend(rows.into_iter().map(|r| Member {
-            id: r.id,
-            referrer_id: r.referrer_id,
-            status: r.status,
-            display_name: r.display_name,
-            depth: level,
-        }));
+        for r in rows {
+            members.push(Member {
+                id: r.id,
+                referrer_id: r.referrer_id,
+                status: r.status.parse()?,
+                display_name: r.display_name,
+                depth: level,
+            });
+        }
     }
     Ok(members)
 }

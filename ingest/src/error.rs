@@ -7,12 +7,8 @@ use platform::Problem;
 pub enum IngestError {
     #[error("{0}")]
     Invalid(&'static str, String),
-    #[error("referrer not found")]
-    ReferrerNotFound,
-    #[error("referrer is inactive")]
-    ReferrerInactive,
-    #[error("the referrer already has the maximum of {0} direct referrals")]
-    ReferralLimit(u8),
+    #[error(transparent)]
+    Referrer(platform::graph_writes::ReferrerRefusal),
     #[error("external_ref is already used by another signup")]
     ExternalRefConflict,
     #[error("user not found")]
@@ -31,7 +27,7 @@ pub enum IngestError {
     RefundExceedsRemaining { asked: String, remaining: String },
     #[error("batch holds {0} purchases; the limit is {1}")]
     BatchTooLarge(usize, usize),
-    #[error("only shops and admins may do this")]
+    #[error("this caller may not do this")]
     Forbidden,
     #[error("the stream did not store the message; retry")]
     StreamUnavailable(#[source] anyhow::Error),
@@ -39,6 +35,12 @@ pub enum IngestError {
     DatabaseUnavailable(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<schemas::UnknownValue> for IngestError {
+    fn from(e: schemas::UnknownValue) -> Self {
+        IngestError::Internal(e.into())
+    }
 }
 
 impl From<sqlx::Error> for IngestError {
@@ -52,9 +54,7 @@ impl IngestError {
         use IngestError::*;
         let (status, code) = match self {
             Invalid(code, _) => (StatusCode::UNPROCESSABLE_ENTITY, *code),
-            ReferrerNotFound => (StatusCode::UNPROCESSABLE_ENTITY, "referrer_not_found"),
-            ReferrerInactive => (StatusCode::UNPROCESSABLE_ENTITY, "referrer_inactive"),
-            ReferralLimit(_) => (StatusCode::CONFLICT, "referral_limit_reached"),
+            Referrer(r) => return r.problem(),
             ExternalRefConflict => (StatusCode::CONFLICT, "external_ref_conflict"),
             UnknownUser => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_user"),
             UserInactive => (StatusCode::UNPROCESSABLE_ENTITY, "user_inactive"),

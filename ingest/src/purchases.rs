@@ -11,7 +11,7 @@ use futures::StreamExt;
 use platform::auth::Principal;
 use platform::problem::JsonBody;
 use schemas::messages::PurchaseMessage;
-use schemas::{OrderId, ShopId, CURRENCY};
+use schemas::{OrderId, ShopId, UserStatus, CURRENCY};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -233,7 +233,7 @@ async fn reserve(
     Err(match user {
         None => IngestError::UnknownUser,
         Some(u) if u.shop_id.is_some_and(|s| s != shop.as_uuid()) => IngestError::ForeignUser,
-        Some(u) if u.status == "active" => {
+        Some(u) if u.status.parse::<UserStatus>()?.is_active() => {
             IngestError::Internal(anyhow::anyhow!("reservation neither made nor found"))
         }
         Some(_) => IngestError::UserInactive,

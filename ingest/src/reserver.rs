@@ -5,6 +5,7 @@
 use crate::group::Grouper;
 use rust_decimal::Decimal;
 use schemas::messages::PurchaseMessage;
+use schemas::UserStatus;
 use sqlx::PgPool;
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -95,7 +96,7 @@ async fn insert(pool: &PgPool, group: &[Reservation]) -> anyhow::Result<HashSet<
          SELECT r.shop_id, r.order_id, r.purchase_id, r.body_hash, r.message, r.amount
          FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::bytea[], $5::jsonb[], $6::numeric[], $7::uuid[])
               WITH ORDINALITY AS r(shop_id, order_id, purchase_id, body_hash, message, amount, user_id, n)
-         JOIN users u ON u.id = r.user_id AND u.status = 'active'
+         JOIN users u ON u.id = r.user_id AND u.status = $8
                       AND (u.shop_id IS NULL OR u.shop_id = r.shop_id)
          ORDER BY r.n
          ON CONFLICT (shop_id, order_id) DO NOTHING
@@ -106,7 +107,8 @@ async fn insert(pool: &PgPool, group: &[Reservation]) -> anyhow::Result<HashSet<
         &hashes,
         &messages,
         &amounts,
-        &users
+        &users,
+        UserStatus::Active.as_str()
     )
     .fetch_all(pool)
     .await?;

@@ -6,8 +6,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use platform::auth::Principal;
+use platform::graph_writes;
 use platform::problem::JsonBody;
-use schemas::UserId;
+use schemas::{UserEventKind, UserId, UserStatus};
 use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Transaction};
 
@@ -28,7 +29,7 @@ pub struct SignupRequest {
 pub struct UserCreated {
     pub id: UserId,
     pub referrer_id: Option<UserId>,
-    pub status: &'static str,
+    pub status: UserStatus,
 }
 
 /// Signs up a user, optionally under a referrer (at most 8 direct referrals each).
@@ -59,7 +60,9 @@ pub async fn create_user(
         return Ok((StatusCode::OK, Json(existing)));
     }
     if let Some(referrer) = req.referrer_id {
-        lock_referrer(&mut tx, referrer, state.plan.max_direct_referrals).await?;
+        graph_writes::take_referrer(&mut tx, referrer, state.plan.max_direct_referrals)
+            .await?
+            .map_err(IngestError::Referrer)?;
     }
     let id = UserId::new();
     let referrer = req.referrer_id.map(UserId::as_uuid);
@@ -89,7 +92,8 @@ pub async fn create_user(
             .map(|u| (StatusCode::OK, Json(u)))
             .ok_or(IngestError::ExternalRefConflict);
     }
-    record_signup(&mut tx, id, referrer).await?;
+    let (created, active) = (UserEventKind::Created, UserStatus::Active);
+    graph_writes::record(&mut tx, id, created, req.referrer_id, active).await?;
     tx.commit().await?;
     tracing::info!(user_id = %id, has_referrer = referrer.is_some(), "user signed up");
     Ok((
@@ -97,7 +101,7 @@ pub async fn create_user(
         Json(UserCreated {
             id,
             referrer_id: req.referrer_id,
-            status: "active",
+            status: UserStatus::Active,
         }),
     ))
 }
@@ -108,7 +112,7 @@ fn check_fields(req: &SignupRequest) -> Result<(), IngestError> {
         if r.is_empty() || r.len() > 128 {
             return Err(IngestError::Invalid(
                 "invalid_external_ref",
-                "external_ref must be 1 to 128 characters".into(),
+                "external_ref must be 1 to 128 bytes".into(),
             ));
         }
     }
@@ -122,30 +126,6 @@ fn check_fields(req: &SignupRequest) -> Result<(), IngestError> {
             ));
         }
     }
-    Ok(())
-}
-
-/// Counts the new referral and records the graph change the processors follow.
-async fn record_signup(
-    tx: &mut Transaction<'_, Postgres>,
-    id: UserId,
-    referrer: Option<uuid::Uuid>,
-) -> Result<(), IngestError> {
-    if let Some(r) = referrer {
-        sqlx::query!(
-            "UPDATE users SET direct_referrals = direct_referrals + 1 WHERE id = $1",
-            r
-        )
-        .execute(&mut **tx)
-        .await?;
-    }
-    sqlx::query!(
-        "INSERT INTO user_events (user_id, kind, referrer_id, status) VALUES ($1, 'created', $2, 'active')",
-        id.as_uuid(),
-        referrer
-    )
-    .execute(&mut **tx)
-    .await?;
     Ok(())
 }
 
@@ -170,35 +150,9 @@ async fn existing_signup(
         Some(r) if r.referrer_id == req.referrer_id.map(UserId::as_uuid) => Ok(Some(UserCreated {
             id: UserId(r.id),
             referrer_id: r.referrer_id.map(UserId),
-            status: if r.status == "active" {
-                "active"
-            } else {
-                "inactive"
-            },
+            status: r.status.parse()?,
         })),
         Some(_) => Err(IngestError::ExternalRefConflict),
-    }
-}
-
-/// Locks the referrer's row for the rest of the transaction and checks it may refer.
-async fn lock_referrer(
-    tx: &mut Transaction<'_, Postgres>,
-    referrer: UserId,
-    max_direct: u8,
-) -> Result<(), IngestError> {
-    let row = sqlx::query!(
-        "SELECT status, direct_referrals FROM users WHERE id = $1 FOR UPDATE",
-        referrer.as_uuid()
-    )
-    .fetch_optional(&mut **tx)
-    .await?;
-    match row {
-        None => Err(IngestError::ReferrerNotFound),
-        Some(r) if r.status != "active" => Err(IngestError::ReferrerInactive),
-        Some(r) if r.direct_referrals >= i32::from(max_direct) => {
-            Err(IngestError::ReferralLimit(max_direct))
-        }
-        Some(_) => Ok(()),
     }
 }
 

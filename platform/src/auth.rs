@@ -253,3 +253,23 @@ where
         Ok(principal)
     }
 }
+
+/// An authenticated admin: a handler that takes this answers 403 to anyone else before
+/// it runs, so no admin route can forget the check.
+#[derive(Clone, Copy, Debug)]
+pub struct Admin;
+
+impl<S> FromRequestParts<S> for Admin
+where
+    Authenticator: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Principal::from_request_parts(parts, state).await? {
+            Principal::Admin => Ok(Admin),
+            _ => Err(Problem::forbidden()),
+        }
+    }
+}

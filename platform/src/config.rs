@@ -127,7 +127,7 @@ impl Default for IngestConfig {
             // One group at a time each: on two shared cores concurrent groups only contend,
             // and a single group in flight grows to everything that arrived meanwhile
             // (single requests at 64 connections: 4,510–4,685/s with 4 and 4, 5,001–5,620/s
-            // with 2 and 2, 5,893–5,903/s with 1 and 1; docs/performance.md).
+            // with 2 and 2, 5,152–5,903/s with 1 and 1; docs/performance.md).
             group_commit_in_flight: 1,
             reserve_max_group: 500,
             reserve_in_flight: 1,
@@ -216,7 +216,9 @@ pub struct LiveConfig {
 pub struct ReportsConfig {
     pub default_page_size: i64,
     pub max_page_size: i64,
-    pub max_tree_depth: i32,
+    /// Tree depth when the request names none (at most `max_tree_depth`).
+    pub default_tree_depth: u8,
+    pub max_tree_depth: u8,
     pub max_tree_nodes: i64,
 }
 
@@ -342,6 +344,7 @@ impl Default for ReportsConfig {
         ReportsConfig {
             default_page_size: 50,
             max_page_size: 500,
+            default_tree_depth: 3,
             max_tree_depth: 8,
             max_tree_nodes: 5_000,
         }

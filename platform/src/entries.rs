@@ -37,8 +37,7 @@ impl TryFrom<EntryRow> for EarningEvent {
             leg_user_id: UserId(r.leg_user_id),
             level,
             direct: level == 1,
-            kind: EntryKind::parse(&r.kind)
-                .ok_or_else(|| anyhow::anyhow!("unknown entry kind {}", r.kind))?,
+            kind: r.kind.parse::<EntryKind>()?,
             amount: Money::from_decimal(r.amount)?,
             total: Money::from_decimal(r.balance_after)?,
             plan_version: u32::try_from(r.plan_version)?,

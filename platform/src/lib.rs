@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod entries;
 pub mod gate;
+pub mod graph_writes;
 pub mod http;
 pub mod metrics;
 pub mod nats;

@@ -183,7 +183,9 @@ impl Stage {
             .with_label_values(&["batch", "dead_letter"])
             .inc_by(outcome.dead.len() as u64);
         for status in &outcome.new_purchases {
-            m.purchases_settled.with_label_values(&[status]).inc();
+            m.purchases_settled
+                .with_label_values(&[status.as_str()])
+                .inc();
         }
         m.batch_latency
             .with_label_values(&["total"])

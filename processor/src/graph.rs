@@ -2,7 +2,7 @@
 //! `user_events` outbox in seq order. Edges point from a user to their referrer.
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::Direction;
-use schemas::UserId;
+use schemas::{InactivePolicy, Plan, UserId};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -152,10 +152,11 @@ impl ReferralGraph {
         out
     }
 
-    /// The ancestors a payout under `policy` needs: `levels` of them when inactive
-    /// shares are skipped, or enough to find `levels` active ones when compressed.
-    pub fn payout_ancestors(&self, user: UserId, levels: usize, compress: bool) -> Vec<Ancestor> {
-        if !compress {
+    /// The ancestors a payout under `plan` needs: `levels` of them when inactive shares
+    /// are skipped, or enough to find `levels` active ones when compressed.
+    pub fn payout_ancestors(&self, user: UserId, plan: &Plan) -> Vec<Ancestor> {
+        let levels = plan.levels();
+        if plan.inactive_policy != InactivePolicy::Compress {
             return self.ancestors(user, levels);
         }
         let all = self.ancestors(user, usize::MAX);

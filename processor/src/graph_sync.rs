@@ -2,7 +2,7 @@
 //! `platform::db::USER_EVENTS_LOCK` for why reading `seq > cursor` misses nothing).
 use crate::graph::{ReferralGraph, UserChange};
 use anyhow::Context;
-use schemas::UserId;
+use schemas::{UnknownValue, UserEventKind, UserId, UserStatus};
 use sqlx::PgPool;
 
 pub async fn catch_up(
@@ -22,7 +22,7 @@ pub async fn catch_up(
         .context("reading user events")?;
         let n = rows.len();
         for r in rows {
-            let change = change(r.user_id, &r.kind, r.referrer_id, &r.status);
+            let change = change(r.user_id, &r.kind, r.referrer_id, &r.status)?;
             // Postgres already refused anything invalid; a refusal here means the graph
             // and the table disagree, which must stop the processor loudly.
             graph
@@ -51,31 +51,28 @@ pub async fn replay_until(
     .fetch_all(pool)
     .await?;
     for r in rows {
-        graph.apply(&change(r.user_id, &r.kind, r.referrer_id, &r.status))?;
+        graph.apply(&change(r.user_id, &r.kind, r.referrer_id, &r.status)?)?;
         graph.seq = r.seq;
     }
     Ok(())
 }
 
+/// A `user_events` row as a graph change; a kind or status outside the known words is an
+/// error (the table and the code disagree), never a guess.
 pub(crate) fn change(
     user_id: uuid::Uuid,
     kind: &str,
     referrer_id: Option<uuid::Uuid>,
     status: &str,
-) -> UserChange {
+) -> Result<UserChange, UnknownValue> {
     let user = UserId(user_id);
-    match kind {
-        "created" => UserChange::Created {
+    let referrer = referrer_id.map(UserId);
+    Ok(match kind.parse::<UserEventKind>()? {
+        UserEventKind::Created => UserChange::Created { user, referrer },
+        UserEventKind::Moved => UserChange::Moved { user, referrer },
+        UserEventKind::Deactivated | UserEventKind::Reactivated => UserChange::Status {
             user,
-            referrer: referrer_id.map(UserId),
+            active: status.parse::<UserStatus>()?.is_active(),
         },
-        "moved" => UserChange::Moved {
-            user,
-            referrer: referrer_id.map(UserId),
-        },
-        _ => UserChange::Status {
-            user,
-            active: status == "active",
-        },
-    }
+    })
 }

@@ -1,6 +1,6 @@
 //! The payout rule: pure, no I/O, no clock. Property-tested against a reference model.
 use crate::graph::Ancestor;
-use schemas::{InactivePolicy, Money, Plan, Rate, UserId};
+use schemas::{InactivePolicy, Money, Plan, PurchaseStatus, Rate, UserId};
 
 /// One beneficiary's share of one purchase.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,8 +14,42 @@ pub struct Share {
     pub amount: Money,
 }
 
-/// Who earns what when `buyer` makes a purchase, given the ancestors nearest first.
-/// Nothing when the amount is under the threshold; no zero shares.
+/// How a purchase ends and who earns what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub status: PurchaseStatus,
+    /// Empty unless the purchase is paid.
+    pub shares: Vec<Share>,
+}
+
+/// The one place that decides a purchase: an inactive buyer's purchase is recorded
+/// unpaid, one under the plan's threshold is recorded unpaid, and any other pays its
+/// ancestors (nearest first, as `ReferralGraph::payout_ancestors` gives them) by level.
+/// The ledger applies this; `verify` and the bench seed check and build with it.
+pub fn decide(
+    plan: &Plan,
+    buyer: UserId,
+    buyer_active: bool,
+    amount: Money,
+    profit: Money,
+    ancestors: &[Ancestor],
+) -> Decision {
+    let status = if !buyer_active {
+        PurchaseStatus::RejectedInactiveBuyer
+    } else if !plan.qualifies(amount) {
+        PurchaseStatus::BelowThreshold
+    } else {
+        PurchaseStatus::Paid
+    };
+    let shares = match status {
+        PurchaseStatus::Paid => shares(plan, buyer, profit, ancestors),
+        _ => Vec::new(),
+    };
+    Decision { status, shares }
+}
+
+/// Who earns what when an active `buyer` makes a purchase (`decide`'s shares): nothing
+/// under the threshold; no zero shares.
 pub fn payouts(
     plan: &Plan,
     buyer: UserId,
@@ -23,9 +57,11 @@ pub fn payouts(
     profit: Money,
     ancestors: &[Ancestor],
 ) -> Vec<Share> {
-    if !plan.qualifies(amount) {
-        return Vec::new();
-    }
+    decide(plan, buyer, true, amount, profit, ancestors).shares
+}
+
+/// The shares of a paid purchase, by the plan's inactive-beneficiary policy.
+fn shares(plan: &Plan, buyer: UserId, profit: Money, ancestors: &[Ancestor]) -> Vec<Share> {
     // For each level, the index into `ancestors` of whoever is paid for it.
     let paid: Vec<(usize, usize)> = match plan.inactive_policy {
         InactivePolicy::Skip => (0..plan.levels().min(ancestors.len()))

@@ -211,7 +211,7 @@ proptest! {
         let buyer = buyer.index(n);
         let profit = (i128::from(amount) * i128::from(profit_share) / 1_000) as i64;
         let p = plan.plan();
-        let ancestors = graph.payout_ancestors(ids[buyer], p.levels(), plan.compress);
+        let ancestors = graph.payout_ancestors(ids[buyer], &p);
         let got = payouts(&p, ids[buyer], Money::from_paise(amount), Money::from_paise(profit), &ancestors);
         let want = model(&plan, &parent, &active, buyer, amount, profit);
         let index = |u: UserId| ids.iter().position(|&x| x == u).unwrap();

@@ -1,32 +1,9 @@
 use crate::ids::UserId;
 use crate::money::Money;
+use crate::status::EntryKind;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum EntryKind {
-    Earning,
-    Reversal,
-}
-
-impl EntryKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EntryKind::Earning => "earning",
-            EntryKind::Reversal => "reversal",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "earning" => Some(EntryKind::Earning),
-            "reversal" => Some(EntryKind::Reversal),
-            _ => None,
-        }
-    }
-}
 
 /// One ledger entry as its beneficiary sees it live (published in arrays on `ledger.entries`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

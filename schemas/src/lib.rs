@@ -8,11 +8,15 @@ pub mod messages;
 pub mod money;
 pub mod plan;
 pub mod reports;
+pub mod status;
 
-pub use earning_event::{EarningEvent, EntryKind};
+pub use earning_event::EarningEvent;
 pub use ids::{OrderId, RefundId, ShopId, UserId};
 pub use money::{Money, MoneyError, Rate};
 pub use plan::{InactivePolicy, Plan, PlanError};
+pub use status::{
+    EntryKind, PurchaseStatus, RefundStatus, UnknownValue, UserEventKind, UserStatus,
+};
 
 /// The one currency the ledger holds today; anything else is refused at the edge.
 pub const CURRENCY: &str = "INR";

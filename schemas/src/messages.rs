@@ -109,7 +109,7 @@ pub struct ProcessedPurchase {
     pub profit: Money,
     pub qualifying: bool,
     pub plan_version: u32,
-    pub status: String,
+    pub status: crate::PurchaseStatus,
     pub occurred_at: DateTime<Utc>,
     pub processed_at: DateTime<Utc>,
 }

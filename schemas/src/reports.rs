@@ -1,7 +1,7 @@
 //! Report bodies the API returns: the contract with dashboards and clients.
-use crate::earning_event::EntryKind;
 use crate::ids::UserId;
 use crate::money::Money;
+use crate::status::EntryKind;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -84,7 +84,7 @@ pub struct HistoryPage {
 pub struct TreeNode {
     #[schema(value_type = Uuid)]
     pub user_id: UserId,
-    pub status: String,
+    pub status: crate::UserStatus,
     /// The pseudonym the user chose, if any.
     pub display_name: Option<String>,
     pub depth: u8,

@@ -46,7 +46,7 @@ pub async fn open(
         last: after,
         behind_until: now,
         held: None,
-        page: state.live.replay_page.max(1),
+        page: state.live.replay_page,
         pending: Default::default(),
     };
     Ok(follower.stream(state.shutdown.clone()))

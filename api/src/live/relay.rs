@@ -118,7 +118,7 @@ impl Relay {
         if self.inner.clients.load(Ordering::Relaxed) >= self.inner.config.max_connections_total {
             return Err(SubscribeError::Total);
         }
-        let capacity = self.inner.config.client_buffer.max(1);
+        let capacity = self.inner.config.client_buffer;
         let channel = channels.entry(user).or_insert_with(|| Channel {
             sender: broadcast::channel(capacity).0,
             clients: 0,
@@ -204,7 +204,7 @@ async fn pump(
     mut last: u64,
     shutdown: CancellationToken,
 ) {
-    let quiet = Duration::from_millis(inner.config.stall_check_ms.max(1));
+    let quiet = Duration::from_millis(inner.config.stall_check_ms);
     loop {
         let next = tokio::select! {
             _ = shutdown.cancelled() => return,

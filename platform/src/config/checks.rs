@@ -29,6 +29,8 @@ impl Config {
         }
         self.nats.validate()?;
         self.processor.validate()?;
+        self.live.validate()?;
+        self.reports.validate()?;
         anyhow::ensure!(
             self.auth.token_ttl_secs <= self.auth.max_token_lifetime_secs,
             "auth.token_ttl_secs ({}) exceeds auth.max_token_lifetime_secs ({})",
@@ -90,6 +92,54 @@ impl NatsConfig {
         ] {
             anyhow::ensure!(value > 0, "{name} must be at least 1");
         }
+        Ok(())
+    }
+}
+
+impl super::LiveConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        for (name, value) in [
+            ("live.keepalive_secs", self.keepalive_secs),
+            ("live.client_buffer", self.client_buffer as u64),
+            (
+                "live.max_connections_per_user",
+                self.max_connections_per_user as u64,
+            ),
+            (
+                "live.max_connections_total",
+                self.max_connections_total as u64,
+            ),
+            ("live.replay_page", self.replay_page as u64),
+            ("live.reopen_delay_ms", self.reopen_delay_ms),
+            ("live.stall_check_ms", self.stall_check_ms),
+        ] {
+            anyhow::ensure!(value > 0, "{name} must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+impl super::ReportsConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        for (name, value) in [
+            ("reports.default_page_size", self.default_page_size),
+            ("reports.max_page_size", self.max_page_size),
+            ("reports.max_tree_nodes", self.max_tree_nodes),
+        ] {
+            anyhow::ensure!(value > 0, "{name} must be at least 1");
+        }
+        anyhow::ensure!(
+            self.default_page_size <= self.max_page_size,
+            "reports.default_page_size ({}) exceeds reports.max_page_size ({})",
+            self.default_page_size,
+            self.max_page_size
+        );
+        anyhow::ensure!(
+            (1..=self.max_tree_depth).contains(&self.default_tree_depth),
+            "reports.default_tree_depth ({}) must be 1 to reports.max_tree_depth ({})",
+            self.default_tree_depth,
+            self.max_tree_depth
+        );
         Ok(())
     }
 }

@@ -108,3 +108,21 @@ fn processor_bounds_are_checked() {
     let msg = config.validate().unwrap_err().to_string();
     assert!(msg.contains("processor.ack_wait_secs"), "{msg}");
 }
+
+#[test]
+fn live_and_report_bounds_are_checked_where_they_are_loaded() {
+    let mut config = Config::default();
+    config.live.client_buffer = 0;
+    let msg = config.validate().unwrap_err().to_string();
+    assert!(msg.contains("live.client_buffer"), "{msg}");
+    let mut config = Config::default();
+    config.reports.default_page_size = config.reports.max_page_size + 1;
+    let msg = config.validate().unwrap_err().to_string();
+    assert!(msg.contains("reports.default_page_size"), "{msg}");
+    let mut config = Config::default();
+    config.reports.default_tree_depth = config.reports.max_tree_depth + 1;
+    let msg = config.validate().unwrap_err().to_string();
+    assert!(msg.contains("reports.default_tree_depth"), "{msg}");
+    config.reports.default_tree_depth = 0;
+    assert!(config.validate().is_err());
+}

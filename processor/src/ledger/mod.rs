@@ -71,13 +71,14 @@ pub struct Delivered {
 
 #[derive(Default, Debug)]
 pub struct Outcome {
-    /// New and replayed entries, to (re)publish; msg-id = earning id dedups replays.
+    /// New and replayed entries, to (re)publish; each message's id names its entries
+    /// (`entries:<first>:<last>:<count>`, consumer.rs), so a replay in the window is dropped.
     pub entries: Vec<EarningEvent>,
     pub purchases: Vec<ProcessedPurchase>,
     pub dead: Vec<DeadLetter>,
     pub new_entries: usize,
     /// Status of each purchase settled for the first time by this batch.
-    pub new_purchases: Vec<&'static str>,
+    pub new_purchases: Vec<schemas::PurchaseStatus>,
 }
 
 /// What a batch is applied under: the plan, and how its orders are locked.

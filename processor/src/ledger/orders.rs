@@ -121,7 +121,10 @@ pub(super) async fn insert_purchases(
     let amounts: Vec<Decimal> = planned.iter().map(|p| p.msg.amount.as_decimal()).collect();
     let profits: Vec<Decimal> = planned.iter().map(|p| p.msg.profit.as_decimal()).collect();
     let occurred: Vec<_> = planned.iter().map(|p| p.msg.occurred_at).collect();
-    let statuses: Vec<String> = planned.iter().map(|p| p.status.to_owned()).collect();
+    let statuses: Vec<String> = planned
+        .iter()
+        .map(|p| p.status.as_str().to_owned())
+        .collect();
     let hashes: Vec<String> = planned.iter().map(|p| p.msg.body_hash.clone()).collect();
     let ancestors: Vec<serde_json::Value> = planned.iter().map(|p| p.ancestors.clone()).collect();
     sqlx::query!(

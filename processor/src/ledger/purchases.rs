@@ -8,10 +8,10 @@
 use super::orders::{self, Registered};
 use super::{lock_totals, step, write_entries, DeadLetter, Delivered, Entry, Item, Outcome};
 use crate::graph::ReferralGraph;
-use crate::payout::payouts;
+use crate::payout::decide;
 use chrono::{SubsecRound, Utc};
 use schemas::messages::{DeadLetterReason, ProcessedPurchase, PurchaseMessage};
-use schemas::{EarningEvent, EntryKind, InactivePolicy, Plan};
+use schemas::{EarningEvent, EntryKind, Plan, PurchaseStatus};
 use sqlx::{Postgres, Transaction};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -20,7 +20,7 @@ use uuid::Uuid;
 pub(super) struct Planned<'a> {
     pub delivered: &'a Delivered,
     pub msg: &'a PurchaseMessage,
-    pub status: &'static str,
+    pub status: PurchaseStatus,
     pub ancestors: serde_json::Value,
     pub shares: Vec<crate::payout::Share>,
     /// The order is not in the registry yet (published straight to the stream).
@@ -134,7 +134,6 @@ fn classify<'a>(
     known: &HashMap<(Uuid, String), Registered>,
     dead_letters: &mut Vec<DeadLetter>,
 ) -> anyhow::Result<(Vec<Planned<'a>>, Vec<Uuid>)> {
-    let compress = plan.inactive_policy == InactivePolicy::Compress;
     let mut first = HashMap::new();
     let (mut planned, mut replayed) = (Vec::new(), Vec::new());
     for (d, m) in valid {
@@ -154,15 +153,16 @@ fn classify<'a>(
             dead_letters.push(dead(d, DeadLetterReason::UnknownUser, detail));
             continue;
         };
-        let ancestors = graph.payout_ancestors(m.user_id, plan.levels(), compress);
-        let (status, shares) = if !buyer_active {
-            ("rejected_inactive_buyer", Vec::new())
-        } else if !plan.qualifies(m.amount) {
-            ("below_threshold", Vec::new())
-        } else {
-            let shares = payouts(plan, m.user_id, m.amount, m.profit, &ancestors);
-            ("paid", shares)
-        };
+        let ancestors = graph.payout_ancestors(m.user_id, plan);
+        let decision = decide(
+            plan,
+            m.user_id,
+            buyer_active,
+            m.amount,
+            m.profit,
+            &ancestors,
+        );
+        let (status, shares) = (decision.status, decision.shares);
         let key = (m.shop_id.as_uuid(), m.order_id.to_string());
         planned.push(Planned {
             delivered: d,
@@ -205,7 +205,7 @@ async fn pay(
             profit: m.profit,
             qualifying: plan.qualifies(m.amount),
             plan_version: plan.version,
-            status: p.status.to_owned(),
+            status: p.status,
             occurred_at: m.occurred_at,
             processed_at: now,
         });

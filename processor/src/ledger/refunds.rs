@@ -5,7 +5,7 @@ use crate::payout::reversal;
 use anyhow::Context;
 use chrono::{SubsecRound, Utc};
 use schemas::messages::{DeadLetterReason, RefundMessage};
-use schemas::{EarningEvent, EntryKind, Money, OrderId, RefundId, ShopId, UserId};
+use schemas::{EarningEvent, EntryKind, Money, OrderId, RefundId, RefundStatus, ShopId, UserId};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
@@ -26,12 +26,13 @@ pub(super) async fn apply_one(
     }
     let inserted = sqlx::query!(
         "INSERT INTO refunds (shop_id, refund_id, order_id, amount, status, received_at)
-         VALUES ($1, $2, $3, $4, 'pending', $5) ON CONFLICT DO NOTHING",
+         VALUES ($1, $2, $3, $4, $6, $5) ON CONFLICT DO NOTHING",
         r.shop_id.as_uuid(),
         r.refund_id.as_str(),
         r.order_id.as_str(),
         r.amount.as_decimal(),
-        r.received_at
+        r.received_at,
+        RefundStatus::Pending.as_str()
     )
     .execute(&mut **tx)
     .await?;
@@ -67,7 +68,7 @@ async fn again(
     if known.order_id != r.order_id.as_str() || Money::from_decimal(known.amount)? != r.amount {
         let why = "refund id already recorded with another order or amount";
         dead.push(letter(d, DeadLetterReason::RefundConflict, why));
-    } else if known.status == "rejected" {
+    } else if known.status.parse::<RefundStatus>()? == RefundStatus::Rejected {
         let why = "refund exceeds what remains of the purchase";
         dead.push(letter(d, DeadLetterReason::RefundExceedsPurchase, why));
     } else {
@@ -88,6 +89,8 @@ pub(super) async fn apply_pending_for(
         return Ok(());
     }
     let (shops, orders): (Vec<Uuid>, Vec<String>) = keys.iter().cloned().unzip();
+    // Filters keep the literal 'pending': a partial index (`refunds_pending_idx`) is
+    // matched only against a literal in a cached generic plan, never a parameter.
     let pending = sqlx::query!(
         "SELECT r.shop_id, r.refund_id, r.order_id, r.amount, r.received_at FROM refunds r
          JOIN UNNEST($1::uuid[], $2::text[]) AS k(shop_id, order_id)
@@ -158,10 +161,11 @@ async fn settle(
     let after = before + Money::from_decimal(refund.amount)?;
     if after > amount {
         sqlx::query!(
-            "UPDATE refunds SET status = 'rejected', purchase_id = $3 WHERE shop_id = $1 AND refund_id = $2",
+            "UPDATE refunds SET status = $4, purchase_id = $3 WHERE shop_id = $1 AND refund_id = $2",
             shop,
             refund_id,
-            p.id
+            p.id,
+            RefundStatus::Rejected.as_str()
         )
         .execute(&mut **tx)
         .await?;
@@ -183,12 +187,13 @@ async fn settle(
     .execute(&mut **tx)
     .await?;
     sqlx::query!(
-        "UPDATE refunds SET status = 'applied', purchase_id = $3, applied_at = now(), refunded_before = $4
+        "UPDATE refunds SET status = $5, purchase_id = $3, applied_at = now(), refunded_before = $4
          WHERE shop_id = $1 AND refund_id = $2",
         shop,
         refund_id,
         p.id,
-        before.as_decimal()
+        before.as_decimal(),
+        RefundStatus::Applied.as_str()
     )
     .execute(&mut **tx)
     .await?;

@@ -37,7 +37,7 @@ pub(super) async fn purchases(
             // As the first delivery said: the threshold of the plan it was paid under.
             qualifying: f.qualifying,
             plan_version: u32::try_from(f.plan_version)?,
-            status: f.status,
+            status: f.status.parse()?,
             occurred_at: f.occurred_at,
             processed_at: f.processed_at,
         });

@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-/// Adds `entries` (already inserted into `earnings`) to the three rollups.
+/// Adds `entries` (already inserted into `earnings`) to the two rollups.
 pub(super) async fn add(
     tx: &mut Transaction<'_, Postgres>,
     entries: &[Entry],

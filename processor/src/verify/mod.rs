@@ -99,11 +99,11 @@ pub async fn verify_scope(pool: &PgPool, scope: Scope) -> anyhow::Result<Report>
         "SELECT seq, user_id, kind, referrer_id, status FROM user_events ORDER BY seq"
     )
     .fetch(pool)
-    .map_ok(|r| {
-        (
-            r.seq,
-            graph_sync::change(r.user_id, &r.kind, r.referrer_id, &r.status),
-        )
+    .map(|r| {
+        let r = r?;
+        let change = graph_sync::change(r.user_id, &r.kind, r.referrer_id, &r.status)
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        Ok((r.seq, change))
     })
     .peekable();
     let mut purchases = sqlx::query_as!(

@@ -2,9 +2,9 @@
 //! must have (earnings, and reversals for its applied refunds), and its refund chain.
 use super::{Fact, Key, Refund};
 use crate::graph::{Ancestor, ReferralGraph};
-use crate::payout::{payouts, reversal};
+use crate::payout::{decide, reversal, Share};
 use rust_decimal::Decimal;
-use schemas::{InactivePolicy, Money, Plan, UserId};
+use schemas::{Money, Plan, UserId};
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
@@ -38,8 +38,7 @@ pub(super) fn check(
         return Ok(());
     };
     let buyer = UserId(p.user_id);
-    let compress = plan.inactive_policy == InactivePolicy::Compress;
-    let ancestors = graph.payout_ancestors(buyer, plan.levels(), compress);
+    let ancestors = graph.payout_ancestors(buyer, plan);
     let stored: Vec<Ancestor> = serde_json::from_value(p.ancestors.clone())?;
     if stored != ancestors {
         diffs.push(format!(
@@ -47,45 +46,39 @@ pub(super) fn check(
             p.id, p.graph_seq
         ));
     }
-    let amount = Money::from_decimal(p.amount)?;
-    let buyer_active = graph.is_active(buyer).unwrap_or(false);
-    let expected_status = if !buyer_active {
-        "rejected_inactive_buyer"
-    } else if plan.qualifies(amount) {
-        "paid"
-    } else {
-        "below_threshold"
-    };
-    if p.status != expected_status {
+    let Some(buyer_active) = graph.is_active(buyer) else {
         diffs.push(format!(
-            "purchase {}: status {} but expected {expected_status}",
-            p.id, p.status
+            "purchase {}: the buyer is not in the graph at seq {}",
+            p.id, p.graph_seq
+        ));
+        return Ok(());
+    };
+    let (amount, profit) = (
+        Money::from_decimal(p.amount)?,
+        Money::from_decimal(p.profit)?,
+    );
+    let decision = decide(plan, buyer, buyer_active, amount, profit, &ancestors);
+    if p.status.parse() != Ok(decision.status) {
+        diffs.push(format!(
+            "purchase {}: status {} but expected {}",
+            p.id, p.status, decision.status
         ));
     }
-    let expected = if expected_status == "paid" {
-        expected_entries(p, plan, &ancestors, refunds)?
-    } else {
-        BTreeMap::new()
-    };
+    let expected = expected_entries(p, amount, &decision.shares, refunds);
     check_refunds(p.id, Money::from_decimal(p.refunded)?, refunds, diffs);
     compare(&p.id, &expected, actual, diffs);
     Ok(())
 }
 
-/// The entries a paid purchase must have: its shares, and their reversals for its refunds.
+/// The entries a purchase must have: its shares, and their reversals for its refunds.
 fn expected_entries(
     p: &Stored,
-    plan: &Plan,
-    ancestors: &[Ancestor],
+    amount: Money,
+    shares: &[Share],
     refunds: &[Refund],
-) -> anyhow::Result<BTreeMap<Key, Fact>> {
-    let buyer = UserId(p.user_id);
-    let (amount, profit) = (
-        Money::from_decimal(p.amount)?,
-        Money::from_decimal(p.profit)?,
-    );
+) -> BTreeMap<Key, Fact> {
     let mut expected: BTreeMap<Key, Fact> = BTreeMap::new();
-    for s in payouts(plan, buyer, amount, profit, ancestors) {
+    for s in shares {
         let fact = Fact {
             amount: s.amount,
             leg: s.leg.as_uuid(),
@@ -107,7 +100,7 @@ fn expected_entries(
         }
         expected.insert((who, level, String::new()), fact);
     }
-    Ok(expected)
+    expected
 }
 
 /// The applied refunds of a purchase must chain: each applied on top of exactly the ones

@@ -37,7 +37,7 @@ pub fn purchase(p: &ProcessedPurchase) -> String {
         .money("profit", p.profit)
         .number("qualifying", u8::from(p.qualifying))
         .number("plan_version", p.plan_version)
-        .text("status", &p.status)
+        .text("status", p.status.as_str())
         .time("occurred_at", p.occurred_at)
         .time("processed_at", p.processed_at)
         .finish()

@@ -177,7 +177,11 @@ async fn every_user_scoped_route_refuses_other_users_and_anonymous_callers() {
 
 #[tokio::test]
 async fn page_sizes_and_ranges_are_bounded() {
-    let app = TestApp::spawn_with(|c| c.reports.max_page_size = 10).await;
+    let app = TestApp::spawn_with(|c| {
+        c.reports.max_page_size = 10;
+        c.reports.default_page_size = 10;
+    })
+    .await;
     let a = app.signup(None).await;
     for (path, code) in [
         (

@@ -3,7 +3,7 @@
 use super::{copy, random_uuid, Tree, CHUNK_PURCHASES, SPAN_DAYS};
 use chrono::{DateTime, Duration, Utc};
 use processor::graph::Ancestor;
-use processor::payout::payouts;
+use processor::payout::decide;
 use rand::{rngs::StdRng, Rng};
 use rust_decimal::Decimal;
 use schemas::{Money, Plan, UserId};
@@ -85,12 +85,9 @@ impl<'a> Ledger<'a> {
         let found = self.tree.ancestors(buyer, self.plan.levels());
         let ancestors: Vec<Ancestor> = found.iter().map(|(_, a)| *a).collect();
         let buyer_id = UserId(self.tree.ids[buyer]);
-        let shares = payouts(self.plan, buyer_id, amount, profit, &ancestors);
-        let status = if self.plan.qualifies(amount) {
-            "paid"
-        } else {
-            "below_threshold"
-        };
+        // Every seeded buyer is active.
+        let decision = decide(self.plan, buyer_id, true, amount, profit, &ancestors);
+        let (status, shares) = (decision.status, decision.shares);
         let (id, t) = (
             random_uuid(rng),
             super::at(self.start + self.step * self.purchases as i32),

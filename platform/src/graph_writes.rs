@@ -1,0 +1,101 @@
+//! The one way anything changes the referral graph. Ingest's signup and the admin API
+//! both hold the outbox lock (`db::lock_user_events`), take a referrer through the same
+//! check, and record the change in `user_events` the same way, so the processors that
+//! follow the outbox see every change once, in commit order.
+use crate::problem::Problem;
+use axum::http::StatusCode;
+use schemas::{UserEventKind, UserId, UserStatus};
+use sqlx::{Postgres, Transaction};
+
+/// Why a user cannot be given this referrer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReferrerRefusal {
+    #[error("referrer not found")]
+    NotFound,
+    #[error("referrer is inactive")]
+    Inactive,
+    #[error("the referrer already has the maximum of {0} direct referrals")]
+    LimitReached(u8),
+}
+
+impl ReferrerRefusal {
+    pub fn problem(&self) -> Problem {
+        let (status, code) = match self {
+            ReferrerRefusal::NotFound => (StatusCode::UNPROCESSABLE_ENTITY, "referrer_not_found"),
+            ReferrerRefusal::Inactive => (StatusCode::UNPROCESSABLE_ENTITY, "referrer_inactive"),
+            ReferrerRefusal::LimitReached(_) => (StatusCode::CONFLICT, "referral_limit_reached"),
+        };
+        Problem::new(status, code, self.to_string())
+    }
+}
+
+/// Locks the referrer's row to commit, checks that it is known, active and below
+/// `max_direct` direct referrals, and counts one more. The outer error is the database's,
+/// the inner one the caller's refusal to answer.
+pub async fn take_referrer(
+    tx: &mut Transaction<'_, Postgres>,
+    referrer: UserId,
+    max_direct: u8,
+) -> sqlx::Result<Result<(), ReferrerRefusal>> {
+    let row = sqlx::query!(
+        "SELECT status, direct_referrals FROM users WHERE id = $1 FOR UPDATE",
+        referrer.as_uuid()
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(Err(ReferrerRefusal::NotFound));
+    };
+    let status: UserStatus = row
+        .status
+        .parse()
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    if !status.is_active() {
+        return Ok(Err(ReferrerRefusal::Inactive));
+    }
+    if row.direct_referrals >= i32::from(max_direct) {
+        return Ok(Err(ReferrerRefusal::LimitReached(max_direct)));
+    }
+    sqlx::query!(
+        "UPDATE users SET direct_referrals = direct_referrals + 1 WHERE id = $1",
+        referrer.as_uuid()
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(Ok(()))
+}
+
+/// Uncounts the referral a user leaves when it moves to another referrer.
+pub async fn release_referrer(
+    tx: &mut Transaction<'_, Postgres>,
+    referrer: UserId,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE users SET direct_referrals = direct_referrals - 1 WHERE id = $1",
+        referrer.as_uuid()
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Appends the change to the outbox the processors follow (`user_events`); `referrer` and
+/// `status` are the user's after the change.
+pub async fn record(
+    tx: &mut Transaction<'_, Postgres>,
+    user: UserId,
+    kind: UserEventKind,
+    referrer: Option<UserId>,
+    status: UserStatus,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO user_events (user_id, kind, referrer_id, status) VALUES ($1, $2, $3, $4)",
+        user.as_uuid(),
+        kind.as_str(),
+        referrer.map(UserId::as_uuid),
+        status.as_str()
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
