@@ -4,10 +4,10 @@ in-process ClickHouse from PyPI) and, beside it, on the ClickHouse server the pr
 runs today (Debian's 18.16, over HTTP), and reports both side by side.
 
 What it runs, in order, on each engine, in a scratch database:
-  1. the DDL of schemas/clickhouse/*.sql, as processor/src/warehouse/migrate.rs applies
+  1. the DDL of schemas/clickhouse/*.sql, as warehouse/src/migrate.rs applies
      it (CREATE DATABASE IF NOT EXISTS, then each file in name order with `{db}`
      replaced), and then once more (the sink applies it at every start: a no-op);
-  2. the sink's own statements (processor/src/warehouse/): `SELECT max(seq)` on the
+  2. the sink's own statements (warehouse/src/): `SELECT max(seq)` on the
      empty user_events, the JSONEachRow inserts shaped as rows.rs writes them (a few
      representative rows; the inserts into earning_events and purchase_events feed
      the materialized views), and the existing-id lookups;

@@ -35,7 +35,7 @@ pub async fn top_earners(
 ) -> Result<Json<TopEarners>, ApiError> {
     let limit = params::page_limit(q.limit, &state.reports)?;
     let days = day_filter(q.from, q.to)?;
-    let earners = query(&state.clickhouse, |db| format!(
+    let earners = query(state.clickhouse.as_ref(), |db| format!(
         "SELECT toString(beneficiary_id) AS user_id, toString(sum(amount)) AS total, sum(entries) AS entries
          FROM {db}.earnings_daily_by_level WHERE 1 {days}
          GROUP BY beneficiary_id ORDER BY sum(amount) DESC, beneficiary_id LIMIT {limit}"
@@ -60,7 +60,7 @@ pub async fn purchases_per_shop(
 ) -> Result<Json<PurchasesPerShop>, ApiError> {
     let (from, to) = params::series(q.from, q.to)?;
     let days = day_filter(Some(from), Some(to))?;
-    let mut rows: Vec<ShopDay> = query(&state.clickhouse, |db| {
+    let mut rows: Vec<ShopDay> = query(state.clickhouse.as_ref(), |db| {
         format!(
             "SELECT day, shop_id, sum(purchases) AS purchases,
                 sum(qualifying) AS qualifying, toString(sum(amount)) AS amount
@@ -96,7 +96,7 @@ pub async fn conversion(
     }
     // argMax takes each user's latest graph event; a Nullable argument would skip the
     // NULL of a user moved to no referrer, so it compares isNotNull() instead.
-    let counts: Vec<Counts> = query(&state.clickhouse, |db| format!(
+    let counts: Vec<Counts> = query(state.clickhouse.as_ref(), |db| format!(
         "SELECT count() AS referred_users,
                 countIf(user_id IN (SELECT user_id FROM {db}.purchase_events WHERE qualifying = 1)) AS converted_users
          FROM (SELECT user_id, argMax(isNotNull(referrer_id), seq) AS referred
@@ -132,7 +132,7 @@ pub async fn earnings_over_time(
 ) -> Result<Json<EarningsOverTime>, ApiError> {
     let (from, to) = params::series(q.from, q.to)?;
     let days = day_filter(Some(from), Some(to))?;
-    let points = query(&state.clickhouse, |db| {
+    let points = query(state.clickhouse.as_ref(), |db| {
         format!(
             "SELECT day, level, toString(sum(amount)) AS total, sum(entries) AS entries
          FROM {db}.earnings_daily_by_level WHERE beneficiary_id = toUUID('{user}') {days}
@@ -162,7 +162,7 @@ pub async fn levels(
     QueryParams(q): QueryParams<RangeQuery>,
 ) -> Result<Json<Levels>, ApiError> {
     let days = day_filter(q.from, q.to)?;
-    let levels = query(&state.clickhouse, |db| {
+    let levels = query(state.clickhouse.as_ref(), |db| {
         format!(
             "SELECT level, toString(sum(amount)) AS total, sum(entries) AS entries
          FROM {db}.earnings_daily_by_level WHERE beneficiary_id = toUUID('{user}') {days}
@@ -191,7 +191,7 @@ pub async fn legs(
 ) -> Result<Json<Legs>, ApiError> {
     let days = day_filter(q.from, q.to)?;
     let limit = state.reports.max_page_size;
-    let legs = query(&state.clickhouse, |db| {
+    let legs = query(state.clickhouse.as_ref(), |db| {
         format!(
             "SELECT leg_user_id, toString(sum(amount)) AS total, sum(entries) AS entries
          FROM {db}.earnings_daily_by_leg WHERE beneficiary_id = toUUID('{user}') {days}

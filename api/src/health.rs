@@ -65,16 +65,9 @@ async fn probe(state: &ApiState, timeout: Duration) -> (bool, Value) {
     })
     .await;
     let nats = state.nats.connection_state() == async_nats::connection::State::Connected;
-    let clickhouse = if state.clickhouse.enabled {
-        let url = format!("{}/ping", state.clickhouse.url.trim_end_matches('/'));
-        Some(
-            within(timeout, async {
-                matches!(reqwest::get(url).await, Ok(r) if r.status().is_success())
-            })
-            .await,
-        )
-    } else {
-        None
+    let clickhouse = match &state.clickhouse {
+        Some(ch) => Some(within(timeout, ch.ping()).await),
+        None => None,
     };
     let ok = postgres && nats && clickhouse.unwrap_or(true);
     let body = json!({

@@ -35,7 +35,8 @@ pub struct ApiState {
     pub live: Arc<LiveConfig>,
     pub plan: Arc<Plan>,
     pub nats: async_nats::Client,
-    pub clickhouse: Arc<platform::config::ClickhouseConfig>,
+    /// The warehouse client, when analytics are enabled.
+    pub clickhouse: Option<platform::clickhouse::Clickhouse>,
     pub readiness: health::Readiness,
     pub shutdown: CancellationToken,
 }
@@ -57,7 +58,10 @@ impl ApiState {
             live: Arc::new(config.live.clone()),
             plan: Arc::new(config.plan.clone()),
             nats,
-            clickhouse: Arc::new(config.clickhouse.clone()),
+            clickhouse: match config.clickhouse.enabled {
+                true => Some(platform::clickhouse::Clickhouse::new(&config.clickhouse)?),
+                false => None,
+            },
             readiness: health::Readiness::new(&config.http),
             shutdown,
         })

@@ -41,7 +41,7 @@ impl Application {
         tasks.spawn(async move { ("processor", processor::run(c, token).await) });
         if config.clickhouse.enabled {
             let (c, token) = (config.clone(), shutdown.clone());
-            tasks.spawn(async move { ("warehouse", processor::warehouse::run(c, token).await) });
+            tasks.spawn(async move { ("warehouse", warehouse::run(c, token).await) });
         }
         tracing::info!(%addr, "referral all: serving ingest, api and dashboard");
         Ok(Application {

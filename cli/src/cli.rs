@@ -90,11 +90,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ingest => ingest::run(config, shutdown).await,
         Command::Processor => processor::run(config, shutdown).await,
         Command::Api => api::run(config, shutdown).await,
-        Command::Warehouse => processor::warehouse::run(config, shutdown).await,
+        Command::Warehouse => warehouse::run(config, shutdown).await,
         Command::Migrate => {
             platform::db::create_and_migrate(&config.database).await?;
             if config.clickhouse.enabled {
-                processor::warehouse::migrate(&config.clickhouse).await?;
+                warehouse::migrate(&config.clickhouse).await?;
             }
             println!("migrations applied");
             Ok(())

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod clickhouse;
 pub mod config;
 pub mod db;
 pub mod entries;

@@ -11,7 +11,6 @@ pub mod ledger;
 pub mod payout;
 pub mod plans;
 pub mod verify;
-pub mod warehouse;
 
 use schemas::EntryKind;
 

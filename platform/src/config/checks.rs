@@ -32,6 +32,11 @@ impl Config {
         self.live.validate()?;
         self.reports.validate()?;
         anyhow::ensure!(
+            crate::clickhouse::is_identifier(&self.clickhouse.database),
+            "clickhouse.database must be letters, digits and '_' (got {:?})",
+            self.clickhouse.database
+        );
+        anyhow::ensure!(
             self.auth.token_ttl_secs <= self.auth.max_token_lifetime_secs,
             "auth.token_ttl_secs ({}) exceeds auth.max_token_lifetime_secs ({})",
             self.auth.token_ttl_secs,

@@ -158,10 +158,7 @@ pub async fn warehouse_backlog(app: &TestApp) -> Option<(u64, usize)> {
     let js = jetstream::new(async_nats::connect(&app.config.nats.url).await.ok()?);
     let name = Subjects::new(&app.config.nats.prefix).earnings_stream();
     let stream = js.get_stream(&name).await.ok()?;
-    let info = stream
-        .consumer_info(processor::warehouse::DURABLE_NAME)
-        .await
-        .ok()?;
+    let info = stream.consumer_info(warehouse::DURABLE_NAME).await.ok()?;
     Some((info.num_pending, info.num_ack_pending))
 }
 

@@ -1,7 +1,10 @@
-//! A minimal ClickHouse HTTP client: SQL goes as the POST body, inserted rows as
-//! JSONEachRow after the `INSERT … FORMAT JSONEachRow` line, reads come back as
-//! TabSeparated lines. Uses only what ClickHouse 18.16 and current servers share.
-use platform::config::ClickhouseConfig;
+//! The one ClickHouse client (the warehouse sink writes with it, the API's analytics read
+//! with it): SQL goes as the POST body, inserted rows as JSONEachRow after the
+//! `INSERT … FORMAT JSONEachRow` line, reads come back as TabSeparated or JSONEachRow
+//! lines. Uses only what ClickHouse 18.16 and current servers share (both checked by
+//! scripts/check-clickhouse-sql.sh).
+use crate::config::ClickhouseConfig;
+use serde::de::DeserializeOwned;
 use std::collections::HashSet;
 use std::time::Duration;
 use uuid::Uuid;
@@ -21,6 +24,31 @@ pub enum ClickhouseError {
     Refused { status: u16, text: String },
     #[error("ClickHouse answered something unexpected: {0}")]
     Unexpected(String),
+}
+
+impl ClickhouseError {
+    /// The server's error code, when it refused: 81 unknown database, 60 unknown table, …
+    pub fn code(&self) -> Option<u32> {
+        match self {
+            ClickhouseError::Refused { text, .. } => error_code(text),
+            _ => None,
+        }
+    }
+
+    /// The database or a table does not exist yet: the sink has not applied the schema.
+    pub fn is_missing_schema(&self) -> bool {
+        matches!(self.code(), Some(81 | 60))
+    }
+}
+
+/// The error code ClickHouse starts its error text with: `Code: 81, e.displayText() …`
+/// on 18.16, `Code: 81. DB::Exception: …` on current versions.
+fn error_code(body: &str) -> Option<u32> {
+    let rest = body.strip_prefix("Code: ")?;
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..digits].parse().ok()
 }
 
 #[derive(Clone)]
@@ -60,10 +88,19 @@ impl Clickhouse {
     /// Runs one statement and returns the response body. `wait_end_of_query` makes the
     /// server buffer the answer, so a failure is an HTTP error, never a truncated body.
     pub async fn execute(&self, sql: &str) -> Result<String, ClickhouseError> {
+        self.execute_with(sql, &[]).await
+    }
+
+    async fn execute_with(
+        &self,
+        sql: &str,
+        settings: &[(&str, &str)],
+    ) -> Result<String, ClickhouseError> {
         let response = self
             .http
             .post(format!("{}/", self.url))
             .query(&[("wait_end_of_query", "1")])
+            .query(settings)
             .body(sql.to_owned())
             .send()
             .await
@@ -87,6 +124,31 @@ impl Clickhouse {
     pub async fn lines(&self, sql: &str) -> Result<Vec<String>, ClickhouseError> {
         let body = self.execute(&format!("{sql} FORMAT TabSeparated")).await?;
         Ok(body.lines().map(str::to_owned).collect())
+    }
+
+    /// A query's result with each JSONEachRow line read as a `T` (the SQL must not name a
+    /// format). 64-bit integers come unquoted, as JSON numbers.
+    pub async fn json_rows<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+    ) -> Result<Vec<T>, ClickhouseError> {
+        let settings = [("output_format_json_quote_64bit_integers", "0")];
+        let body = self
+            .execute_with(&format!("{sql} FORMAT JSONEachRow"), &settings)
+            .await?;
+        body.lines()
+            .map(|line| {
+                serde_json::from_str(line).map_err(|e| {
+                    ClickhouseError::Unexpected(format!("a row that does not read: {e}"))
+                })
+            })
+            .collect()
+    }
+
+    /// Whether the server answers `/ping` (bounded by the request timeout).
+    pub async fn ping(&self) -> bool {
+        let answer = self.http.get(format!("{}/ping", self.url)).send().await;
+        matches!(answer, Ok(r) if r.status().is_success())
     }
 
     /// Inserts JSONEachRow lines into `table` in one request: one block, so the server
@@ -132,7 +194,8 @@ impl Clickhouse {
     }
 }
 
-fn is_identifier(name: &str) -> bool {
+/// A name that may be spliced into SQL: letters, digits and `_`, not starting with a digit.
+pub fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()
@@ -141,5 +204,5 @@ fn is_identifier(name: &str) -> bool {
 }
 
 #[cfg(test)]
-#[path = "client_test.rs"]
+#[path = "clickhouse_test.rs"]
 mod tests;

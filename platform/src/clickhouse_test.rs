@@ -1,4 +1,14 @@
-use super::error_code;
+use super::*;
+
+#[test]
+fn database_names_are_plain_identifiers() {
+    assert!(is_identifier("referral"));
+    assert!(is_identifier("referral_test_0a1b"));
+    assert!(!is_identifier(""));
+    assert!(!is_identifier("1abc"));
+    assert!(!is_identifier("referral; DROP TABLE x"));
+    assert!(!is_identifier("a.b"));
+}
 
 #[test]
 fn reads_the_error_code_of_old_and_new_servers() {

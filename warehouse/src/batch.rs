@@ -1,8 +1,8 @@
 //! One batch of EARNINGS stream messages as warehouse rows, and writing them once: ids
 //! already in ClickHouse are left out, because the rollup views count every insert.
-use super::client::{Clickhouse, ClickhouseError};
-use super::rows::{self, EARNING_EVENTS, PURCHASE_EVENTS};
+use crate::rows::{self, EARNING_EVENTS, PURCHASE_EVENTS};
 use async_nats::jetstream::Message;
+use platform::clickhouse::{Clickhouse, ClickhouseError};
 use platform::metrics::metrics;
 use platform::nats::Subjects;
 use schemas::messages::ProcessedPurchase;

@@ -1,14 +1,14 @@
 //! Applies the ClickHouse DDL in `schemas/clickhouse/` (embedded at build time), in
 //! name order, with `{db}` replaced. Every statement is `IF NOT EXISTS`: applying
 //! twice is a no-op, so the sink runs it at every start.
-use super::client::{Clickhouse, ClickhouseError};
+use platform::clickhouse::{Clickhouse, ClickhouseError};
 use platform::config::ClickhouseConfig;
 
 macro_rules! ddl {
     ($file:literal) => {
         (
             $file,
-            include_str!(concat!("../../../schemas/clickhouse/", $file)),
+            include_str!(concat!("../../schemas/clickhouse/", $file)),
         )
     };
 }

@@ -2,9 +2,9 @@
 //! one page per call, following `seq` (commit order: see `platform::db::USER_EVENTS_LOCK`).
 //! No view reads this table and readers take the latest row per user, so a row written
 //! twice (a retried insert that had in fact landed) changes no answer.
-use super::client::Clickhouse;
-use super::rows::{self, USER_EVENTS};
+use crate::rows::{self, USER_EVENTS};
 use anyhow::Context;
+use platform::clickhouse::Clickhouse;
 use platform::metrics::metrics;
 use sqlx::PgPool;
 

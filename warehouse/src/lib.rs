@@ -3,8 +3,9 @@
 //! ClickHouse is down the batch waits (bounded backoff, the messages kept in progress)
 //! and the sink catches up after; the id check before each insert means a redelivered
 //! or republished message is never counted twice by the rollup views.
+#![forbid(unsafe_code)]
+
 mod batch;
-pub mod client;
 mod migrate;
 mod rows;
 mod users;
@@ -13,7 +14,7 @@ pub use batch::{Rows, Written};
 pub use migrate::migrate;
 
 use async_nats::jetstream::{self, AckKind, Message};
-use client::Clickhouse;
+use platform::clickhouse::Clickhouse;
 use platform::nats::Subjects;
 use platform::Config;
 use std::time::Duration;
