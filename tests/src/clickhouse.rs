@@ -1,7 +1,6 @@
 //! ClickHouse for tests: a query helper, and a private server (its own data dir and
 //! free ports) that a fault test may stop and restart without touching the shared one.
 //! The server config is Debian's, edited the way `scripts/services.sh` does.
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -149,16 +148,9 @@ fn server_command() -> (PathBuf, Vec<&'static str>) {
     (single, vec!["server"])
 }
 
-/// Three ports nothing listens on right now.
 fn free_ports() -> [u16; 3] {
-    let listeners: Vec<TcpListener> = (0..3)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let ports: Vec<u16> = listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect();
-    [ports[0], ports[1], ports[2]]
+    use crate::ports::free_port;
+    [free_port(), free_port(), free_port()]
 }
 
 /// Debian's config with data, logs and ports moved to this server's own.

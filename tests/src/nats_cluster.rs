@@ -2,7 +2,6 @@
 //! on free loopback ports, each node with its own store and `sync_interval: always`, so a
 //! fault test may SIGKILL and restart nodes without touching the shared servers.
 use crate::nats_server::binary;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -21,13 +20,7 @@ pub struct NatsCluster {
     pub nodes: Vec<Node>,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::ports::free_port;
 
 impl NatsCluster {
     /// Starts three nodes and waits until JetStream answers through the cluster (a meta

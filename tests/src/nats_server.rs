@@ -1,7 +1,6 @@
 //! A nats-server of the test's own (the project's 2.15 from `NATS_SERVER_BIN`, JetStream
 //! with `sync_interval: always`), on a free port and a temp store, that a fault test may
 //! kill and restart without touching the shared server.
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -24,11 +23,7 @@ impl PrivateNats {
     pub async fn start() -> PrivateNats {
         let dir = std::env::temp_dir().join(format!("referral-nats-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(dir.join("store")).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::ports::free_port();
         let config = format!(
             "listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\", sync_interval: always }}\n",
             dir.join("store").display()

@@ -1,7 +1,6 @@
 //! A Postgres of the test's own (initdb into a temp dir, a free loopback port, trust
 //! auth), that a fault test may stop with `-m immediate` and start again without touching
 //! the machine's server. As root the tools run as the `postgres` user (initdb refuses root).
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -52,11 +51,7 @@ impl PrivatePostgres {
         let dir = std::env::temp_dir().join(format!("referral-pg-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let _ = Command::new("chown").arg("postgres:").arg(&dir).status();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::ports::free_port();
         let data = dir.join("data");
         let data = data.to_str().unwrap();
         run(
