@@ -12,6 +12,17 @@ use platform::problem::QueryParams;
 use schemas::{Plan, UserEventKind, UserId, UserStatus};
 use serde::{Deserialize, Serialize};
 
+/// Admin changes to the graph, and what the plan and dead letters hold.
+pub fn routes() -> axum::Router<ApiState> {
+    use axum::routing::{get, post, put};
+    axum::Router::new()
+        .route("/v1/admin/users/{id}/deactivate", post(deactivate))
+        .route("/v1/admin/users/{id}/reactivate", post(reactivate))
+        .route("/v1/admin/users/{id}/referrer", put(move_user))
+        .route("/v1/admin/plan", get(plan))
+        .route("/v1/admin/dead-letters", get(dead_letters))
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 /// A user's place in the graph after an admin change.
 pub struct UserState {

@@ -19,6 +19,21 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use warehouse::query;
 
+/// Warehouse reports: program-wide for admins, per user for the user or an admin.
+pub fn routes() -> axum::Router<ApiState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/v1/analytics/top-earners", get(top_earners))
+        .route("/v1/analytics/purchases-per-shop", get(purchases_per_shop))
+        .route("/v1/analytics/conversion", get(conversion))
+        .route(
+            "/v1/users/{id}/analytics/earnings-over-time",
+            get(earnings_over_time),
+        )
+        .route("/v1/users/{id}/analytics/levels", get(levels))
+        .route("/v1/users/{id}/analytics/legs", get(legs))
+}
+
 /// Most shop-day rows one answer carries (`truncated` says when there were more).
 const MAX_SHOP_DAYS: usize = 10_000;
 

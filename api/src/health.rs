@@ -8,6 +8,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
+/// Liveness, readiness and metrics: unauthenticated.
+pub fn routes() -> axum::Router<ApiState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(platform::http::metrics_handler))
+}
+
 pub async fn healthz() -> &'static str {
     "ok"
 }

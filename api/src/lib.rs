@@ -16,7 +16,6 @@ mod web;
 pub use error::ApiError;
 
 use axum::extract::FromRef;
-use axum::routing::{get, post, put};
 use axum::Router;
 use platform::auth::{Authenticator, Principal};
 use platform::config::{LiveConfig, ReportsConfig};
@@ -77,47 +76,22 @@ pub(crate) fn authorize(who: &Principal, user: UserId) -> Result<(), ApiError> {
     }
 }
 
-/// Request/response routes (these get the shared limits, including the timeout).
+/// Request/response routes (these get the shared limits, including the timeout); each
+/// module mounts its own.
 pub fn router(state: ApiState) -> Router {
     Router::new()
-        .route("/v1/me", get(reports::me))
-        .route("/v1/users/{id}/earnings", get(reports::summary))
-        .route(
-            "/v1/users/{id}/earnings/by-referral",
-            get(reports::by_referral),
-        )
-        .route("/v1/users/{id}/earnings/by-leg", get(reports::by_leg))
-        .route("/v1/users/{id}/earnings/history", get(reports::history))
-        .route("/v1/users/{id}/earnings/daily", get(reports::daily))
-        .route("/v1/users/{id}/tree", get(tree::tree))
-        .route("/v1/admin/users/{id}/deactivate", post(admin::deactivate))
-        .route("/v1/admin/users/{id}/reactivate", post(admin::reactivate))
-        .route("/v1/admin/users/{id}/referrer", put(admin::move_user))
-        .route("/v1/admin/plan", get(admin::plan))
-        .route("/v1/admin/dead-letters", get(admin::dead_letters))
-        .route("/v1/analytics/top-earners", get(analytics::top_earners))
-        .route(
-            "/v1/analytics/purchases-per-shop",
-            get(analytics::purchases_per_shop),
-        )
-        .route("/v1/analytics/conversion", get(analytics::conversion))
-        .route(
-            "/v1/users/{id}/analytics/earnings-over-time",
-            get(analytics::earnings_over_time),
-        )
-        .route("/v1/users/{id}/analytics/levels", get(analytics::levels))
-        .route("/v1/users/{id}/analytics/legs", get(analytics::legs))
+        .merge(reports::routes())
+        .merge(tree::routes())
+        .merge(admin::routes())
+        .merge(analytics::routes())
         .with_state(state)
 }
 
 /// Long-lived routes: live streams (no request timeout) and unauthenticated basics.
 pub fn streaming_router(state: ApiState) -> Router {
     Router::new()
-        .route("/v1/users/{id}/earnings/stream", get(live::sse::stream))
-        .route("/v1/users/{id}/earnings/ws", get(live::ws::upgrade))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(platform::http::metrics_handler))
+        .merge(live::routes())
+        .merge(health::routes())
         .merge(web::router())
         .with_state(state)
 }

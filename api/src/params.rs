@@ -71,6 +71,23 @@ pub fn page_limit(limit: Option<i64>, reports: &ReportsConfig) -> Result<i64, Ap
     }
 }
 
+/// `depth`: 1 to `max_tree_depth`; absent, `default_tree_depth`.
+pub fn tree_depth(depth: Option<i32>, reports: &ReportsConfig) -> Result<u8, ApiError> {
+    let max = reports.max_tree_depth;
+    match depth {
+        None => Ok(reports.default_tree_depth),
+        Some(d) => u8::try_from(d)
+            .ok()
+            .filter(|d| (1..=max).contains(d))
+            .ok_or_else(|| {
+                invalid(
+                    "invalid_depth",
+                    format!("depth must be between 1 and {max}"),
+                )
+            }),
+    }
+}
+
 /// A non-negative integer in decimal digits without a sign or leading zeros, as this
 /// API writes them; `None` for anything else (or more than a u64 holds).
 fn canonical_u64(text: &[u8]) -> Option<u64> {

@@ -50,6 +50,18 @@ fn limits_levels_and_ranges_have_one_rule_each() {
     for bad in [-1, 0, 11] {
         assert_eq!(code(page_limit(Some(bad), &reports)), "invalid_limit");
     }
+    assert_eq!(
+        tree_depth(None, &reports).unwrap(),
+        reports.default_tree_depth
+    );
+    assert_eq!(tree_depth(Some(8), &reports).unwrap(), 8);
+    for bad in [-1, 0, 9, 256, i32::MAX] {
+        assert_eq!(
+            code(tree_depth(Some(bad), &reports)),
+            "invalid_depth",
+            "{bad}"
+        );
+    }
     assert_eq!(level(Some(1)).unwrap(), Some(1));
     for bad in [-1, 0, 17, i64::MAX] {
         assert_eq!(code(level(Some(bad))), "invalid_level", "{bad}");

@@ -13,6 +13,18 @@ use schemas::reports::*;
 use schemas::{EntryKind, Money, UserId, CURRENCY};
 use serde::{Deserialize, Serialize};
 
+/// The earnings reports of one user.
+pub fn routes() -> axum::Router<ApiState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/v1/me", get(me))
+        .route("/v1/users/{id}/earnings", get(summary))
+        .route("/v1/users/{id}/earnings/by-referral", get(by_referral))
+        .route("/v1/users/{id}/earnings/by-leg", get(by_leg))
+        .route("/v1/users/{id}/earnings/history", get(history))
+        .route("/v1/users/{id}/earnings/daily", get(daily))
+}
+
 fn money(d: Decimal) -> Result<Money, ApiError> {
     Money::from_decimal(d).map_err(|e| ApiError::Internal(e.into()))
 }

@@ -11,6 +11,10 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use uuid::Uuid;
 
+pub fn routes() -> axum::Router<ApiState> {
+    axum::Router::new().route("/v1/users/{id}/tree", axum::routing::get(tree))
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -34,19 +38,7 @@ pub async fn tree(
     ReadableUser(root): ReadableUser,
     QueryParams(q): QueryParams<TreeQuery>,
 ) -> Result<Json<Tree>, ApiError> {
-    let max_depth = state.reports.max_tree_depth;
-    let depth = match q.depth {
-        None => state.reports.default_tree_depth,
-        Some(d) => u8::try_from(d)
-            .ok()
-            .filter(|d| (1..=max_depth).contains(d))
-            .ok_or_else(|| {
-                ApiError::Invalid(
-                    "invalid_depth",
-                    format!("depth must be between 1 and {max_depth}"),
-                )
-            })?,
-    };
+    let depth = crate::params::tree_depth(q.depth, &state.reports)?;
     let limit = state.reports.max_tree_nodes;
     let rows = downline(&state, root, depth, limit).await?;
     let contributed: HashMap<Uuid, Decimal> = sqlx::query!(

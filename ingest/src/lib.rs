@@ -27,7 +27,6 @@ pub struct IngestDoc;
 pub use error::IngestError;
 
 use axum::extract::FromRef;
-use axum::routing::post;
 use axum::Router;
 use platform::auth::Authenticator;
 use platform::nats::Subjects;
@@ -47,6 +46,8 @@ pub struct IngestState {
     pub auth: Authenticator,
     pub plan: Arc<Plan>,
     pub max_batch: usize,
+    /// `[ingest] batch_items_in_flight`.
+    pub batch_items_in_flight: std::num::NonZeroUsize,
     pub pseudonym_key: Arc<str>,
 }
 
@@ -81,6 +82,10 @@ impl IngestState {
             subjects: Arc::new(Subjects::new(&config.nats.prefix)),
             plan: Arc::new(config.plan.clone()),
             max_batch: config.http.max_batch_purchases,
+            batch_items_in_flight: std::num::NonZeroUsize::new(config.ingest.batch_items_in_flight)
+                .ok_or_else(|| {
+                    anyhow::anyhow!("ingest.batch_items_in_flight must be at least 1")
+                })?,
             pseudonym_key: Arc::from(config.auth.pseudonym_key.as_str()),
         })
     }
@@ -94,13 +99,9 @@ fn reserve_connections(config: &Config) -> u32 {
 /// The ingest routes, without limits (the caller layers them once for the whole app).
 pub fn router(state: IngestState) -> Router {
     Router::new()
-        .route("/v1/users", post(signup::create_user))
-        .route("/v1/purchases", post(purchases::create_purchase))
-        .route(
-            "/v1/purchases/batch",
-            post(purchases::create_purchase_batch),
-        )
-        .route("/v1/refunds", post(refunds::create_refund))
+        .merge(signup::routes())
+        .merge(purchases::routes())
+        .merge(refunds::routes())
         .with_state(state)
 }
 

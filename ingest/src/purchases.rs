@@ -16,8 +16,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-/// Reservations of one batch request made concurrently (each holds a pool connection).
-const RESERVATIONS_IN_FLIGHT: usize = 8;
+pub fn routes() -> axum::Router<IngestState> {
+    use axum::routing::post;
+    axum::Router::new()
+        .route("/v1/purchases", post(create_purchase))
+        .route("/v1/purchases/batch", post(create_purchase_batch))
+}
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -115,7 +119,7 @@ pub async fn create_purchase_batch(
         })
         .collect();
     let reserved: Vec<_> = futures::stream::iter(reservations)
-        .buffered(RESERVATIONS_IN_FLIGHT)
+        .buffered(state.batch_items_in_flight.get())
         .collect()
         .await;
     let mut stored = Vec::new();

@@ -13,6 +13,10 @@ use schemas::messages::RefundMessage;
 use schemas::{Money, OrderId, RefundId, ShopId};
 use serde::Serialize;
 
+pub fn routes() -> axum::Router<IngestState> {
+    axum::Router::new().route("/v1/refunds", axum::routing::post(create_refund))
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RefundAccepted {
     pub refund_id: RefundId,

@@ -12,6 +12,10 @@ use schemas::{UserEventKind, UserId, UserStatus};
 use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Transaction};
 
+pub fn routes() -> axum::Router<IngestState> {
+    axum::Router::new().route("/v1/users", axum::routing::post(create_user))
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {

@@ -58,8 +58,12 @@ pub struct NatsConfig {
     /// Longest one attempt to reopen a lost pull consumer waits for JetStream's answer
     /// (while its new leader is being elected nobody answers).
     pub pull_reopen_timeout_ms: u64,
+    /// First wait before a lost pull consumer is reopened again; it doubles per failure.
+    pub pull_reopen_backoff_first_ms: u64,
     /// Longest wait before a lost pull consumer is reopened again after a failed attempt.
     pub pull_reopen_backoff_max_ms: u64,
+    /// Longest wait for a NATS server to accept a connection (each attempt).
+    pub connect_timeout_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -73,7 +77,12 @@ pub struct ClickhouseConfig {
     /// batch's worth of entries, so messages alone do not bound the work).
     pub batch_max_bytes: usize,
     pub batch_max_wait_ms: u64,
+    /// First wait after ClickHouse failed; it doubles up to `retry_backoff_max_ms`.
+    pub retry_backoff_first_ms: u64,
     pub retry_backoff_max_ms: u64,
+    /// The sink's consumer: a batch not acked in this long is redelivered (the sink keeps
+    /// a batch it is still writing in progress).
+    pub ack_wait_secs: u64,
     /// Longest one ClickHouse HTTP request (insert, lookup, analytics read) may take.
     pub request_timeout_ms: u64,
 }
@@ -117,6 +126,8 @@ pub struct IngestConfig {
     pub reserve_max_group: usize,
     /// Reservation INSERTs under way at once (each holds a pool connection).
     pub reserve_in_flight: usize,
+    /// Items of one batch request judged and queued for reservation at once.
+    pub batch_items_in_flight: usize,
 }
 
 impl Default for IngestConfig {
@@ -131,6 +142,7 @@ impl Default for IngestConfig {
             group_commit_in_flight: 1,
             reserve_max_group: 500,
             reserve_in_flight: 1,
+            batch_items_in_flight: 8,
         }
     }
 }
@@ -177,7 +189,14 @@ pub struct ProcessorConfig {
     pub batch_max_wait_ms: u64,
     pub max_ack_pending: i64,
     pub ack_wait_secs: u64,
+    /// First wait after a failed batch; it doubles up to `retry_backoff_max_ms`.
+    pub retry_backoff_first_ms: u64,
     pub retry_backoff_max_ms: u64,
+    /// Failures of a whole batch, with the database answering, before its messages are
+    /// applied one at a time to find the one at fault (processor/src/isolate.rs).
+    pub isolate_after_failures: u32,
+    /// Attempts for one message on its own before it is dead-lettered.
+    pub attempts_alone: u32,
     /// User events read from the outbox per query while catching the graph up.
     pub graph_sync_page: i64,
     /// Entries per `ledger.entries` message (one batch's entries travel in a few stored
@@ -251,7 +270,9 @@ impl Default for NatsConfig {
             pull_heartbeat_ms: 1_000,
             pull_expires_ms: 10_000,
             pull_reopen_timeout_ms: 2_000,
+            pull_reopen_backoff_first_ms: 50,
             pull_reopen_backoff_max_ms: 2_000,
+            connect_timeout_ms: 5_000,
         }
     }
 }
@@ -265,7 +286,9 @@ impl Default for ClickhouseConfig {
             batch_max_rows: 5_000,
             batch_max_bytes: 8 * 1024 * 1024,
             batch_max_wait_ms: 1_000,
+            retry_backoff_first_ms: 100,
             retry_backoff_max_ms: 5_000,
+            ack_wait_secs: 30,
             request_timeout_ms: 30_000,
         }
     }
@@ -316,7 +339,10 @@ impl Default for ProcessorConfig {
             // A dead processor's batch is redelivered after this; a live one's slow batch
             // is kept in progress (consumer.rs), so it can be short.
             ack_wait_secs: 10,
+            retry_backoff_first_ms: 50,
             retry_backoff_max_ms: 5_000,
+            isolate_after_failures: 3,
+            attempts_alone: 3,
             graph_sync_page: 10_000,
             entries_per_message: 1_000,
             order_lock_buckets: 256,

@@ -108,7 +108,7 @@ pub async fn connect(config: &NatsConfig) -> anyhow::Result<async_nats::Client> 
     let addrs = server_addrs(&config.url)?;
     async_nats::ConnectOptions::new()
         .name("referral")
-        .connection_timeout(Duration::from_secs(5))
+        .connection_timeout(Duration::from_millis(config.connect_timeout_ms))
         .retry_on_initial_connect()
         .connect(addrs)
         .await

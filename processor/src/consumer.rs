@@ -219,7 +219,7 @@ impl Stage {
             plan: &self.config.plan,
             order_lock_buckets: self.config.processor.order_lock_buckets,
         };
-        let mut backoff = Duration::from_millis(50);
+        let mut backoff = Duration::from_millis(self.config.processor.retry_backoff_first_ms);
         let mut failures = 0;
         loop {
             let attempt = async {
@@ -232,8 +232,18 @@ impl Stage {
             };
             tracing::error!(error = ?e, items = delivered.len(), "batch failed; retrying");
             failures += 1;
-            if failures >= isolate::ISOLATE_AFTER_FAILURES && isolate::is_deterministic(&e) {
-                match isolate::apply_one_by_one(pool, graph, rules, delivered, dead.clone()).await {
+            let isolate_after = self.config.processor.isolate_after_failures;
+            if failures >= isolate_after && isolate::is_deterministic(&e) {
+                let attempts = self.config.processor.attempts_alone;
+                let alone = isolate::apply_one_by_one(
+                    pool,
+                    graph,
+                    rules,
+                    delivered,
+                    attempts,
+                    dead.clone(),
+                );
+                match alone.await {
                     Ok(o) => return Some(o),
                     Err(e) => tracing::error!(error = ?e, "applying one by one failed; retrying"),
                 }

@@ -7,11 +7,6 @@ use crate::ledger::{self, DeadLetter, Delivered, Outcome};
 use schemas::messages::DeadLetterReason;
 use sqlx::PgPool;
 
-/// Whole-batch failures before the batch is split up.
-pub const ISOLATE_AFTER_FAILURES: u32 = 3;
-/// Attempts for one message on its own before it is dead-lettered.
-const ATTEMPTS_ALONE: u32 = 3;
-
 /// True when `error` comes from the database refusing this work (a constraint, a value
 /// out of range), not from a lost connection, a deadlock or a serialization conflict.
 pub fn is_deterministic(error: &anyhow::Error) -> bool {
@@ -35,12 +30,13 @@ pub async fn apply_one_by_one(
     graph: &ReferralGraph,
     rules: ledger::Rules<'_>,
     delivered: &[Delivered],
+    attempts: u32,
     mut dead: Vec<DeadLetter>,
 ) -> anyhow::Result<Outcome> {
     let mut merged = Outcome::default();
     for d in delivered {
         let mut last_error = None;
-        for _ in 0..ATTEMPTS_ALONE {
+        for _ in 0..attempts {
             match ledger::apply(pool, graph, rules, std::slice::from_ref(d), Vec::new()).await {
                 Ok(o) => {
                     merge(&mut merged, o);

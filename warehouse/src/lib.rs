@@ -24,13 +24,10 @@ use users::UserEventsCopy;
 
 pub const DURABLE_NAME: &str = "warehouse";
 
-/// The first wait after a failure; it doubles up to `retry_backoff_max_ms`.
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let limits = &config.clickhouse;
     let ch = Clickhouse::new(limits)?;
-    let mut backoff = Backoff::new(limits.retry_backoff_max_ms);
+    let mut backoff = Backoff::new(limits);
     while let Err(e) = migrate::apply(&ch).await {
         tracing::warn!(error = %e, "ClickHouse schema not applied yet; retrying");
         if !backoff.wait(&shutdown).await {
@@ -49,7 +46,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             b = next_batch(&mut messages, limits.batch_max_rows, limits.batch_max_bytes, wait) => b?,
         };
         if !batch.is_empty() {
-            let backoff = Backoff::new(limits.retry_backoff_max_ms);
+            let backoff = Backoff::new(limits);
             if !write_then_ack(&ch, &subjects, &batch, backoff, &shutdown).await {
                 break;
             }
@@ -77,7 +74,7 @@ async fn subscribe(
         &config.nats,
         &subjects.earnings_stream(),
         DURABLE_NAME,
-        Duration::from_secs(30),
+        Duration::from_secs(config.clickhouse.ack_wait_secs),
         max_ack_pending,
         rows,
     )
@@ -163,11 +160,12 @@ struct Backoff {
 }
 
 impl Backoff {
-    fn new(max_ms: u64) -> Self {
-        let max = Duration::from_millis(max_ms).max(FIRST_BACKOFF);
+    /// From `retry_backoff_first_ms`, doubling, to `retry_backoff_max_ms`.
+    fn new(limits: &platform::config::ClickhouseConfig) -> Self {
+        let first = Duration::from_millis(limits.retry_backoff_first_ms);
         Backoff {
-            next: FIRST_BACKOFF,
-            max,
+            next: first,
+            max: Duration::from_millis(limits.retry_backoff_max_ms).max(first),
         }
     }
 

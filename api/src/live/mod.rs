@@ -12,6 +12,14 @@ pub use relay::{Frame, Relay, Subscription};
 
 use futures::Stream;
 
+/// The live streams (long-lived: mounted without the request timeout).
+pub fn routes() -> axum::Router<crate::ApiState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/v1/users/{id}/earnings/stream", get(sse::stream))
+        .route("/v1/users/{id}/earnings/ws", get(ws::upgrade))
+}
+
 /// What a live client is sent.
 pub enum LiveItem {
     Entry(Frame),

@@ -31,6 +31,21 @@ impl Config {
         self.processor.validate()?;
         self.live.validate()?;
         self.reports.validate()?;
+        let ch = &self.clickhouse;
+        for (name, value) in [
+            (
+                "clickhouse.retry_backoff_first_ms",
+                ch.retry_backoff_first_ms,
+            ),
+            ("clickhouse.ack_wait_secs", ch.ack_wait_secs),
+            ("clickhouse.request_timeout_ms", ch.request_timeout_ms),
+            (
+                "ingest.batch_items_in_flight",
+                self.ingest.batch_items_in_flight as u64,
+            ),
+        ] {
+            anyhow::ensure!(value > 0, "{name} must be at least 1");
+        }
         anyhow::ensure!(
             crate::clickhouse::is_identifier(&self.clickhouse.database),
             "clickhouse.database must be letters, digits and '_' (got {:?})",
@@ -56,6 +71,15 @@ impl super::ProcessorConfig {
             ("processor.batch_max_messages", self.batch_max_messages),
             ("processor.batch_max_bytes", self.batch_max_bytes),
             ("processor.entries_per_message", self.entries_per_message),
+            (
+                "processor.retry_backoff_first_ms",
+                self.retry_backoff_first_ms as usize,
+            ),
+            (
+                "processor.isolate_after_failures",
+                self.isolate_after_failures as usize,
+            ),
+            ("processor.attempts_alone", self.attempts_alone as usize),
         ] {
             anyhow::ensure!(value > 0, "{name} must be at least 1");
         }
@@ -90,6 +114,11 @@ impl NatsConfig {
         );
         for (name, value) in [
             ("nats.pull_reopen_timeout_ms", self.pull_reopen_timeout_ms),
+            (
+                "nats.pull_reopen_backoff_first_ms",
+                self.pull_reopen_backoff_first_ms,
+            ),
+            ("nats.connect_timeout_ms", self.connect_timeout_ms),
             (
                 "nats.pull_reopen_backoff_max_ms",
                 self.pull_reopen_backoff_max_ms,

@@ -27,6 +27,7 @@ struct Spec {
     heartbeat: Duration,
     expires: Duration,
     reopen_timeout: Duration,
+    reopen_backoff_first: Duration,
     reopen_backoff_max: Duration,
 }
 
@@ -61,6 +62,7 @@ pub async fn durable_pull(
         heartbeat: Duration::from_millis(nats.pull_heartbeat_ms),
         expires: Duration::from_millis(nats.pull_expires_ms),
         reopen_timeout: Duration::from_millis(nats.pull_reopen_timeout_ms),
+        reopen_backoff_first: Duration::from_millis(nats.pull_reopen_backoff_first_ms),
         reopen_backoff_max: Duration::from_millis(nats.pull_reopen_backoff_max_ms),
     };
     let messages = open(js, &spec).await?;
@@ -158,7 +160,11 @@ impl DurablePull {
             }
             Err(e) => {
                 self.failures = self.failures.saturating_add(1);
-                let wait = reopen_backoff(self.failures, self.spec.reopen_backoff_max);
+                let wait = reopen_backoff(
+                    self.failures,
+                    self.spec.reopen_backoff_first,
+                    self.spec.reopen_backoff_max,
+                );
                 self.retry_at = Some(Instant::now() + wait);
                 Err(e.context(format!("reopening the {} consumer", self.spec.name)))
             }
@@ -166,10 +172,10 @@ impl DurablePull {
     }
 }
 
-/// 50 ms, doubling per failed attempt, at most `max`.
-fn reopen_backoff(failures: u32, max: Duration) -> Duration {
+/// `first`, doubling per failed attempt, at most `max`.
+fn reopen_backoff(failures: u32, first: Duration, max: Duration) -> Duration {
     let exp = failures.saturating_sub(1).min(16);
-    Duration::from_millis(50u64 << exp).min(max)
+    first.saturating_mul(1 << exp).min(max)
 }
 
 #[cfg(test)]
@@ -178,11 +184,11 @@ mod tests {
 
     #[test]
     fn reopen_backoff_doubles_up_to_its_bound() {
-        let max = Duration::from_millis(2_000);
+        let (first, max) = (Duration::from_millis(50), Duration::from_millis(2_000));
         let waits: Vec<u64> = (1..=8)
-            .map(|n| reopen_backoff(n, max).as_millis() as u64)
+            .map(|n| reopen_backoff(n, first, max).as_millis() as u64)
             .collect();
         assert_eq!(waits, [50, 100, 200, 400, 800, 1_600, 2_000, 2_000]);
-        assert_eq!(reopen_backoff(u32::MAX, max), max);
+        assert_eq!(reopen_backoff(u32::MAX, first, max), max);
     }
 }
