@@ -147,7 +147,7 @@ pub async fn move_user(
         }));
     }
     if let Some(r) = new {
-        check_new_referrer(&mut tx, user, r, state.plan.max_direct_referrals).await?;
+        check_new_referrer(&mut tx, user, r, state.plan.max_direct_referrals()).await?;
     }
     if let Some(old) = row.referrer_id {
         graph_writes::release_referrer(&mut tx, UserId(old)).await?;

@@ -64,7 +64,7 @@ pub async fn create_user(
         return Ok((StatusCode::OK, Json(existing)));
     }
     if let Some(referrer) = req.referrer_id {
-        graph_writes::take_referrer(&mut tx, referrer, state.plan.max_direct_referrals)
+        graph_writes::take_referrer(&mut tx, referrer, state.plan.max_direct_referrals())
             .await?
             .map_err(IngestError::Referrer)?;
     }

@@ -156,7 +156,7 @@ impl ReferralGraph {
     /// are skipped, or enough to find `levels` active ones when compressed.
     pub fn payout_ancestors(&self, user: UserId, plan: &Plan) -> Vec<Ancestor> {
         let levels = plan.levels();
-        if plan.inactive_policy != InactivePolicy::Compress {
+        if plan.inactive_policy() != InactivePolicy::Compress {
             return self.ancestors(user, levels);
         }
         let all = self.ancestors(user, usize::MAX);

@@ -63,7 +63,7 @@ pub fn payouts(
 /// The shares of a paid purchase, by the plan's inactive-beneficiary policy.
 fn shares(plan: &Plan, buyer: UserId, profit: Money, ancestors: &[Ancestor]) -> Vec<Share> {
     // For each level, the index into `ancestors` of whoever is paid for it.
-    let paid: Vec<(usize, usize)> = match plan.inactive_policy {
+    let paid: Vec<(usize, usize)> = match plan.inactive_policy() {
         InactivePolicy::Skip => (0..plan.levels().min(ancestors.len()))
             .filter(|&i| ancestors[i].active)
             .map(|i| (i, i))
@@ -79,7 +79,7 @@ fn shares(plan: &Plan, buyer: UserId, profit: Money, ancestors: &[Ancestor]) -> 
     };
     paid.into_iter()
         .filter_map(|(level_index, at)| {
-            let rate = plan.level_rates[level_index];
+            let rate = plan.level_rates()[level_index];
             let amount = profit.share(rate);
             if amount.is_zero() {
                 return None;

@@ -50,10 +50,7 @@ fn inactive_share_is_skipped_or_compressed() {
     let skip = payouts(&Plan::default(), buyer, m("1000"), m("1000"), &anc);
     assert_eq!(skip.len(), 1);
     assert_eq!((skip[0].beneficiary, skip[0].level), (anc[1].user_id, 2));
-    let plan = Plan {
-        inactive_policy: InactivePolicy::Compress,
-        ..Plan::default()
-    };
+    let plan = Plan::default().with_inactive_policy(InactivePolicy::Compress);
     let comp = payouts(&plan, buyer, m("1000"), m("1000"), &anc);
     assert_eq!(comp.len(), 2);
     assert_eq!(

@@ -9,14 +9,14 @@ pub async fn register(pool: &PgPool, plan: &Plan) -> anyhow::Result<()> {
     let body = serde_json::to_value(plan)?;
     sqlx::query!(
         "INSERT INTO plans (version, body) VALUES ($1, $2) ON CONFLICT (version) DO NOTHING",
-        plan.version as i32,
+        plan.version() as i32,
         body
     )
     .execute(pool)
     .await?;
     let stored: serde_json::Value = sqlx::query_scalar!(
         "SELECT body FROM plans WHERE version = $1",
-        plan.version as i32
+        plan.version() as i32
     )
     .fetch_one(pool)
     .await?;
@@ -24,7 +24,7 @@ pub async fn register(pool: &PgPool, plan: &Plan) -> anyhow::Result<()> {
     anyhow::ensure!(
         stored == *plan,
         "plan version {} is already recorded with different rules; give the changed plan a new version",
-        plan.version
+        plan.version()
     );
     Ok(())
 }

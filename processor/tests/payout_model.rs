@@ -219,7 +219,7 @@ proptest! {
         prop_assert_eq!(got_tuples, want);
         for s in &got {
             prop_assert_eq!(s.base, Money::from_paise(profit));
-            prop_assert_eq!(s.rate, p.level_rates[usize::from(s.level) - 1]);
+            prop_assert_eq!(s.rate, p.level_rates()[usize::from(s.level) - 1]);
         }
     }
 

@@ -21,13 +21,13 @@ pub enum InactivePolicy {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "PlanFields", deny_unknown_fields)]
 pub struct Plan {
-    pub version: u32,
+    version: u32,
     /// `level_rates[0]` is level 1 (the parent), `[1]` level 2 (the grandparent), …
-    pub level_rates: Vec<Rate>,
+    level_rates: Vec<Rate>,
     /// A purchase whose amount is at least this qualifies.
-    pub qualifying_threshold: Money,
-    pub max_direct_referrals: u8,
-    pub inactive_policy: InactivePolicy,
+    qualifying_threshold: Money,
+    max_direct_referrals: u8,
+    inactive_policy: InactivePolicy,
 }
 
 #[derive(Deserialize)]
@@ -98,6 +98,35 @@ impl Plan {
             max_direct_referrals,
             inactive_policy,
         })
+    }
+
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// Rates by level: `[0]` is level 1 (the parent), `[1]` level 2, …
+    pub fn level_rates(&self) -> &[Rate] {
+        &self.level_rates
+    }
+
+    pub fn qualifying_threshold(&self) -> Money {
+        self.qualifying_threshold
+    }
+
+    pub fn max_direct_referrals(&self) -> u8 {
+        self.max_direct_referrals
+    }
+
+    pub fn inactive_policy(&self) -> InactivePolicy {
+        self.inactive_policy
+    }
+
+    /// The same rules under another inactive-beneficiary policy (always a valid plan).
+    pub fn with_inactive_policy(self, inactive_policy: InactivePolicy) -> Self {
+        Plan {
+            inactive_policy,
+            ..self
+        }
     }
 
     pub fn levels(&self) -> usize {

@@ -6,7 +6,7 @@ fn default_plan_round_trips_and_validates() {
     let json = serde_json::to_string(&p).unwrap();
     let back: Plan = serde_json::from_str(&json).unwrap();
     assert_eq!(p, back);
-    assert_eq!(p.qualifying_threshold.to_string(), "1000.00");
+    assert_eq!(p.qualifying_threshold().to_string(), "1000.00");
 }
 
 #[test]

@@ -84,11 +84,39 @@ pub(super) async fn write_entries(
     if entries.is_empty() {
         return Ok(());
     }
+    gapless(entries, totals)?;
     step("insert_entries", insert_entries(tx, entries)).await?;
     step("rollups", rollups::add(tx, entries)).await?;
     let touched = step("balances", move_balances(tx, entries)).await?;
     step("totals", move_totals(tx, totals, &touched)).await?;
     crate::metrics_entries(entries.iter().map(|e| e.event.kind));
+    Ok(())
+}
+
+/// The ledger's invariant, checked before anything is written (a failure leaves the batch
+/// uncommitted): each beneficiary's entries take the next positions with no gap, each
+/// total is the one before plus the amount, and the last ones are the running total.
+fn gapless(entries: &[Entry], totals: &BTreeMap<Uuid, Running>) -> anyhow::Result<()> {
+    let mut last: BTreeMap<Uuid, (u64, Money)> = BTreeMap::new();
+    for e in entries {
+        let ev = &e.event;
+        let who = ev.beneficiary_id.as_uuid();
+        if let Some((seq, total)) = last.get(&who) {
+            anyhow::ensure!(
+                ev.seq == seq + 1 && ev.total == *total + ev.amount,
+                "ledger invariant: {who}'s entry at {} does not follow {seq} (total {total})",
+                ev.seq
+            );
+        }
+        last.insert(who, (ev.seq, ev.total));
+    }
+    for (who, (seq, total)) in &last {
+        let running = totals.get(who).copied().unwrap_or_default();
+        anyhow::ensure!(
+            u64::try_from(running.entries).ok() == Some(*seq) && running.total == *total,
+            "ledger invariant: {who}'s last entry ({seq}, {total}) is not the running total"
+        );
+    }
     Ok(())
 }
 
@@ -201,7 +229,7 @@ async fn move_totals(
     let tusers: Vec<Uuid> = touched.iter().map(|(u, _)| **u).collect();
     let finals: Vec<Decimal> = touched.iter().map(|(_, r)| r.total.as_decimal()).collect();
     let tcounts: Vec<i64> = touched.iter().map(|(_, r)| r.entries).collect();
-    sqlx::query!(
+    let moved = sqlx::query!(
         "UPDATE account_totals a SET total = u.total, entries = u.entries
          FROM UNNEST($1::uuid[], $2::numeric[], $3::bigint[]) AS u(user_id, total, entries)
          WHERE a.user_id = u.user_id",
@@ -212,5 +240,12 @@ async fn move_totals(
     .execute(&mut **tx)
     .await
     .context("moving totals")?;
+    // Every touched total was locked (so exists) earlier in this transaction.
+    anyhow::ensure!(
+        moved.rows_affected() == tusers.len() as u64,
+        "ledger invariant: {} of {} locked totals updated",
+        moved.rows_affected(),
+        tusers.len()
+    );
     Ok(())
 }

@@ -17,76 +17,97 @@ pub(super) struct Registered {
     pub settled_hash: Option<String>,
 }
 
-/// The registry rows of the batch's orders (primary-key lookups), by (shop, order).
-pub(super) async fn registered(
+/// A settled purchase by its id: which order it settled, with which body.
+pub(super) struct Taken {
+    pub shop_id: Uuid,
+    pub order_id: String,
+    pub body_hash: String,
+}
+
+/// What Postgres knows of a batch's purchases, read in one statement so both halves are
+/// one snapshot: the registry rows of their orders, by (shop, order), and the settled
+/// purchases that hold their ids. (As two statements, a concurrent batch could settle an
+/// order between them: missed by the registry read, then met as a taken id.)
+pub(super) struct Known {
+    pub registered: HashMap<(Uuid, String), Registered>,
+    pub taken: HashMap<Uuid, Taken>,
+}
+
+pub(super) async fn known(
     tx: &mut Transaction<'_, Postgres>,
     valid: &[(&Delivered, &PurchaseMessage)],
-) -> anyhow::Result<HashMap<(Uuid, String), Registered>> {
+) -> anyhow::Result<Known> {
     let shops: Vec<Uuid> = valid.iter().map(|(_, m)| m.shop_id.as_uuid()).collect();
     let orders: Vec<String> = valid.iter().map(|(_, m)| m.order_id.to_string()).collect();
-    // One primary-key lookup per order (LATERAL … LIMIT 1 keeps it so): as a plain join,
-    // the planner hashed the whole registry for a batch of a few thousand orders, a cost
-    // that grew with every order ever taken (55 ms a batch at 100,000, by hand).
+    let ids: Vec<Uuid> = valid.iter().map(|(_, m)| m.purchase_id).collect();
+    // Primary-key lookups per message (LATERAL … LIMIT 1 keeps them so): as plain joins,
+    // the planner hashed the whole registry and scanned `purchases` for a batch of a few
+    // thousand, a cost that grew with every order ever taken (55 ms a batch at 100,000).
     let rows = sqlx::query!(
-        r#"SELECT r.shop_id AS "shop_id!", r.order_id AS "order_id!", r.purchase_id AS "purchase_id!",
-                  r.settled_hash AS "settled_hash?"
-           FROM UNNEST($1::uuid[], $2::text[]) AS k(shop_id, order_id)
-           CROSS JOIN LATERAL (
-               SELECT r.shop_id, r.order_id, r.purchase_id, p.body_hash AS settled_hash
+        r#"SELECT k.shop_id AS "shop_id!", k.order_id AS "order_id!", k.id AS "id!",
+                  r.purchase_id AS "registered_id?", r.settled_hash AS "settled_hash?",
+                  t.shop_id AS "taken_shop?", t.order_id AS "taken_order?", t.body_hash AS "taken_hash?"
+           FROM UNNEST($1::uuid[], $2::text[], $3::uuid[]) AS k(shop_id, order_id, id)
+           LEFT JOIN LATERAL (
+               SELECT r.purchase_id, p.body_hash AS settled_hash
                FROM purchase_requests r LEFT JOIN purchases p ON p.id = r.purchase_id
-               WHERE r.shop_id = k.shop_id AND r.order_id = k.order_id LIMIT 1) r"#,
+               WHERE r.shop_id = k.shop_id AND r.order_id = k.order_id LIMIT 1) r ON true
+           LEFT JOIN LATERAL (
+               SELECT p.shop_id, p.order_id, p.body_hash FROM purchases p
+               WHERE p.id = k.id LIMIT 1) t ON true"#,
         &shops,
-        &orders
+        &orders,
+        &ids
     )
     .fetch_all(&mut **tx)
     .await
-    .context("reading the orders' registry")?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
+    .context("reading the orders' registry and taken ids")?;
+    let mut known = Known {
+        registered: HashMap::new(),
+        taken: HashMap::new(),
+    };
+    for r in rows {
+        if let (Some(shop_id), Some(order_id), Some(body_hash)) =
+            (r.taken_shop, r.taken_order, r.taken_hash)
+        {
+            let taken = Taken {
+                shop_id,
+                order_id,
+                body_hash,
+            };
+            known.taken.insert(r.id, taken);
+        }
+        if let Some(purchase_id) = r.registered_id {
             let registered = Registered {
-                purchase_id: r.purchase_id,
+                purchase_id,
                 settled_hash: r.settled_hash,
             };
-            ((r.shop_id, r.order_id), registered)
-        })
-        .collect())
+            known.registered.insert((r.shop_id, r.order_id), registered);
+        }
+    }
+    Ok(known)
 }
 
 /// A purchase id names one purchase: a message reusing the id of another order (shops that
 /// publish directly choose their ids) is dead-lettered, instead of failing the batch on the
-/// primary key for ever. The same order's settled body under its own id is a replay, not a
-/// conflict: each statement of a batch reads the latest commits, so a concurrent batch can
-/// settle the order between the registry read (which missed it) and this one. Returns the
-/// new purchases, and adds the replays to `replayed`.
-pub(super) async fn without_taken_ids<'a>(
-    tx: &mut Transaction<'_, Postgres>,
+/// primary key for ever. The same order's settled body under its own id is a replay (the
+/// registry read says so too; this keeps the rule whole). Returns the new purchases, and
+/// adds the replays to `replayed`.
+pub(super) fn without_taken_ids<'a>(
     planned: Vec<Planned<'a>>,
+    taken: &HashMap<Uuid, Taken>,
     replayed: &mut Vec<Uuid>,
     dead_letters: &mut Vec<DeadLetter>,
-) -> anyhow::Result<Vec<Planned<'a>>> {
-    let ids: Vec<Uuid> = planned.iter().map(|p| p.msg.purchase_id).collect();
-    // Primary-key lookups, never a scan of `purchases` (`id = ANY` was planned as one).
-    let taken: HashMap<Uuid, (Uuid, String, String)> = sqlx::query!(
-        r#"SELECT p.id AS "id!", p.shop_id AS "shop_id!", p.order_id AS "order_id!",
-                  p.body_hash AS "body_hash!"
-           FROM UNNEST($1::uuid[]) AS k(id)
-           CROSS JOIN LATERAL (SELECT id, shop_id, order_id, body_hash FROM purchases p
-                               WHERE p.id = k.id LIMIT 1) p"#,
-        &ids
-    )
-    .fetch_all(&mut **tx)
-    .await?
-    .into_iter()
-    .map(|r| (r.id, (r.shop_id, r.order_id, r.body_hash)))
-    .collect();
+) -> Vec<Planned<'a>> {
     let mut seen = HashSet::new();
     let mut kept = Vec::with_capacity(planned.len());
     for p in planned {
         let m = p.msg;
         let settled = taken.get(&m.purchase_id);
-        let same = settled.is_some_and(|(shop, order, hash)| {
-            *shop == m.shop_id.as_uuid() && order == m.order_id.as_str() && *hash == m.body_hash
+        let same = settled.is_some_and(|t| {
+            t.shop_id == m.shop_id.as_uuid()
+                && t.order_id == m.order_id.as_str()
+                && t.body_hash == m.body_hash
         });
         if same {
             replayed.push(m.purchase_id);
@@ -98,7 +119,7 @@ pub(super) async fn without_taken_ids<'a>(
             dead_letters.push(d);
         }
     }
-    Ok(kept)
+    kept
 }
 
 /// Inserts the planned purchases. Each is new: its order is locked by this batch
@@ -142,7 +163,7 @@ pub(super) async fn insert_purchases(
         &statuses,
         &hashes,
         &ancestors,
-        plan.version as i32,
+        plan.version() as i32,
         graph_seq
     )
     .execute(&mut **tx)

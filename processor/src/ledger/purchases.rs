@@ -46,13 +46,9 @@ pub(super) async fn apply(
     if valid.is_empty() {
         return Ok(Vec::new());
     }
-    let known = step("read_known", orders::registered(tx, &valid)).await?;
-    let (planned, mut replayed) = classify(graph, plan, valid, &known, dead_letters)?;
-    let planned = step(
-        "taken_ids",
-        orders::without_taken_ids(tx, planned, &mut replayed, dead_letters),
-    )
-    .await?;
+    let known = step("read_known", orders::known(tx, &valid)).await?;
+    let (planned, mut replayed) = classify(graph, plan, valid, &known.registered, dead_letters)?;
+    let planned = orders::without_taken_ids(planned, &known.taken, &mut replayed, dead_letters);
     let insert = orders::insert_purchases(tx, plan, graph.seq, &planned);
     step("insert_purchases", insert).await?;
     step("register_orders", orders::register(tx, &planned)).await?;
@@ -204,7 +200,7 @@ async fn pay(
             amount: m.amount,
             profit: m.profit,
             qualifying: plan.qualifies(m.amount),
-            plan_version: plan.version,
+            plan_version: plan.version(),
             status: p.status,
             occurred_at: m.occurred_at,
             processed_at: now,
@@ -226,7 +222,7 @@ async fn pay(
                     kind: EntryKind::Earning,
                     amount: s.amount,
                     total,
-                    plan_version: plan.version,
+                    plan_version: plan.version(),
                     created_at: now,
                 },
                 base: s.base,

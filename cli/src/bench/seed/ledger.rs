@@ -98,7 +98,7 @@ impl<'a> Ledger<'a> {
             "{id}\t{}\ts-{}\t{buyer_id}\t{amount}\t{profit}\t{t}\t{}\t{status}\tseed\t{}\t{n}\t{t}",
             self.shop,
             self.purchases,
-            self.plan.version,
+            self.plan.version(),
             serde_json::to_string(&ancestors)?
         )?;
         for s in shares {
@@ -118,7 +118,7 @@ impl<'a> Ledger<'a> {
                 s.base,
                 s.rate.as_decimal(),
                 s.amount,
-                self.plan.version,
+                self.plan.version(),
                 slot.0,
                 slot.1
             )?;

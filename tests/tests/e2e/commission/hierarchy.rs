@@ -34,7 +34,13 @@ async fn an_inactive_beneficiary_earns_nothing_and_nobody_gets_its_share() {
 
 #[tokio::test]
 async fn compress_passes_an_inactive_share_up_to_the_next_active_ancestor() {
-    let app = TestApp::spawn_with(|c| c.plan.inactive_policy = InactivePolicy::Compress).await;
+    let app = TestApp::spawn_with(|c| {
+        c.plan = c
+            .plan
+            .clone()
+            .with_inactive_policy(InactivePolicy::Compress)
+    })
+    .await;
     let root = app.signup(None).await;
     let a = app.signup(Some(root)).await;
     let b = app.signup(Some(a)).await;

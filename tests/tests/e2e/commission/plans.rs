@@ -16,11 +16,15 @@ async fn a_new_plan_version_pays_new_purchases_and_never_touches_past_ones() {
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     eventually(|| app.total(a), |t| t == "5.00").await;
 
-    let v2 = Plan {
-        version: 2,
-        level_rates: vec![rate(10), rate(2)],
-        ..Plan::default()
-    };
+    let v1 = Plan::default();
+    let v2 = Plan::new(
+        2,
+        vec![rate(10), rate(2)],
+        v1.qualifying_threshold(),
+        v1.max_direct_referrals(),
+        v1.inactive_policy(),
+    )
+    .unwrap();
     app.restart_with(|c| c.plan = v2).await.unwrap();
     let r = app.purchase("under-v2", c, "2000.00", Some("500.00")).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
@@ -60,7 +64,15 @@ async fn a_new_plan_version_pays_new_purchases_and_never_touches_past_ones() {
 async fn a_changed_plan_under_a_recorded_version_is_refused_at_startup() {
     let app = TestApp::spawn().await;
     let mut changed = app.config.clone();
-    changed.plan.level_rates = vec![rate(7), rate(1)];
+    let p = &changed.plan;
+    changed.plan = Plan::new(
+        p.version(),
+        vec![rate(7), rate(1)],
+        p.qualifying_threshold(),
+        p.max_direct_referrals(),
+        p.inactive_policy(),
+    )
+    .unwrap();
     let refused = referral::Application::build(changed, tokio_util::sync::CancellationToken::new())
         .await
         .err()
@@ -78,8 +90,10 @@ async fn a_changed_plan_under_a_recorded_version_is_refused_at_startup() {
 #[tokio::test]
 async fn the_threshold_and_the_referral_limit_come_from_the_plan() {
     let app = TestApp::spawn_with(|c| {
-        c.plan.qualifying_threshold = Money::parse("500.00").unwrap();
-        c.plan.max_direct_referrals = 2;
+        let p = &c.plan;
+        let threshold = Money::parse("500.00").unwrap();
+        let rates = p.level_rates().to_vec();
+        c.plan = Plan::new(p.version(), rates, threshold, 2, p.inactive_policy()).unwrap();
     })
     .await;
     let (a, b, c) = app.chain3().await;

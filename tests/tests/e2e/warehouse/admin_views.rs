@@ -91,7 +91,7 @@ async fn analytics_endpoints_answer_what_the_ledger_says_and_guard_each_user() {
         )
         .await;
     documented("/v1/analytics/purchases-per-shop", 200, &shops);
-    let threshold = app.config.plan.qualifying_threshold.as_decimal();
+    let threshold = app.config.plan.qualifying_threshold().as_decimal();
     let want: BTreeSet<String> = sqlx::query!(
         r#"SELECT (occurred_at AT TIME ZONE 'UTC')::date AS "day!", shop_id, count(*) AS "purchases!",
                   count(*) FILTER (WHERE amount >= $1) AS "qualifying!", sum(amount) AS "amount!"

@@ -254,7 +254,7 @@ async fn every_grafana_panel_shows_what_the_ledger_says() {
     .fetch_all(&app.pool)
     .await
     .unwrap();
-    let threshold = app.config.plan.qualifying_threshold.as_decimal();
+    let threshold = app.config.plan.qualifying_threshold().as_decimal();
     let dashboard: Value =
         serde_json::from_str(&std::fs::read_to_string(DASHBOARD).unwrap()).unwrap();
     let today = Utc::now()

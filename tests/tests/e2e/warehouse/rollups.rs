@@ -13,7 +13,7 @@ async fn rollups_equal_the_postgres_ledger() {
     caught_up(&app).await;
     assert_exactly_once(&app).await;
     let (url, db) = (&app.config.clickhouse.url, &app.config.clickhouse.database);
-    let threshold = app.config.plan.qualifying_threshold.as_decimal();
+    let threshold = app.config.plan.qualifying_threshold().as_decimal();
     let levels: BTreeSet<String> = sqlx::query!(
         r#"SELECT beneficiary_id, level, (created_at AT TIME ZONE 'UTC')::date AS "day!",
                   sum(amount) AS "total!", count(*) AS "entries!"
