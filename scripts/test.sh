@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: brings up the services the tests need, then the whole workspace
 # suite (unit, property, end-to-end against real Postgres, NATS, ClickHouse and a
-# headless browser) with cargo-nextest, one shared build.
+# headless browser) with cargo-nextest, one shared build, then schemathesis against the
+# OpenAPI document of the built binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,3 +16,8 @@ export CLICKHOUSE_URL NATS_SERVER_BIN CHROMIUM_BIN
 
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 cargo nextest run --workspace --profile "${NEXTEST_PROFILE:-ci}" "$@"
+# A whole run (no filter given) also checks the served OpenAPI document with schemathesis,
+# as each credential, on the binary the tests just built (bounded: about a minute).
+if (($# == 0)); then
+  scripts/schemathesis.sh
+fi

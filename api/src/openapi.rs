@@ -1,4 +1,5 @@
 //! The OpenAPI 3 document, generated from the handlers' annotations.
+use platform::openapi::CommonResponses;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -27,8 +28,8 @@ use utoipa::{Modify, OpenApi};
         crate::analytics::levels,
         crate::analytics::legs,
     ),
-    components(schemas(platform::Problem, schemas::Money)),
-    modifiers(&Bearer)
+    components(schemas(platform::Problem, schemas::Money, schemas::EarningEvent)),
+    modifiers(&Bearer, &CommonResponses)
 )]
 pub struct ApiDoc;
 

@@ -77,6 +77,7 @@ pub async fn me(who: Principal) -> Json<Me> {
         (status = 401, description = "unauthenticated", body = platform::Problem),
         (status = 403, description = "forbidden", body = platform::Problem),
         (status = 404, description = "not_found", body = platform::Problem),
+        (status = 422, description = "invalid_user_id", body = platform::Problem),
     ))]
 pub async fn summary(
     State(state): State<ApiState>,
@@ -114,6 +115,7 @@ pub async fn summary(
         (status = 401, description = "unauthenticated", body = platform::Problem),
         (status = 403, description = "forbidden", body = platform::Problem),
         (status = 404, description = "not_found", body = platform::Problem),
+        (status = 422, description = "invalid_user_id, invalid_query", body = platform::Problem),
     ))]
 pub async fn by_referral(
     State(state): State<ApiState>,
@@ -152,6 +154,7 @@ pub async fn by_referral(
         (status = 401, description = "unauthenticated", body = platform::Problem),
         (status = 403, description = "forbidden", body = platform::Problem),
         (status = 404, description = "not_found", body = platform::Problem),
+        (status = 422, description = "invalid_user_id, invalid_query", body = platform::Problem),
     ))]
 pub async fn by_leg(
     State(state): State<ApiState>,

@@ -5,7 +5,7 @@ use platform::Problem;
 /// Everything ingest refuses, each with its stable code; mapped to HTTP once, here.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("{0}")]
+    #[error("{1}")]
     Invalid(&'static str, String),
     #[error(transparent)]
     Referrer(platform::graph_writes::ReferrerRefusal),

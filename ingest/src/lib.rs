@@ -20,11 +20,13 @@ mod signup;
         purchases::create_purchase_batch,
         refunds::create_refund
     ),
-    components(schemas(platform::Problem))
+    components(schemas(platform::Problem)),
+    modifiers(&CommonResponses)
 )]
 pub struct IngestDoc;
 
 pub use error::IngestError;
+use platform::openapi::CommonResponses;
 
 use axum::extract::FromRef;
 use axum::Router;
@@ -68,6 +70,7 @@ impl IngestState {
                     max_group: config.ingest.reserve_max_group,
                     in_flight: config.ingest.reserve_in_flight,
                 },
+                config.ingest.reserve_retries,
             ),
             pool,
             committer: committer::Committer::start(

@@ -91,6 +91,7 @@ pub async fn create_purchase(
     security(("bearer" = [])),
     responses(
         (status = 202, description = "each item accepted or refused on its own", body = BatchResult),
+        (status = 403, description = "forbidden: only shops send purchases", body = platform::Problem),
         (status = 413, description = "batch_too_large", body = platform::Problem),
     ))]
 pub async fn create_purchase_batch(

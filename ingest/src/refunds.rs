@@ -29,6 +29,7 @@ pub struct RefundAccepted {
     security(("bearer" = [])),
     responses(
         (status = 202, description = "stored; will be applied", body = RefundAccepted),
+        (status = 403, description = "forbidden: only shops send refunds", body = platform::Problem),
         (status = 404, description = "order_not_found", body = platform::Problem),
         (status = 409, description = "refund_conflict, refund_exceeds_remaining", body = platform::Problem),
         (status = 422, description = "invalid_amount, invalid_body", body = platform::Problem),

@@ -112,3 +112,11 @@ fn refund_amounts_are_judged_alike() {
     let a = refund(json!("10.0")).unwrap().body_hash().unwrap();
     assert_eq!(a, refund(json!("10.00")).unwrap().body_hash().unwrap());
 }
+
+#[test]
+fn a_refusal_says_why_in_words_beside_its_code() {
+    let body = json!({ "order_id": "o-1", "user_id": USER, "amount": "0.00" });
+    let problem = purchase(body).expect_err("refused").problem();
+    assert_eq!(problem.code, "invalid_amount");
+    assert_eq!(problem.detail, "amount must be greater than zero");
+}

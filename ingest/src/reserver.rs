@@ -42,17 +42,23 @@ pub struct Reserver {
 pub use crate::group::Limits;
 
 impl Reserver {
-    pub fn start(pool: PgPool, limits: Limits) -> Reserver {
+    /// `retries`: how often a group's INSERT runs again after losing a race (a deadlock or
+    /// serialization failure) before its requests are answered 503.
+    pub fn start(pool: PgPool, limits: Limits, retries: u32) -> Reserver {
         let group = Grouper::start(
             limits,
             |_| 1,
             move |rows: Vec<Reservation>| {
                 let pool = pool.clone();
                 async move {
-                    let result = insert(&pool, &rows).await.map_err(|e| Failed {
-                        database_unavailable: platform::db::is_unavailable(&e),
-                        detail: format!("{e:#}"),
-                    });
+                    let result = insert_retrying(&pool, &rows, retries)
+                        .await
+                        .map_err(|e| Failed {
+                            // A race lost every time is as retryable as a database away.
+                            database_unavailable: platform::db::is_conflict(&e)
+                                || platform::db::sqlx_unavailable(&e),
+                            detail: e.to_string(),
+                        });
                     rows.iter()
                         .map(|r| match &result {
                             Ok(ids) => Ok(ids.contains(&r.message.purchase_id)),
@@ -74,9 +80,31 @@ impl Reserver {
     }
 }
 
+/// `insert`, again while it loses races with another writer (bounded by `retries`); a
+/// race still lost is answered as the database being unavailable (503, retry).
+async fn insert_retrying(
+    pool: &PgPool,
+    group: &[Reservation],
+    retries: u32,
+) -> sqlx::Result<HashSet<Uuid>> {
+    let mut attempt = 0;
+    loop {
+        match insert(pool, group).await {
+            Err(e) if platform::db::is_conflict(&e) && attempt < retries => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "reservation lost a race; retrying");
+            }
+            result => return result,
+        }
+    }
+}
+
 /// One statement for the group; a row is inserted only for an active buyer the shop may
-/// sell to (its own user, or one no shop signed up) and a new (shop, order). Of two requests for one order in a group, the first wins.
-async fn insert(pool: &PgPool, group: &[Reservation]) -> anyhow::Result<HashSet<Uuid>> {
+/// sell to (its own user, or one no shop signed up) and a new (shop, order). Of two requests
+/// for one order in a group, the first wins. Rows go in (shop, order) order, so concurrent
+/// groups (several ingest processes) take the registry's index locks in one order and
+/// cannot deadlock.
+async fn insert(pool: &PgPool, group: &[Reservation]) -> sqlx::Result<HashSet<Uuid>> {
     let col = |f: fn(&Reservation) -> Uuid| -> Vec<Uuid> { group.iter().map(f).collect() };
     let shops = col(|r| r.message.shop_id.as_uuid());
     let ids = col(|r| r.message.purchase_id);
@@ -98,7 +126,7 @@ async fn insert(pool: &PgPool, group: &[Reservation]) -> anyhow::Result<HashSet<
               WITH ORDINALITY AS r(shop_id, order_id, purchase_id, body_hash, message, amount, user_id, n)
          JOIN users u ON u.id = r.user_id AND u.status = $8
                       AND (u.shop_id IS NULL OR u.shop_id = r.shop_id)
-         ORDER BY r.n
+         ORDER BY r.shop_id, r.order_id, r.n
          ON CONFLICT (shop_id, order_id) DO NOTHING
          RETURNING purchase_id",
         &shops,

@@ -21,11 +21,14 @@ pub fn routes() -> axum::Router<IngestState> {
 pub struct SignupRequest {
     #[serde(default)]
     pub referrer_id: Option<UserId>,
-    /// The shop's own reference for this customer; makes a retried signup idempotent.
+    /// The shop's own reference for this customer; makes a retried signup idempotent
+    /// (1 to 128 bytes).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
     pub external_ref: Option<String>,
     /// A pseudonym shown to the user's upline instead of the id (1 to 40 characters).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 40)]
     pub display_name: Option<String>,
 }
 
@@ -42,6 +45,7 @@ pub struct UserCreated {
     responses(
         (status = 201, description = "created", body = UserCreated),
         (status = 200, description = "a retry with the same external_ref", body = UserCreated),
+        (status = 403, description = "forbidden: users do not sign others up", body = platform::Problem),
         (status = 409, description = "referral_limit_reached, external_ref_conflict", body = platform::Problem),
         (status = 422, description = "referrer_not_found, referrer_inactive, invalid_body", body = platform::Problem),
     ))]

@@ -128,6 +128,9 @@ pub struct IngestConfig {
     pub reserve_in_flight: usize,
     /// Items of one batch request judged and queued for reservation at once.
     pub batch_items_in_flight: usize,
+    /// Times a reservation group runs again after losing a race with another writer (a
+    /// deadlock or serialization failure) before its requests get a 503.
+    pub reserve_retries: u32,
 }
 
 impl Default for IngestConfig {
@@ -143,6 +146,7 @@ impl Default for IngestConfig {
             reserve_max_group: 500,
             reserve_in_flight: 1,
             batch_items_in_flight: 8,
+            reserve_retries: 3,
         }
     }
 }

@@ -82,9 +82,11 @@ pub async fn create_and_migrate(config: &DatabaseConfig) -> anyhow::Result<PgPoo
 }
 
 /// True when `error` (anywhere in its chain) says Postgres could not be reached or
-/// dropped the connection, rather than refused a statement: the pool could not hand out a
-/// connection in time, the socket failed, or the server is shutting down or starting
-/// (SQLSTATE class 08, 57P01..57P03). The pool reconnects by itself; the caller may retry.
+/// cannot take writes now, rather than refused a statement: the pool could not hand out a
+/// connection in time, the socket failed, the server is shutting down or starting
+/// (SQLSTATE class 08, 57P01..57P03), it is out of resources (class 53: disk full, out of
+/// memory, too many connections) or read-only (25006: a standby, or writes turned off).
+/// Nothing was written; the pool reconnects by itself; the caller may retry (a 503).
 pub fn is_unavailable(error: &anyhow::Error) -> bool {
     error
         .chain()
@@ -92,18 +94,28 @@ pub fn is_unavailable(error: &anyhow::Error) -> bool {
         .any(sqlx_unavailable)
 }
 
-fn sqlx_unavailable(e: &sqlx::Error) -> bool {
+/// `is_unavailable` for one error.
+pub fn sqlx_unavailable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(d) => d
-            .code()
-            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| {
+            c.starts_with("08")
+                || c.starts_with("53")
+                || matches!(&*c, "57P01" | "57P02" | "57P03" | "25006")
+        }),
         _ => false,
     }
+}
+
+/// True when the statement lost a race with another transaction and may simply run
+/// again: a serialization failure (40001) or a deadlock (40P01). Nothing was written.
+pub fn is_conflict(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(d)
+        if d.code().is_some_and(|c| matches!(&*c, "40001" | "40P01")))
 }
 
 /// Key of the advisory lock every writer of `user_events` (the graph outbox) takes first

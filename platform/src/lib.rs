@@ -12,6 +12,7 @@ pub mod graph_writes;
 pub mod http;
 pub mod metrics;
 pub mod nats;
+pub mod openapi;
 pub mod problem;
 pub mod ratelimit;
 pub mod telemetry;

@@ -24,10 +24,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let nats = platform::nats::connect(&config.nats).await?;
     let js = jetstream::new(nats);
     platform::nats::ensure_streams(&js, &config.nats).await?;
-    plans::register(&pool, &config.plan).await?;
     let subjects = Subjects::new(&config.nats.prefix);
-    let mut graph = ReferralGraph::default();
-    let loaded = graph_sync::catch_up(&pool, &mut graph, config.processor.graph_sync_page).await?;
+    let Some((graph, loaded)) = prepare(&pool, &config, &shutdown).await? else {
+        return Ok(()); // told to stop while Postgres was away
+    };
     tracing::info!(
         users = graph.len(),
         events = loaded,
@@ -107,6 +107,37 @@ struct Stage {
     config: Config,
     /// Batches committed by this instance (for the `crash_after_commit_every` chaos knob).
     committed: AtomicU32,
+}
+
+/// Records the plan and loads the referral graph, waiting out a Postgres that is away or
+/// refuses writes (with the batch retry backoff) instead of failing the role: in `all`, a
+/// failed role stops ingest and the API with it. `None`: told to stop first.
+async fn prepare(
+    pool: &PgPool,
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<(ReferralGraph, usize)>> {
+    let limits = &config.processor;
+    let mut backoff = Duration::from_millis(limits.retry_backoff_first_ms);
+    let mut graph = ReferralGraph::default();
+    loop {
+        let attempt = async {
+            plans::register(pool, &config.plan).await?;
+            graph_sync::catch_up(pool, &mut graph, limits.graph_sync_page).await
+        };
+        match attempt.await {
+            Ok(loaded) => return Ok(Some((graph, loaded))),
+            Err(e) if platform::db::is_unavailable(&e) => {
+                tracing::warn!(error = %e, "Postgres unavailable at start; retrying");
+            }
+            Err(e) => return Err(e),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(None),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_millis(limits.retry_backoff_max_ms));
+    }
 }
 
 impl Stage {

@@ -9,6 +9,20 @@ use futures::{Stream, StreamExt};
 use std::convert::Infallible;
 use std::time::Duration;
 
+/// One event of the stream (the schema of each event, as OpenAPI 3.1 describes a
+/// `text/event-stream` body).
+#[derive(utoipa::ToSchema)]
+pub struct SseEvent {
+    /// `earning`, or `dropped` when the client fell further behind than its buffer (it
+    /// is then disconnected and should resume with the last id it saw).
+    pub event: String,
+    /// For `earning`: the entry's position in the user's ledger; send the last one back
+    /// as `Last-Event-ID` to resume.
+    pub id: Option<String>,
+    /// For `earning`: one `EarningEvent` as JSON; for `dropped`: how many were missed.
+    pub data: String,
+}
+
 /// Live entries as server-sent events: `event: earning`, `id:` the entry's position in
 /// the user's ledger (1, 2, …)
 /// (send it back as `Last-Event-ID` to resume), data an `EarningEvent`; `event: dropped`
@@ -17,7 +31,8 @@ use std::time::Duration;
     params(("id" = uuid::Uuid, Path), ("Last-Event-ID" = Option<u64>, Header, description = "resume after this id")),
     security(("bearer" = [])),
     responses(
-        (status = 200, content_type = "text/event-stream", body = schemas::EarningEvent),
+        (status = 200, content_type = "text/event-stream", body = SseEvent,
+            description = "a stream of events, each as SseEvent describes"),
         (status = 403, body = platform::Problem),
         (status = 404, description = "not_found", body = platform::Problem),
         (status = 422, description = "invalid_user_id, invalid_last_event_id", body = platform::Problem),

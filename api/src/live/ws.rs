@@ -24,7 +24,9 @@ pub struct WsQuery {
 #[utoipa::path(get, path = "/v1/users/{id}/earnings/ws", tag = "live",
     params(("id" = uuid::Uuid, Path), WsQuery),
     security(("bearer" = [])),
-    responses((status = 101, description = "switching protocols"), (status = 403, body = platform::Problem),
+    responses((status = 101, description = "switching protocols"),
+        (status = 400, description = "websocket_upgrade_required: a plain GET, not a WebSocket upgrade", body = platform::Problem),
+        (status = 403, body = platform::Problem),
         (status = 404, description = "not_found", body = platform::Problem),
         (status = 422, description = "invalid_user_id, invalid_last_event_id, invalid_query", body = platform::Problem)))]
 pub async fn upgrade(

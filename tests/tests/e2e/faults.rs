@@ -179,6 +179,74 @@ async fn terminated_database_connections_lose_nothing_and_answer_503_at_worst() 
     assert_eq!(app.total(b).await, "300.00");
 }
 
+/// Postgres refusing writes (read-only here; a full disk answers the same class of
+/// error): signups and purchases get 503 `database_unavailable` with `Retry-After`, never
+/// a 202 for something not stored, and the shops' retries are paid once when writes return.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_refusing_writes_answers_503_and_stores_nothing() {
+    use sqlx::Connection;
+    let app = TestApp::spawn().await;
+    let (_, b, c) = app.chain3().await;
+    let url = app.config.database.url.clone();
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    // New sessions start read-only; ending the app's sessions makes its pools reconnect.
+    let writes = |on: bool| {
+        let setting = if on {
+            "RESET default_transaction_read_only"
+        } else {
+            "SET default_transaction_read_only = on"
+        };
+        format!(
+            "ALTER DATABASE \"{}\" {setting}",
+            url.rsplit('/').next().unwrap()
+        )
+    };
+    let reconnect = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()";
+    sqlx::query(&writes(false))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query(reconnect).execute(&mut admin).await.unwrap();
+    let orders: Vec<String> = (0..10).map(|i| format!("ro-{i}")).collect();
+    for order in &orders {
+        let (_, status, code, retry_after) = send_purchase(&app, order.clone(), c).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
+            "{order}"
+        );
+        assert!(retry_after.is_some(), "{order}: a 503 says when to retry");
+    }
+    let signup = app.try_signup(Some(b)).await;
+    assert_eq!(signup.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM purchase_requests WHERE order_id LIKE 'ro-%'")
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+    assert_eq!(stored, 0, "nothing refused was stored");
+
+    sqlx::query(&writes(true))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query(reconnect).execute(&mut admin).await.unwrap();
+    let mut accepted = HashSet::new();
+    for order in orders {
+        let (order, ..) = eventually(
+            || send_purchase(&app, order.clone(), c),
+            |(_, s, ..)| *s == StatusCode::ACCEPTED,
+        )
+        .await;
+        accepted.insert(order);
+    }
+    admin.close().await.unwrap();
+    app.assert_settled_once(&accepted).await;
+    app.assert_verified().await;
+    assert_eq!(app.total(b).await, "50.00");
+}
+
 /// A batch slower than the ack wait (its order's lock held by another session for three ack
 /// waits) is kept in progress: JetStream does not deliver it again to the other worker
 /// meanwhile, and it pays once when the lock is released.
