@@ -112,3 +112,36 @@ fn bench_latency_reads_each_probe_from_sse_idle_and_under_load() {
         assert!(stdout.contains(line), "{stdout}");
     }
 }
+
+#[test]
+fn bench_soak_runs_mixed_traffic_through_faults_and_verifies() {
+    let out = bench(&[
+        "soak",
+        "--minutes",
+        "0.1",
+        "--rate",
+        "50",
+        "--fault-every",
+        "2",
+        "--users",
+        "40",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verify_differences"], 0, "{report}");
+    assert!(report["accepted_orders"].as_u64().unwrap() > 0, "{report}");
+    assert!(
+        report["connections_ended"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    let answers = report["answers"].as_object().unwrap();
+    for (kind, a) in answers {
+        assert_eq!(a["unexpected"], 0, "{kind}: {report}");
+    }
+    for kind in ["batch", "purchase", "signup"] {
+        assert!(
+            answers[kind]["ok"].as_u64().unwrap() > 0,
+            "{kind}: {report}"
+        );
+    }
+}

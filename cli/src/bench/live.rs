@@ -163,7 +163,8 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// Resident memory of this process, from /proc (Linux).
-fn rss_kib() -> Option<u64> {
+/// This process's resident memory, from /proc.
+pub(super) fn rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()

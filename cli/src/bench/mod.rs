@@ -6,6 +6,7 @@ mod live;
 mod pipeline;
 mod reports;
 mod seed;
+mod soak;
 
 use crate::Application;
 use anyhow::Context;
@@ -25,13 +26,17 @@ pub enum Bench {
     /// Report latencies (p50/p99) under concurrent readers for the heaviest user, and the
     /// processor's graph load time and memory, on a seeded database.
     Reports(reports::ReportsArgs),
+    /// Minutes of mixed traffic (signups, purchases, retries, refunds, deactivations,
+    /// re-parenting) with database connections cut on a schedule; then every accepted
+    /// order paid once, verify clean, memory over time.
+    Soak(soak::SoakArgs),
 }
 
 pub async fn run(mut config: Config, bench: Bench) -> anyhow::Result<()> {
     match &bench {
         Bench::Seed(args) => return seed::run(&config, args).await,
         Bench::Reports(args) => return reports::run(config, args).await,
-        Bench::Pipeline(_) | Bench::Live(_) | Bench::Latency(_) => {}
+        Bench::Pipeline(_) | Bench::Live(_) | Bench::Latency(_) | Bench::Soak(_) => {}
     }
     let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
     let server = config
@@ -53,6 +58,7 @@ pub async fn run(mut config: Config, bench: Bench) -> anyhow::Result<()> {
         Bench::Pipeline(args) => pipeline::measure(&config, &base, args).await,
         Bench::Live(args) => live::measure(&config, &base, args).await,
         Bench::Latency(args) => latency::measure(&config, &base, args).await,
+        Bench::Soak(args) => soak::measure(&config, &base, args).await,
         Bench::Seed(_) | Bench::Reports(_) => Ok(()), // run on their own database above
     };
     shutdown.cancel();

@@ -151,12 +151,12 @@ async fn measure(config: &Config, database: &str, args: &ReportsArgs) -> anyhow:
 
 /// Loads the referral graph as the processor does at start; its time and resident memory.
 async fn graph_load(pool: &sqlx::PgPool, config: &Config) -> anyhow::Result<(f64, f64)> {
-    let before = rss_kib().unwrap_or_default();
+    let before = super::live::rss_kib().unwrap_or_default();
     let started = Instant::now();
     let mut graph = processor::graph::ReferralGraph::default();
     processor::graph_sync::catch_up(pool, &mut graph, config.processor.graph_sync_page).await?;
     let ms = started.elapsed().as_secs_f64() * 1e3;
-    let after = rss_kib().unwrap_or_default();
+    let after = super::live::rss_kib().unwrap_or_default();
     drop(graph);
     Ok((ms, after.saturating_sub(before) as f64 / 1024.0))
 }
@@ -213,10 +213,4 @@ fn print_table(r: &Report) {
             l.report, l.p50_ms, l.p99_ms, l.max_ms
         );
     }
-}
-
-fn rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -1,0 +1,215 @@
+//! The soak's model of what it has done: users, accepted orders with what remains
+//! refundable, and how each kind of request was answered. Operations are drawn from a
+//! seeded generator under the lock, then sent without it.
+use rand::rngs::StdRng;
+use rand::Rng;
+use schemas::UserId;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// One request to send: its kind (for the counts), method, path and body.
+pub struct Op {
+    pub kind: &'static str,
+    pub method: reqwest::Method,
+    pub path: String,
+    pub admin: bool,
+    pub body: Option<Value>,
+    /// Orders this request may store, with their amount in paise.
+    pub orders: Vec<(String, i64)>,
+}
+
+/// How one kind of request was answered.
+#[derive(Default, Debug, Clone, serde::Serialize)]
+pub struct Answers {
+    pub ok: u64,
+    /// 404, 409, 413, 422: refused as the rules say (a full referrer, a cycle, …).
+    pub refused: u64,
+    /// 503: nothing stored, retry later (expected while the database is cut off).
+    pub unavailable: u64,
+    /// Anything else (a 500, a 400 to a well-formed request): a bug.
+    pub unexpected: u64,
+}
+
+pub struct World {
+    rng: StdRng,
+    pub users: Vec<UserId>,
+    /// Accepted orders: amount and what was asked back so far, in paise.
+    pub accepted: BTreeMap<String, (i64, i64)>,
+    /// Bodies of recent accepted single purchases, to send again as a shop's retry.
+    recent: Vec<Value>,
+    next_order: u64,
+    next_refund: u64,
+    pub answers: BTreeMap<&'static str, Answers>,
+}
+
+impl World {
+    pub fn new(rng: StdRng, users: Vec<UserId>) -> World {
+        World {
+            rng,
+            users,
+            accepted: BTreeMap::new(),
+            recent: Vec::new(),
+            next_order: 0,
+            next_refund: 0,
+            answers: BTreeMap::new(),
+        }
+    }
+
+    fn user(&mut self) -> UserId {
+        self.users[self.rng.gen_range(0..self.users.len())]
+    }
+
+    fn purchase(&mut self) -> (Value, (String, i64)) {
+        self.next_order += 1;
+        let order = format!("soak-{}", self.next_order);
+        // ₹500 to ₹5,000: some under the ₹1,000 threshold; profit 10–30 %.
+        let paise: i64 = self.rng.gen_range(50_000..500_000);
+        let profit = paise * self.rng.gen_range(10..=30) / 100;
+        let body = json!({ "order_id": order, "user_id": self.user(),
+                           "amount": rupees(paise), "profit": rupees(profit) });
+        (body, (order, paise))
+    }
+
+    /// The next request, by weight: mostly purchases, then refunds, signups and admin changes.
+    pub fn next_op(&mut self) -> Op {
+        let roll = self.rng.gen_range(0..100);
+        let op = |kind, method, path: String, body| Op {
+            kind,
+            method,
+            path,
+            admin: false,
+            body,
+            orders: Vec::new(),
+        };
+        match roll {
+            0..=44 => {
+                let (items, orders): (Vec<_>, Vec<_>) = (0..20).map(|_| self.purchase()).unzip();
+                let mut o = op(
+                    "batch",
+                    reqwest::Method::POST,
+                    "/v1/purchases/batch".into(),
+                    Some(json!({ "purchases": items })),
+                );
+                o.orders = orders;
+                o
+            }
+            45..=59 => {
+                let (body, order) = self.purchase();
+                let mut o = op(
+                    "purchase",
+                    reqwest::Method::POST,
+                    "/v1/purchases".into(),
+                    Some(body),
+                );
+                o.orders = vec![order];
+                o
+            }
+            60..=64 if !self.recent.is_empty() => {
+                let body = self.recent[self.rng.gen_range(0..self.recent.len())].clone();
+                op(
+                    "retry",
+                    reqwest::Method::POST,
+                    "/v1/purchases".into(),
+                    Some(body),
+                )
+            }
+            65..=74 if !self.accepted.is_empty() => self.refund(),
+            75..=84 => {
+                let referrer = self.user();
+                op(
+                    "signup",
+                    reqwest::Method::POST,
+                    "/v1/users".into(),
+                    Some(json!({ "referrer_id": referrer })),
+                )
+            }
+            85..=94 => {
+                let verb = if self.rng.gen_bool(0.5) {
+                    "deactivate"
+                } else {
+                    "reactivate"
+                };
+                let path = format!("/v1/admin/users/{}/{verb}", self.user());
+                Op {
+                    admin: true,
+                    ..op("status", reqwest::Method::POST, path, None)
+                }
+            }
+            _ => {
+                let referrer = self.rng.gen_bool(0.9).then(|| self.user());
+                let path = format!("/v1/admin/users/{}/referrer", self.user());
+                let body = Some(json!({ "referrer_id": referrer }));
+                Op {
+                    admin: true,
+                    ..op("move", reqwest::Method::PUT, path, body)
+                }
+            }
+        }
+    }
+
+    /// Part of what remains of an accepted order (sometimes all of it).
+    fn refund(&mut self) -> Op {
+        let at = self.rng.gen_range(0..self.accepted.len());
+        let (order, (amount, asked)) = self
+            .accepted
+            .iter()
+            .nth(at)
+            .map(|(o, v)| (o.clone(), *v))
+            .unwrap_or_default();
+        let left = amount - asked;
+        let part = if left <= 100 {
+            left.max(1)
+        } else {
+            self.rng.gen_range(1..=left)
+        };
+        self.next_refund += 1;
+        let body = json!({ "refund_id": format!("soak-r{}", self.next_refund),
+                           "order_id": order, "amount": rupees(part) });
+        Op {
+            kind: "refund",
+            method: reqwest::Method::POST,
+            path: "/v1/refunds".into(),
+            admin: false,
+            body: Some(body),
+            orders: vec![(order, part)],
+        }
+    }
+
+    /// Records an answer; `stored` are the orders (or the refund) it stored.
+    pub fn record(&mut self, op: &Op, status: u16, stored: &[String]) {
+        let a = self.answers.entry(op.kind).or_default();
+        match status {
+            200..=299 => a.ok += 1,
+            404 | 409 | 413 | 422 => a.refused += 1,
+            503 => a.unavailable += 1,
+            _ => a.unexpected += 1,
+        }
+        match op.kind {
+            "refund" if (200..300).contains(&status) => {
+                if let Some((order, part)) = op.orders.first() {
+                    if let Some(entry) = self.accepted.get_mut(order) {
+                        entry.1 += part;
+                    }
+                }
+            }
+            "signup" => {
+                if let Some(user) = stored.first().and_then(|u| u.parse().ok()) {
+                    self.users.push(user);
+                }
+            }
+            "batch" | "purchase" => {
+                for (order, amount) in op.orders.iter().filter(|(o, _)| stored.contains(o)) {
+                    self.accepted.insert(order.clone(), (*amount, 0));
+                }
+                if op.kind == "purchase" && stored.len() == 1 && self.recent.len() < 1_000 {
+                    self.recent.extend(op.body.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn rupees(paise: i64) -> String {
+    format!("{}.{:02}", paise / 100, paise % 100)
+}
