@@ -67,15 +67,7 @@ pub(super) async fn measure(config: &Config, base: &str, args: &SoakArgs) -> any
         shop,
         admin,
     });
-    let mut users = Vec::with_capacity(args.users);
-    for i in 0..args.users {
-        // A forest: every eighth user a root, the others under one of the earlier ones.
-        let referrer = (i % 8 != 0).then(|| users[(i * 7919) % users.len()]);
-        match super::signup(&client.http, base, &client.shop, referrer).await {
-            Ok(u) => users.push(u),
-            Err(_) => users.push(super::signup(&client.http, base, &client.shop, None).await?),
-        }
-    }
+    let users = seed_users(&client, args.users).await?;
     let world = Arc::new(Mutex::new(World::new(
         rand::rngs::StdRng::seed_from_u64(args.seed),
         users,
@@ -88,21 +80,7 @@ pub(super) async fn measure(config: &Config, base: &str, args: &SoakArgs) -> any
         deadline,
         Duration::from_secs(args.fault_every),
     ));
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let ops = futures::stream::unfold(tick, move |mut tick| async move {
-        tick.tick().await;
-        (Instant::now() < deadline).then_some(((), tick))
-    });
-    ops.for_each_concurrent(args.connections, |()| {
-        let (client, world) = (client.clone(), world.clone());
-        async move {
-            let op = lock(&world).next_op();
-            let (status, stored) = send(&client, &op).await;
-            lock(&world).record(&op, status, &stored);
-        }
-    })
-    .await;
+    drive(&client, &world, deadline, args).await;
     let ended = faults.await??;
     let samples = rss.await?;
     let load_secs = started.elapsed().as_secs_f64();
@@ -132,6 +110,44 @@ pub(super) async fn measure(config: &Config, base: &str, args: &SoakArgs) -> any
         "{unexpected} unexpected answers (see the table)"
     );
     Ok(())
+}
+
+/// A forest of `n` users: every eighth a root, the others under one of the earlier ones.
+async fn seed_users(client: &Client, n: usize) -> anyhow::Result<Vec<schemas::UserId>> {
+    let (http, base, shop) = (&client.http, client.base.as_str(), client.shop.as_str());
+    let mut users = Vec::with_capacity(n);
+    for i in 0..n {
+        let referrer = (i % 8 != 0).then(|| users[(i * 7919) % users.len()]);
+        match super::signup(http, base, shop, referrer).await {
+            Ok(u) => users.push(u),
+            Err(_) => users.push(super::signup(http, base, shop, None).await?),
+        }
+    }
+    Ok(users)
+}
+
+/// `args.rate` requests a second until `deadline`, `args.connections` at a time.
+async fn drive(
+    client: &Arc<Client>,
+    world: &Arc<Mutex<World>>,
+    deadline: Instant,
+    args: &SoakArgs,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let ops = futures::stream::unfold(tick, move |mut tick| async move {
+        tick.tick().await;
+        (Instant::now() < deadline).then_some(((), tick))
+    });
+    ops.for_each_concurrent(args.connections, |()| {
+        let (client, world) = (client.clone(), world.clone());
+        async move {
+            let op = lock(&world).next_op();
+            let (status, stored) = send(&client, &op).await;
+            lock(&world).record(&op, status, &stored);
+        }
+    })
+    .await;
 }
 
 fn lock(world: &Mutex<World>) -> std::sync::MutexGuard<'_, World> {

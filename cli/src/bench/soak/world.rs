@@ -72,56 +72,31 @@ impl World {
 
     /// The next request, by weight: mostly purchases, then refunds, signups and admin changes.
     pub fn next_op(&mut self) -> Op {
-        let roll = self.rng.gen_range(0..100);
-        let op = |kind, method, path: String, body| Op {
-            kind,
-            method,
-            path,
-            admin: false,
-            body,
-            orders: Vec::new(),
-        };
-        match roll {
+        let post = reqwest::Method::POST;
+        match self.rng.gen_range(0..100) {
             0..=44 => {
                 let (items, orders): (Vec<_>, Vec<_>) = (0..20).map(|_| self.purchase()).unzip();
-                let mut o = op(
-                    "batch",
-                    reqwest::Method::POST,
-                    "/v1/purchases/batch".into(),
-                    Some(json!({ "purchases": items })),
-                );
-                o.orders = orders;
-                o
+                let body = json!({ "purchases": items });
+                Op {
+                    orders,
+                    ..op("batch", post, "/v1/purchases/batch", Some(body))
+                }
             }
             45..=59 => {
                 let (body, order) = self.purchase();
-                let mut o = op(
-                    "purchase",
-                    reqwest::Method::POST,
-                    "/v1/purchases".into(),
-                    Some(body),
-                );
-                o.orders = vec![order];
-                o
+                Op {
+                    orders: vec![order],
+                    ..op("purchase", post, "/v1/purchases", Some(body))
+                }
             }
             60..=64 if !self.recent.is_empty() => {
                 let body = self.recent[self.rng.gen_range(0..self.recent.len())].clone();
-                op(
-                    "retry",
-                    reqwest::Method::POST,
-                    "/v1/purchases".into(),
-                    Some(body),
-                )
+                op("retry", post, "/v1/purchases", Some(body))
             }
             65..=74 if !self.accepted.is_empty() => self.refund(),
             75..=84 => {
-                let referrer = self.user();
-                op(
-                    "signup",
-                    reqwest::Method::POST,
-                    "/v1/users".into(),
-                    Some(json!({ "referrer_id": referrer })),
-                )
+                let body = json!({ "referrer_id": self.user() });
+                op("signup", post, "/v1/users", Some(body))
             }
             85..=94 => {
                 let verb = if self.rng.gen_bool(0.5) {
@@ -132,7 +107,7 @@ impl World {
                 let path = format!("/v1/admin/users/{}/{verb}", self.user());
                 Op {
                     admin: true,
-                    ..op("status", reqwest::Method::POST, path, None)
+                    ..op("status", post, &path, None)
                 }
             }
             _ => {
@@ -141,7 +116,7 @@ impl World {
                 let body = Some(json!({ "referrer_id": referrer }));
                 Op {
                     admin: true,
-                    ..op("move", reqwest::Method::PUT, path, body)
+                    ..op("move", reqwest::Method::PUT, &path, body)
                 }
             }
         }
@@ -207,6 +182,18 @@ impl World {
             }
             _ => {}
         }
+    }
+}
+
+/// A shop's request storing no order.
+fn op(kind: &'static str, method: reqwest::Method, path: &str, body: Option<Value>) -> Op {
+    Op {
+        kind,
+        method,
+        path: path.to_owned(),
+        admin: false,
+        body,
+        orders: Vec::new(),
     }
 }
 
