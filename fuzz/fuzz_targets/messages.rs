@@ -1,9 +1,9 @@
 //! The processor's decoding of what the PURCHASES stream carries, on arbitrary bytes.
 //!
-//! `processor::intake` is private (and takes JetStream messages), so this replays its
-//! decode path on the payload with the public types it calls: on a `purchases` subject a
+//! `processor::intake::parse` takes JetStream messages, so this replays its decode path
+//! on the payload: on a `purchases` subject a
 //! payload whose first non-blank byte is `[` is a group (a JSON array of raw values, each
-//! item decoded on its own: `parse_group` below is intake's, copied), anything else one
+//! item decoded on its own by intake's `parse_group`), anything else one
 //! `PurchaseMessage`; on a `refunds` subject one `RefundMessage` (all `serde_json`, the
 //! types in `schemas::messages`). Checked: no panic; what decodes holds the types'
 //! invariants; `PurchaseMessage::check` agrees with its rules; an item's raw bytes (what a
@@ -16,20 +16,16 @@ use rust_decimal::Decimal;
 use schemas::messages::{DeadLetterReason, PurchaseMessage, RefundMessage};
 use schemas::{Money, CURRENCY};
 
-/// processor/src/intake.rs `parse_group`, with the item type reduced to the purchase.
+/// The processor's own `intake::parse_group`, each item as the purchase it must be.
 type Parsed = Result<(PurchaseMessage, Vec<u8>), (String, Vec<u8>)>;
 
 fn parse_group(payload: &[u8]) -> Result<Vec<Parsed>, String> {
-    let raw: Vec<Box<serde_json::value::RawValue>> =
-        serde_json::from_slice(payload).map_err(|e| e.to_string())?;
-    Ok(raw
+    Ok(processor::intake::parse_group(payload)?
         .into_iter()
-        .map(|r| {
-            let bytes = r.get().as_bytes().to_vec();
-            match serde_json::from_str(r.get()) {
-                Ok(p) => Ok((p, bytes)),
-                Err(e) => Err((format!("item of a group: {e}"), bytes)),
-            }
+        .map(|item| match item {
+            Ok((processor::ledger::Item::Purchase(p), bytes)) => Ok((p, bytes)),
+            Ok((_, bytes)) => Err(("not a purchase".to_owned(), bytes)),
+            Err(e) => Err(e),
         })
         .collect())
 }

@@ -67,11 +67,11 @@ pub fn parse(subjects: &Subjects, batch: &[Message]) -> (Vec<Delivered>, Vec<Dea
 }
 
 /// One item of a stored message: parsed, or why not (with its bytes).
-type Parsed = Result<(Item, Vec<u8>), (String, Vec<u8>)>;
+pub type Parsed = Result<(Item, Vec<u8>), (String, Vec<u8>)>;
 
 /// A group of purchases: each item parsed on its own, so one bad item does not take the
 /// group's good ones with it (the whole message is malformed only if it is no array).
-fn parse_group(payload: &[u8]) -> Result<Vec<Parsed>, String> {
+pub fn parse_group(payload: &[u8]) -> Result<Vec<Parsed>, String> {
     let raw: Vec<Box<serde_json::value::RawValue>> =
         serde_json::from_slice(payload).map_err(|e| e.to_string())?;
     Ok(raw

@@ -5,7 +5,7 @@
 pub mod consumer;
 pub mod graph;
 pub mod graph_sync;
-mod intake;
+pub mod intake;
 pub mod isolate;
 pub mod ledger;
 pub mod payout;
