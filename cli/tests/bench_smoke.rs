@@ -145,3 +145,16 @@ fn bench_soak_runs_mixed_traffic_through_faults_and_verifies() {
         );
     }
 }
+
+#[test]
+fn bench_live_delivers_one_entry_to_every_client_of_its_load_process() {
+    let out = bench(&["live", "--clients", "20", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["received"], 20, "{report}");
+    assert_eq!(report["load_processes"], 1, "{report}");
+    assert!(
+        report["delivery_p99_ms"].as_f64().unwrap() >= 0.0,
+        "{report}"
+    );
+    assert!(report["baseline_ms"].as_f64().unwrap() > 0.0, "{report}");
+}

@@ -222,7 +222,8 @@ pub struct ProcessorConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct LiveConfig {
     pub keepalive_secs: u64,
-    /// Events buffered per connected client before it is dropped as too slow.
+    /// Entries held per connected user for its clients (one allocation of this many
+    /// slots per user); a client further behind is caught up from Postgres instead.
     pub client_buffer: usize,
     pub max_connections_per_user: usize,
     pub max_connections_total: usize,

@@ -1,8 +1,11 @@
 //! One client's view of its user's ledger: entries strictly in position order, each
 //! once. Live frames arrive from the relay; whatever lies between the last position sent
 //! and the next frame (a resume, or entries another processor published later than
-//! this one) is read from Postgres in bounded pages first.
-use super::{Frame, LiveItem, Subscription};
+//! this one) is read from Postgres in bounded pages first. A client that falls further
+//! behind than its channel holds (a burst of one batch, or a reader slower than the
+//! feed) is caught up the same way, from the ledger at its own pace: the channel stays
+//! small, and no client is ever disconnected for being slow.
+use super::{Frame, Subscription};
 use futures::{Stream, StreamExt};
 use schemas::UserId;
 use sqlx::PgPool;
@@ -26,24 +29,19 @@ pub(super) struct Follower {
 }
 
 impl Follower {
-    pub fn stream(self, shutdown: CancellationToken) -> impl Stream<Item = LiveItem> + Send {
-        futures::stream::unfold(Some(self), |state| async move {
-            let mut f = state?;
-            match f.next().await {
-                Some(item @ LiveItem::Entry(_)) => Some((item, Some(f))),
-                // The last item: the client is told, then the stream ends.
-                Some(item @ LiveItem::Dropped(_)) => Some((item, None)),
-                None => None,
-            }
+    pub fn stream(self, shutdown: CancellationToken) -> impl Stream<Item = Frame> + Send {
+        futures::stream::unfold(self, |mut f| async move {
+            let frame = f.next().await?;
+            Some((frame, f))
         })
         .take_until(shutdown.cancelled_owned())
     }
 
-    async fn next(&mut self) -> Option<LiveItem> {
+    async fn next(&mut self) -> Option<Frame> {
         loop {
             if let Some(frame) = self.pending.pop_front() {
                 self.last = frame.seq;
-                return Some(LiveItem::Entry(frame));
+                return Some(frame);
             }
             if self.last < self.behind_until {
                 if !self.fill().await {
@@ -54,7 +52,7 @@ impl Follower {
             if let Some(frame) = self.held.take() {
                 if frame.seq > self.last {
                     self.last = frame.seq;
-                    return Some(LiveItem::Entry(frame));
+                    return Some(frame);
                 }
                 continue;
             }
@@ -62,7 +60,7 @@ impl Follower {
                 Ok(f) if f.seq <= self.last => continue,
                 Ok(f) if f.seq == self.last + 1 => {
                     self.last = f.seq;
-                    return Some(LiveItem::Entry(f));
+                    return Some(f);
                 }
                 Ok(f) => {
                     // Entries before this one are committed (a user's entries are
@@ -70,7 +68,17 @@ impl Follower {
                     self.behind_until = f.seq - 1;
                     self.held = Some(f);
                 }
-                Err(RecvError::Lagged(missed)) => return Some(LiveItem::Dropped(missed)),
+                // Frames were overwritten before this client read them: everything up
+                // to where the ledger stands now is read from Postgres first.
+                Err(RecvError::Lagged(_)) => {
+                    match platform::entries::position(&self.pool, self.user).await {
+                        Ok(now) => self.behind_until = self.behind_until.max(now),
+                        Err(e) => {
+                            tracing::warn!(error = ?e, "reading a lagging live client's position failed");
+                            return None;
+                        }
+                    }
+                }
                 Err(RecvError::Closed) => return None,
             }
         }

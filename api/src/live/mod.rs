@@ -20,14 +20,6 @@ pub fn routes() -> axum::Router<crate::ApiState> {
         .route("/v1/users/{id}/earnings/ws", get(ws::upgrade))
 }
 
-/// What a live client is sent.
-pub enum LiveItem {
-    Entry(Frame),
-    /// The client fell further behind than its buffer; it is disconnected and should
-    /// resume with the last id it saw.
-    Dropped(u64),
-}
-
 /// Subscribes (first, so nothing published meanwhile is missed), then reads where the
 /// user's ledger stands: a client that names `last_event_id` is sent everything after
 /// it, then live entries; one that does not is sent live entries from now on.
@@ -35,7 +27,7 @@ pub async fn open(
     state: &crate::ApiState,
     user: schemas::UserId,
     last_event_id: Option<u64>,
-) -> Result<impl Stream<Item = LiveItem> + Send + 'static, crate::ApiError> {
+) -> Result<impl Stream<Item = Frame> + Send + 'static, crate::ApiError> {
     let sub = state.relay.subscribe(user).map_err(|e| match e {
         relay::SubscribeError::PerUser => crate::ApiError::TooManyStreams(
             "this user already has the maximum number of live connections",

@@ -1,5 +1,4 @@
 //! Server-sent events: `event: earning`, `id:` = the entry's position in the user's ledger, keep-alive comments.
-use super::LiveItem;
 use crate::params::{self, ReadableUser};
 use crate::{ApiError, ApiState};
 use axum::extract::State;
@@ -13,20 +12,19 @@ use std::time::Duration;
 /// `text/event-stream` body).
 #[derive(utoipa::ToSchema)]
 pub struct SseEvent {
-    /// `earning`, or `dropped` when the client fell further behind than its buffer (it
-    /// is then disconnected and should resume with the last id it saw).
+    /// Always `earning` (keep-alives are SSE comments, not events).
     pub event: String,
-    /// For `earning`: the entry's position in the user's ledger; send the last one back
-    /// as `Last-Event-ID` to resume.
-    pub id: Option<String>,
-    /// For `earning`: one `EarningEvent` as JSON; for `dropped`: how many were missed.
+    /// The entry's position in the user's ledger; send the last one back as
+    /// `Last-Event-ID` to resume.
+    pub id: String,
+    /// One `EarningEvent` as JSON.
     pub data: String,
 }
 
 /// Live entries as server-sent events: `event: earning`, `id:` the entry's position in
 /// the user's ledger (1, 2, …)
-/// (send it back as `Last-Event-ID` to resume), data an `EarningEvent`; `event: dropped`
-/// when the client fell too far behind.
+/// (send it back as `Last-Event-ID` to resume), data an `EarningEvent`. A client that
+/// reads slower than entries arrive is caught up from the ledger, never disconnected.
 #[utoipa::path(get, path = "/v1/users/{id}/earnings/stream", tag = "live",
     params(("id" = uuid::Uuid, Path), ("Last-Event-ID" = Option<u64>, Header, description = "resume after this id")),
     security(("bearer" = [])),
@@ -45,16 +43,11 @@ pub async fn stream(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let last = params::last_event_id(headers.get("last-event-id").map(|v| v.as_bytes()))?;
     let items = super::open(&state, user, last).await?;
-    let events = items.map(|item| {
-        Ok(match item {
-            LiveItem::Entry(f) => Event::default()
-                .event("earning")
-                .id(f.seq.to_string())
-                .data(String::from_utf8_lossy(&f.data)),
-            LiveItem::Dropped(missed) => Event::default()
-                .event("dropped")
-                .data(format!(r#"{{"reason":"slow_consumer","missed":{missed}}}"#)),
-        })
+    let events = items.map(|f| {
+        Ok(Event::default()
+            .event("earning")
+            .id(f.seq.to_string())
+            .data(String::from_utf8_lossy(&f.data)))
     });
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(state.live.keepalive_secs))))

@@ -1,6 +1,6 @@
 //! The same events over WebSocket: each a text message
 //! `{"id": <seq>, "event": "earning", "data": {...}}`; resume with `?last_event_id=`.
-use super::LiveItem;
+use super::Frame;
 use crate::params::{self, ReadableUser};
 use crate::{ApiError, ApiState};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -43,23 +43,18 @@ pub async fn upgrade(
     Ok(ws.on_upgrade(move |socket| relay(socket, items)))
 }
 
-async fn relay(socket: WebSocket, items: impl Stream<Item = LiveItem> + Send + 'static) {
+async fn relay(socket: WebSocket, items: impl Stream<Item = Frame> + Send + 'static) {
     let (mut tx, mut rx) = socket.split();
     let mut items = std::pin::pin!(items);
     loop {
         tokio::select! {
             item = items.next() => {
-                let Some(item) = item else { break };
-                let text = match item {
-                    LiveItem::Entry(f) => format!(
-                        r#"{{"id":{},"event":"earning","data":{}}}"#,
-                        f.seq,
-                        String::from_utf8_lossy(&f.data)
-                    ),
-                    LiveItem::Dropped(missed) => {
-                        format!(r#"{{"event":"dropped","data":{{"reason":"slow_consumer","missed":{missed}}}}}"#)
-                    }
-                };
+                let Some(f) = item else { break };
+                let text = format!(
+                    r#"{{"id":{},"event":"earning","data":{}}}"#,
+                    f.seq,
+                    String::from_utf8_lossy(&f.data)
+                );
                 if tx.send(Message::Text(text.into())).await.is_err() {
                     break;
                 }

@@ -3,6 +3,7 @@
 //! application on a scratch database and stream prefix, and removes both after.
 mod latency;
 mod live;
+mod live_load;
 mod pipeline;
 mod reports;
 mod seed;
@@ -19,6 +20,9 @@ pub enum Bench {
     Pipeline(pipeline::PipelineArgs),
     /// Fan-out of live entries to many SSE clients vs a raw NATS subscriber.
     Live(live::LiveArgs),
+    /// The client side of `live`, in its own process (started by `live`).
+    #[command(hide = true)]
+    LiveLoad(live_load::LiveLoadArgs),
     /// Purchase → SSE latency, idle and under a background load.
     Latency(latency::LatencyArgs),
     /// Build a large, skewed ledger in bulk (COPY) on a named database, kept for `reports`.
@@ -36,6 +40,7 @@ pub async fn run(mut config: Config, bench: Bench) -> anyhow::Result<()> {
     match &bench {
         Bench::Seed(args) => return seed::run(&config, args).await,
         Bench::Reports(args) => return reports::run(config, args).await,
+        Bench::LiveLoad(args) => return live_load::run(args).await,
         Bench::Pipeline(_) | Bench::Live(_) | Bench::Latency(_) | Bench::Soak(_) => {}
     }
     let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
@@ -49,6 +54,7 @@ pub async fn run(mut config: Config, bench: Bench) -> anyhow::Result<()> {
     scratch_instance(&mut config, format!("{server}/{db}"), &tag);
     if let Bench::Live(args) = &bench {
         config.live.max_connections_total = args.clients + 1;
+        raise_fd_limit(args.clients)?;
     }
     let shutdown = CancellationToken::new();
     let app = Application::build(config.clone(), shutdown.clone()).await?;
@@ -59,7 +65,7 @@ pub async fn run(mut config: Config, bench: Bench) -> anyhow::Result<()> {
         Bench::Live(args) => live::measure(&config, &base, args).await,
         Bench::Latency(args) => latency::measure(&config, &base, args).await,
         Bench::Soak(args) => soak::measure(&config, &base, args).await,
-        Bench::Seed(_) | Bench::Reports(_) => Ok(()), // run on their own database above
+        Bench::Seed(_) | Bench::Reports(_) | Bench::LiveLoad(_) => Ok(()), // run on their own database above
     };
     shutdown.cancel();
     let _ = running.await;
@@ -79,6 +85,25 @@ fn scratch_instance(config: &mut Config, url: String, tag: &str) {
     config.clickhouse.enabled = false;
     config.auth.jwt_secret = platform::auth::random_secret();
     config.auth.pseudonym_key = platform::auth::random_secret();
+}
+
+/// Room for `connections` sockets beside this process's other files: the soft limit
+/// and, where the process may (root), the hard limit too, for this process only.
+fn raise_fd_limit(connections: usize) -> anyhow::Result<()> {
+    use rlimit::Resource;
+    let want = u64::try_from(connections)?.saturating_add(1_024);
+    let (soft, hard) = Resource::NOFILE.get()?;
+    if soft >= want {
+        return Ok(());
+    }
+    if Resource::NOFILE.set(want, hard.max(want)).is_err() {
+        let got = rlimit::increase_nofile_limit(want)?;
+        anyhow::ensure!(
+            got >= want,
+            "{connections} connections need {want} open files; this process may open {got}"
+        );
+    }
+    Ok(())
 }
 
 /// The configured server's URL with `database` in place of its database.

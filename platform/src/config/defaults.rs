@@ -108,7 +108,7 @@ impl Default for LiveConfig {
     fn default() -> Self {
         LiveConfig {
             keepalive_secs: 15,
-            client_buffer: 256,
+            client_buffer: 16,
             max_connections_per_user: 8,
             max_connections_total: 50_000,
             replay_page: 500,
