@@ -158,3 +158,17 @@ fn bench_live_delivers_one_entry_to_every_client_of_its_load_process() {
     );
     assert!(report["baseline_ms"].as_f64().unwrap() > 0.0, "{report}");
 }
+
+#[test]
+fn bench_warehouse_catches_up_on_its_backlog() {
+    let out = bench(&["warehouse", "--rows", "3000", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["rows"], 3000, "{report}");
+    for rate in [
+        "backlog_stored_per_sec",
+        "baseline_insert_per_sec",
+        "sink_caught_up_per_sec",
+    ] {
+        assert!(report[rate].as_f64().unwrap() > 0.0, "{rate}: {report}");
+    }
+}

@@ -7,7 +7,7 @@ use async_nats::ServerAddr;
 use std::time::Duration;
 
 mod pull;
-pub use pull::{durable_pull, DurablePull};
+pub use pull::{durable_pull, DurablePull, PullBatch};
 
 #[derive(Clone, Debug)]
 pub struct Subjects {

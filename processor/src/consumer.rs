@@ -154,7 +154,10 @@ impl Stage {
             DURABLE_NAME,
             Duration::from_secs(self.config.processor.ack_wait_secs),
             self.config.processor.max_ack_pending,
-            self.config.processor.batch_max_messages,
+            platform::nats::PullBatch {
+                messages: self.config.processor.batch_max_messages,
+                bytes: None,
+            },
         )
         .await?;
         loop {

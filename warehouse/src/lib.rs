@@ -76,7 +76,10 @@ async fn subscribe(
         DURABLE_NAME,
         Duration::from_secs(config.clickhouse.ack_wait_secs),
         max_ack_pending,
-        rows,
+        platform::nats::PullBatch {
+            messages: rows,
+            bytes: Some(config.clickhouse.batch_max_bytes),
+        },
     )
     .await
 }

@@ -8,6 +8,7 @@ mod pipeline;
 mod reports;
 mod seed;
 mod soak;
+mod warehouse;
 
 use crate::Application;
 use anyhow::Context;
@@ -34,6 +35,9 @@ pub enum Bench {
     /// re-parenting) with database connections cut on a schedule; then every accepted
     /// order paid once, verify clean, memory over time.
     Soak(soak::SoakArgs),
+    /// The ClickHouse sink catching up on a backlog of entries on the stream, vs the
+    /// same rows inserted straight into ClickHouse.
+    Warehouse(warehouse::WarehouseArgs),
 }
 
 pub async fn run(mut config: Config, bench: Bench) -> anyhow::Result<()> {
@@ -41,6 +45,7 @@ pub async fn run(mut config: Config, bench: Bench) -> anyhow::Result<()> {
         Bench::Seed(args) => return seed::run(&config, args).await,
         Bench::Reports(args) => return reports::run(config, args).await,
         Bench::LiveLoad(args) => return live_load::run(args).await,
+        Bench::Warehouse(args) => return warehouse::run(config, args).await,
         Bench::Pipeline(_) | Bench::Live(_) | Bench::Latency(_) | Bench::Soak(_) => {}
     }
     let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
@@ -65,7 +70,7 @@ pub async fn run(mut config: Config, bench: Bench) -> anyhow::Result<()> {
         Bench::Live(args) => live::measure(&config, &base, args).await,
         Bench::Latency(args) => latency::measure(&config, &base, args).await,
         Bench::Soak(args) => soak::measure(&config, &base, args).await,
-        Bench::Seed(_) | Bench::Reports(_) | Bench::LiveLoad(_) => Ok(()), // run on their own database above
+        Bench::Seed(_) | Bench::Reports(_) | Bench::LiveLoad(_) | Bench::Warehouse(_) => Ok(()), // run on their own database above
     };
     shutdown.cancel();
     let _ = running.await;

@@ -23,7 +23,7 @@ struct Spec {
     name: String,
     ack_wait: Duration,
     max_ack_pending: i64,
-    batch: usize,
+    batch: PullBatch,
     heartbeat: Duration,
     expires: Duration,
     reopen_timeout: Duration,
@@ -42,6 +42,18 @@ pub struct DurablePull {
     retry_at: Option<Instant>,
 }
 
+/// How much one pull request asks for: messages and payload bytes. The byte bound
+/// matters where one message may carry a whole processor batch: a pull of thousands of
+/// large messages outran what the server buffers for a client, the overflow was
+/// dropped, and it came back only after the ack wait (a 28 s stall in `bench warehouse`).
+#[derive(Clone, Copy, Debug)]
+pub struct PullBatch {
+    pub messages: usize,
+    /// None: no byte bound (the processor's purchase groups are small; its throughput
+    /// was measured without one).
+    pub bytes: Option<usize>,
+}
+
 /// A durable pull consumer with explicit acks (created or reused by name) on `stream`,
 /// pulling up to `batch` at a time. Every stage reads this way.
 pub async fn durable_pull(
@@ -51,7 +63,7 @@ pub async fn durable_pull(
     name: &str,
     ack_wait: Duration,
     max_ack_pending: i64,
-    batch: usize,
+    batch: PullBatch,
 ) -> anyhow::Result<DurablePull> {
     let spec = Spec {
         stream: stream.to_owned(),
@@ -98,10 +110,15 @@ async fn open(js: &jetstream::Context, spec: &Spec) -> anyhow::Result<pull::Stre
         )
         .await
         .with_context(|| format!("creating the {name} consumer"))?;
-    consumer
+    let mut pull = consumer
         .stream()
-        .max_messages_per_batch(spec.batch)
-        .heartbeat(spec.heartbeat)
+        .max_messages_per_batch(spec.batch.messages);
+    if let Some(bytes) = spec.batch.bytes {
+        // Never below one message of the largest size the server takes: a message over
+        // the pull's byte bound would never be delivered.
+        pull = pull.max_bytes_per_batch(bytes.max(js.client().server_info().max_payload));
+    }
+    pull.heartbeat(spec.heartbeat)
         .expires(spec.expires)
         .messages()
         .await

@@ -1,0 +1,188 @@
+//! `referral bench warehouse`: the ClickHouse sink catching up on a backlog. N entries are
+//! stored on the EARNINGS stream first (arrays of 1,000 on `ledger.entries`, as the
+//! processor announces its batches), then the sink (`warehouse::run`, as `referral all`
+//! runs it) is started and timed until ClickHouse holds every row; the baseline is the
+//! same rows inserted straight into ClickHouse, in the sink's batch size, in this process.
+use platform::clickhouse::Clickhouse;
+use platform::nats::Subjects;
+use platform::Config;
+use schemas::UserId;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+#[derive(clap::Args, Debug)]
+pub struct WarehouseArgs {
+    /// Entries in the backlog.
+    #[arg(long, default_value_t = 200_000)]
+    pub rows: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const ENTRIES_PER_MESSAGE: usize = 1_000;
+
+/// Runs on scratch state: its own Postgres database, stream prefix and ClickHouse
+/// databases, all removed after.
+pub(super) async fn run(mut config: Config, args: &WarehouseArgs) -> anyhow::Result<()> {
+    let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+    let db = format!("referral_bench_{tag}");
+    config.database.url = super::database_url(&config, &db)?;
+    config.nats.prefix = format!("bench{tag}");
+    config.clickhouse.enabled = true;
+    config.clickhouse.database = format!("bench_{tag}");
+    let mut raw = config.clickhouse.clone();
+    raw.database = format!("bench_{tag}_raw");
+    let result = measure(&config, &raw, args).await;
+    for database in [&config.clickhouse, &raw] {
+        if let Ok(ch) = Clickhouse::new(database) {
+            let _ = ch
+                .execute(&format!("DROP DATABASE IF EXISTS {}", ch.database()))
+                .await;
+        }
+    }
+    super::cleanup(&config, Some(&db)).await;
+    result
+}
+
+async fn measure(
+    config: &Config,
+    raw: &platform::config::ClickhouseConfig,
+    args: &WarehouseArgs,
+) -> anyhow::Result<()> {
+    platform::db::create_and_migrate(&config.database).await?;
+    let js = async_nats::jetstream::new(platform::nats::connect(&config.nats).await?);
+    platform::nats::ensure_streams(&js, &config.nats).await?;
+    let subjects = Subjects::new(&config.nats.prefix);
+    let payloads = entry_arrays(args.rows)?;
+
+    let baseline = baseline(raw, &subjects, &payloads, config.clickhouse.batch_max_rows).await?;
+    let started = Instant::now();
+    for p in &payloads {
+        js.publish(subjects.ledger("entries"), p.clone().into())
+            .await?
+            .await?;
+    }
+    let backlog = started.elapsed();
+
+    let ch = Clickhouse::new(&config.clickhouse)?;
+    let shutdown = CancellationToken::new();
+    let started = Instant::now();
+    let sink = tokio::spawn(warehouse::run(config.clone(), shutdown.clone()));
+    let caught_up = wait_for_rows(&ch, args.rows).await;
+    let sink_time = started.elapsed();
+    shutdown.cancel();
+    let _ = sink.await;
+    caught_up?;
+    let rate = |d: Duration| args.rows as f64 / d.as_secs_f64().max(1e-9);
+    let report = serde_json::json!({
+        "rows": args.rows,
+        "backlog_stored_per_sec": rate(backlog),
+        "baseline_insert_per_sec": rate(baseline),
+        "sink_caught_up_per_sec": rate(sink_time),
+        "sink_caught_up_secs": sink_time.as_secs_f64(),
+        "ratio": baseline.as_secs_f64() / sink_time.as_secs_f64().max(1e-9),
+        "batch_max_rows": config.clickhouse.batch_max_rows,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "referral bench warehouse: a backlog of {} entries",
+            args.rows
+        );
+        println!(
+            "  backlog stored on the stream       {:>10.0} rows/s",
+            rate(backlog)
+        );
+        println!(
+            "  baseline: straight INSERTs          {:>10.0} rows/s   1.00",
+            rate(baseline)
+        );
+        println!(
+            "  sink from the stream, caught up     {:>10.0} rows/s   {:.2}  ({:.1} s)",
+            rate(sink_time),
+            report["ratio"].as_f64().unwrap_or(0.0),
+            sink_time.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// `rows` entries as JSON arrays, the shape the processor publishes.
+fn entry_arrays(rows: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+    let beneficiaries: Vec<UserId> = (0..64).map(|_| UserId::new()).collect();
+    let now = chrono::Utc::now();
+    let mut out = Vec::new();
+    let mut made = 0;
+    while made < rows {
+        let n = ENTRIES_PER_MESSAGE.min(rows - made);
+        let entries: Vec<schemas::EarningEvent> = (made..made + n)
+            .map(|i| {
+                let user = beneficiaries[i % beneficiaries.len()];
+                schemas::EarningEvent {
+                    earning_id: uuid::Uuid::now_v7(),
+                    seq: (i / beneficiaries.len() + 1) as u64,
+                    purchase_id: uuid::Uuid::now_v7(),
+                    shop_id: schemas::ShopId(uuid::Uuid::nil()),
+                    beneficiary_id: user,
+                    source_user_id: user,
+                    leg_user_id: user,
+                    level: 1,
+                    direct: true,
+                    kind: schemas::EntryKind::Earning,
+                    amount: schemas::Money::ZERO,
+                    total: schemas::Money::ZERO,
+                    plan_version: 1,
+                    created_at: now,
+                }
+            })
+            .collect();
+        out.push(serde_json::to_vec(&entries)?);
+        made += n;
+    }
+    Ok(out)
+}
+
+/// The same rows inserted into a second database in batches of `batch` rows: no stream,
+/// no check for ids already stored.
+async fn baseline(
+    raw: &platform::config::ClickhouseConfig,
+    subjects: &Subjects,
+    payloads: &[Vec<u8>],
+    batch: usize,
+) -> anyhow::Result<Duration> {
+    let ch = Clickhouse::new(raw)?;
+    warehouse::migrate(raw).await?;
+    let subject = subjects.ledger("entries");
+    let rows = warehouse::Rows::parse(
+        subjects,
+        payloads.iter().map(|p| (subject.as_str(), &p[..])),
+    );
+    let lines: Vec<&str> = rows.earnings.iter().map(|(_, r)| r.as_str()).collect();
+    let started = Instant::now();
+    for chunk in lines.chunks(batch.max(1)) {
+        ch.insert("earning_events", chunk).await?;
+    }
+    Ok(started.elapsed())
+}
+
+/// Polls until ClickHouse holds `rows` earning rows (bounded: ten minutes).
+async fn wait_for_rows(ch: &Clickhouse, rows: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let sql = format!("SELECT count() FROM {}", ch.table("earning_events"));
+    loop {
+        let count: usize = match ch.lines(&sql).await {
+            Ok(lines) => lines.first().and_then(|l| l.parse().ok()).unwrap_or(0),
+            Err(_) => 0, // the sink has not created the schema yet
+        };
+        if count >= rows {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the sink stored {count} of {rows} rows in ten minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
