@@ -242,22 +242,7 @@ async fn publish_one_each(
         let now = chrono::Utc::now();
         let entries: Vec<schemas::EarningEvent> = chunk
             .iter()
-            .map(|u| schemas::EarningEvent {
-                earning_id: uuid::Uuid::now_v7(),
-                seq: 1,
-                purchase_id: uuid::Uuid::now_v7(),
-                shop_id: schemas::ShopId(uuid::Uuid::nil()),
-                beneficiary_id: *u,
-                source_user_id: *u,
-                leg_user_id: *u,
-                level: 1,
-                direct: true,
-                kind: schemas::EntryKind::Earning,
-                amount: schemas::Money::ZERO,
-                total: schemas::Money::ZERO,
-                plan_version: 1,
-                created_at: now,
-            })
+            .map(|u| super::announced_entry(*u, 1, now))
             .collect();
         let subject = format!("{}.ledger.entries", config.nats.prefix);
         nats.publish(subject, serde_json::to_vec(&entries)?.into())

@@ -145,6 +145,31 @@ async fn cleanup(config: &Config, scratch_db: Option<&str>) {
     }
 }
 
+/// An entry of 0.00 as the processor announces it on `ledger.entries`, at position `seq`
+/// of `user`'s ledger (fresh ids; the user is its own source and leg).
+fn announced_entry(
+    user: schemas::UserId,
+    seq: u64,
+    created_at: chrono::DateTime<chrono::Utc>,
+) -> schemas::EarningEvent {
+    schemas::EarningEvent {
+        earning_id: uuid::Uuid::now_v7(),
+        seq,
+        purchase_id: uuid::Uuid::now_v7(),
+        shop_id: schemas::ShopId(uuid::Uuid::nil()),
+        beneficiary_id: user,
+        source_user_id: user,
+        leg_user_id: user,
+        level: 1,
+        direct: true,
+        kind: schemas::EntryKind::Earning,
+        amount: schemas::Money::ZERO,
+        total: schemas::Money::ZERO,
+        plan_version: 1,
+        created_at,
+    }
+}
+
 /// Signs a user up through the API, as a shop would.
 async fn signup(
     http: &reqwest::Client,

@@ -120,22 +120,7 @@ fn entry_arrays(rows: usize) -> anyhow::Result<Vec<Vec<u8>>> {
         let entries: Vec<schemas::EarningEvent> = (made..made + n)
             .map(|i| {
                 let user = beneficiaries[i % beneficiaries.len()];
-                schemas::EarningEvent {
-                    earning_id: uuid::Uuid::now_v7(),
-                    seq: (i / beneficiaries.len() + 1) as u64,
-                    purchase_id: uuid::Uuid::now_v7(),
-                    shop_id: schemas::ShopId(uuid::Uuid::nil()),
-                    beneficiary_id: user,
-                    source_user_id: user,
-                    leg_user_id: user,
-                    level: 1,
-                    direct: true,
-                    kind: schemas::EntryKind::Earning,
-                    amount: schemas::Money::ZERO,
-                    total: schemas::Money::ZERO,
-                    plan_version: 1,
-                    created_at: now,
-                }
+                super::announced_entry(user, (i / beneficiaries.len() + 1) as u64, now)
             })
             .collect();
         out.push(serde_json::to_vec(&entries)?);
