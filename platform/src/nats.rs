@@ -2,12 +2,14 @@
 //! share a server without seeing each other.
 use crate::config::NatsConfig;
 use anyhow::Context;
-use async_nats::jetstream::{self, stream};
+use async_nats::jetstream;
 use async_nats::ServerAddr;
 use std::time::Duration;
 
 mod pull;
+mod streams;
 pub use pull::{durable_pull, DurablePull, PullBatch};
+pub use streams::{ensure_streams, replicas_to_apply, PROCESSOR_CONSUMER};
 
 #[derive(Clone, Debug)]
 pub struct Subjects {
@@ -113,64 +115,6 @@ pub async fn connect(config: &NatsConfig) -> anyhow::Result<async_nats::Client> 
         .connect(addrs)
         .await
         .with_context(|| format!("connecting to NATS at {}", config.url))
-}
-
-/// Creates or updates the streams; file storage, so a stored message survives restarts.
-/// Replicas are `num_replicas` for a new stream; an existing one keeps more if it has them
-/// (an operator scaled it up), so a start-up never lowers them.
-pub async fn ensure_streams(js: &jetstream::Context, config: &NatsConfig) -> anyhow::Result<()> {
-    let s = Subjects::new(&config.prefix);
-    let window = Duration::from_secs(config.duplicate_window_secs);
-    let streams = [
-        (s.purchases_stream(), s.purchases_all()),
-        (s.earnings_stream(), vec![s.earnings_all(), s.ledger_all()]),
-        (s.deadletter_stream(), vec![s.deadletter_all()]),
-    ];
-    for (name, subjects) in streams {
-        let mut cfg = stream::Config {
-            name: name.clone(),
-            subjects,
-            storage: stream::StorageType::File,
-            duplicate_window: window,
-            max_bytes: config.stream_max_bytes,
-            num_replicas: config.num_replicas,
-            ..Default::default()
-        };
-        match js.get_stream(&name).await {
-            Ok(mut existing) => {
-                let current = existing
-                    .info()
-                    .await
-                    .with_context(|| format!("reading stream {name}"))?
-                    .config
-                    .num_replicas;
-                cfg.num_replicas = replicas_to_apply(config.num_replicas, current);
-                if cfg.num_replicas > config.num_replicas {
-                    tracing::info!(
-                        stream = %name,
-                        replicas = cfg.num_replicas,
-                        configured = config.num_replicas,
-                        "stream keeps its replicas (more than configured)"
-                    );
-                }
-                js.update_stream(cfg)
-                    .await
-                    .with_context(|| format!("updating stream {name}"))?;
-            }
-            Err(_) => {
-                js.create_stream(cfg)
-                    .await
-                    .with_context(|| format!("creating stream {name}"))?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// An existing stream's replicas after start-up: raised to the configured number, never
-/// lowered below what the stream has (0, as an old stream may report, counts as 1).
-pub fn replicas_to_apply(configured: usize, current: usize) -> usize {
-    configured.max(current).max(1)
 }
 
 /// Removes this prefix's streams (tests clean up after themselves).

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
-pub const DURABLE_NAME: &str = "processor";
+pub const DURABLE_NAME: &str = platform::nats::PROCESSOR_CONSUMER;
 
 /// Processed purchases per `ledger.purchases` message (~330 bytes each, so ~330 KB).
 const FACTS_PER_MESSAGE: usize = 1_000;

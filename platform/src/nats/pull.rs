@@ -98,16 +98,15 @@ async fn open(js: &jetstream::Context, spec: &Spec) -> anyhow::Result<pull::Stre
         .get_stream(&spec.stream)
         .await
         .with_context(|| format!("opening stream {}", spec.stream))?
-        .get_or_create_consumer(
-            name,
-            pull::Config {
-                durable_name: Some(name.clone()),
-                ack_policy: AckPolicy::Explicit,
-                ack_wait: spec.ack_wait,
-                max_ack_pending: spec.max_ack_pending,
-                ..Default::default()
-            },
-        )
+        // Created, or updated to these settings (a durable made by another role, or one
+        // made before the ack wait was changed, takes this process's).
+        .create_consumer(pull::Config {
+            durable_name: Some(name.clone()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: spec.ack_wait,
+            max_ack_pending: spec.max_ack_pending,
+            ..Default::default()
+        })
         .await
         .with_context(|| format!("creating the {name} consumer"))?;
     let mut pull = consumer

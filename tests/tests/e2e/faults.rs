@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 /// One purchase of 1000.00 (profit 100.00) by `buyer` under `order`, as a shop sends it:
 /// the order, the answer's status, its problem code ("" when none) and `Retry-After`.
-async fn send_purchase(
+pub(crate) async fn send_purchase(
     app: &TestApp,
     order: String,
     buyer: UserId,

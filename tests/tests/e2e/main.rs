@@ -16,6 +16,7 @@ mod openapi;
 mod reports;
 mod security;
 mod simulation;
+mod stream_full;
 mod validation;
 mod warehouse;
 mod wire;
