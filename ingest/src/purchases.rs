@@ -203,7 +203,6 @@ async fn reserve(
         body_hash: hash.clone(),
     };
     let reservation = crate::reserver::Reservation {
-        json: serde_json::to_value(&message).map_err(anyhow::Error::from)?,
         body_hash: hex::decode(&hash).map_err(anyhow::Error::from)?,
         message,
     };
@@ -226,7 +225,7 @@ async fn reserve(
     // Otherwise: a retry (answered with the message stored the first time, or 409 if the
     // body changed; a retry stays accepted even if the user was deactivated since), or a
     // user this shop cannot send purchases for.
-    if let Some(existing) = reserved(state, shop, &req.order_id, &hash).await? {
+    if let Some(existing) = reserved(state, message, &hash).await? {
         return Ok(existing);
     }
     let user = sqlx::query!(
@@ -245,36 +244,29 @@ async fn reserve(
     })
 }
 
+/// The message of an order reserved before: this request's own (its body is the first
+/// request's, or the hash differs and it is a 409) under the purchase id and time the
+/// registry keeps. An order the processor registered (published straight to the stream)
+/// settled in the same transaction; republishing it is a replay the processor recognises.
 async fn reserved(
     state: &IngestState,
-    shop: ShopId,
-    order: &OrderId,
+    mut message: PurchaseMessage,
     hash: &str,
 ) -> Result<Option<PurchaseMessage>, IngestError> {
-    // An order the processor registered (published straight to the stream) keeps no
-    // message: it settled in the same transaction, so its purchase row says the same,
-    // and republishing it is a replay the processor recognises by its body hash.
     let row = sqlx::query!(
-        r#"SELECT r.body_hash, COALESCE(r.message, (
-               SELECT jsonb_build_object('purchase_id', p.id, 'shop_id', p.shop_id,
-                          'order_id', p.order_id, 'user_id', p.user_id, 'amount', p.amount::text,
-                          'profit', p.profit::text, 'currency', p.currency,
-                          'occurred_at', p.occurred_at, 'body_hash', p.body_hash)
-               FROM purchases p WHERE p.id = r.purchase_id)) AS "message?"
-           FROM purchase_requests r WHERE r.shop_id = $1 AND r.order_id = $2"#,
-        shop.as_uuid(),
-        order.as_str()
+        "SELECT body_hash, purchase_id, occurred_at FROM purchase_requests
+         WHERE shop_id = $1 AND order_id = $2",
+        message.shop_id.as_uuid(),
+        message.order_id.as_str()
     )
     .fetch_optional(&state.pool)
     .await?;
     let Some(row) = row else { return Ok(None) };
     if hex::encode(&row.body_hash) != hash {
-        return Err(IngestError::OrderConflict(order.to_string()));
+        return Err(IngestError::OrderConflict(message.order_id.to_string()));
     }
-    let stored = row
-        .message
-        .ok_or_else(|| anyhow::anyhow!("order {order} is registered with no message"))?;
-    let message = serde_json::from_value(stored).map_err(anyhow::Error::from)?;
+    message.purchase_id = row.purchase_id;
+    message.occurred_at = row.occurred_at;
     Ok(Some(message))
 }
 

@@ -10,11 +10,12 @@ use sqlx::PgPool;
 use std::collections::HashSet;
 use uuid::Uuid;
 
-/// One request's reservation: the message it will publish, as stored for retries.
+/// One request's reservation: the message it will publish. The registry keeps what a
+/// retry cannot repeat (the purchase id, the time the edge gave it); a retry's body is the
+/// first one's (the body hash says so), so the message is rebuilt from the two.
 pub struct Reservation {
     pub message: PurchaseMessage,
     pub body_hash: Vec<u8>,
-    pub json: serde_json::Value,
 }
 
 /// Why a group's INSERT failed, shared by every request of the group.
@@ -114,16 +115,17 @@ async fn insert(pool: &PgPool, group: &[Reservation]) -> sqlx::Result<HashSet<Uu
         .map(|p| p.message.order_id.to_string())
         .collect();
     let hashes: Vec<Vec<u8>> = group.iter().map(|p| p.body_hash.clone()).collect();
-    let messages: Vec<serde_json::Value> = group.iter().map(|p| p.json.clone()).collect();
+    let occurred: Vec<_> = group.iter().map(|p| p.message.occurred_at).collect();
     let amounts: Vec<Decimal> = group
         .iter()
         .map(|p| p.message.amount.as_decimal())
         .collect();
     let inserted = sqlx::query_scalar!(
-        "INSERT INTO purchase_requests (shop_id, order_id, purchase_id, body_hash, message, amount)
-         SELECT r.shop_id, r.order_id, r.purchase_id, r.body_hash, r.message, r.amount
-         FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::bytea[], $5::jsonb[], $6::numeric[], $7::uuid[])
-              WITH ORDINALITY AS r(shop_id, order_id, purchase_id, body_hash, message, amount, user_id, n)
+        "INSERT INTO purchase_requests (shop_id, order_id, purchase_id, body_hash, occurred_at, amount)
+         SELECT r.shop_id, r.order_id, r.purchase_id, r.body_hash, r.occurred_at, r.amount
+         FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::bytea[], $5::timestamptz[], $6::numeric[],
+                     $7::uuid[])
+              WITH ORDINALITY AS r(shop_id, order_id, purchase_id, body_hash, occurred_at, amount, user_id, n)
          JOIN users u ON u.id = r.user_id AND u.status = $8
                       AND (u.shop_id IS NULL OR u.shop_id = r.shop_id)
          ORDER BY r.shop_id, r.order_id, r.n
@@ -133,7 +135,7 @@ async fn insert(pool: &PgPool, group: &[Reservation]) -> sqlx::Result<HashSet<Uu
         &orders,
         &ids,
         &hashes,
-        &messages,
+        &occurred,
         &amounts,
         &users,
         UserStatus::Active.as_str()

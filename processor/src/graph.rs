@@ -13,6 +13,46 @@ pub struct Ancestor {
     pub active: bool,
 }
 
+/// The bytes of one ancestor in `purchases.ancestors`: the user's uuid, then 1 if active.
+const STORED_LEN: usize = 17;
+
+impl Ancestor {
+    /// `ancestors` as `purchases.ancestors` keeps them (migration 0009): 17 bytes each,
+    /// nearest first, the user's uuid and then 1 if active, 0 if not.
+    pub fn encode_all(ancestors: &[Ancestor]) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(ancestors.len() * STORED_LEN);
+        for a in ancestors {
+            bytes.extend_from_slice(a.user_id.as_uuid().as_bytes());
+            bytes.push(u8::from(a.active));
+        }
+        bytes
+    }
+
+    /// The inverse of `encode_all`; anything else is an error, never a guess.
+    pub fn decode_all(bytes: &[u8]) -> anyhow::Result<Vec<Ancestor>> {
+        anyhow::ensure!(
+            bytes.len().is_multiple_of(STORED_LEN),
+            "stored ancestors of {} bytes are not whole 17-byte records",
+            bytes.len()
+        );
+        bytes
+            .chunks_exact(STORED_LEN)
+            .map(|record| {
+                let (id, flag) = record.split_at(STORED_LEN - 1);
+                let active = match flag {
+                    [0] => false,
+                    [1] => true,
+                    other => anyhow::bail!("stored ancestor flag {other:?} is neither 0 nor 1"),
+                };
+                Ok(Ancestor {
+                    user_id: UserId(uuid::Uuid::from_slice(id)?),
+                    active,
+                })
+            })
+            .collect()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UserChange {
     Created {

@@ -47,3 +47,26 @@ fn ancestors_follow_referrers_and_moves_refuse_cycles() {
         }]
     );
 }
+
+#[test]
+fn stored_ancestors_round_trip_and_malformed_bytes_are_refused() {
+    let a = |active| Ancestor {
+        user_id: UserId::new(),
+        active,
+    };
+    let ancestors = vec![a(true), a(false), a(true)];
+    let bytes = Ancestor::encode_all(&ancestors);
+    assert_eq!(bytes.len(), 51);
+    assert_eq!(Ancestor::decode_all(&bytes).unwrap(), ancestors);
+    assert_eq!(Ancestor::decode_all(&[]).unwrap(), vec![]);
+    assert!(
+        Ancestor::decode_all(&bytes[..50]).is_err(),
+        "a partial record"
+    );
+    let mut flag = bytes.clone();
+    flag[16] = 2;
+    assert!(
+        Ancestor::decode_all(&flag).is_err(),
+        "a flag other than 0 or 1"
+    );
+}

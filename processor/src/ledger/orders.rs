@@ -147,12 +147,12 @@ pub(super) async fn insert_purchases(
         .map(|p| p.status.as_str().to_owned())
         .collect();
     let hashes: Vec<String> = planned.iter().map(|p| p.msg.body_hash.clone()).collect();
-    let ancestors: Vec<serde_json::Value> = planned.iter().map(|p| p.ancestors.clone()).collect();
+    let ancestors: Vec<Vec<u8>> = planned.iter().map(|p| p.ancestors.clone()).collect();
     sqlx::query!(
         "INSERT INTO purchases (id, shop_id, order_id, user_id, amount, profit, occurred_at, status, body_hash,
                                 ancestors, plan_version, graph_seq)
          SELECT *, $11::int, $12::bigint FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::numeric[],
-                                 $6::numeric[], $7::timestamptz[], $8::text[], $9::text[], $10::jsonb[])",
+                                 $6::numeric[], $7::timestamptz[], $8::text[], $9::text[], $10::bytea[])",
         &ids,
         &shops,
         &orders,
@@ -195,14 +195,17 @@ pub(super) async fn register(
     let ids: Vec<Uuid> = recorded.iter().map(|m| m.purchase_id).collect();
     let hashes: Vec<Vec<u8>> = recorded.iter().map(|m| hash_bytes(&m.body_hash)).collect();
     let amounts: Vec<Decimal> = recorded.iter().map(|m| m.amount.as_decimal()).collect();
+    let occurred: Vec<_> = recorded.iter().map(|m| m.occurred_at).collect();
     sqlx::query!(
-        "INSERT INTO purchase_requests (shop_id, order_id, purchase_id, body_hash, amount)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::bytea[], $5::numeric[])",
+        "INSERT INTO purchase_requests (shop_id, order_id, purchase_id, body_hash, amount, occurred_at)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::bytea[], $5::numeric[],
+                              $6::timestamptz[])",
         &shops,
         &orders,
         &ids,
         &hashes,
-        &amounts
+        &amounts,
+        &occurred
     )
     .execute(&mut **tx)
     .await

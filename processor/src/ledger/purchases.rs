@@ -7,7 +7,7 @@
 //! less (migration 0006).
 use super::orders::{self, Registered};
 use super::{lock_totals, step, write_entries, DeadLetter, Delivered, Entry, Item, Outcome};
-use crate::graph::ReferralGraph;
+use crate::graph::{Ancestor, ReferralGraph};
 use crate::payout::decide;
 use chrono::{SubsecRound, Utc};
 use schemas::messages::{DeadLetterReason, ProcessedPurchase, PurchaseMessage};
@@ -21,7 +21,8 @@ pub(super) struct Planned<'a> {
     pub delivered: &'a Delivered,
     pub msg: &'a PurchaseMessage,
     pub status: PurchaseStatus,
-    pub ancestors: serde_json::Value,
+    /// As `purchases.ancestors` stores them (`Ancestor::encode_all`).
+    pub ancestors: Vec<u8>,
     pub shares: Vec<crate::payout::Share>,
     /// The order is not in the registry yet (published straight to the stream).
     pub unregistered: bool,
@@ -164,7 +165,7 @@ fn classify<'a>(
             delivered: d,
             msg: m,
             status,
-            ancestors: serde_json::to_value(&ancestors)?,
+            ancestors: Ancestor::encode_all(&ancestors),
             shares,
             unregistered: !known.contains_key(&key),
         });

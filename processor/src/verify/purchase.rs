@@ -16,7 +16,7 @@ pub(super) struct Stored {
     pub profit: Decimal,
     pub plan_version: i32,
     pub status: String,
-    pub ancestors: serde_json::Value,
+    pub ancestors: Vec<u8>,
     pub graph_seq: i64,
     pub refunded: Decimal,
 }
@@ -39,7 +39,7 @@ pub(super) fn check(
     };
     let buyer = UserId(p.user_id);
     let ancestors = graph.payout_ancestors(buyer, plan);
-    let stored: Vec<Ancestor> = serde_json::from_value(p.ancestors.clone())?;
+    let stored = Ancestor::decode_all(&p.ancestors)?;
     if stored != ancestors {
         diffs.push(format!(
             "purchase {}: ancestors differ from the graph at seq {}",

@@ -99,7 +99,8 @@ impl<'a> Ledger<'a> {
             self.shop,
             self.purchases,
             self.plan.version(),
-            serde_json::to_string(&ancestors)?
+            // COPY's text form of bytea: `\\x` and the hex.
+            format_args!("\\\\x{}", hex::encode(Ancestor::encode_all(&ancestors)))
         )?;
         for s in shares {
             let Some((who, _)) = found.iter().find(|(_, a)| a.user_id == s.beneficiary) else {

@@ -140,17 +140,14 @@ async fn invalid_hierarchy_changes_are_refused_with_distinct_codes_and_change_no
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     eventually(|| app.total(a), |t| t == "5.00").await;
     assert_eq!(app.total(b).await, "25.00");
-    let ancestors: Value = sqlx::query_scalar("SELECT ancestors FROM purchases")
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT ancestors FROM purchases")
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    let ids: Vec<&str> = ancestors
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["user_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, vec![b.to_string(), a.to_string()]);
+    let ancestors = processor::graph::Ancestor::decode_all(&stored).unwrap();
+    let ids: Vec<UserId> = ancestors.iter().map(|x| x.user_id).collect();
+    assert_eq!(ids, vec![b, a]);
+    assert!(ancestors.iter().all(|x| x.active));
 
     // A valid move is seen by the next purchase: C under A pays A level 1, nobody level 2.
     let moved = app.move_user(c, Some(a)).await;

@@ -64,11 +64,15 @@ async fn the_same_order_with_another_body_is_a_conflict_never_a_second_purchase(
     let bytes = serde_json::to_vec(&other).unwrap();
     app.publish_raw("purchases", "conflicting-copy", bytes)
         .await;
-    let stored: Value =
-        sqlx::query_scalar("SELECT message FROM purchase_requests WHERE order_id = 'o-1'")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    let stored: Value = sqlx::query_scalar(
+        "SELECT jsonb_build_object('purchase_id', p.id, 'shop_id', p.shop_id, 'order_id', p.order_id,
+                    'user_id', p.user_id, 'amount', p.amount::text, 'profit', p.profit::text,
+                    'currency', p.currency, 'occurred_at', p.occurred_at, 'body_hash', p.body_hash)
+         FROM purchases p WHERE p.order_id = 'o-1'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
     let bytes = serde_json::to_vec(&stored).unwrap();
     app.publish_raw("purchases", "duplicate-copy", bytes).await;
     let r = app.purchase("o-2", c, "1000.00", Some("100.00")).await;
@@ -216,14 +220,14 @@ async fn an_order_the_edge_registered_is_paid_by_its_own_purchase_id_only() {
     // between the two): the order is registered to its purchase, which has not settled.
     let reserved = purchase_message(&app, "held", c, "2000.00", "500.00");
     sqlx::query(
-        "INSERT INTO purchase_requests (shop_id, order_id, purchase_id, body_hash, message, amount)
+        "INSERT INTO purchase_requests (shop_id, order_id, purchase_id, body_hash, occurred_at, amount)
          VALUES ($1, $2, $3, convert_to($4, 'UTF8'), $5, 2000.00)",
     )
     .bind(app.shop_id.as_uuid())
     .bind("held")
     .bind(reserved.purchase_id)
     .bind(&reserved.body_hash)
-    .bind(serde_json::to_value(&reserved).unwrap())
+    .bind(reserved.occurred_at)
     .execute(&app.pool)
     .await
     .unwrap();
