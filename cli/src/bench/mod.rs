@@ -83,7 +83,9 @@ pub async fn run(mut config: Config, bench: Bench) -> anyhow::Result<()> {
 fn scratch_instance(config: &mut Config, url: String, tag: &str) {
     config.database.url = url;
     config.nats.prefix = format!("bench{tag}");
-    config.nats.stream_max_bytes = 512 * 1024 * 1024;
+    // Room for a sustained load's backlog: a full PURCHASES stream answers 503 (as it
+    // should), which would end the load instead of measuring how far settling falls behind.
+    config.nats.stream_max_bytes = 4 * 1024 * 1024 * 1024;
     config.http.api_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     config.http.rate_limit_per_sec = u32::MAX / 2;
     config.http.rate_limit_burst = u32::MAX / 2;

@@ -49,8 +49,7 @@ pub struct DurablePull {
 #[derive(Clone, Copy, Debug)]
 pub struct PullBatch {
     pub messages: usize,
-    /// None: no byte bound (the processor's purchase groups are small; its throughput
-    /// was measured without one).
+    /// None: no byte bound.
     pub bytes: Option<usize>,
 }
 

@@ -182,9 +182,12 @@ impl Chunk {
     async fn read(pool: &PgPool, purchases: &[purchase::Stored]) -> anyhow::Result<Chunk> {
         let ids: Vec<Uuid> = purchases.iter().map(|p| p.id).collect();
         let rows = sqlx::query!(
-            "SELECT purchase_id, beneficiary_id, level, refund_id, amount, leg_user_id, source_user_id, base, rate,
-                    plan_version
-             FROM earnings WHERE purchase_id = ANY($1)",
+            // One index lookup per purchase, whatever the planner knows: as `= ANY($1)` on a
+            // ledger never analyzed (autovacuum off) it was a sequential scan per chunk.
+            "SELECT e.purchase_id, e.beneficiary_id, e.level, e.refund_id, e.amount, e.leg_user_id,
+                    e.source_user_id, e.base, e.rate, e.plan_version
+             FROM UNNEST($1::uuid[]) AS k(id)
+             CROSS JOIN LATERAL (SELECT * FROM earnings e WHERE e.purchase_id = k.id) e",
             &ids
         )
         .fetch_all(pool)
@@ -210,8 +213,11 @@ impl Chunk {
                 .insert(key, fact);
         }
         let refunds = sqlx::query!(
-            r#"SELECT purchase_id AS "purchase_id!", refund_id, amount, refunded_before AS "before!"
-               FROM refunds WHERE status = 'applied' AND purchase_id = ANY($1)"#,
+            r#"SELECT r.purchase_id AS "purchase_id!", r.refund_id AS "refund_id!", r.amount AS "amount!",
+                      r.refunded_before AS "before!"
+               FROM UNNEST($1::uuid[]) AS k(id)
+               CROSS JOIN LATERAL (SELECT * FROM refunds r
+                                   WHERE r.purchase_id = k.id AND r.status = 'applied') r"#,
             &ids
         )
         .fetch_all(pool)
