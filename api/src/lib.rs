@@ -98,6 +98,8 @@ pub fn streaming_router(state: ApiState) -> Router {
 
 /// Runs the API as its own role until `shutdown`.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // A config built in code (tests, benches) passes the checks a loaded one did.
+    config.validate()?;
     config.auth.check_secrets(&[config.http.api_addr])?;
     let pool = platform::db::create_and_migrate(&config.database).await?;
     let nats = platform::nats::connect(&config.nats).await?;

@@ -16,6 +16,8 @@ pub struct Application {
 impl Application {
     /// Migrates, connects, binds, and starts every role; returns once all are serving.
     pub async fn build(config: Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        // A config built in code (tests, benches) passes the checks a loaded one did.
+        config.validate()?;
         config.auth.check_secrets(&[config.http.api_addr])?;
         let pool = platform::db::create_and_migrate(&config.database).await?;
         processor::plans::register(&pool, &config.plan).await?;

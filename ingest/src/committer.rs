@@ -76,7 +76,7 @@ async fn store_group(
     all: &[&PurchaseMessage],
     max_group: usize,
 ) -> Result<(), String> {
-    let stores = all.chunks(max_group.max(1)).map(|chunk| {
+    let stores = all.chunks(max_group).map(|chunk| {
         let (js, subject) = (js.clone(), subject.to_owned());
         let payload = serde_json::to_vec(chunk);
         async move {

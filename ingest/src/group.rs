@@ -7,6 +7,8 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+/// Each at least 1: built from the config, which `Config::validate` checked at load and
+/// every role checks again at its start.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     /// Requests waiting to join a group (beyond it, callers wait to enqueue).
@@ -39,7 +41,7 @@ impl<T: Send + 'static, R: Send + 'static> Grouper<T, R> {
         W: Fn(Vec<T>) -> Fut + Send + 'static,
         Fut: Future<Output = Vec<R>> + Send + 'static,
     {
-        let (queue, rx) = mpsc::channel(limits.queue.max(1));
+        let (queue, rx) = mpsc::channel(limits.queue);
         tokio::spawn(run(rx, limits, weight, work));
         Grouper { queue }
     }
@@ -63,7 +65,7 @@ async fn run<T, R, W, Fut>(
     W: Fn(Vec<T>) -> Fut,
     Fut: Future<Output = Vec<R>> + Send + 'static,
 {
-    let permits = Arc::new(Semaphore::new(limits.in_flight.max(1)));
+    let permits = Arc::new(Semaphore::new(limits.in_flight));
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
@@ -72,7 +74,7 @@ async fn run<T, R, W, Fut>(
         let mut size = weight(&first.0);
         let mut group = vec![first];
         // Everything already waiting joins this group, up to the bound.
-        while size < limits.max_group.max(1) {
+        while size < limits.max_group {
             let Ok(next) = rx.try_recv() else { break };
             size += weight(&next.0);
             group.push(next);

@@ -27,7 +27,7 @@ pub fn lazy_without_flush_wait(config: &DatabaseConfig, max: u32) -> anyhow::Res
         .context("parsing database url")?
         .options([("synchronous_commit", "off")]);
     Ok(PgPoolOptions::new()
-        .max_connections(max.max(1))
+        .max_connections(max)
         .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
         .connect_lazy_with(options))
 }

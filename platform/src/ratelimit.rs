@@ -25,8 +25,8 @@ impl RateLimiter {
     pub fn new(per_sec: u32, burst: u32) -> Self {
         RateLimiter {
             inner: Arc::new(Mutex::new(HashMap::new())),
-            per_sec: f64::from(per_sec.max(1)),
-            burst: f64::from(burst.max(1)),
+            per_sec: f64::from(per_sec),
+            burst: f64::from(burst),
         }
     }
 

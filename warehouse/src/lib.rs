@@ -25,6 +25,8 @@ use users::UserEventsCopy;
 pub const DURABLE_NAME: &str = "warehouse";
 
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // A config built in code (tests, benches) passes the checks a loaded one did.
+    config.validate()?;
     let limits = &config.clickhouse;
     let ch = Clickhouse::new(limits)?;
     let mut backoff = Backoff::new(limits);

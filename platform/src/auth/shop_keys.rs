@@ -19,7 +19,7 @@ impl ShopKeyCache {
     pub(super) fn new(capacity: usize, ttl: Duration) -> Self {
         ShopKeyCache {
             entries: Mutex::new(HashMap::new()),
-            capacity: capacity.max(1),
+            capacity,
             ttl,
         }
     }

@@ -19,6 +19,17 @@ impl Config {
                 "http.readiness_probe_timeout_ms",
                 h.readiness_probe_timeout_ms,
             ),
+            ("http.body_limit_bytes", h.body_limit_bytes as u64),
+            ("http.request_timeout_ms", h.request_timeout_ms),
+            ("http.max_batch_purchases", h.max_batch_purchases as u64),
+            (
+                "http.max_concurrent_requests",
+                h.max_concurrent_requests as u64,
+            ),
+            (
+                "database.max_connections",
+                u64::from(self.database.max_connections),
+            ),
             ("auth.token_ttl_secs", self.auth.token_ttl_secs),
             (
                 "auth.shop_key_cache_size",
@@ -31,6 +42,7 @@ impl Config {
         self.processor.validate()?;
         self.live.validate()?;
         self.reports.validate()?;
+        self.ingest.validate()?;
         let ch = &self.clickhouse;
         for (name, value) in [
             (
@@ -39,10 +51,8 @@ impl Config {
             ),
             ("clickhouse.ack_wait_secs", ch.ack_wait_secs),
             ("clickhouse.request_timeout_ms", ch.request_timeout_ms),
-            (
-                "ingest.batch_items_in_flight",
-                self.ingest.batch_items_in_flight as u64,
-            ),
+            ("clickhouse.batch_max_rows", ch.batch_max_rows as u64),
+            ("clickhouse.batch_max_bytes", ch.batch_max_bytes as u64),
         ] {
             anyhow::ensure!(value > 0, "{name} must be at least 1");
         }
@@ -174,6 +184,25 @@ impl super::ReportsConfig {
             self.default_tree_depth,
             self.max_tree_depth
         );
+        Ok(())
+    }
+}
+
+impl super::IngestConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        for (name, value) in [
+            ("ingest.batch_items_in_flight", self.batch_items_in_flight),
+            ("ingest.group_commit_queue", self.group_commit_queue),
+            (
+                "ingest.group_commit_max_purchases",
+                self.group_commit_max_purchases,
+            ),
+            ("ingest.group_commit_in_flight", self.group_commit_in_flight),
+            ("ingest.reserve_max_group", self.reserve_max_group),
+            ("ingest.reserve_in_flight", self.reserve_in_flight),
+        ] {
+            anyhow::ensure!(value > 0, "{name} must be at least 1");
+        }
         Ok(())
     }
 }

@@ -69,6 +69,45 @@ fn nonsense_bounds_are_refused_by_name() {
     assert!(msg.contains("http.auth_failures_burst"), "{msg}");
 }
 
+/// A zero queue, group, batch or connection bound would stall or refuse everything (a
+/// channel of no slots, a sink that never takes a row, every batch a 413): refused by name.
+#[test]
+fn zero_queues_groups_batches_and_connections_are_refused_by_name() {
+    type Set = fn(&mut Config);
+    let cases: [(&str, Set); 8] = [
+        ("ingest.group_commit_queue", |c| {
+            c.ingest.group_commit_queue = 0
+        }),
+        ("ingest.reserve_max_group", |c| {
+            c.ingest.reserve_max_group = 0
+        }),
+        ("ingest.group_commit_in_flight", |c| {
+            c.ingest.group_commit_in_flight = 0
+        }),
+        ("clickhouse.batch_max_rows", |c| {
+            c.clickhouse.batch_max_rows = 0
+        }),
+        ("clickhouse.batch_max_bytes", |c| {
+            c.clickhouse.batch_max_bytes = 0
+        }),
+        ("http.max_batch_purchases", |c| {
+            c.http.max_batch_purchases = 0
+        }),
+        ("http.max_concurrent_requests", |c| {
+            c.http.max_concurrent_requests = 0
+        }),
+        ("database.max_connections", |c| {
+            c.database.max_connections = 0
+        }),
+    ];
+    for (name, set) in cases {
+        let mut config = Config::default();
+        set(&mut config);
+        let msg = config.validate().unwrap_err().to_string();
+        assert!(msg.contains(name), "{name}: {msg}");
+    }
+}
+
 #[test]
 fn nats_replicas_urls_and_pull_timing_are_checked() {
     let mut config = Config::default();

@@ -50,7 +50,11 @@ fn e2e_secret() -> String {
 
 #[tokio::test]
 async fn tokens_not_yet_valid_or_living_too_long_are_refused() {
-    let app = TestApp::spawn_with(|c| c.auth.max_token_lifetime_secs = 3_600).await;
+    let app = TestApp::spawn_with(|c| {
+        c.auth.max_token_lifetime_secs = 3_600;
+        c.auth.token_ttl_secs = 3_600; // at most the lifetime, or the app refuses to start
+    })
+    .await;
     let now = chrono::Utc::now().timestamp() as u64;
     let ok = sign(&app, now, now, now + 3_600);
     assert_eq!(app.get("/v1/me", Some(&ok)).await.status(), StatusCode::OK);
