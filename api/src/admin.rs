@@ -240,6 +240,8 @@ pub async fn plan(State(state): State<ApiState>, _: Admin) -> Result<Json<Plans>
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterQuery {
+    /// Dead letters per page (default `[reports] default_page_size`, at most `max_page_size`).
+    #[param(minimum = 1)]
     limit: Option<i64>,
     cursor: Option<String>,
 }

@@ -191,10 +191,15 @@ pub async fn by_leg(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
+    /// Entries per page (default `[reports] default_page_size`, at most `max_page_size`).
+    #[param(minimum = 1)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
+    /// Only entries of this level (1 is a direct referral's purchase; at most the plan's depth).
+    #[param(minimum = 1)]
     level: Option<i64>,
 }
 

@@ -19,6 +19,8 @@ pub fn routes() -> axum::Router<ApiState> {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TreeQuery {
+    /// Levels below the user (default `[reports] default_tree_depth`, at most `max_tree_depth`).
+    #[param(minimum = 1)]
     depth: Option<i32>,
 }
 

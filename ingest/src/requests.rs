@@ -20,6 +20,27 @@ impl<'de> Deserialize<'de> for AmountText {
     }
 }
 
+/// In the API description: rupees as a decimal string with no sign (responses may carry
+/// negative amounts, reversals; a request never does).
+impl utoipa::PartialSchema for AmountText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(r"^(0|[1-9]\d*)(\.\d{1,2})?$"))
+            .description(Some(
+                "Rupees as a decimal string with at most two decimal places, no sign",
+            ))
+            .examples([serde_json::json!("2000.00")])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for AmountText {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("Amount")
+    }
+}
+
 impl AmountText {
     /// The amount, or `code` with a detail naming `field` and what is wrong with it.
     fn money(&self, field: &str, code: &'static str) -> Result<Money, IngestError> {
@@ -40,11 +61,9 @@ pub struct PurchaseRequest {
     pub order_id: OrderId,
     pub user_id: UserId,
     /// Rupees: `^(0|[1-9]\d*)(\.\d{1,2})?$`, greater than zero.
-    #[schema(value_type = Money)]
     pub amount: AmountText,
     /// Defaults to `amount`; at most `amount`.
     #[serde(default)]
-    #[schema(value_type = Option<Money>)]
     pub profit: Option<AmountText>,
     #[serde(default)]
     pub currency: Option<String>,
@@ -143,7 +162,6 @@ pub struct RefundRequest {
     pub refund_id: RefundId,
     pub order_id: OrderId,
     /// Rupees: `^(0|[1-9]\d*)(\.\d{1,2})?$`, greater than zero.
-    #[schema(value_type = Money)]
     pub amount: AmountText,
 }
 

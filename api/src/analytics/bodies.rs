@@ -19,6 +19,7 @@ pub struct RangeQuery {
 #[serde(deny_unknown_fields)]
 pub struct TopQuery {
     /// How many earners (default `[reports] default_page_size`, at most `max_page_size`).
+    #[param(minimum = 1)]
     pub(super) limit: Option<i64>,
     pub(super) from: Option<NaiveDate>,
     pub(super) to: Option<NaiveDate>,
