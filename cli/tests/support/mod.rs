@@ -101,13 +101,12 @@ impl Drop for Process {
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+// The e2e crate's port claims (outside the ephemeral range, one lock file a port), shared
+// as source: this test crate cannot depend on `e2e`, which depends on it. A port taken with
+// `bind :0` and released could be handed to another test before the child process binds it.
+#[path = "../../../tests/src/ports.rs"]
+mod ports;
+pub use ports::free_port;
 
 /// Polls `check` every 20 ms until it holds, for at most `limit`.
 pub async fn until<F: std::future::Future<Output = bool>>(limit: Duration, check: impl Fn() -> F) {

@@ -130,7 +130,10 @@ async fn start_up_moves_an_old_purchase_stream_to_interest_where_the_server_can(
         let mut purchases = js.get_stream(s.purchases_stream()).await.unwrap();
         let info = purchases.info().await.unwrap().config.clone();
         let moved = (info.retention, info.discard)
-            == (stream::RetentionPolicy::Interest, stream::DiscardPolicy::New);
+            == (
+                stream::RetentionPolicy::Interest,
+                stream::DiscardPolicy::New,
+            );
         assert_eq!(moved, can_change, "server {version}: {info:?}");
         purchases
             .consumer_info(platform::nats::PROCESSOR_CONSUMER)
