@@ -5,7 +5,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use schemas::UserId;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 /// One request to send: its kind (for the counts), method, path and body.
 pub struct Op {
@@ -30,11 +30,18 @@ pub struct Answers {
     pub unexpected: u64,
 }
 
+/// Orders refunds are drawn from: the most recent accepted ones, so the model's memory
+/// stays flat however long the soak runs (the soak measures the server's memory).
+const REFUNDABLE: usize = 20_000;
+
 pub struct World {
     rng: StdRng,
     pub users: Vec<UserId>,
-    /// Accepted orders: amount and what was asked back so far, in paise.
-    pub accepted: BTreeMap<String, (i64, i64)>,
+    /// Every accepted order, by its number (`soak-<n>`): one bit each.
+    accepted: Vec<u64>,
+    accepted_count: usize,
+    /// Recent accepted orders: number, amount and what was asked back so far, in paise.
+    refundable: VecDeque<(u64, i64, i64)>,
     /// Bodies of recent accepted single purchases, to send again as a shop's retry.
     recent: Vec<Value>,
     next_order: u64,
@@ -47,7 +54,9 @@ impl World {
         World {
             rng,
             users,
-            accepted: BTreeMap::new(),
+            accepted: Vec::new(),
+            accepted_count: 0,
+            refundable: VecDeque::new(),
             recent: Vec::new(),
             next_order: 0,
             next_refund: 0,
@@ -61,7 +70,7 @@ impl World {
 
     fn purchase(&mut self) -> (Value, (String, i64)) {
         self.next_order += 1;
-        let order = format!("soak-{}", self.next_order);
+        let order = order_id(self.next_order);
         // ₹500 to ₹5,000: some under the ₹1,000 threshold; profit 10–30 %.
         let paise: i64 = self.rng.gen_range(50_000..500_000);
         let profit = paise * self.rng.gen_range(10..=30) / 100;
@@ -93,7 +102,7 @@ impl World {
                 let body = self.recent[self.rng.gen_range(0..self.recent.len())].clone();
                 op("retry", post, "/v1/purchases", Some(body))
             }
-            65..=74 if !self.accepted.is_empty() => self.refund(),
+            65..=74 if !self.refundable.is_empty() => self.refund(),
             75..=84 => {
                 let body = json!({ "referrer_id": self.user() });
                 op("signup", post, "/v1/users", Some(body))
@@ -124,13 +133,9 @@ impl World {
 
     /// Part of what remains of an accepted order (sometimes all of it).
     fn refund(&mut self) -> Op {
-        let at = self.rng.gen_range(0..self.accepted.len());
-        let (order, (amount, asked)) = self
-            .accepted
-            .iter()
-            .nth(at)
-            .map(|(o, v)| (o.clone(), *v))
-            .unwrap_or_default();
+        let at = self.rng.gen_range(0..self.refundable.len());
+        let (number, amount, asked) = self.refundable[at];
+        let order = order_id(number);
         let left = amount - asked;
         let part = if left <= 100 {
             left.max(1)
@@ -162,8 +167,9 @@ impl World {
         match op.kind {
             "refund" if (200..300).contains(&status) => {
                 if let Some((order, part)) = op.orders.first() {
-                    if let Some(entry) = self.accepted.get_mut(order) {
-                        entry.1 += part;
+                    let number = order_number(order);
+                    if let Some(entry) = self.refundable.iter_mut().find(|e| Some(e.0) == number) {
+                        entry.2 += part;
                     }
                 }
             }
@@ -174,7 +180,9 @@ impl World {
             }
             "batch" | "purchase" => {
                 for (order, amount) in op.orders.iter().filter(|(o, _)| stored.contains(o)) {
-                    self.accepted.insert(order.clone(), (*amount, 0));
+                    if let Some(number) = order_number(order) {
+                        self.accept(number, *amount);
+                    }
                 }
                 if op.kind == "purchase" && stored.len() == 1 && self.recent.len() < 1_000 {
                     self.recent.extend(op.body.clone());
@@ -183,6 +191,43 @@ impl World {
             _ => {}
         }
     }
+}
+
+impl World {
+    fn accept(&mut self, number: u64, amount: i64) {
+        let (word, bit) = ((number / 64) as usize, number % 64);
+        if self.accepted.len() <= word {
+            self.accepted.resize(word + 1, 0);
+        }
+        if self.accepted[word] & (1 << bit) == 0 {
+            self.accepted[word] |= 1 << bit;
+            self.accepted_count += 1;
+            if self.refundable.len() == REFUNDABLE {
+                self.refundable.pop_front();
+            }
+            self.refundable.push_back((number, amount, 0));
+        }
+    }
+
+    /// How many orders were accepted.
+    pub fn accepted_count(&self) -> usize {
+        self.accepted_count
+    }
+
+    /// Whether order `soak-<number>` was accepted.
+    pub fn was_accepted(&self, number: u64) -> bool {
+        let (word, bit) = ((number / 64) as usize, number % 64);
+        self.accepted.get(word).is_some_and(|w| w & (1 << bit) != 0)
+    }
+}
+
+fn order_id(number: u64) -> String {
+    format!("soak-{number}")
+}
+
+/// The number of an order id this soak made (`soak-<n>`).
+pub fn order_number(order: &str) -> Option<u64> {
+    order.strip_prefix("soak-")?.parse().ok()
 }
 
 /// A shop's request storing no order.
