@@ -17,7 +17,6 @@ use processor::graph::{ReferralGraph, UserChange};
 use processor::payout::{decide, payouts, reversal};
 use rust_decimal::Decimal;
 use schemas::{InactivePolicy, Money, Plan, PlanError, PurchaseStatus, Rate, UserId};
-use std::cmp::Ordering;
 
 const MAX_PAISE: u64 = 100_000_000_000_000;
 
@@ -43,59 +42,10 @@ struct Input {
     refund_cuts: Vec<u16>,
 }
 
-// ---------------------------------------------------------------- the reference model
-
-/// `n / d` rounded half to even; `n ≥ 0`, `d > 0`.
-fn div_half_even(n: i128, d: i128) -> i128 {
-    let (q, r) = (n / d, n % d);
-    match (2 * r).cmp(&d) {
-        Ordering::Less => q,
-        Ordering::Greater => q + 1,
-        Ordering::Equal => q + q % 2,
-    }
-}
-
-/// Who earns what, as (beneficiary, level, leg, paise).
-fn model(
-    rates_ppm: &[u32],
-    threshold: i64,
-    compress: bool,
-    parent: &[Option<usize>],
-    active: &[bool],
-    buyer: usize,
-    amount: i64,
-    profit: i64,
-) -> Vec<(usize, u8, usize, i64)> {
-    let mut out = Vec::new();
-    if amount < threshold {
-        return out;
-    }
-    let (mut level, mut child, mut at) = (0, buyer, parent[buyer]);
-    while let (Some(p), true) = (at, level < rates_ppm.len()) {
-        if active[p] {
-            let share = div_half_even(i128::from(profit) * i128::from(rates_ppm[level]), 1_000_000);
-            if share > 0 {
-                out.push((p, level as u8 + 1, child, share as i64));
-            }
-        }
-        if active[p] || !compress {
-            level += 1;
-        }
-        (child, at) = (p, parent[p]);
-    }
-    out
-}
-
-fn model_reversal(earning: i64, amount: i64, before: i64, after: i64) -> i64 {
-    let reversed = |r: i64| div_half_even(i128::from(earning) * i128::from(r), i128::from(amount));
-    -(reversed(after) - reversed(before)) as i64
-}
-
-fn paise_of(m: Money) -> i64 {
-    let d = m.as_decimal() * Decimal::ONE_HUNDRED;
-    assert!(d.fract().is_zero(), "{m} is not a whole number of paise");
-    i64::try_from(d.mantissa() / 10i128.pow(d.scale())).expect("paise fit i64")
-}
+// The reference model, shared as source with processor/tests/payout_model.rs.
+#[path = "../../processor/tests/model/mod.rs"]
+mod model;
+use model::{model, model_reversal, paise_of, ModelPlan};
 
 fuzz_target!(|input: Input| {
     // ---- the forest
@@ -203,7 +153,8 @@ fuzz_target!(|input: Input| {
     }
 
     // ---- the shares against the model
-    let want = model(&rates_ppm, threshold, input.compress, &parent, &active, buyer, amount, profit);
+    let rules = ModelPlan { rates_ppm: rates_ppm.clone(), threshold, compress: input.compress };
+    let want = model(&rules, &parent, &active, buyer, amount, profit);
     let got: Vec<_> = paid
         .iter()
         .map(|s| (index(s.beneficiary), s.level, index(s.leg), paise_of(s.amount)))

@@ -1,81 +1,24 @@
-//! `payout::payouts` and `payout::reversal` (with the graph that feeds them) against a
-//! reference model small enough to be obviously right: integers in paise, a walk up a
-//! parent array, half-even rounding by hand. Nothing here calls `Money::share` or
-//! `Money::pro_rata`, so a rounding or precision slip in them shows up as a difference.
+//! `payout::payouts` and `payout::reversal` (with the graph that feeds them) against the
+//! reference model in `model/mod.rs` (shared with the fuzz target).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use processor::graph::{ReferralGraph, UserChange};
 use processor::payout::{payouts, reversal};
 use proptest::prelude::*;
 use proptest::sample::Index;
-use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use schemas::{InactivePolicy, Money, Plan, Rate, UserId};
-use std::cmp::Ordering;
 
-// ---------------------------------------------------------------- the reference model
-
-/// `n / d` rounded half to even; `n ≥ 0`, `d > 0`.
-fn div_half_even(n: i128, d: i128) -> i128 {
-    let (q, r) = (n / d, n % d);
-    match (2 * r).cmp(&d) {
-        Ordering::Less => q,
-        Ordering::Greater => q + 1,
-        Ordering::Equal => q + q % 2,
-    }
-}
-
-/// Who earns what, as (beneficiary, level, leg, paise): walk up from the buyer; each
-/// ancestor takes the next level (an inactive one forfeits it under skip, and is passed
-/// over under compress); share = profit × rate, rounded half-even to the paisa; no zeros.
-fn model(
-    m: &ModelPlan,
-    parent: &[Option<usize>],
-    active: &[bool],
-    buyer: usize,
-    amount: i64,
-    profit: i64,
-) -> Vec<(usize, u8, usize, i64)> {
-    let mut out = Vec::new();
-    if amount < m.threshold {
-        return out;
-    }
-    let (mut level, mut child, mut at) = (0, buyer, parent[buyer]);
-    while let (Some(p), true) = (at, level < m.rates_ppm.len()) {
-        if active[p] {
-            let share = div_half_even(
-                i128::from(profit) * i128::from(m.rates_ppm[level]),
-                1_000_000,
-            );
-            if share > 0 {
-                out.push((p, level as u8 + 1, child, share as i64));
-            }
-        }
-        if active[p] || !m.compress {
-            level += 1;
-        }
-        (child, at) = (p, parent[p]);
-    }
-    out
-}
-
-/// What a refund taking the refunded part of `amount` from `before` to `after` reverses
-/// of `earning`: the pro-rata share of the cumulative refund, minus what was reversed.
-fn model_reversal(earning: i64, amount: i64, before: i64, after: i64) -> i64 {
-    let reversed = |r: i64| div_half_even(i128::from(earning) * i128::from(r), i128::from(amount));
-    -(reversed(after) - reversed(before)) as i64
-}
+mod model;
+use model::{div_half_even, model, model_reversal, paise_of, ModelPlan};
 
 // ---------------------------------------------------------------- generators
 
-#[derive(Clone, Debug)]
-struct ModelPlan {
-    rates_ppm: Vec<u32>,
-    threshold: i64,
-    compress: bool,
+trait ToPlan {
+    fn plan(&self) -> Plan;
 }
 
-impl ModelPlan {
+impl ToPlan for ModelPlan {
     fn plan(&self) -> Plan {
         let rates = self
             .rates_ppm
@@ -275,12 +218,6 @@ proptest! {
         let err = (i128::from(paise_of(got)) * 1_000_000 - exact_micro).abs();
         prop_assert!(err <= 500_000);
     }
-}
-
-fn paise_of(m: Money) -> i64 {
-    let d = m.as_decimal() * Decimal::ONE_HUNDRED;
-    assert!(d.fract().is_zero(), "{m} is not a whole number of paise");
-    d.to_i64().unwrap()
 }
 
 // ---------------------------------------------------------------- worked examples (docs)
