@@ -8,6 +8,7 @@ pub mod clickhouse;
 pub mod nats_cluster;
 pub mod nats_server;
 pub mod openapi;
+pub mod order_lock;
 pub mod ports;
 pub mod private_pg;
 pub mod sse;

@@ -252,7 +252,6 @@ async fn a_database_refusing_writes_answers_503_and_stores_nothing() {
 /// meanwhile, and it pays once when the lock is released.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_slower_than_the_ack_wait_is_kept_in_progress_not_redelivered() {
-    use sqlx::Connection;
     let app = TestApp::spawn_with(|c| {
         // Two seconds, so a progress ack delayed by a busy CI machine still lands in time.
         c.processor.ack_wait_secs = 2;
@@ -260,14 +259,7 @@ async fn a_batch_slower_than_the_ack_wait_is_kept_in_progress_not_redelivered() 
     })
     .await;
     let (_, b, c) = app.chain3().await;
-    let mut holder = sqlx::PgConnection::connect(&app.config.database.url)
-        .await
-        .unwrap();
-    let lock = |sql: &'static str| sqlx::query(sql).bind(0x6f72_6472_i32);
-    lock("SELECT pg_advisory_lock($1, 0)")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    let held = e2e::order_lock::OrderLock::hold(&app.config.database.url).await;
     let r = app.purchase("slow", c, "1000.00", Some("100.00")).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let waiting = || async {
@@ -282,11 +274,7 @@ async fn a_batch_slower_than_the_ack_wait_is_kept_in_progress_not_redelivered() 
     eventually(waiting, |n| *n >= 1).await;
     // The fault itself lasts three ack waits (a duration, not a synchronisation).
     tokio::time::sleep(std::time::Duration::from_secs(6)).await;
-    lock("SELECT pg_advisory_unlock($1, 0)")
-        .execute(&mut holder)
-        .await
-        .unwrap();
-    holder.close().await.unwrap();
+    held.release().await;
     eventually(|| app.settled(), |n| *n == 1).await;
     let js = async_nats::jetstream::new(async_nats::connect(app.nats_addrs()).await.unwrap());
     let stream = platform::nats::Subjects::new(&app.config.nats.prefix).purchases_stream();

@@ -11,7 +11,6 @@ use std::collections::HashSet;
 /// stream drains (interest retention), and the refused orders are accepted on a retry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_purchase_stream_answers_503_and_loses_nothing() {
-    use sqlx::Connection;
     const MAX_BYTES: i64 = 4096;
     let app = TestApp::spawn_with(|c| {
         c.nats.stream_max_bytes = MAX_BYTES;
@@ -19,14 +18,7 @@ async fn a_full_purchase_stream_answers_503_and_loses_nothing() {
     })
     .await;
     let (_, b, c) = app.chain3().await;
-    let mut holder = sqlx::PgConnection::connect(&app.config.database.url)
-        .await
-        .unwrap();
-    let lock = |sql: &'static str| sqlx::query(sql).bind(0x6f72_6472_i32);
-    lock("SELECT pg_advisory_lock($1, 0)")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    let held = e2e::order_lock::OrderLock::hold(&app.config.database.url).await;
 
     let (mut accepted, mut refused) = (HashSet::new(), Vec::new());
     for i in 0..200 {
@@ -70,11 +62,7 @@ async fn a_full_purchase_stream_answers_503_and_loses_nothing() {
     );
     assert!(state.bytes as i64 <= MAX_BYTES, "{state:?}");
 
-    lock("SELECT pg_advisory_unlock($1, 0)")
-        .execute(&mut holder)
-        .await
-        .unwrap();
-    holder.close().await.unwrap();
+    held.release().await;
     app.assert_settled_once(&accepted).await;
     let drained = || async {
         let mut stream = js.get_stream(&name).await.unwrap();
