@@ -1,7 +1,7 @@
 //! The processor's decoding of what the PURCHASES stream carries, on arbitrary bytes.
 //!
 //! `processor::intake::parse` takes JetStream messages, so this replays its decode path
-//! on the payload: on a `purchases` subject a
+//! on the payload (the group decoding is `schemas::messages::decode_group` itself): on a `purchases` subject a
 //! payload whose first non-blank byte is `[` is a group (a JSON array of raw values, each
 //! item decoded on its own by intake's `parse_group`), anything else one
 //! `PurchaseMessage`; on a `refunds` subject one `RefundMessage` (all `serde_json`, the
@@ -16,19 +16,8 @@ use rust_decimal::Decimal;
 use schemas::messages::{DeadLetterReason, PurchaseMessage, RefundMessage};
 use schemas::{Money, CURRENCY};
 
-/// The processor's own `intake::parse_group`, each item as the purchase it must be.
-type Parsed = Result<(PurchaseMessage, Vec<u8>), (String, Vec<u8>)>;
-
-fn parse_group(payload: &[u8]) -> Result<Vec<Parsed>, String> {
-    Ok(processor::intake::parse_group(payload)?
-        .into_iter()
-        .map(|item| match item {
-            Ok((processor::ledger::Item::Purchase(p), bytes)) => Ok((p, bytes)),
-            Ok((_, bytes)) => Err(("not a purchase".to_owned(), bytes)),
-            Err(e) => Err(e),
-        })
-        .collect())
-}
+/// The decoding the processor's `intake::parse_group` calls, each item a purchase.
+use schemas::messages::decode_group as parse_group;
 
 fn money_holds(m: Money) {
     let d = m.as_decimal();

@@ -1,5 +1,5 @@
-//! `processor::payout::{decide, payouts, reversal}` (fed by `ReferralGraph`, as the ledger
-//! does) against the integer reference model of processor/tests/payout_model.rs (ported:
+//! `rules::payout::{decide, payouts, reversal}` (fed by `ReferralGraph`, as the ledger
+//! does) against the integer reference model of rules/tests/payout_model.rs (ported:
 //! paise as integers, a walk up a parent array, half-even rounding by hand; nothing here
 //! calls `Money::share` or `Money::pro_rata`). Inputs: a forest of up to 40 users with
 //! referrers, active flags and up to 6 moves; a plan of 1 to 4 level rates (six places,
@@ -13,8 +13,8 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use processor::graph::{ReferralGraph, UserChange};
-use processor::payout::{decide, payouts, reversal};
+use rules::graph::{ReferralGraph, UserChange};
+use rules::payout::{decide, payouts, reversal};
 use rust_decimal::Decimal;
 use schemas::{InactivePolicy, Money, Plan, PlanError, PurchaseStatus, Rate, UserId};
 
@@ -42,8 +42,8 @@ struct Input {
     refund_cuts: Vec<u16>,
 }
 
-// The reference model, shared as source with processor/tests/payout_model.rs.
-#[path = "../../processor/tests/model/mod.rs"]
+// The reference model, shared as source with rules/tests/payout_model.rs.
+#[path = "../../rules/tests/model/mod.rs"]
 mod model;
 use model::{model, model_reversal, paise_of, ModelPlan};
 

@@ -13,7 +13,16 @@ pub fn parse(subjects: &Subjects, batch: &[Message]) -> (Vec<Delivered>, Vec<Dea
     let mut dead = Vec::new();
     for m in batch {
         let subject = m.subject.to_string();
-        let stream_seq = m.info().map(|i| i.stream_sequence).unwrap_or_default();
+        // Every message a pull consumer delivers carries its stream position in its reply
+        // subject; one without it did not come from the stream, cannot be acked, and
+        // would collide with others as a dead letter at position 0: say so, skip it.
+        let stream_seq = match m.info() {
+            Ok(info) => info.stream_sequence,
+            Err(e) => {
+                tracing::warn!(%subject, error = %e, "a delivered message has no stream position; skipped");
+                continue;
+            }
+        };
         let payload = m.payload.to_vec();
         let tail = subjects.tail(&subject);
         let items: Result<Vec<Parsed>, String> = match tail {
@@ -69,19 +78,10 @@ pub fn parse(subjects: &Subjects, batch: &[Message]) -> (Vec<Delivered>, Vec<Dea
 /// One item of a stored message: parsed, or why not (with its bytes).
 pub type Parsed = Result<(Item, Vec<u8>), (String, Vec<u8>)>;
 
-/// A group of purchases: each item parsed on its own, so one bad item does not take the
-/// group's good ones with it (the whole message is malformed only if it is no array).
+/// A group of purchases (`schemas::messages::decode_group`), each item as a purchase.
 pub fn parse_group(payload: &[u8]) -> Result<Vec<Parsed>, String> {
-    let raw: Vec<Box<serde_json::value::RawValue>> =
-        serde_json::from_slice(payload).map_err(|e| e.to_string())?;
-    Ok(raw
+    Ok(schemas::messages::decode_group(payload)?
         .into_iter()
-        .map(|r| {
-            let bytes = r.get().as_bytes().to_vec();
-            match serde_json::from_str(r.get()) {
-                Ok(p) => Ok((Item::Purchase(p), bytes)),
-                Err(e) => Err((format!("item of a group: {e}"), bytes)),
-            }
-        })
+        .map(|item| item.map(|(p, bytes)| (Item::Purchase(p), bytes)))
         .collect())
 }

@@ -3,12 +3,12 @@
 #![forbid(unsafe_code)]
 
 pub mod consumer;
-pub mod graph;
+/// The pure rules, where the rest of the processor (and its users) name them.
+pub use rules::{graph, payout};
 pub mod graph_sync;
 pub mod intake;
 pub mod isolate;
 pub mod ledger;
-pub mod payout;
 pub mod plans;
 pub mod verify;
 

@@ -113,3 +113,25 @@ pub struct ProcessedPurchase {
     pub occurred_at: DateTime<Utc>,
     pub processed_at: DateTime<Utc>,
 }
+
+/// One item of a stored group: the purchase with its own bytes, or why it is none (with
+/// its bytes, which a dead letter keeps).
+pub type GroupItem = Result<(PurchaseMessage, Vec<u8>), (String, Vec<u8>)>;
+
+/// A group of purchases as ingest's group commit stores it (a JSON array): each item is
+/// decoded on its own, so one bad item does not take the group's good ones with it; the
+/// whole payload is malformed only if it is no array.
+pub fn decode_group(payload: &[u8]) -> Result<Vec<GroupItem>, String> {
+    let raw: Vec<Box<serde_json::value::RawValue>> =
+        serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+    Ok(raw
+        .into_iter()
+        .map(|r| {
+            let bytes = r.get().as_bytes().to_vec();
+            match serde_json::from_str(r.get()) {
+                Ok(p) => Ok((p, bytes)),
+                Err(e) => Err((format!("item of a group: {e}"), bytes)),
+            }
+        })
+        .collect())
+}

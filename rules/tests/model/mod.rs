@@ -1,7 +1,7 @@
 //! The payout reference model, small enough to be obviously right: integers in paise, a
 //! walk up a parent array, half-even rounding by hand. Nothing here calls `Money::share`
 //! or `Money::pro_rata`, so a rounding or precision slip in them shows up as a difference.
-//! Shared as source by `processor/tests/payout_model.rs` (proptest) and the fuzz target
+//! Shared as source by `rules/tests/payout_model.rs` (proptest) and the fuzz target
 //! `fuzz/fuzz_targets/payout_model.rs` (libFuzzer): one model, two drivers.
 #![allow(dead_code)]
 

@@ -62,11 +62,15 @@ pub fn payouts(
 
 /// The shares of a paid purchase, by the plan's inactive-beneficiary policy.
 fn shares(plan: &Plan, buyer: UserId, profit: Money, ancestors: &[Ancestor]) -> Vec<Share> {
-    // For each level, the index into `ancestors` of whoever is paid for it.
-    let paid: Vec<(usize, usize)> = match plan.inactive_policy() {
+    // For each paid level (1-based; a plan has at most `MAX_LEVELS`, so each fits a u8
+    // and the bounded `1..=u8::MAX` never runs out), the index into `ancestors` of whoever
+    // is paid for it.
+    let levels = 1..=u8::MAX;
+    let paid: Vec<(u8, usize)> = match plan.inactive_policy() {
         InactivePolicy::Skip => (0..plan.levels().min(ancestors.len()))
-            .filter(|&i| ancestors[i].active)
-            .map(|i| (i, i))
+            .zip(levels)
+            .filter(|&(i, _)| ancestors[i].active)
+            .map(|(i, level)| (level, i))
             .collect(),
         InactivePolicy::Compress => ancestors
             .iter()
@@ -74,12 +78,13 @@ fn shares(plan: &Plan, buyer: UserId, profit: Money, ancestors: &[Ancestor]) -> 
             .filter(|(_, a)| a.active)
             .map(|(i, _)| i)
             .take(plan.levels())
-            .enumerate()
+            .zip(levels)
+            .map(|(at, level)| (level, at))
             .collect(),
     };
     paid.into_iter()
-        .filter_map(|(level_index, at)| {
-            let rate = plan.level_rates()[level_index];
+        .filter_map(|(level, at)| {
+            let rate = plan.level_rates()[usize::from(level - 1)];
             let amount = profit.share(rate);
             if amount.is_zero() {
                 return None;
@@ -91,7 +96,7 @@ fn shares(plan: &Plan, buyer: UserId, profit: Money, ancestors: &[Ancestor]) -> 
             };
             Some(Share {
                 beneficiary: ancestors[at].user_id,
-                level: u8::try_from(level_index + 1).unwrap_or(u8::MAX),
+                level,
                 leg,
                 base: profit,
                 rate,

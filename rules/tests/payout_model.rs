@@ -2,10 +2,10 @@
 //! reference model in `model/mod.rs` (shared with the fuzz target).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use processor::graph::{ReferralGraph, UserChange};
-use processor::payout::{payouts, reversal};
 use proptest::prelude::*;
 use proptest::sample::Index;
+use rules::graph::{ReferralGraph, UserChange};
+use rules::payout::{payouts, reversal};
 use rust_decimal::Decimal;
 use schemas::{InactivePolicy, Money, Plan, Rate, UserId};
 
