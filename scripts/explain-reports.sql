@@ -10,6 +10,17 @@ EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT id, user_seq, purch
  FROM earnings WHERE beneficiary_id = :'heavy' AND user_seq < :mid
    AND (NULL::timestamptz IS NULL OR created_at >= NULL) AND (NULL::timestamptz IS NULL OR created_at < NULL) AND (NULL::smallint IS NULL OR level = NULL)
  ORDER BY user_seq DESC LIMIT 51;
+SELECT created_at AS first_at FROM earnings WHERE beneficiary_id = :'heavy' AND user_seq = 1 \gset
+\echo '-- history with a time range (the ledger\'s first week): the window of positions, then the page'
+EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT
+   (SELECT min(first_seq) FROM earnings_daily WHERE beneficiary_id = :'heavy' AND day >= (:'first_at'::timestamptz AT TIME ZONE 'UTC')::date),
+   (SELECT max(last_seq) FROM earnings_daily WHERE beneficiary_id = :'heavy' AND day <= ((:'first_at'::timestamptz + interval '7 days') AT TIME ZONE 'UTC')::date);
+SELECT (SELECT min(first_seq) FROM earnings_daily WHERE beneficiary_id = :'heavy' AND day >= (:'first_at'::timestamptz AT TIME ZONE 'UTC')::date) AS lo,
+       (SELECT max(last_seq) FROM earnings_daily WHERE beneficiary_id = :'heavy' AND day <= ((:'first_at'::timestamptz + interval '7 days') AT TIME ZONE 'UTC')::date) + 1 AS hi \gset
+EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT id, user_seq, purchase_id, source_user_id, leg_user_id, level, kind, amount, created_at
+ FROM earnings WHERE beneficiary_id = :'heavy' AND user_seq < :hi AND user_seq >= :lo
+   AND created_at >= :'first_at'::timestamptz AND created_at < :'first_at'::timestamptz + interval '7 days' AND (NULL::smallint IS NULL OR level = NULL)
+ ORDER BY user_seq DESC LIMIT 51;
 \echo '-- by-referral'
 EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT source_user_id, level, sum(total), sum(entries)::bigint FROM earnings_by_source
  WHERE beneficiary_id = :'heavy' GROUP BY source_user_id, level ORDER BY 3 DESC, 1, 2 LIMIT 500;

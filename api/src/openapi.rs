@@ -11,7 +11,7 @@ use utoipa::{Modify, OpenApi};
         crate::reports::summary,
         crate::reports::by_referral,
         crate::reports::by_leg,
-        crate::reports::history,
+        crate::reports::history::history,
         crate::reports::daily,
         crate::tree::tree,
         crate::live::sse::stream,

@@ -5,13 +5,16 @@ use crate::params::{self, ReadableUser};
 use crate::{ApiError, ApiState};
 use axum::extract::State;
 use axum::Json;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use platform::auth::Principal;
 use platform::problem::QueryParams;
 use rust_decimal::Decimal;
 use schemas::reports::*;
-use schemas::{EntryKind, Money, UserId, CURRENCY};
+use schemas::{Money, UserId, CURRENCY};
 use serde::{Deserialize, Serialize};
+
+pub mod history;
+use history::history;
 
 /// The earnings reports of one user.
 pub fn routes() -> axum::Router<ApiState> {
@@ -25,12 +28,12 @@ pub fn routes() -> axum::Router<ApiState> {
         .route("/v1/users/{id}/earnings/daily", get(daily))
 }
 
-fn money(d: Decimal) -> Result<Money, ApiError> {
+pub(crate) fn money(d: Decimal) -> Result<Money, ApiError> {
     Money::from_decimal(d).map_err(|e| ApiError::Internal(e.into()))
 }
 
 /// A stored level outside `u8` means the database and the code disagree: an error.
-fn level(l: i16) -> Result<u8, ApiError> {
+pub(crate) fn level(l: i16) -> Result<u8, ApiError> {
     u8::try_from(l).map_err(|e| ApiError::Internal(anyhow::anyhow!("stored level {l}: {e}")))
 }
 
@@ -185,101 +188,6 @@ pub async fn by_leg(
         user_id: user,
         legs,
     }))
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct HistoryQuery {
-    /// Entries per page (default `[reports] default_page_size`, at most `max_page_size`).
-    #[param(minimum = 1)]
-    limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    cursor: Option<String>,
-    from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
-    /// Only entries of this level (1 is a direct referral's purchase; at most the plan's depth).
-    #[param(minimum = 1)]
-    level: Option<i64>,
-}
-
-#[derive(sqlx::FromRow)]
-struct HistoryRow {
-    id: uuid::Uuid,
-    user_seq: i64,
-    purchase_id: uuid::Uuid,
-    source_user_id: uuid::Uuid,
-    leg_user_id: uuid::Uuid,
-    level: i16,
-    kind: String,
-    amount: Decimal,
-    created_at: DateTime<Utc>,
-}
-
-/// Entries newest first; pass `next_cursor` back as `cursor` for the next page.
-#[utoipa::path(get, path = "/v1/users/{id}/earnings/history", tag = "reports",
-    params(("id" = uuid::Uuid, Path, description = "the user"), HistoryQuery),
-    security(("bearer" = [])),
-    responses(
-        (status = 200, body = HistoryPage),
-        (status = 401, description = "unauthenticated", body = platform::Problem),
-        (status = 403, body = platform::Problem),
-        (status = 404, description = "not_found", body = platform::Problem),
-        (status = 422, description = "invalid_user_id, invalid_limit, invalid_cursor, invalid_level, invalid_range, invalid_query", body = platform::Problem),
-    ))]
-pub async fn history(
-    State(state): State<ApiState>,
-    ReadableUser(user): ReadableUser,
-    QueryParams(q): QueryParams<HistoryQuery>,
-) -> Result<Json<HistoryPage>, ApiError> {
-    let limit = params::page_limit(q.limit, &state.reports)?;
-    // The cursor is the ledger position of the last entry seen; pages go newest first.
-    let before = params::cursor(q.cursor.as_deref())?.unwrap_or(i64::MAX);
-    let only_level = params::level(q.level)?;
-    params::ordered(q.from.as_ref(), q.to.as_ref())?;
-    // Planned with its values each time (an unnamed statement, so checked by the e2e tests
-    // rather than the macro): a cached generic plan cannot drop the unused filters, and
-    // would read every entry of the user to sort them instead of the newest page.
-    let rows: Vec<HistoryRow> = sqlx::query_as(
-        "SELECT id, user_seq, purchase_id, source_user_id, leg_user_id, level, kind, amount, created_at
-         FROM earnings
-         WHERE beneficiary_id = $1 AND user_seq < $2
-           AND ($3::timestamptz IS NULL OR created_at >= $3)
-           AND ($4::timestamptz IS NULL OR created_at < $4)
-           AND ($5::smallint IS NULL OR level = $5)
-         ORDER BY user_seq DESC LIMIT $6",
-    )
-    .bind(user.as_uuid())
-    .bind(before)
-    .bind(q.from)
-    .bind(q.to)
-    .bind(only_level)
-    .bind(limit + 1)
-    .persistent(false)
-    .fetch_all(&state.pool)
-    .await?;
-    let more = rows.len() as i64 > limit;
-    let mut items = Vec::with_capacity(rows.len());
-    let mut last_seq = None;
-    for r in rows.into_iter().take(limit as usize) {
-        last_seq = Some(r.user_seq);
-        items.push(HistoryItem {
-            earning_id: r.id,
-            purchase_id: r.purchase_id,
-            source_user_id: UserId(r.source_user_id),
-            leg_user_id: UserId(r.leg_user_id),
-            level: level(r.level)?,
-            kind: r.kind.parse::<EntryKind>()?,
-            amount: money(r.amount)?,
-            created_at: r.created_at,
-        });
-    }
-    let next_cursor = if more {
-        last_seq.map(|s| s.to_string())
-    } else {
-        None
-    };
-    Ok(Json(HistoryPage { items, next_cursor }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

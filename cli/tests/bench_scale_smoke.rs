@@ -74,7 +74,7 @@ async fn bench_seed_builds_a_ledger_verify_accepts_and_bench_reports_reads_it() 
         "{report}"
     );
     let reports = report["reports"].as_array().unwrap();
-    assert_eq!(reports.len(), 8, "{report}");
+    assert_eq!(reports.len(), 9, "{report}");
     for r in reports {
         assert_eq!(r["requests"], 8, "{r}");
         assert!(

@@ -89,44 +89,12 @@ async fn measure(config: &Config, database: &str, args: &ReportsArgs) -> anyhow:
         sqlx::query_as("SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM earnings)")
             .fetch_one(&pool)
             .await?;
-    let (heaviest, heaviest_entries): (Uuid, i64) =
-        sqlx::query_as("SELECT user_id, entries FROM account_totals ORDER BY entries DESC LIMIT 1")
-            .fetch_one(&pool)
-            .await?;
-    // A cursor halfway down the heaviest user's history: a deep page.
-    let middle: i64 = sqlx::query_scalar(
-        "SELECT user_seq FROM earnings WHERE beneficiary_id = $1 ORDER BY user_seq DESC OFFSET $2 LIMIT 1",
-    )
-    .bind(heaviest)
-    .bind(heaviest_entries / 2)
-    .fetch_one(&pool)
-    .await?;
+    let (heaviest, heaviest_entries, routes) = routes(&pool).await?;
     let shutdown = CancellationToken::new();
     let app = Application::build(config.clone(), shutdown.clone()).await?;
     let base = format!("http://{}/v1/users/{heaviest}", app.addr);
     let running = tokio::spawn(app.wait());
     let token = Authenticator::new(&config.auth, pool.clone()).issue(Principal::Admin)?;
-    let today = chrono::Utc::now().date_naive();
-    let year_ago = today - chrono::Duration::days(365);
-    let routes = [
-        ("totals", "/earnings".to_owned()),
-        (
-            "history, first page of 50",
-            "/earnings/history?limit=50".to_owned(),
-        ),
-        (
-            "history, page of 50 halfway down",
-            format!("/earnings/history?limit=50&cursor={middle}"),
-        ),
-        ("by-referral", "/earnings/by-referral".to_owned()),
-        ("by-leg", "/earnings/by-leg".to_owned()),
-        ("tree, depth 3", "/tree?depth=3".to_owned()),
-        ("tree, depth 8 (node cap)", "/tree?depth=8".to_owned()),
-        (
-            "daily, 366 days",
-            format!("/earnings/daily?from={year_ago}&to={today}"),
-        ),
-    ];
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.readers)
         .build()?;
@@ -147,6 +115,59 @@ async fn measure(config: &Config, database: &str, args: &ReportsArgs) -> anyhow:
         readers: args.readers,
         reports,
     })
+}
+
+/// The user with the most entries, their entry count, and each report's path for them.
+async fn routes(pool: &sqlx::PgPool) -> anyhow::Result<(Uuid, i64, Vec<(&'static str, String)>)> {
+    let (heaviest, heaviest_entries): (Uuid, i64) =
+        sqlx::query_as("SELECT user_id, entries FROM account_totals ORDER BY entries DESC LIMIT 1")
+            .fetch_one(pool)
+            .await?;
+    // A cursor halfway down the heaviest user's history: a deep page.
+    let middle: i64 = sqlx::query_scalar(
+        "SELECT user_seq FROM earnings WHERE beneficiary_id = $1 ORDER BY user_seq DESC OFFSET $2 LIMIT 1",
+    )
+    .bind(heaviest)
+    .bind(heaviest_entries / 2)
+    .fetch_one(pool)
+    .await?;
+    // The first week of the heaviest user's ledger: a time range far from the newest entry.
+    let oldest: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+        "SELECT created_at FROM earnings WHERE beneficiary_id = $1 AND user_seq = 1",
+    )
+    .bind(heaviest)
+    .fetch_one(pool)
+    .await?;
+    let week =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let first_week = format!(
+        "/earnings/history?limit=50&from={}&to={}",
+        week(oldest),
+        week(oldest + chrono::Duration::days(7))
+    );
+    let today = chrono::Utc::now().date_naive();
+    let year_ago = today - chrono::Duration::days(365);
+    let routes = vec![
+        ("totals", "/earnings".to_owned()),
+        (
+            "history, first page of 50",
+            "/earnings/history?limit=50".to_owned(),
+        ),
+        (
+            "history, page of 50 halfway down",
+            format!("/earnings/history?limit=50&cursor={middle}"),
+        ),
+        ("history, the ledger's first week", first_week),
+        ("by-referral", "/earnings/by-referral".to_owned()),
+        ("by-leg", "/earnings/by-leg".to_owned()),
+        ("tree, depth 3", "/tree?depth=3".to_owned()),
+        ("tree, depth 8 (node cap)", "/tree?depth=8".to_owned()),
+        (
+            "daily, 366 days",
+            format!("/earnings/daily?from={year_ago}&to={today}"),
+        ),
+    ];
+    Ok((heaviest, heaviest_entries, routes))
 }
 
 /// Loads the referral graph as the processor does at start; its time and resident memory.

@@ -200,8 +200,9 @@ async fn summarize(conn: &mut PgConnection) -> anyhow::Result<()> {
          INSERT INTO earnings_by_source (beneficiary_id, source_user_id, level, leg_user_id, total, entries)
          SELECT beneficiary_id, source_user_id, level, leg_user_id, sum(amount), count(*)
          FROM earnings GROUP BY 1, 2, 3, 4;
-         INSERT INTO earnings_daily (beneficiary_id, day, total, entries)
-         SELECT beneficiary_id, (created_at AT TIME ZONE 'UTC')::date, sum(amount), count(*)
+         INSERT INTO earnings_daily (beneficiary_id, day, total, entries, first_seq, last_seq)
+         SELECT beneficiary_id, (created_at AT TIME ZONE 'UTC')::date, sum(amount), count(*),
+                min(user_seq), max(user_seq)
          FROM earnings GROUP BY 1, 2;
          ANALYZE;",
     )

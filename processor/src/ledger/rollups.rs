@@ -1,5 +1,6 @@
 //! The report rollups (`earnings_by_source`, keyed by the entry's leg too, and
-//! `earnings_daily`; migrations 0004 and 0008), moved by a batch's entries in the same
+//! `earnings_daily` with each day's lowest and highest ledger position; migrations 0004,
+//! 0008 and 0010), moved by a batch's entries in the same
 //! transaction as the entries. The by-leg report groups the source rows by leg.
 //! Every row is keyed by beneficiary, and a batch writes a beneficiary's entries only
 //! while it holds that beneficiary's `account_totals` row (locked in user-id order), so
@@ -30,11 +31,15 @@ pub(super) async fn add(
         .map(|e| e.event.amount.as_decimal())
         .collect();
     let created: Vec<DateTime<Utc>> = entries.iter().map(|e| e.event.created_at).collect();
+    let seqs: Vec<i64> = entries
+        .iter()
+        .map(|e| i64::try_from(e.event.seq))
+        .collect::<Result<_, _>>()?;
     sqlx::query!(
         "WITH e AS (
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::smallint[], $5::numeric[],
-                                  $6::timestamptz[])
-                 AS e(beneficiary_id, source_user_id, leg_user_id, level, amount, created_at)
+                                  $6::timestamptz[], $7::bigint[])
+                 AS e(beneficiary_id, source_user_id, leg_user_id, level, amount, created_at, user_seq)
          ),
          by_source AS (
              INSERT INTO earnings_by_source AS r (beneficiary_id, source_user_id, level, leg_user_id, total, entries)
@@ -42,16 +47,21 @@ pub(super) async fn add(
              ON CONFLICT (beneficiary_id, source_user_id, level, leg_user_id) DO UPDATE
              SET total = r.total + EXCLUDED.total, entries = r.entries + EXCLUDED.entries
          )
-         INSERT INTO earnings_daily AS r (beneficiary_id, day, total, entries)
-         SELECT beneficiary_id, (created_at AT TIME ZONE 'UTC')::date, sum(amount), count(*) FROM e GROUP BY 1, 2
+         INSERT INTO earnings_daily AS r (beneficiary_id, day, total, entries, first_seq, last_seq)
+         SELECT beneficiary_id, (created_at AT TIME ZONE 'UTC')::date, sum(amount), count(*),
+                min(user_seq), max(user_seq)
+         FROM e GROUP BY 1, 2
          ON CONFLICT (beneficiary_id, day) DO UPDATE
-         SET total = r.total + EXCLUDED.total, entries = r.entries + EXCLUDED.entries",
+         SET total = r.total + EXCLUDED.total, entries = r.entries + EXCLUDED.entries,
+             first_seq = least(r.first_seq, EXCLUDED.first_seq),
+             last_seq = greatest(r.last_seq, EXCLUDED.last_seq)",
         &beneficiaries,
         &sources,
         &legs,
         &levels,
         &amounts,
-        &created
+        &created,
+        &seqs
     )
     .execute(&mut **tx)
     .await

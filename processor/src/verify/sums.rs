@@ -67,7 +67,8 @@ async fn rollups(pool: &PgPool, user: Option<Uuid>, diffs: &mut Vec<String>) -> 
                       source_user_id::text || ' level ' || level || ' leg ' || leg_user_id AS key,
                       total, entries FROM earnings_by_source WHERE $1::uuid IS NULL OR beneficiary_id = $1
                UNION ALL
-               SELECT 'earnings_daily', beneficiary_id, day::text, total, entries
+               SELECT 'earnings_daily', beneficiary_id, day::text || ' positions ' || first_seq || '..' || last_seq,
+                      total, entries
                FROM earnings_daily WHERE $1::uuid IS NULL OR beneficiary_id = $1
            ),
            summed AS (
@@ -75,8 +76,10 @@ async fn rollups(pool: &PgPool, user: Option<Uuid>, diffs: &mut Vec<String>) -> 
                       source_user_id::text || ' level ' || level || ' leg ' || leg_user_id AS key,
                       sum(amount) AS total, count(*) AS entries FROM e GROUP BY 2, 3
                UNION ALL
-               SELECT 'earnings_daily', beneficiary_id, ((created_at AT TIME ZONE 'UTC')::date)::text, sum(amount), count(*)
-               FROM e GROUP BY 2, 3
+               SELECT 'earnings_daily', beneficiary_id,
+                      ((created_at AT TIME ZONE 'UTC')::date)::text || ' positions ' || min(user_seq) || '..' || max(user_seq),
+                      sum(amount), count(*)
+               FROM e GROUP BY 2, (created_at AT TIME ZONE 'UTC')::date
            )
            SELECT coalesce(r.rollup, s.rollup) AS "rollup!", coalesce(r.beneficiary_id, s.beneficiary_id) AS "user_id!",
                   coalesce(r.key, s.key) AS "key!", r.total AS "rolled_total?", r.entries AS "rolled_entries?",

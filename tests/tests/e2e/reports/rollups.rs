@@ -46,12 +46,12 @@ async fn rollups_follow_entries_and_reversals_and_migration_0004_rebuilds_them()
     assert_eq!(daily_of_b[0]["entries"], 2);
 
     // As on a database from before 0004: no rollups, entries already there. Migrating
-    // again must rebuild them from the entries (0004, then 0008 with the legs), to the
-    // same answers.
+    // again must rebuild them from the entries (0004, then 0008 with the legs, then 0010
+    // with each day's positions, which verify checks), to the same answers.
     sqlx::raw_sql(
         "DROP TABLE earnings_by_source, earnings_daily;
          DROP INDEX refunds_purchase_idx;
-         DELETE FROM _sqlx_migrations WHERE version IN (4, 8);",
+         DELETE FROM _sqlx_migrations WHERE version IN (4, 8, 10);",
     )
     .execute(&app.pool)
     .await
@@ -64,6 +64,11 @@ async fn rollups_follow_entries_and_reversals_and_migration_0004_rebuilds_them()
         (
             "UPDATE earnings_by_source SET leg_user_id = beneficiary_id WHERE beneficiary_id = $1",
             "earnings_by_source",
+        ),
+        (
+            // A day's positions narrow history's time ranges (0010): a wrong one must show.
+            "UPDATE earnings_daily SET first_seq = first_seq + 1 WHERE beneficiary_id = $1",
+            "earnings_daily",
         ),
         (
             "DELETE FROM earnings_daily WHERE beneficiary_id = $1",
