@@ -167,6 +167,8 @@ fn bench_warehouse_catches_up_on_its_backlog() {
     for rate in [
         "backlog_stored_per_sec",
         "baseline_insert_per_sec",
+        "rowbinary_lz4_insert_per_sec",
+        "rowbinary_uncompressed_insert_per_sec",
         "sink_caught_up_per_sec",
     ] {
         assert!(report[rate].as_f64().unwrap() > 0.0, "{rate}: {report}");

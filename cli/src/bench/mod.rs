@@ -9,6 +9,7 @@ mod reports;
 mod seed;
 mod soak;
 mod warehouse;
+mod warehouse_rowbinary;
 
 use crate::Application;
 use anyhow::Context;

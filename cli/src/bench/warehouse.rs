@@ -2,7 +2,9 @@
 //! stored on the EARNINGS stream first (arrays of 1,000 on `ledger.entries`, as the
 //! processor announces its batches), then the sink (`warehouse::run`, as `referral all`
 //! runs it) is started and timed until ClickHouse holds every row; the baseline is the
-//! same rows inserted straight into ClickHouse, in the sink's batch size, in this process.
+//! same rows inserted straight into ClickHouse, in the sink's batch size, in this process,
+//! as JSONEachRow (what the sink sends) and as RowBinary through the `clickhouse` crate.
+use super::warehouse_rowbinary as rowbinary;
 use platform::clickhouse::Clickhouse;
 use platform::nats::Subjects;
 use platform::Config;
@@ -21,6 +23,8 @@ pub struct WarehouseArgs {
 }
 
 const ENTRIES_PER_MESSAGE: usize = 1_000;
+/// Rounds of each straight insert (JSONEachRow, RowBinary with and without LZ4).
+const INSERT_ROUNDS: usize = 3;
 
 /// Runs on scratch state: its own Postgres database, stream prefix and ClickHouse
 /// databases, all removed after.
@@ -33,8 +37,12 @@ pub(super) async fn run(mut config: Config, args: &WarehouseArgs) -> anyhow::Res
     config.clickhouse.database = format!("bench_{tag}");
     let mut raw = config.clickhouse.clone();
     raw.database = format!("bench_{tag}_raw");
-    let result = measure(&config, &raw, args).await;
-    for database in [&config.clickhouse, &raw] {
+    let mut binary = config.clickhouse.clone();
+    binary.database = format!("bench_{tag}_rowbinary");
+    let mut plain = config.clickhouse.clone();
+    plain.database = format!("bench_{tag}_rowbinary_plain");
+    let result = measure(&config, [&raw, &binary, &plain], args).await;
+    for database in [&config.clickhouse, &raw, &binary, &plain] {
         if let Ok(ch) = Clickhouse::new(database) {
             let _ = ch
                 .execute(&format!("DROP DATABASE IF EXISTS {}", ch.database()))
@@ -47,7 +55,7 @@ pub(super) async fn run(mut config: Config, args: &WarehouseArgs) -> anyhow::Res
 
 async fn measure(
     config: &Config,
-    raw: &platform::config::ClickhouseConfig,
+    [raw, binary, plain]: [&platform::config::ClickhouseConfig; 3],
     args: &WarehouseArgs,
 ) -> anyhow::Result<()> {
     platform::db::create_and_migrate(&config.database).await?;
@@ -56,7 +64,31 @@ async fn measure(
     let subjects = Subjects::new(&config.nats.prefix);
     let payloads = entry_arrays(args.rows)?;
 
-    let baseline = baseline(raw, &subjects, &payloads, config.clickhouse.batch_max_rows).await?;
+    let events = payloads
+        .iter()
+        .map(|p| serde_json::from_slice::<Vec<schemas::EarningEvent>>(p))
+        .collect::<Result<Vec<_>, _>>()?
+        .concat();
+    let batch = config.clickhouse.batch_max_rows;
+    // Interleaved rounds, the median of each: ClickHouse's own pace varies run to run.
+    let mut rounds: [Vec<Duration>; 3] = Default::default();
+    for _ in 0..INSERT_ROUNDS {
+        rounds[0].push(rowbinary::json_each_row(raw, &events, batch).await?);
+        rounds[1].push(rowbinary::row_binary(binary, &events, batch, true).await?);
+        rounds[2].push(rowbinary::row_binary(plain, &events, batch, false).await?);
+    }
+    let [baseline, row_binary, row_binary_plain] = rounds.map(|mut r| {
+        r.sort();
+        r[r.len() / 2]
+    });
+    let json_rows = rowbinary::stored(raw).await?;
+    for db in [binary, plain] {
+        let binary_rows = rowbinary::stored(db).await?;
+        anyhow::ensure!(
+            json_rows == binary_rows,
+            "RowBinary stored other rows than JSONEachRow: {binary_rows} against {json_rows}"
+        );
+    }
     let started = Instant::now();
     for p in &payloads {
         js.publish(subjects.ledger("entries"), p.clone().into())
@@ -79,6 +111,8 @@ async fn measure(
         "rows": args.rows,
         "backlog_stored_per_sec": rate(backlog),
         "baseline_insert_per_sec": rate(baseline),
+        "rowbinary_lz4_insert_per_sec": rate(row_binary),
+        "rowbinary_uncompressed_insert_per_sec": rate(row_binary_plain),
         "sink_caught_up_per_sec": rate(sink_time),
         "sink_caught_up_secs": sink_time.as_secs_f64(),
         "ratio": baseline.as_secs_f64() / sink_time.as_secs_f64().max(1e-9),
@@ -96,9 +130,16 @@ async fn measure(
             rate(backlog)
         );
         println!(
-            "  baseline: straight INSERTs          {:>10.0} rows/s   1.00",
+            "  baseline: straight INSERTs          {:>10.0} rows/s   1.00  (JSONEachRow, reqwest)",
             rate(baseline)
         );
+        for (what, took) in [("LZ4 ", row_binary), ("none", row_binary_plain)] {
+            println!(
+                "  straight INSERTs, RowBinary, {what}  {:>10.0} rows/s   {:.2}  (the clickhouse crate)",
+                rate(took),
+                baseline.as_secs_f64() / took.as_secs_f64().max(1e-9)
+            );
+        }
         println!(
             "  sink from the stream, caught up     {:>10.0} rows/s   {:.2}  ({:.1} s)",
             rate(sink_time),
@@ -127,29 +168,6 @@ fn entry_arrays(rows: usize) -> anyhow::Result<Vec<Vec<u8>>> {
         made += n;
     }
     Ok(out)
-}
-
-/// The same rows inserted into a second database in batches of `batch` rows: no stream,
-/// no check for ids already stored.
-async fn baseline(
-    raw: &platform::config::ClickhouseConfig,
-    subjects: &Subjects,
-    payloads: &[Vec<u8>],
-    batch: usize,
-) -> anyhow::Result<Duration> {
-    let ch = Clickhouse::new(raw)?;
-    warehouse::migrate(raw).await?;
-    let subject = subjects.ledger("entries");
-    let rows = warehouse::Rows::parse(
-        subjects,
-        payloads.iter().map(|p| (subject.as_str(), &p[..])),
-    );
-    let lines: Vec<&str> = rows.earnings.iter().map(|(_, r)| r.as_str()).collect();
-    let started = Instant::now();
-    for chunk in lines.chunks(batch.max(1)) {
-        ch.insert("earning_events", chunk).await?;
-    }
-    Ok(started.elapsed())
 }
 
 /// Polls until ClickHouse holds `rows` earning rows (bounded: ten minutes).
