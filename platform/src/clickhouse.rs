@@ -9,9 +9,15 @@ use std::collections::HashSet;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// Ids per existence lookup: keeps each `IN (…)` query far below the server's
-/// `max_query_size` (256 KiB by default; one quoted UUID is 39 bytes).
-const IDS_PER_LOOKUP: usize = 1_000;
+/// Ids per existence lookup. Each lookup reads the whole id column of the table (ids are
+/// random, so a batch's ids hit every granule), so the sink asks once per batch rather
+/// than once per 1,000 ids: at a 2M-row backlog this and leaner row formatting took the
+/// sink from 80,000 to 100,000 rows/s (docs/performance.md). One quoted UUID and its comma
+/// are 39 bytes, so the query is about 1 MB: past the server's default `max_query_size`
+/// (256 KiB), which the lookup raises for itself.
+const IDS_PER_LOOKUP: usize = 25_000;
+/// `max_query_size` for a lookup of `IDS_PER_LOOKUP` ids, with room for the rest.
+const LOOKUP_MAX_QUERY_BYTES: &str = "2097152";
 
 /// Longest server error text kept in an error (ClickHouse appends stack traces).
 const ERROR_TEXT_MAX_CHARS: usize = 500;
@@ -183,7 +189,11 @@ impl Clickhouse {
                 "SELECT toString({column}) FROM {} WHERE {column} IN ({list})",
                 self.table(table)
             );
-            for line in self.lines(&sql).await? {
+            let sql = format!("{sql} FORMAT TabSeparated");
+            let body = self
+                .execute_with(&sql, &[("max_query_size", LOOKUP_MAX_QUERY_BYTES)])
+                .await?;
+            for line in body.lines() {
                 let id = line
                     .parse::<Uuid>()
                     .map_err(|_| ClickhouseError::Unexpected(format!("{line:?} is not a UUID")))?;

@@ -7,7 +7,7 @@
 
 mod batch;
 mod migrate;
-mod rows;
+pub mod rows;
 mod users;
 
 pub use batch::{Rows, Written};

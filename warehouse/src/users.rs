@@ -45,10 +45,16 @@ impl UserEventsCopy {
         let lines: Vec<String> = events
             .iter()
             .map(|e| {
-                let seq = u64::try_from(e.seq).unwrap_or_default();
-                rows::user_event(seq, e.user_id, e.referrer_id, &e.kind, e.at)
+                let seq = u64::try_from(e.seq).context("a negative user event seq")?;
+                Ok(rows::user_event(
+                    seq,
+                    e.user_id,
+                    e.referrer_id,
+                    &e.kind,
+                    e.at,
+                ))
             })
-            .collect();
+            .collect::<anyhow::Result<_>>()?;
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
         if let Err(e) = ch.insert(USER_EVENTS, &refs).await {
             // Unknown whether it landed: ask ClickHouse again next time.
