@@ -13,7 +13,8 @@ use uuid::Uuid;
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Running {
     total: Money,
-    entries: i64,
+    /// How many entries the beneficiary's ledger holds: its last position.
+    entries: u64,
 }
 
 impl Running {
@@ -22,7 +23,7 @@ impl Running {
     pub(super) fn push(&mut self, amount: Money) -> (Money, u64) {
         self.total = self.total + amount;
         self.entries += 1;
-        (self.total, u64::try_from(self.entries).unwrap_or_default())
+        (self.total, self.entries)
     }
 }
 
@@ -54,13 +55,11 @@ pub(super) async fn lock_totals(
     rows.into_iter()
         .map(|r| {
             let total = Money::from_decimal(r.total)?;
-            Ok((
-                r.user_id,
-                Running {
-                    total,
-                    entries: r.entries,
-                },
-            ))
+            // A negative count would number the next entries wrongly: refuse the batch.
+            let entries = u64::try_from(r.entries).map_err(|_| {
+                anyhow::anyhow!("{} has a negative entry count {}", r.user_id, r.entries)
+            })?;
+            Ok((r.user_id, Running { total, entries }))
         })
         .collect()
 }
@@ -111,9 +110,12 @@ fn gapless(entries: &[Entry], totals: &BTreeMap<Uuid, Running>) -> anyhow::Resul
         last.insert(who, (ev.seq, ev.total));
     }
     for (who, (seq, total)) in &last {
-        let running = totals.get(who).copied().unwrap_or_default();
+        let running = totals
+            .get(who)
+            .copied()
+            .ok_or_else(|| anyhow::anyhow!("ledger invariant: no locked total for {who}"))?;
         anyhow::ensure!(
-            u64::try_from(running.entries).ok() == Some(*seq) && running.total == *total,
+            running.entries == *seq && running.total == *total,
             "ledger invariant: {who}'s last entry ({seq}, {total}) is not the running total"
         );
     }
@@ -228,7 +230,10 @@ async fn move_totals(
         .collect();
     let tusers: Vec<Uuid> = touched.iter().map(|(u, _)| **u).collect();
     let finals: Vec<Decimal> = touched.iter().map(|(_, r)| r.total.as_decimal()).collect();
-    let tcounts: Vec<i64> = touched.iter().map(|(_, r)| r.entries).collect();
+    let tcounts: Vec<i64> = touched
+        .iter()
+        .map(|(_, r)| i64::try_from(r.entries))
+        .collect::<Result<_, _>>()?;
     let moved = sqlx::query!(
         "UPDATE account_totals a SET total = u.total, entries = u.entries
          FROM UNNEST($1::uuid[], $2::numeric[], $3::bigint[]) AS u(user_id, total, entries)
