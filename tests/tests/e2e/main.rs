@@ -6,6 +6,7 @@ mod browser;
 mod cluster;
 mod commission;
 mod credentials;
+mod deadlock;
 mod demo;
 mod edge;
 mod errors;
