@@ -1,8 +1,8 @@
 //! The stream stage: gather a bounded batch, write it once, publish, then acknowledge.
+use crate::announce::{self, Announcer};
 use crate::graph::ReferralGraph;
-use crate::ledger::{self, DeadLetter, Delivered, Outcome};
+use crate::ledger::{self, Committed, DeadLetter, Delivered};
 use crate::{graph_sync, isolate, plans};
-use anyhow::Context;
 use async_nats::jetstream::{self, AckKind, Message};
 use platform::metrics::metrics;
 use platform::nats::Subjects;
@@ -15,9 +15,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
 pub const DURABLE_NAME: &str = platform::nats::PROCESSOR_CONSUMER;
-
-/// Processed purchases per `ledger.purchases` message (~330 bytes each, so ~330 KB).
-const FACTS_PER_MESSAGE: usize = 1_000;
 
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     // A config built in code (tests, benches) passes the checks a loaded one did.
@@ -46,7 +43,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     // Workers share the durable consumer as N processors would: while one waits on
     // Postgres or the stream, another applies its batch (per-order locks and totals
     // locked in user-id order keep them apart; the live feed reorders per user).
-    let workers = stage.config.processor.workers.max(1);
+    let workers = stage.config.processor.workers;
     let mut running = tokio::task::JoinSet::new();
     for _ in 0..workers {
         let (stage, graph, shutdown) = (stage.clone(), graph.clone(), shutdown.clone());
@@ -187,7 +184,7 @@ impl Stage {
         let batch = Arc::new(batch);
         let _in_progress = self.keep_in_progress(batch.clone());
         let (delivered, dead) = crate::intake::parse(&self.subjects, &batch);
-        let Some(outcome) = self.apply(graph, &delivered, dead, shutdown).await else {
+        let Some(committed) = self.apply(graph, &delivered, dead, shutdown).await else {
             return Ok(()); // told to stop first: JetStream redelivers the batch
         };
         metrics()
@@ -199,22 +196,27 @@ impl Stage {
         if let Some((n, true)) = chaos {
             anyhow::bail!("chaos: crash after commit {n}, before publishing");
         }
-        if let Err(e) = self.publish(&outcome).await {
-            // Committed but not announced: leave the batch unacked; its redelivery is a
-            // replay that writes nothing and publishes again.
-            tracing::warn!(error = ?e, "publishing entries failed; batch will be redelivered");
-            return Ok(());
-        }
+        let announcer = Announcer {
+            js: &self.js,
+            subjects: &self.subjects,
+            max_acks_in_flight: self.config.nats.max_acks_in_flight,
+            entries_per_message: self.config.processor.entries_per_message,
+        };
+        let announced = match announcer.publish(&committed).await {
+            Ok(announced) => announced,
+            Err(e) => {
+                // Committed but not announced: leave the batch unacked; its redelivery is
+                // a replay that writes nothing and publishes again.
+                tracing::warn!(error = ?e, "publishing entries failed; batch will be redelivered");
+                return Ok(());
+            }
+        };
         let published_at = started.elapsed();
         if let Some((n, false)) = chaos {
             anyhow::bail!("chaos: crash after commit {n}, published but before acking");
         }
-        for m in batch.iter() {
-            m.ack()
-                .await
-                .map_err(|e| anyhow::anyhow!(e))
-                .context("acking")?;
-        }
+        announce::ack(&batch, announced).await?;
+        let outcome = committed.outcome();
         let m = metrics();
         m.messages_processed
             .with_label_values(&["batch", "applied"])
@@ -253,7 +255,7 @@ impl Stage {
         delivered: &[Delivered],
         dead: Vec<DeadLetter>,
         shutdown: &CancellationToken,
-    ) -> Option<Outcome> {
+    ) -> Option<Committed> {
         let pool = &self.pool;
         let rules = ledger::Rules {
             plan: &self.config.plan,
@@ -325,62 +327,5 @@ impl Stage {
         let every = self.config.processor.crash_after_commit_every?;
         let n = self.committed.fetch_add(1, Ordering::Relaxed) + 1;
         n.is_multiple_of(every).then(|| (n, (n / every) % 2 == 1))
-    }
-
-    async fn publish(&self, outcome: &Outcome) -> anyhow::Result<()> {
-        let window = self.config.nats.max_acks_in_flight.max(1);
-        let mut pending = Vec::with_capacity(window);
-        let mut publishes = Vec::new();
-        // A batch's entries travel as a few arrays on `ledger.entries`, not one stored
-        // message each: with fsync before every PubAck, stored messages are the
-        // throughput budget. The live relay fans them out per beneficiary; consumers
-        // dedup by entry (a replayed batch may announce an entry a second time).
-        for chunk in outcome
-            .entries
-            .chunks(self.config.processor.entries_per_message.max(1))
-        {
-            publishes.push((
-                self.subjects.ledger("entries"),
-                format!(
-                    "entries:{}:{}:{}",
-                    chunk[0].earning_id,
-                    chunk[chunk.len() - 1].earning_id,
-                    chunk.len()
-                ),
-                serde_json::to_vec(chunk)?,
-            ));
-        }
-        // Facts travel in arrays, not one message per purchase: with fsync before every
-        // PubAck, stored messages are the throughput budget. Each array stays far below
-        // NATS's max payload. The warehouse dedups by purchase id.
-        for facts in outcome.purchases.chunks(FACTS_PER_MESSAGE) {
-            publishes.push((
-                self.subjects.ledger("purchases"),
-                format!("purchases:{}:{}", facts[0].purchase_id, facts.len()),
-                serde_json::to_vec(facts)?,
-            ));
-        }
-        for d in &outcome.dead {
-            publishes.push((
-                self.subjects.deadletter(d.reason.as_str()),
-                format!("dead:{}:{}:{}", d.subject, d.stream_seq, d.index),
-                d.payload.clone(),
-            ));
-        }
-        for (subject, id, payload) in publishes {
-            let msg = jetstream::message::PublishMessage::build()
-                .payload(payload.into())
-                .message_id(id);
-            pending.push(self.js.send_publish(subject, msg).await?);
-            if pending.len() >= window {
-                for ack in pending.drain(..) {
-                    ack.await?;
-                }
-            }
-        }
-        for ack in pending {
-            ack.await?;
-        }
-        Ok(())
     }
 }

@@ -3,7 +3,7 @@
 //! one that fails on its own as a dead letter (with its payload, for replay after a fix)
 //! so the stream moves on. Transient database errors never get here.
 use crate::graph::ReferralGraph;
-use crate::ledger::{self, DeadLetter, Delivered, Outcome};
+use crate::ledger::{self, Committed, DeadLetter, Delivered};
 use schemas::messages::DeadLetterReason;
 use sqlx::PgPool;
 
@@ -32,14 +32,17 @@ pub async fn apply_one_by_one(
     delivered: &[Delivered],
     attempts: u32,
     mut dead: Vec<DeadLetter>,
-) -> anyhow::Result<Outcome> {
-    let mut merged = Outcome::default();
+) -> anyhow::Result<Committed> {
+    let mut merged: Option<Committed> = None;
     for d in delivered {
         let mut last_error = None;
         for _ in 0..attempts {
             match ledger::apply(pool, graph, rules, std::slice::from_ref(d), Vec::new()).await {
                 Ok(o) => {
-                    merge(&mut merged, o);
+                    merged = Some(match merged {
+                        Some(m) => m.merge(o),
+                        None => o,
+                    });
                     last_error = None;
                     break;
                 }
@@ -60,14 +63,8 @@ pub async fn apply_one_by_one(
         }
     }
     let recorded = ledger::apply(pool, graph, rules, &[], dead).await?;
-    merge(&mut merged, recorded);
-    Ok(merged)
-}
-
-fn merge(into: &mut Outcome, from: Outcome) {
-    into.entries.extend(from.entries);
-    into.purchases.extend(from.purchases);
-    into.dead.extend(from.dead);
-    into.new_entries += from.new_entries;
-    into.new_purchases.extend(from.new_purchases);
+    Ok(match merged {
+        Some(m) => m.merge(recorded),
+        None => recorded,
+    })
 }

@@ -2,6 +2,7 @@
 //! chain in one Postgres transaction per batch, publishes the entries, then acks.
 #![forbid(unsafe_code)]
 
+pub mod announce;
 pub mod consumer;
 /// The pure rules, where the rest of the processor (and its users) name them.
 pub use rules::{graph, payout};

@@ -129,6 +129,7 @@ impl NatsConfig {
                 self.pull_reopen_backoff_first_ms,
             ),
             ("nats.connect_timeout_ms", self.connect_timeout_ms),
+            ("nats.max_acks_in_flight", self.max_acks_in_flight as u64),
             (
                 "nats.pull_reopen_backoff_max_ms",
                 self.pull_reopen_backoff_max_ms,

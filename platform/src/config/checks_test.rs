@@ -74,7 +74,7 @@ fn nonsense_bounds_are_refused_by_name() {
 #[test]
 fn zero_queues_groups_batches_and_connections_are_refused_by_name() {
     type Set = fn(&mut Config);
-    let cases: [(&str, Set); 8] = [
+    let cases: [(&str, Set); 11] = [
         ("ingest.group_commit_queue", |c| {
             c.ingest.group_commit_queue = 0
         }),
@@ -98,6 +98,11 @@ fn zero_queues_groups_batches_and_connections_are_refused_by_name() {
         }),
         ("database.max_connections", |c| {
             c.database.max_connections = 0
+        }),
+        ("nats.max_acks_in_flight", |c| c.nats.max_acks_in_flight = 0),
+        ("processor.workers", |c| c.processor.workers = 0),
+        ("processor.entries_per_message", |c| {
+            c.processor.entries_per_message = 0
         }),
     ];
     for (name, set) in cases {

@@ -81,6 +81,29 @@ pub struct Outcome {
     pub new_purchases: Vec<schemas::PurchaseStatus>,
 }
 
+/// An outcome whose transaction has committed. Only this module makes one (after the
+/// commit), and the consumer acks a batch only for one, so "a batch's acks follow its
+/// commit" is a type rather than a convention. Neither `Clone` nor `Default`.
+#[derive(Debug)]
+pub struct Committed(Outcome);
+
+impl Committed {
+    pub fn outcome(&self) -> &Outcome {
+        &self.0
+    }
+
+    /// A batch applied in parts (one transaction each) is committed as a whole.
+    pub fn merge(mut self, other: Committed) -> Committed {
+        let (into, from) = (&mut self.0, other.0);
+        into.entries.extend(from.entries);
+        into.purchases.extend(from.purchases);
+        into.dead.extend(from.dead);
+        into.new_entries += from.new_entries;
+        into.new_purchases.extend(from.new_purchases);
+        self
+    }
+}
+
 /// What a batch is applied under: the plan, and how its orders are locked.
 #[derive(Clone, Copy, Debug)]
 pub struct Rules<'a> {
@@ -96,7 +119,7 @@ pub async fn apply(
     rules: Rules<'_>,
     batch: &[Delivered],
     mut dead: Vec<DeadLetter>,
-) -> anyhow::Result<Outcome> {
+) -> anyhow::Result<Committed> {
     let plan = rules.plan;
     let mut tx = step("begin", async { Ok(pool.begin().await?) }).await?;
     let locks = lock_orders(&mut tx, batch, rules.order_lock_buckets);
@@ -120,7 +143,7 @@ pub async fn apply(
         .await
         .context("committing batch")?;
     outcome.dead = dead;
-    Ok(outcome)
+    Ok(Committed(outcome))
 }
 
 /// Runs one step of a batch, timed into `processor_batch_seconds{stage}` (a fixed set of

@@ -1,0 +1,93 @@
+//! Announcing a committed batch on the stream, then acknowledging it: the order that
+//! keeps every acknowledged purchase (a crash before the ack redelivers the batch, whose
+//! replay writes nothing and announces again).
+use crate::ledger::Committed;
+use anyhow::Context;
+use async_nats::jetstream::{self, Message};
+use platform::nats::Subjects;
+
+/// Processed purchases per `ledger.purchases` message (~330 bytes each, so ~330 KB).
+const FACTS_PER_MESSAGE: usize = 1_000;
+
+/// Where and how a batch is announced.
+pub struct Announcer<'a> {
+    pub js: &'a jetstream::Context,
+    pub subjects: &'a Subjects,
+    /// `nats.max_acks_in_flight`: publishes awaiting their PubAck at once.
+    pub max_acks_in_flight: usize,
+    /// `processor.entries_per_message`.
+    pub entries_per_message: usize,
+}
+
+/// Proof that a committed batch's entries, facts and dead letters are stored on the
+/// stream. Only `Announcer::publish` makes one, from a `Committed`, and only with one is
+/// a batch acked: "acks follow the commit" is a type, not a convention.
+pub struct Announced(());
+
+impl Announcer<'_> {
+    pub async fn publish(&self, committed: &Committed) -> anyhow::Result<Announced> {
+        let outcome = committed.outcome();
+        let window = self.max_acks_in_flight;
+        let mut pending = Vec::with_capacity(window);
+        let mut publishes = Vec::new();
+        // A batch's entries travel as a few arrays on `ledger.entries`, not one stored
+        // message each: with fsync before every PubAck, stored messages are the
+        // throughput budget. The live relay fans them out per beneficiary; consumers
+        // dedup by entry (a replayed batch may announce an entry a second time).
+        for chunk in outcome.entries.chunks(self.entries_per_message) {
+            publishes.push((
+                self.subjects.ledger("entries"),
+                format!(
+                    "entries:{}:{}:{}",
+                    chunk[0].earning_id,
+                    chunk[chunk.len() - 1].earning_id,
+                    chunk.len()
+                ),
+                serde_json::to_vec(chunk)?,
+            ));
+        }
+        // Facts travel in arrays, not one message per purchase: with fsync before every
+        // PubAck, stored messages are the throughput budget. Each array stays far below
+        // NATS's max payload. The warehouse dedups by purchase id.
+        for facts in outcome.purchases.chunks(FACTS_PER_MESSAGE) {
+            publishes.push((
+                self.subjects.ledger("purchases"),
+                format!("purchases:{}:{}", facts[0].purchase_id, facts.len()),
+                serde_json::to_vec(facts)?,
+            ));
+        }
+        for d in &outcome.dead {
+            publishes.push((
+                self.subjects.deadletter(d.reason.as_str()),
+                format!("dead:{}:{}:{}", d.subject, d.stream_seq, d.index),
+                d.payload.clone(),
+            ));
+        }
+        for (subject, id, payload) in publishes {
+            let msg = jetstream::message::PublishMessage::build()
+                .payload(payload.into())
+                .message_id(id);
+            pending.push(self.js.send_publish(subject, msg).await?);
+            if pending.len() >= window {
+                for ack in pending.drain(..) {
+                    ack.await?;
+                }
+            }
+        }
+        for ack in pending {
+            ack.await?;
+        }
+        Ok(Announced(()))
+    }
+}
+
+/// Acks every message of the batch, after its commit and its announcement.
+pub async fn ack(batch: &[Message], _announced: Announced) -> anyhow::Result<()> {
+    for m in batch {
+        m.ack()
+            .await
+            .map_err(|e| anyhow::anyhow!(e))
+            .context("acking")?;
+    }
+    Ok(())
+}
