@@ -220,8 +220,13 @@ pub struct Plans {
     responses(
         (status = 200, body = Plans),
         (status = 403, description = "admins only", body = platform::Problem),
+        (status = 422, description = "invalid_query", body = platform::Problem),
     ))]
-pub async fn plan(State(state): State<ApiState>, _: Admin) -> Result<Json<Plans>, ApiError> {
+pub async fn plan(
+    State(state): State<ApiState>,
+    _: Admin,
+    _: platform::problem::NoQuery,
+) -> Result<Json<Plans>, ApiError> {
     let rows = sqlx::query_scalar!("SELECT body FROM plans ORDER BY version")
         .fetch_all(&state.pool)
         .await?;

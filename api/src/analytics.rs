@@ -99,10 +99,12 @@ pub async fn purchases_per_shop(
 #[utoipa::path(get, path = "/v1/analytics/conversion", tag = "analytics",
     security(("bearer" = [])),
     responses((status = 200, body = Conversion), (status = 403, body = Problem),
+        (status = 422, description = "invalid_query", body = Problem),
         (status = 503, description = "analytics_disabled, analytics_unavailable", body = Problem)))]
 pub async fn conversion(
     State(state): State<ApiState>,
     _: Admin,
+    _: platform::problem::NoQuery,
 ) -> Result<Json<Conversion>, ApiError> {
     #[derive(Deserialize)]
     struct Counts {

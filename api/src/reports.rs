@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::Json;
 use chrono::NaiveDate;
 use platform::auth::Principal;
-use platform::problem::QueryParams;
+use platform::problem::{NoQuery, QueryParams};
 use rust_decimal::Decimal;
 use schemas::reports::*;
 use schemas::{Money, UserId, CURRENCY};
@@ -59,8 +59,9 @@ pub struct Me {
 
 /// Who the bearer is.
 #[utoipa::path(get, path = "/v1/me", tag = "reports", security(("bearer" = [])),
-    responses((status = 200, body = Me), (status = 401, body = platform::Problem)))]
-pub async fn me(who: Principal) -> Json<Me> {
+    responses((status = 200, body = Me), (status = 401, body = platform::Problem),
+        (status = 422, description = "invalid_query", body = platform::Problem)))]
+pub async fn me(who: Principal, _: NoQuery) -> Json<Me> {
     let user_id = match who {
         Principal::User(u) => Some(u),
         _ => None,
@@ -80,11 +81,12 @@ pub async fn me(who: Principal) -> Json<Me> {
         (status = 401, description = "unauthenticated", body = platform::Problem),
         (status = 403, description = "forbidden", body = platform::Problem),
         (status = 404, description = "not_found", body = platform::Problem),
-        (status = 422, description = "invalid_user_id", body = platform::Problem),
+        (status = 422, description = "invalid_user_id, invalid_query", body = platform::Problem),
     ))]
 pub async fn summary(
     State(state): State<ApiState>,
     ReadableUser(user): ReadableUser,
+    _: NoQuery,
 ) -> Result<Json<EarningsSummary>, ApiError> {
     let rows = sqlx::query!(
         "SELECT level, total, entries FROM balances WHERE user_id = $1 ORDER BY level",
@@ -123,6 +125,7 @@ pub async fn summary(
 pub async fn by_referral(
     State(state): State<ApiState>,
     ReadableUser(user): ReadableUser,
+    _: NoQuery,
 ) -> Result<Json<ByReferral>, ApiError> {
     let rows = sqlx::query!(
         r#"SELECT source_user_id, level, sum(total) AS "total!", sum(entries)::bigint AS "entries!"
@@ -162,6 +165,7 @@ pub async fn by_referral(
 pub async fn by_leg(
     State(state): State<ApiState>,
     ReadableUser(user): ReadableUser,
+    _: NoQuery,
 ) -> Result<Json<ByLeg>, ApiError> {
     // Every current direct referral is a leg, even before it earns anything; legs
     // recorded on past entries stay even if that referral has since moved.

@@ -156,6 +156,27 @@ impl std::fmt::Display for Problem {
 
 impl std::error::Error for Problem {}
 
+/// A route that takes no parameters: any query string is `invalid_query`, so a misspelt
+/// parameter (`?limt=5`) is refused as it is on routes that take some, not ignored.
+pub struct NoQuery;
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for NoQuery {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Problem> {
+        match parts.uri.query() {
+            None | Some("") => Ok(NoQuery),
+            Some(_) => Err(Problem::invalid(
+                "invalid_query",
+                "this route takes no query parameters",
+            )),
+        }
+    }
+}
+
 /// `axum::extract::Query`, with unparsable or unknown parameters answered as a problem.
 pub struct QueryParams<T>(pub T);
 

@@ -33,12 +33,13 @@ pub struct SseEvent {
             description = "a stream of events, each as SseEvent describes"),
         (status = 403, body = platform::Problem),
         (status = 404, description = "not_found", body = platform::Problem),
-        (status = 422, description = "invalid_user_id, invalid_last_event_id", body = platform::Problem),
+        (status = 422, description = "invalid_user_id, invalid_last_event_id, invalid_query", body = platform::Problem),
         (status = 429, description = "too_many_streams", body = platform::Problem),
     ))]
 pub async fn stream(
     State(state): State<ApiState>,
     ReadableUser(user): ReadableUser,
+    _: platform::problem::NoQuery,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let last = params::last_event_id(headers.get("last-event-id").map(|v| v.as_bytes()))?;

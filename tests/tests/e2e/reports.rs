@@ -203,6 +203,22 @@ async fn page_sizes_and_ranges_are_bounded() {
             format!("/v1/users/{a}/earnings/history?bogus=1"),
             "invalid_query",
         ),
+        // Routes that take no parameters refuse a misspelt one too, not ignore it.
+        (format!("/v1/users/{a}/earnings?limt=5"), "invalid_query"),
+        (
+            format!("/v1/users/{a}/earnings/by-referral?x"),
+            "invalid_query",
+        ),
+        (
+            format!("/v1/users/{a}/earnings/by-leg?x=1"),
+            "invalid_query",
+        ),
+        (
+            format!("/v1/users/{a}/earnings/stream?x=1"),
+            "invalid_query",
+        ),
+        ("/v1/me?x=1".to_owned(), "invalid_query"),
+        ("/v1/admin/plan?x=1".to_owned(), "invalid_query"),
         (
             format!("/v1/users/{a}/earnings/daily?from=2020-01-01&to=2026-01-01"),
             "invalid_range",
