@@ -38,12 +38,13 @@ pub struct UserState {
         (status = 200, body = UserState),
         (status = 403, description = "admins only", body = platform::Problem),
         (status = 404, description = "not_found", body = platform::Problem),
-        (status = 422, description = "invalid_user_id", body = platform::Problem),
+        (status = 422, description = "invalid_user_id, invalid_query", body = platform::Problem),
     ))]
 pub async fn deactivate(
     state: State<ApiState>,
     _: Admin,
     id: UserPath,
+    _: platform::problem::NoQuery,
 ) -> Result<Json<UserState>, ApiError> {
     set_status(state, id, UserStatus::Inactive).await
 }
@@ -55,12 +56,13 @@ pub async fn deactivate(
         (status = 200, body = UserState),
         (status = 403, description = "admins only", body = platform::Problem),
         (status = 404, description = "not_found", body = platform::Problem),
-        (status = 422, description = "invalid_user_id", body = platform::Problem),
+        (status = 422, description = "invalid_user_id, invalid_query", body = platform::Problem),
     ))]
 pub async fn reactivate(
     state: State<ApiState>,
     _: Admin,
     id: UserPath,
+    _: platform::problem::NoQuery,
 ) -> Result<Json<UserState>, ApiError> {
     set_status(state, id, UserStatus::Active).await
 }
@@ -120,12 +122,13 @@ pub struct MoveRequest {
         (status = 403, description = "admins only", body = platform::Problem),
         (status = 404, description = "not_found", body = platform::Problem),
         (status = 409, description = "referral_limit_reached, cycle_detected", body = platform::Problem),
-        (status = 422, description = "invalid_user_id, self_referral, referrer_not_found, referrer_inactive", body = platform::Problem),
+        (status = 422, description = "invalid_user_id, self_referral, referrer_not_found, referrer_inactive, invalid_query", body = platform::Problem),
     ))]
 pub async fn move_user(
     State(state): State<ApiState>,
     _: Admin,
     UserPath(user): UserPath,
+    _: platform::problem::NoQuery,
     JsonBody(req): JsonBody<MoveRequest>,
 ) -> Result<Json<UserState>, ApiError> {
     let mut tx = state.pool.begin().await?;

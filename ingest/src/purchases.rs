@@ -62,12 +62,13 @@ pub struct BatchItem {
         (status = 202, description = "stored; will be paid", body = PurchaseAccepted),
         (status = 403, description = "foreign_user", body = platform::Problem),
         (status = 409, description = "order_conflict", body = platform::Problem),
-        (status = 422, description = "unknown_user, user_inactive, invalid_amount, invalid_profit, invalid_occurred_at, unknown_currency, invalid_body", body = platform::Problem),
+        (status = 422, description = "unknown_user, user_inactive, invalid_amount, invalid_profit, invalid_occurred_at, unknown_currency, invalid_body, invalid_query", body = platform::Problem),
         (status = 503, description = "the stream is unavailable; retry", body = platform::Problem),
     ))]
 pub async fn create_purchase(
     State(state): State<IngestState>,
     who: Principal,
+    _: platform::problem::NoQuery,
     JsonBody(req): JsonBody<PurchaseRequest>,
 ) -> Result<(StatusCode, Json<PurchaseAccepted>), IngestError> {
     let shop = shop_of(who)?;
@@ -93,10 +94,12 @@ pub async fn create_purchase(
         (status = 202, description = "each item accepted or refused on its own", body = BatchResult),
         (status = 403, description = "forbidden: only shops send purchases", body = platform::Problem),
         (status = 413, description = "batch_too_large", body = platform::Problem),
+        (status = 422, description = "invalid_body, invalid_query", body = platform::Problem),
     ))]
 pub async fn create_purchase_batch(
     State(state): State<IngestState>,
     who: Principal,
+    _: platform::problem::NoQuery,
     JsonBody(batch): JsonBody<PurchaseBatch>,
 ) -> Result<(StatusCode, Json<BatchResult>), IngestError> {
     let shop = shop_of(who)?;

@@ -32,11 +32,12 @@ pub struct RefundAccepted {
         (status = 403, description = "forbidden: only shops send refunds", body = platform::Problem),
         (status = 404, description = "order_not_found", body = platform::Problem),
         (status = 409, description = "refund_conflict, refund_exceeds_remaining", body = platform::Problem),
-        (status = 422, description = "invalid_amount, invalid_body", body = platform::Problem),
+        (status = 422, description = "invalid_amount, invalid_body, invalid_query", body = platform::Problem),
     ))]
 pub async fn create_refund(
     State(state): State<IngestState>,
     who: Principal,
+    _: platform::problem::NoQuery,
     JsonBody(req): JsonBody<RefundRequest>,
 ) -> Result<(StatusCode, Json<RefundAccepted>), IngestError> {
     let Principal::Shop(shop) = who else {

@@ -47,11 +47,12 @@ pub struct UserCreated {
         (status = 200, description = "a retry with the same external_ref", body = UserCreated),
         (status = 403, description = "forbidden: users do not sign others up", body = platform::Problem),
         (status = 409, description = "referral_limit_reached, external_ref_conflict", body = platform::Problem),
-        (status = 422, description = "referrer_not_found, referrer_inactive, invalid_body", body = platform::Problem),
+        (status = 422, description = "referrer_not_found, referrer_inactive, invalid_body, invalid_query", body = platform::Problem),
     ))]
 pub async fn create_user(
     State(state): State<IngestState>,
     who: Principal,
+    _: platform::problem::NoQuery,
     JsonBody(req): JsonBody<SignupRequest>,
 ) -> Result<(StatusCode, Json<UserCreated>), IngestError> {
     if matches!(who, Principal::User(_)) {

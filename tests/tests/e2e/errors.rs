@@ -104,6 +104,57 @@ async fn each_query_parameter_is_refused_alike_on_every_route_that_takes_it() {
     }
 }
 
+/// A query string on a route that reads none is refused before anything is written.
+#[tokio::test]
+async fn writes_refuse_a_query_string_and_store_nothing() {
+    let app = TestApp::spawn().await;
+    let a = app.signup(None).await;
+    let shop = app.shop_key.clone();
+    let purchase = serde_json::json!({
+        "user_id": a, "order_id": "q-1", "amount": "1500.00", "profit": "300.00"
+    });
+    let cases = [
+        ("/v1/users?referrer_id=x", &shop, serde_json::json!({})),
+        ("/v1/purchases?dry_run=1", &shop, purchase.clone()),
+        (
+            "/v1/purchases/batch?x=1",
+            &shop,
+            serde_json::json!({ "purchases": [purchase.clone()] }),
+        ),
+        (
+            "/v1/refunds?x=1",
+            &shop,
+            serde_json::json!({ "refund_id": "r-1", "order_id": "q-1", "amount": "1.00" }),
+        ),
+    ];
+    for (path, bearer, body) in cases {
+        let r = app.post(path, bearer, &body).await;
+        assert_eq!(problem(r).await, (422, "invalid_query".into()), "{path}");
+    }
+    let r = app
+        .http
+        .post(format!("{}/v1/admin/users/{a}/deactivate?x=1", app.base))
+        .bearer_auth(&app.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(r).await, (422, "invalid_query".into()));
+    // Nothing was stored: no order reserved, the user still active.
+    let reserved: i64 = sqlx::query_scalar("SELECT count(*) FROM purchase_requests")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(reserved, 0);
+    let status: String = sqlx::query_scalar("SELECT status::text FROM users WHERE id = $1")
+        .bind(a.as_uuid())
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "active");
+    let r = app.post("/v1/purchases", &shop, &purchase).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+}
+
 #[tokio::test]
 async fn live_streams_judge_the_user_and_the_last_event_id_like_every_route() {
     let app = TestApp::spawn().await;
