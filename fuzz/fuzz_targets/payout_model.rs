@@ -45,7 +45,7 @@ struct Input {
 // The reference model, shared as source with rules/tests/payout_model.rs.
 #[path = "../../rules/tests/model/mod.rs"]
 mod model;
-use model::{model, model_reversal, paise_of, ModelPlan};
+use model::{model, model_move, model_reversal, paise_of, ModelPlan};
 
 fuzz_target!(|input: Input| {
     // ---- the forest
@@ -78,19 +78,9 @@ fuzz_target!(|input: Input| {
     }
     for &(who, to) in input.moves.iter().take(6) {
         let (who, to) = (usize::from(who) % n, to.map(|t| usize::from(t) % n));
-        let mut up = to;
-        let cycle = loop {
-            match up {
-                Some(u) if u == who => break true,
-                Some(u) => up = parent[u],
-                None => break false,
-            }
-        };
         let applied = graph.apply(&UserChange::Moved { user: ids[who], referrer: to.map(|t| ids[t]) });
+        let cycle = model_move(&mut parent, who, to);
         assert_eq!(applied.is_err(), cycle, "a move is refused exactly when it makes a cycle");
-        if !cycle {
-            parent[who] = to;
-        }
     }
     for u in 0..n {
         assert_eq!(graph.referrer(ids[u]), parent[u].map(|p| ids[p]), "user {u}'s referrer");

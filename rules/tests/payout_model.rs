@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use schemas::{InactivePolicy, Money, Plan, Rate, UserId};
 
 mod model;
-use model::{div_half_even, model, model_reversal, paise_of, ModelPlan};
+use model::{div_half_even, model, model_move, model_reversal, paise_of, ModelPlan};
 
 // ---------------------------------------------------------------- generators
 
@@ -133,19 +133,9 @@ proptest! {
         let mut graph = graph_of(&ids, &parent, &active);
         for (who, to) in moves {
             let (who, to) = (who.index(n), to.map(|t| t.index(n)));
-            let mut up = to;
-            let cycle = loop {
-                match up {
-                    Some(u) if u == who => break true,
-                    Some(u) => up = parent[u],
-                    None => break false,
-                }
-            };
             let applied = graph.apply(&UserChange::Moved { user: ids[who], referrer: to.map(|t| ids[t]) });
+            let cycle = model_move(&mut parent, who, to);
             prop_assert_eq!(applied.is_err(), cycle, "a move is refused exactly when it makes a cycle");
-            if !cycle {
-                parent[who] = to;
-            }
         }
         for u in 0..n {
             prop_assert_eq!(graph.referrer(ids[u]), parent[u].map(|p| ids[p]));

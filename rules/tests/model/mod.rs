@@ -75,3 +75,21 @@ pub fn paise_of(m: Money) -> i64 {
     let paise = d.mantissa() / 10i128.pow(d.scale());
     i64::try_from(paise).expect("paise fit i64")
 }
+
+/// Moves `who` under `to` in the parent array unless that makes a cycle (`to` is `who` or
+/// one of its descendants); true when it would, and then nothing changes. The graph must
+/// refuse exactly these moves.
+pub fn model_move(parent: &mut [Option<usize>], who: usize, to: Option<usize>) -> bool {
+    let mut up = to;
+    let cycle = loop {
+        match up {
+            Some(u) if u == who => break true,
+            Some(u) => up = parent[u],
+            None => break false,
+        }
+    };
+    if !cycle {
+        parent[who] = to;
+    }
+    cycle
+}
