@@ -1,7 +1,7 @@
 //! `rules::payout::{decide, payouts, reversal}` (fed by `ReferralGraph`, as the ledger
-//! does) against the integer reference model of rules/tests/payout_model.rs (ported:
-//! paise as integers, a walk up a parent array, half-even rounding by hand; nothing here
-//! calls `Money::share` or `Money::pro_rata`). Inputs: a forest of up to 40 users with
+//! does) against the integer reference model of rules/tests/model/mod.rs, the one the
+//! proptest rules/tests/payout_model.rs uses (paise as integers, a walk up a parent array,
+//! half-even rounding by hand; it never calls `Money::share` or `Money::pro_rata`). Inputs: a forest of up to 40 users with
 //! referrers, active flags and up to 6 moves; a plan of 1 to 4 level rates (six places,
 //! summing to at most 100%), a threshold and skip or compress; a buyer, an amount and a
 //! profit in paise (up to the largest amount accepted); a full refund cut into up to 8 parts.

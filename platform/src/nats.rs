@@ -65,7 +65,8 @@ impl Subjects {
     pub fn earnings_all(&self) -> String {
         self.subject("earnings.*")
     }
-    /// Processed purchases and refunds, for the warehouse.
+    /// What the processor settled (`ledger.purchases`, `ledger.entries`): read by the
+    /// warehouse, and `ledger.entries` by the live relay too.
     pub fn ledger(&self, kind: &str) -> String {
         self.subject(&format!("ledger.{kind}"))
     }

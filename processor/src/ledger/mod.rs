@@ -72,7 +72,7 @@ pub struct Delivered {
 #[derive(Default, Debug)]
 pub struct Outcome {
     /// New and replayed entries, to (re)publish; each message's id names its entries
-    /// (`entries:<first>:<last>:<count>`, consumer.rs), so a replay in the window is dropped.
+    /// (`entries:<first>:<last>:<count>`, announce.rs), so a replay in the window is dropped.
     pub entries: Vec<EarningEvent>,
     pub purchases: Vec<ProcessedPurchase>,
     pub dead: Vec<DeadLetter>,
