@@ -29,7 +29,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     };
     tracing::info!(
         users = graph.len(),
-        events = loaded,
+        events_after_snapshot = loaded,
         "referral graph loaded"
     );
 
@@ -118,14 +118,13 @@ async fn prepare(
 ) -> anyhow::Result<Option<(ReferralGraph, usize)>> {
     let limits = &config.processor;
     let mut backoff = Duration::from_millis(limits.retry_backoff_first_ms);
-    let mut graph = ReferralGraph::default();
     loop {
         let attempt = async {
             plans::register(pool, &config.plan).await?;
-            graph_sync::catch_up(pool, &mut graph, limits.graph_sync_page).await
+            graph_sync::load(pool, limits.graph_sync_page).await
         };
         match attempt.await {
-            Ok(loaded) => return Ok(Some((graph, loaded))),
+            Ok(loaded) => return Ok(Some(loaded)),
             Err(e) if platform::db::is_unavailable(&e) => {
                 tracing::warn!(error = %e, "Postgres unavailable at start; retrying");
             }

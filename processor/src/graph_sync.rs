@@ -1,9 +1,46 @@
 //! Brings the in-memory graph up to the `user_events` outbox (see
 //! `platform::db::USER_EVENTS_LOCK` for why reading `seq > cursor` misses nothing).
-use crate::graph::{ReferralGraph, UserChange};
+use crate::graph::{ReferralGraph, Snapshot, UserChange, UserRow};
 use anyhow::Context;
+use futures::TryStreamExt;
 use schemas::{UnknownValue, UserEventKind, UserId, UserStatus};
 use sqlx::PgPool;
+
+/// The graph at start: one row per user from `users`, with the outbox position that
+/// snapshot reflects, read in one repeatable-read transaction (a change writes its `users`
+/// row and its `user_events` row in one transaction, under the outbox lock, so the snapshot
+/// holds exactly the events up to the highest `seq` it sees); then the events after it.
+/// Replaying every event from the start read more rows, in `seq` order, a page at a time.
+/// Returns the graph and how many events after the snapshot it applied.
+pub async fn load(pool: &PgPool, page: i64) -> anyhow::Result<(ReferralGraph, usize)> {
+    let mut tx = pool.begin().await.context("starting the graph snapshot")?;
+    sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let seq = sqlx::query_scalar!(r#"SELECT COALESCE(max(seq), 0) AS "seq!" FROM user_events"#)
+        .fetch_one(&mut *tx)
+        .await
+        .context("reading the outbox position")?;
+    let mut snapshot = Snapshot::new(seq);
+    let mut rows = sqlx::query!("SELECT id, referrer_id, status FROM users").fetch(&mut *tx);
+    while let Some(r) = rows.try_next().await.context("reading users")? {
+        let active = r.status.parse::<UserStatus>()?.is_active();
+        let referrer = r.referrer_id.map(UserId);
+        snapshot.add(UserRow {
+            user: UserId(r.id),
+            referrer,
+            active,
+        })?;
+    }
+    drop(rows);
+    tx.commit().await?;
+    // Postgres refuses unknown referrers and cycles; a refusal here means the table is broken.
+    let mut graph = snapshot
+        .finish()
+        .context("the users table does not make a graph")?;
+    let events = catch_up(pool, &mut graph, page).await?;
+    Ok((graph, events))
+}
 
 pub async fn catch_up(
     pool: &PgPool,

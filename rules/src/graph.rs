@@ -75,6 +75,8 @@ pub enum GraphError {
     UnknownUser(UserId),
     #[error("moving {0} under {1} would make a cycle")]
     Cycle(UserId, UserId),
+    #[error("user {0} appears twice in the snapshot")]
+    Duplicate(UserId),
 }
 
 #[derive(Clone, Default)]
@@ -212,6 +214,70 @@ impl ReferralGraph {
             }
         }
         all[..cut].to_vec()
+    }
+}
+
+/// A user as the `users` table holds them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserRow {
+    pub user: UserId,
+    pub referrer: Option<UserId>,
+    pub active: bool,
+}
+
+/// Builds a graph from a snapshot of `users`, a row at a time in any order (no replay of
+/// each change: the processor's start reads one row per user instead of every event).
+/// A row whose referrer has not arrived yet keeps its edge for `finish`.
+pub struct Snapshot {
+    graph: ReferralGraph,
+    waiting: Vec<(NodeIndex, UserId)>,
+}
+
+impl Snapshot {
+    /// `seq`: the `user_events` position the snapshot reflects.
+    pub fn new(seq: i64) -> Snapshot {
+        let graph = ReferralGraph {
+            seq,
+            ..ReferralGraph::default()
+        };
+        Snapshot {
+            graph,
+            waiting: Vec::new(),
+        }
+    }
+
+    pub fn add(&mut self, row: UserRow) -> Result<(), GraphError> {
+        let g = &mut self.graph;
+        if g.index.contains_key(&row.user) {
+            return Err(GraphError::Duplicate(row.user));
+        }
+        let child = g.graph.add_node((row.user, row.active));
+        g.index.insert(row.user, child);
+        if let Some(r) = row.referrer {
+            match g.index.get(&r) {
+                Some(&parent) => {
+                    g.graph.add_edge(child, parent, ());
+                }
+                None => self.waiting.push((child, r)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The graph, once every referrer is known and no referrer chain loops: anything else
+    /// means the table is broken, an error rather than a partial graph.
+    pub fn finish(mut self) -> Result<ReferralGraph, GraphError> {
+        let g = &mut self.graph;
+        for (child, r) in self.waiting {
+            let &parent = g.index.get(&r).ok_or(GraphError::UnknownUser(r))?;
+            g.graph.add_edge(child, parent, ());
+        }
+        if let Err(cycle) = petgraph::algo::toposort(&g.graph, None) {
+            let (user, _) = g.graph[cycle.node_id()];
+            let referrer = g.referrer(user).unwrap_or(user);
+            return Err(GraphError::Cycle(user, referrer));
+        }
+        Ok(self.graph)
     }
 }
 

@@ -70,3 +70,70 @@ fn stored_ancestors_round_trip_and_malformed_bytes_are_refused() {
         "a flag other than 0 or 1"
     );
 }
+
+fn row(user: UserId, referrer: Option<UserId>, active: bool) -> UserRow {
+    UserRow {
+        user,
+        referrer,
+        active,
+    }
+}
+
+#[test]
+fn a_snapshot_in_any_order_builds_the_graph_its_events_build() {
+    let (a, b, c, d) = (UserId::new(), UserId::new(), UserId::new(), UserId::new());
+    // Events: a, b under a, c under b, d under a; then a moves under d, c is deactivated.
+    let mut replayed = ReferralGraph::default();
+    for (user, referrer) in [(a, None), (b, Some(a)), (c, Some(b)), (d, None)] {
+        replayed
+            .apply(&UserChange::Created { user, referrer })
+            .unwrap();
+    }
+    replayed
+        .apply(&UserChange::Moved {
+            user: a,
+            referrer: Some(d),
+        })
+        .unwrap();
+    replayed
+        .apply(&UserChange::Status {
+            user: c,
+            active: false,
+        })
+        .unwrap();
+    // The table after them, children before their referrers (a before d).
+    let mut s = Snapshot::new(6);
+    for r in [
+        row(c, Some(b), false),
+        row(a, Some(d), true),
+        row(b, Some(a), true),
+        row(d, None, true),
+    ] {
+        s.add(r).unwrap();
+    }
+    let g = s.finish().unwrap();
+    assert_eq!((g.seq, g.len()), (6, 4));
+    for u in [a, b, c, d] {
+        assert_eq!(g.referrer(u), replayed.referrer(u), "referrer of {u}");
+        assert_eq!(g.is_active(u), replayed.is_active(u), "status of {u}");
+    }
+    let up: Vec<_> = g.ancestors(c, 9).iter().map(|x| x.user_id).collect();
+    assert_eq!(up, vec![b, a, d]);
+}
+
+#[test]
+fn a_broken_snapshot_is_refused() {
+    let (a, b, ghost) = (UserId::new(), UserId::new(), UserId::new());
+    let mut s = Snapshot::new(1);
+    s.add(row(a, Some(ghost), true)).unwrap();
+    assert_eq!(s.finish().err(), Some(GraphError::UnknownUser(ghost)));
+
+    let mut s = Snapshot::new(1);
+    s.add(row(a, Some(b), true)).unwrap();
+    s.add(row(b, Some(a), true)).unwrap();
+    assert!(matches!(s.finish().err(), Some(GraphError::Cycle(..))));
+
+    let mut s = Snapshot::new(1);
+    s.add(row(a, None, true)).unwrap();
+    assert_eq!(s.add(row(a, None, false)), Err(GraphError::Duplicate(a)));
+}

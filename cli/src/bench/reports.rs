@@ -40,6 +40,9 @@ struct Report {
     heaviest_user_entries: i64,
     graph_load_ms: f64,
     graph_rss_mib: f64,
+    /// The same graph replayed from every `user_events` row (how start loaded it before
+    /// the snapshot), in the same run: the baseline.
+    graph_replay_ms: f64,
     readers: usize,
     reports: Vec<Latency>,
 }
@@ -84,7 +87,7 @@ pub async fn run(mut config: Config, args: &ReportsArgs) -> anyhow::Result<()> {
 
 async fn measure(config: &Config, database: &str, args: &ReportsArgs) -> anyhow::Result<Report> {
     let pool = platform::db::connect(&config.database).await?;
-    let (graph_load_ms, graph_rss_mib) = graph_load(&pool, config).await?;
+    let (graph_load_ms, graph_rss_mib, graph_replay_ms) = graph_load(&pool, config).await?;
     let (users, entries): (i64, i64) =
         sqlx::query_as("SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM earnings)")
             .fetch_one(&pool)
@@ -112,6 +115,7 @@ async fn measure(config: &Config, database: &str, args: &ReportsArgs) -> anyhow:
         heaviest_user_entries: heaviest_entries,
         graph_load_ms,
         graph_rss_mib,
+        graph_replay_ms,
         readers: args.readers,
         reports,
     })
@@ -170,16 +174,24 @@ async fn routes(pool: &sqlx::PgPool) -> anyhow::Result<(Uuid, i64, Vec<(&'static
     Ok((heaviest, heaviest_entries, routes))
 }
 
-/// Loads the referral graph as the processor does at start; its time and resident memory.
-async fn graph_load(pool: &sqlx::PgPool, config: &Config) -> anyhow::Result<(f64, f64)> {
+/// Loads the referral graph as the processor does at start (its time and resident
+/// memory), then replays it from every event (time), and checks both agree.
+async fn graph_load(pool: &sqlx::PgPool, config: &Config) -> anyhow::Result<(f64, f64, f64)> {
+    let page = config.processor.graph_sync_page;
     let before = super::live::rss_kib().unwrap_or_default();
     let started = Instant::now();
-    let mut graph = processor::graph::ReferralGraph::default();
-    processor::graph_sync::catch_up(pool, &mut graph, config.processor.graph_sync_page).await?;
+    let (graph, _) = processor::graph_sync::load(pool, page).await?;
     let ms = started.elapsed().as_secs_f64() * 1e3;
     let after = super::live::rss_kib().unwrap_or_default();
-    drop(graph);
-    Ok((ms, after.saturating_sub(before) as f64 / 1024.0))
+    let started = Instant::now();
+    let mut replayed = processor::graph::ReferralGraph::default();
+    processor::graph_sync::catch_up(pool, &mut replayed, page).await?;
+    let replay_ms = started.elapsed().as_secs_f64() * 1e3;
+    anyhow::ensure!(
+        (graph.len(), graph.seq) == (replayed.len(), replayed.seq),
+        "the snapshot and the replay disagree"
+    );
+    Ok((ms, after.saturating_sub(before) as f64 / 1024.0, replay_ms))
 }
 
 /// `args.requests` GETs of `url`, `args.readers` at a time; every one must answer 200.
@@ -221,8 +233,8 @@ fn print_table(r: &Report) {
         r.database, r.users, r.entries, r.heaviest_user_entries, r.readers
     );
     println!(
-        "  graph load: {:.0} ms, {:.1} MiB resident",
-        r.graph_load_ms, r.graph_rss_mib
+        "  graph load: {:.0} ms, {:.1} MiB resident (replaying every event: {:.0} ms)",
+        r.graph_load_ms, r.graph_rss_mib, r.graph_replay_ms
     );
     println!(
         "  {:<36} {:>9} {:>9} {:>9}",

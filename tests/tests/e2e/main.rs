@@ -12,6 +12,7 @@ mod edge;
 mod errors;
 mod faults;
 mod foundation;
+mod graph_load;
 mod live;
 mod openapi;
 mod reports;

@@ -1,0 +1,57 @@
+//! The processor's start loads the referral graph from a snapshot of `users` and the
+//! outbox position it reflects; it must be the graph that replaying every event builds.
+use e2e::TestApp;
+use processor::graph::ReferralGraph;
+use reqwest::StatusCode;
+use schemas::UserId;
+
+#[tokio::test]
+async fn a_snapshot_of_users_loads_the_graph_that_replaying_the_events_builds() {
+    let app = TestApp::spawn().await;
+    // Signups, then changes that make the table's order differ from the events' order: a
+    // user moved under someone who signed up after them, a move to the top, statuses.
+    let (a, b, c) = app.chain3().await;
+    let d = app.signup(Some(a)).await;
+    let e = app.signup(None).await;
+    let f = app.signup(Some(e)).await;
+    assert_eq!(app.move_user(a, Some(f)).await.status(), StatusCode::OK);
+    assert_eq!(app.move_user(d, None).await.status(), StatusCode::OK);
+    for (user, action) in [
+        (c, "deactivate"),
+        (e, "deactivate"),
+        (e, "reactivate"),
+        (b, "deactivate"),
+    ] {
+        let path = format!("/v1/admin/users/{user}/{action}");
+        assert_eq!(
+            app.post(&path, &app.admin, &serde_json::json!({}))
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+
+    let page = app.config.processor.graph_sync_page;
+    let (loaded, after) = processor::graph_sync::load(&app.pool, page).await.unwrap();
+    let mut replayed = ReferralGraph::default();
+    let events = processor::graph_sync::catch_up(&app.pool, &mut replayed, page)
+        .await
+        .unwrap();
+    assert_eq!(after, 0, "nothing changed after the snapshot");
+    assert_eq!(
+        events,
+        6 + 2 + 4,
+        "six signups, two moves, four status changes"
+    );
+    assert_eq!((loaded.len(), loaded.seq), (replayed.len(), replayed.seq));
+    for u in [a, b, c, d, e, f] {
+        assert_eq!(loaded.referrer(u), replayed.referrer(u), "referrer of {u}");
+        assert_eq!(loaded.is_active(u), replayed.is_active(u), "status of {u}");
+    }
+    let up =
+        |u: UserId| -> Vec<UserId> { loaded.ancestors(u, 9).iter().map(|x| x.user_id).collect() };
+    assert_eq!(up(c), vec![b, a, f, e]);
+    assert_eq!(loaded.referrer(d), None);
+    assert_eq!(loaded.is_active(b), Some(false));
+    assert_eq!(loaded.is_active(e), Some(true));
+}
