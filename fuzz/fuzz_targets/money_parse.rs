@@ -1,17 +1,19 @@
 //! `Money` parsing, every public entry point: `Money::parse`, `FromStr`,
 //! `Money::parse_non_negative`, serde `Deserialize` (from a JSON string, escapes and all)
 //! and `Money::from_decimal`; `Rate`'s `Deserialize` too. Each is compared with a
-//! reference reading of the wire form `^-?(0|[1-9]\d*)(\.\d{1,2})?$`, at most
-//! 1000000000000.00 in magnitude (money.rs), and whatever parses must print at two places
-//! and parse back to itself.
+//! reference reading of the wire form `^-?(0|[1-9]\d*)(\.\d{1,2})?$`, below 10^26 rupees
+//! in magnitude (money.rs: sums may be that large), requests at most 1000000000000.00, and
+//! whatever parses must print at two places and parse back to itself.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use rust_decimal::Decimal;
 use schemas::{Money, MoneyError, Rate};
 
-/// Largest magnitude accepted, in paise (1000000000000.00 rupees).
-const MAX_PAISE: i128 = 100_000_000_000_000;
+/// Every `Money` is below this magnitude, in paise (10^26 rupees).
+const BOUND_PAISE: i128 = 10i128.pow(28);
+/// The largest single amount a request may carry, in paise (1000000000000.00 rupees).
+const MAX_AMOUNT_PAISE: i128 = 100_000_000_000_000;
 
 /// What `Money::parse` must answer for `s`, from the grammar alone: the value in paise.
 fn reference(s: &str) -> Result<i128, MoneyError> {
@@ -34,15 +36,15 @@ fn reference(s: &str) -> Result<i128, MoneyError> {
     if fraction.len() > 2 {
         return Err(MoneyError::TooPrecise);
     }
-    // 14 digits of rupees already exceed the largest amount; no overflow below that.
-    if whole.len() > 13 {
-        return Err(MoneyError::TooLarge);
+    // 27 digits of rupees are at least 10^26; no overflow below that.
+    if whole.len() > 26 {
+        return Err(MoneyError::OutOfRange);
     }
     let rupees: i128 = whole.parse().unwrap_or(i128::MAX);
     let paise: i128 = format!("{fraction:0<2}").parse().unwrap_or(0);
     let value = rupees * 100 + paise;
-    if value > MAX_PAISE {
-        return Err(MoneyError::TooLarge);
+    if value >= BOUND_PAISE {
+        return Err(MoneyError::OutOfRange);
     }
     Ok(if negative { -value } else { value })
 }
@@ -64,7 +66,7 @@ fn paise_of(m: Money) -> i128 {
 fn holds(m: Money) {
     assert_eq!(m.as_decimal().scale(), 2, "{m:?} is not at scale 2");
     let p = paise_of(m);
-    assert!(p.abs() <= MAX_PAISE, "{m:?} is larger than the largest amount");
+    assert!(p.abs() < BOUND_PAISE, "{m:?} is beyond the bound");
     let shown = m.to_string();
     assert_eq!(shown, printed(p), "{m:?} printed as {shown:?}");
     assert_eq!(Money::parse(&shown), Ok(m), "{shown:?} does not parse back");
@@ -87,11 +89,18 @@ fn check_str(s: &str) {
     }
     assert_eq!(s.parse::<Money>(), got, "FromStr differs from parse on {s:?}");
 
-    // Requests: the same, and nothing with a sign ("-0" included).
+    // Requests: the same, nothing with a sign ("-0" included), nothing over the largest
+    // single amount.
     let non_negative = Money::parse_non_negative(s);
     match &got {
         Ok(_) if s.starts_with('-') => assert_eq!(non_negative, Err(MoneyError::Negative), "{s:?}"),
+        Ok(m) if paise_of(*m) > MAX_AMOUNT_PAISE => {
+            assert_eq!(non_negative, Err(MoneyError::TooLarge), "{s:?}")
+        }
         _ => assert_eq!(non_negative, got, "{s:?}"),
+    }
+    if let Ok(m) = &got {
+        assert_eq!(m.is_single_amount(), paise_of(*m).abs() <= MAX_AMOUNT_PAISE, "{s:?}");
     }
 
     // Deserialize from a JSON string holding exactly `s`.
@@ -119,7 +128,7 @@ fn check_json(data: &[u8]) {
 }
 
 /// `from_decimal` (the database's decimals) over any decimal: accepted exactly when it
-/// has at most two places (trailing zeros aside) and is within the largest amount.
+/// has at most two places (trailing zeros aside) and is below 10^26.
 fn check_decimal(data: &[u8]) {
     let Some(b) = data.get(..14) else { return };
     let word = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
@@ -128,8 +137,8 @@ fn check_decimal(data: &[u8]) {
     let n = d.normalize();
     if n.scale() > 2 {
         assert_eq!(got, Err(MoneyError::TooPrecise), "{d}");
-    } else if n.abs() > Decimal::from(1_000_000_000_000i64) {
-        assert_eq!(got, Err(MoneyError::TooLarge), "{d}");
+    } else if n.abs() >= Decimal::from_i128_with_scale(BOUND_PAISE, 2) {
+        assert_eq!(got, Err(MoneyError::OutOfRange), "{d}");
     } else {
         let m = got.unwrap_or_else(|e| panic!("{d} refused: {e}"));
         assert_eq!(m.as_decimal(), d, "{d} became {m:?}");

@@ -76,7 +76,11 @@ impl PurchaseMessage {
         if self.currency != crate::CURRENCY {
             return Err(DeadLetterReason::UnknownCurrency);
         }
-        if self.amount <= Money::ZERO || self.profit.is_negative() || self.profit > self.amount {
+        if self.amount <= Money::ZERO
+            || !self.amount.is_single_amount()
+            || self.profit.is_negative()
+            || self.profit > self.amount
+        {
             return Err(DeadLetterReason::InvalidAmounts);
         }
         if !plausible_time(self.occurred_at, Utc::now()) {

@@ -15,12 +15,19 @@ pub enum MoneyError {
     TooPrecise,
     #[error("is larger than the largest amount accepted, 1000000000000.00")]
     TooLarge,
+    #[error("is beyond any sum the ledger holds (10^26 rupees)")]
+    OutOfRange,
     #[error("must not be negative")]
     Negative,
 }
 
-/// Largest amount accepted anywhere: fits NUMERIC(18,2) with room for sums.
-const MAX_RUPEES: i64 = 1_000_000_000_000;
+/// Largest single amount a purchase or refund may carry, from a request or the stream.
+const MAX_AMOUNT_RUPEES: i64 = 1_000_000_000_000;
+/// Largest magnitude any `Money` holds. Sums (a beneficiary's total and balance, a shop's
+/// day in the warehouse) outgrow the largest single amount, and reading one back must
+/// never fail: that once stalled every payout of a beneficiary whose total passed 10^12.
+/// 10^26 leaves rust_decimal's 96-bit mantissa room to add such sums.
+const MAX_RUPEES_POW10: u32 = 26;
 
 impl Money {
     pub const ZERO: Money = Money(Decimal::ZERO);
@@ -41,7 +48,7 @@ impl Money {
         if fraction.is_some_and(|f| f.len() > 2) {
             return Err(MoneyError::TooPrecise);
         }
-        let d = Decimal::from_str_exact(s).map_err(|_| MoneyError::TooLarge)?;
+        let d = Decimal::from_str_exact(s).map_err(|_| MoneyError::OutOfRange)?;
         Self::from_decimal(d)
     }
 
@@ -51,21 +58,31 @@ impl Money {
         if d.scale() > 2 {
             return Err(MoneyError::TooPrecise);
         }
-        if d.abs() > Decimal::from(MAX_RUPEES) {
-            return Err(MoneyError::TooLarge);
+        if d.abs() >= Decimal::from_i128_with_scale(10i128.pow(MAX_RUPEES_POW10), 0) {
+            return Err(MoneyError::OutOfRange);
         }
         let mut d = d;
         d.rescale(2);
         Ok(Money(d))
     }
 
-    /// Like `parse`, without the sign: what requests carry ("-0" is refused too).
+    /// What requests carry: like `parse`, without the sign ("-0" is refused too), and at
+    /// most the largest single amount.
     pub fn parse_non_negative(s: &str) -> Result<Self, MoneyError> {
         let m = Self::parse(s)?;
         if s.starts_with('-') {
             return Err(MoneyError::Negative);
         }
+        if !m.is_single_amount() {
+            return Err(MoneyError::TooLarge);
+        }
         Ok(m)
+    }
+
+    /// Whether a purchase or refund may carry this amount (at most 1000000000000.00 in
+    /// magnitude); sums may be larger.
+    pub fn is_single_amount(self) -> bool {
+        self.0.abs() <= Decimal::from(MAX_AMOUNT_RUPEES)
     }
 
     pub fn from_paise(paise: i64) -> Self {

@@ -24,9 +24,29 @@ fn only_the_wire_form_parses() {
     assert_eq!(Money::parse("1.500"), Err(MoneyError::TooPrecise));
     assert_eq!(
         Money::parse("99999999999999999999999999999999"),
+        Err(MoneyError::OutOfRange)
+    );
+    assert_eq!(
+        Money::parse("100000000000000000000000000"),
+        Err(MoneyError::OutOfRange)
+    );
+    // A sum may pass the largest single amount; a request may not.
+    let sum = "99999999999999999999999999.99";
+    assert_eq!(Money::parse(sum).unwrap().to_string(), sum);
+    assert_eq!(
+        Money::parse("-1000000000000.01").unwrap().to_string(),
+        "-1000000000000.01"
+    );
+    assert_eq!(
+        Money::parse_non_negative("1000000000000.01"),
         Err(MoneyError::TooLarge)
     );
-    assert_eq!(Money::parse("1000000000001"), Err(MoneyError::TooLarge));
+    assert_eq!(
+        Money::parse_non_negative("1000000000000.00")
+            .unwrap()
+            .to_string(),
+        "1000000000000.00"
+    );
     for s in ["-1", "-0", "-0.00"] {
         assert_eq!(
             Money::parse_non_negative(s),

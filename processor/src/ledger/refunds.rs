@@ -16,11 +16,11 @@ pub(super) async fn apply_one(
     outcome: &mut Outcome,
     dead: &mut Vec<DeadLetter>,
 ) -> anyhow::Result<()> {
-    if r.amount <= Money::ZERO {
+    if r.amount <= Money::ZERO || !r.amount.is_single_amount() {
         dead.push(letter(
             d,
             DeadLetterReason::InvalidAmounts,
-            "refund amount must be positive",
+            "refund amount must be positive and at most the largest amount accepted",
         ));
         return Ok(());
     }

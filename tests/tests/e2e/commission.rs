@@ -9,6 +9,7 @@ use serde_json::Value;
 use sqlx::Row;
 
 mod hierarchy;
+mod large_sums;
 mod plans;
 mod refunds;
 mod stream;

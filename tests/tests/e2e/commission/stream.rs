@@ -12,6 +12,9 @@ async fn malformed_and_impossible_messages_are_dead_lettered_and_the_consumer_mo
         .await;
     let greedy = purchase_message(&app, "greedy", c, "1000.00", "1000.01");
     publish_purchase(&app, &greedy).await;
+    // Over the largest single amount: a sum may be that large, a purchase may not.
+    let huge = purchase_message(&app, "huge", c, "1000000000000.01", "1.00");
+    publish_purchase(&app, &huge).await;
     let ghost = purchase_message(&app, "ghost", UserId::new(), "2000.00", "500.00");
     publish_purchase(&app, &ghost).await;
     let mut dollars = purchase_message(&app, "dollars", c, "2000.00", "500.00");
@@ -29,13 +32,14 @@ async fn malformed_and_impossible_messages_are_dead_lettered_and_the_consumer_mo
     reasons.sort();
     let want = [
         "invalid_amounts",
+        "invalid_amounts",
         "malformed",
         "malformed",
         "unknown_currency",
         "unknown_user",
     ];
     assert_eq!(reasons, want);
-    let mut subjects = eventually(|| dead_letter_subjects(&app), |s| s.len() >= 5).await;
+    let mut subjects = eventually(|| dead_letter_subjects(&app), |s| s.len() >= 6).await;
     subjects.sort();
     let want: Vec<String> = want.iter().map(|r| format!("deadletter.{r}")).collect();
     assert_eq!(subjects, want);
