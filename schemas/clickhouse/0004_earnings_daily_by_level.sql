@@ -6,7 +6,7 @@ CREATE TABLE IF NOT EXISTS {db}.earnings_daily_by_level
     day            Date,
     beneficiary_id UUID,
     level          UInt8,
-    amount         Decimal(18, 2),
+    amount         Decimal(38, 2),
     entries        UInt64
 )
 ENGINE = SummingMergeTree()

@@ -5,7 +5,7 @@ CREATE TABLE IF NOT EXISTS {db}.earnings_daily_by_leg
     day            Date,
     beneficiary_id UUID,
     leg_user_id    UUID,
-    amount         Decimal(18, 2),
+    amount         Decimal(38, 2),
     entries        UInt64
 )
 ENGINE = SummingMergeTree()

@@ -5,7 +5,7 @@ CREATE TABLE IF NOT EXISTS {db}.purchases_daily_by_shop
     shop_id    UUID,
     purchases  UInt64,
     qualifying UInt64,
-    amount     Decimal(18, 2)
+    amount     Decimal(38, 2)
 )
 ENGINE = SummingMergeTree()
 PARTITION BY toYYYYMM(day)

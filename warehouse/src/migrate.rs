@@ -1,6 +1,7 @@
 //! Applies the ClickHouse DDL in `schemas/clickhouse/` (embedded at build time), in
-//! name order, with `{db}` replaced. Every statement is `IF NOT EXISTS`: applying
-//! twice is a no-op, so the sink runs it at every start.
+//! name order, with `{db}` replaced. Every statement creates only what is missing, drops
+//! only what exists, or changes a column to the type it then keeps: applying twice is a
+//! no-op, so the sink runs it at every start.
 use platform::clickhouse::{Clickhouse, ClickhouseError};
 use platform::config::ClickhouseConfig;
 
@@ -25,6 +26,12 @@ const STATEMENTS: &[(&str, &str)] = &[
     ddl!("0007_earnings_daily_by_leg_mv.sql"),
     ddl!("0008_purchases_daily_by_shop.sql"),
     ddl!("0009_purchases_daily_by_shop_mv.sql"),
+    ddl!("0010_earnings_daily_by_level_wide.sql"),
+    ddl!("0011_earnings_daily_by_leg_wide.sql"),
+    ddl!("0012_purchases_daily_by_shop_wide.sql"),
+    ddl!("0013_earnings_daily_by_level_narrow_mv_dropped.sql"),
+    ddl!("0014_earnings_daily_by_leg_narrow_mv_dropped.sql"),
+    ddl!("0015_purchases_daily_by_shop_narrow_mv_dropped.sql"),
 ];
 
 /// `referral migrate`: creates the database and applies every statement.

@@ -7,6 +7,7 @@ mod panels;
 mod rollups;
 mod seed;
 mod users;
+mod wide_sums;
 
 use e2e::clickhouse::{self, PrivateClickhouse};
 use e2e::{eventually, TestApp};
