@@ -144,6 +144,15 @@ impl Authenticator {
         }
     }
 
+    /// A shop key Postgres confirmed before (its cache entry may have expired) and has not
+    /// refused since: the gate looks it up again even for an address out of failures, so
+    /// made-up keys from a shared address cannot lock a real shop out.
+    pub fn confirmed_before(&self, bearer: &str) -> bool {
+        bearer
+            .strip_prefix(SHOP_KEY_PREFIX)
+            .is_some_and(|key| self.inner.shop_keys.known(&hash_key(key)))
+    }
+
     fn token(&self, bearer: &str) -> Result<Principal, Problem> {
         let data =
             jsonwebtoken::decode::<Claims>(bearer, &self.inner.decoding, &self.inner.validation)
@@ -181,9 +190,12 @@ impl Authenticator {
         .fetch_optional(&self.inner.pool)
         .await
         .map_err(|e| Problem::internal(&e.into()))?;
-        let shop = found
-            .map(ShopId)
-            .ok_or_else(|| Problem::unauthenticated("the API key is unknown or revoked"))?;
+        let Some(shop) = found.map(ShopId) else {
+            self.inner.shop_keys.forget(&hash);
+            return Err(Problem::unauthenticated(
+                "the API key is unknown or revoked",
+            ));
+        };
         self.inner.shop_keys.insert(hash, shop);
         Ok(Principal::Shop(shop))
     }

@@ -1,7 +1,8 @@
 //! Verified shop keys, kept in memory for a bounded time so a shop's request needs no
 //! Postgres lookup. Only keys Postgres confirmed are kept (by their hash, never the key);
 //! an entry older than the TTL is looked up again, so a revoked key stops working within
-//! it. The table is bounded: when full, expired entries go first, then the oldest.
+//! it. The table is bounded: when full, expired entries go first, then the oldest. An
+//! expired entry still says the key was good once (`known`), which the gate uses.
 use schemas::ShopId;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -29,6 +30,19 @@ impl ShopKeyCache {
         let entries = self.entries.lock().ok()?;
         let (shop, verified_at) = entries.get(hash)?;
         (verified_at.elapsed() < self.ttl).then_some(*shop)
+    }
+
+    /// Whether Postgres confirmed this key at some time and no refusal came after: such a
+    /// key may be looked up again even while its address has used up its failures.
+    pub(super) fn known(&self, hash: &KeyHash) -> bool {
+        self.entries.lock().is_ok_and(|e| e.contains_key(hash))
+    }
+
+    /// A key Postgres refused (revoked since) is no longer known.
+    pub(super) fn forget(&self, hash: &KeyHash) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(hash);
+        }
     }
 
     pub(super) fn insert(&self, hash: KeyHash, shop: ShopId) {

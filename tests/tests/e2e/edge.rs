@@ -106,6 +106,58 @@ async fn failed_authentication_is_limited_per_address_and_cached_keys_need_no_lo
     tx.rollback().await.unwrap();
 }
 
+/// Sends made-up shop keys from this address until it is answered 429 (out of failures).
+async fn lock_out(app: &TestApp) {
+    for i in 0..10 {
+        let r = app.get("/v1/me", Some(&format!("rk_made_up_{i}"))).await;
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            return;
+        }
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    panic!("ten made-up keys and the address is not out of failures");
+}
+
+#[tokio::test]
+async fn made_up_keys_from_an_address_do_not_lock_out_a_shop_it_confirmed_before() {
+    let ttl = std::time::Duration::from_millis(200);
+    let app = TestApp::spawn_with(|c| {
+        c.http.auth_failures_per_sec = 1;
+        c.http.auth_failures_burst = 3;
+        c.auth.shop_key_cache_ttl_ms = 200;
+    })
+    .await;
+    assert_eq!(app.get("/v1/me", Some(&app.shop_key)).await.status(), 200);
+    let (_, unseen) = referral::shops::create(&app.pool, "never called")
+        .await
+        .unwrap();
+    lock_out(&app).await;
+    // Past the cache's lifetime (a duration under test, not a synchronisation) the shop's
+    // key needs Postgres again; it was confirmed before, so it is looked up and passes.
+    tokio::time::sleep(ttl * 2).await;
+    lock_out(&app).await;
+    let me: Value = app.get_json("/v1/me", &app.shop_key).await;
+    assert_eq!(me["role"], "shop");
+    // A valid key this address never used is not looked up while it is out of failures.
+    lock_out(&app).await;
+    let r = app.get("/v1/me", Some(&unseen)).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Revoked, the key is refused when next looked up, and is not known after.
+    assert!(referral::shops::revoke(&app.pool, app.shop_id)
+        .await
+        .unwrap());
+    tokio::time::sleep(ttl * 2).await;
+    let r = app.get("/v1/me", Some(&app.shop_key)).await;
+    assert_ne!(r.status(), StatusCode::OK, "a revoked key");
+    lock_out(&app).await;
+    let r = app.get("/v1/me", Some(&app.shop_key)).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "not looked up again"
+    );
+}
+
 #[tokio::test]
 async fn opening_a_live_stream_counts_against_its_caller() {
     let app = TestApp::spawn_with(|c| {
