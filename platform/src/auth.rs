@@ -224,9 +224,16 @@ fn hash_key(secret: &str) -> shop_keys::KeyHash {
 
 /// The credential in `Authorization: Bearer <credential>` (scheme case-insensitive,
 /// surrounding spaces ignored, so `Bearer  x` is the same caller as `Bearer x`); `None`
-/// without the header, a problem when it is not a bearer credential.
+/// without the header, a problem when it is not a bearer credential or the header comes
+/// twice (a proxy that reads the other one would see another caller than we do).
 pub fn bearer(headers: &axum::http::HeaderMap) -> Option<Result<&str, Problem>> {
-    let value = headers.get(axum::http::header::AUTHORIZATION)?;
+    let mut all = headers.get_all(axum::http::header::AUTHORIZATION).iter();
+    let value = all.next()?;
+    if all.next().is_some() {
+        return Some(Err(Problem::unauthenticated(
+            "send one Authorization header, not several",
+        )));
+    }
     let parsed = value
         .to_str()
         .ok()

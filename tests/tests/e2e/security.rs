@@ -128,6 +128,19 @@ async fn tokens_are_checked_and_shop_keys_can_be_revoked() {
         StatusCode::UNAUTHORIZED,
         "unknown shop key"
     );
+    // Two Authorization headers, even both valid: a proxy reading the other one would see
+    // another caller than we do, so neither is used.
+    let user = schemas::UserId::new();
+    let twice = app
+        .http
+        .get(format!("{}/v1/me", app.base))
+        .header("authorization", format!("Bearer {}", app.token_for(user)))
+        .header("authorization", format!("Bearer {}", app.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(problem(twice).await["code"], "unauthenticated");
     assert!(referral::shops::revoke(&app.pool, app.shop_id)
         .await
         .unwrap());
