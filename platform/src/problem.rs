@@ -177,7 +177,9 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for NoQuery {
     }
 }
 
-/// `axum::extract::Query`, with unparsable or unknown parameters answered as a problem.
+/// `axum::extract::Query`, with unparsable or unknown parameters answered as a problem,
+/// and no value that starts with `+` (`%2B5` would otherwise read as the number 5, a
+/// second spelling of it; no parameter of ours takes one; negatives get their own code).
 pub struct QueryParams<T>(pub T);
 
 impl<T, S> axum::extract::FromRequestParts<S> for QueryParams<T>
@@ -191,6 +193,13 @@ where
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, Problem> {
+        let raw = parts.uri.query().unwrap_or_default();
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
+            .map_err(|e| Problem::invalid("invalid_query", e.to_string()))?;
+        if let Some((name, _)) = pairs.iter().find(|(_, v)| v.starts_with('+')) {
+            let detail = format!("`{name}` must not start with `+`");
+            return Err(Problem::invalid("invalid_query", detail));
+        }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(QueryParams(v)),
             Err(r) => Err(Problem::invalid("invalid_query", r.body_text())),

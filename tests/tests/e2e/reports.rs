@@ -199,6 +199,16 @@ async fn page_sizes_and_ranges_are_bounded() {
         ),
         (format!("/v1/users/{a}/tree?depth=99"), "invalid_depth"),
         (format!("/v1/users/{a}/tree?depth=abc"), "invalid_query"),
+        // A `+` (sent as %2B) is no second spelling of a number or a date.
+        (format!("/v1/users/{a}/tree?depth=%2B3"), "invalid_query"),
+        (
+            format!("/v1/users/{a}/earnings/history?limit=%2B5"),
+            "invalid_query",
+        ),
+        (
+            format!("/v1/users/{a}/earnings/daily?from=%2B2026-01-01"),
+            "invalid_query",
+        ),
         (
             format!("/v1/users/{a}/earnings/history?bogus=1"),
             "invalid_query",
