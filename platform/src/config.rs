@@ -234,6 +234,9 @@ pub struct LiveConfig {
     /// After this long without a message, the relay checks whether the stream holds
     /// entries it has not seen (a consumer gone quiet) and reopens it if so.
     pub stall_check_ms: u64,
+    /// Largest WebSocket message (and frame) a client may send; clients have nothing to
+    /// say, and without a bound one fragmented message may buffer 64 MiB per socket.
+    pub ws_max_message_bytes: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -40,6 +40,9 @@ pub async fn upgrade(
     let ws =
         ws.map_err(|r| Problem::new(r.status(), "websocket_upgrade_required", r.body_text()))?;
     let items = super::open(&state, user, last).await?;
+    // A message over the bound is a read error, which ends `relay` and closes the socket.
+    let max = state.live.ws_max_message_bytes;
+    let ws = ws.max_message_size(max).max_frame_size(max);
     Ok(ws.on_upgrade(move |socket| relay(socket, items)))
 }
 

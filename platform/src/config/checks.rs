@@ -157,6 +157,10 @@ impl super::LiveConfig {
             ("live.replay_page", self.replay_page as u64),
             ("live.reopen_delay_ms", self.reopen_delay_ms),
             ("live.stall_check_ms", self.stall_check_ms),
+            (
+                "live.ws_max_message_bytes",
+                self.ws_max_message_bytes as u64,
+            ),
         ] {
             anyhow::ensure!(value > 0, "{name} must be at least 1");
         }

@@ -160,6 +160,10 @@ fn live_and_report_bounds_are_checked_where_they_are_loaded() {
     let msg = config.validate().unwrap_err().to_string();
     assert!(msg.contains("live.client_buffer"), "{msg}");
     let mut config = Config::default();
+    config.live.ws_max_message_bytes = 0;
+    let msg = config.validate().unwrap_err().to_string();
+    assert!(msg.contains("live.ws_max_message_bytes"), "{msg}");
+    let mut config = Config::default();
     config.reports.default_page_size = config.reports.max_page_size + 1;
     let msg = config.validate().unwrap_err().to_string();
     assert!(msg.contains("reports.default_page_size"), "{msg}");

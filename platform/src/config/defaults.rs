@@ -114,6 +114,7 @@ impl Default for LiveConfig {
             replay_page: 500,
             reopen_delay_ms: 500,
             stall_check_ms: 2_000,
+            ws_max_message_bytes: 4 * 1024,
         }
     }
 }

@@ -134,12 +134,12 @@ async fn a_second_users_events_never_arrive() {
     assert_eq!(data(&next_d)["amount"], "15.00");
 }
 
-#[tokio::test]
-async fn websocket_delivers_the_same_events_and_refund_reversals() {
-    let app = TestApp::spawn().await;
-    let (_, b, c) = app.chain3().await;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn open_ws(app: &TestApp, user: UserId) -> Ws {
     let url = format!(
-        "{}/v1/users/{b}/earnings/ws",
+        "{}/v1/users/{user}/earnings/ws",
         app.base.replace("http://", "ws://")
     );
     let mut request =
@@ -147,9 +147,16 @@ async fn websocket_delivers_the_same_events_and_refund_reversals() {
             .unwrap();
     request.headers_mut().insert(
         "authorization",
-        format!("Bearer {}", app.token_for(b)).parse().unwrap(),
+        format!("Bearer {}", app.token_for(user)).parse().unwrap(),
     );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    tokio_tungstenite::connect_async(request).await.unwrap().0
+}
+
+#[tokio::test]
+async fn websocket_delivers_the_same_events_and_refund_reversals() {
+    let app = TestApp::spawn().await;
+    let (_, b, c) = app.chain3().await;
+    let mut ws = open_ws(&app, b).await;
     app.purchase("ws-1", c, "2000.00", Some("500.00")).await;
     let msg = tokio::time::timeout(WAIT, ws.next())
         .await
@@ -174,6 +181,54 @@ async fn websocket_delivers_the_same_events_and_refund_reversals() {
     assert_eq!(reversal["data"]["kind"], "reversal");
     assert_eq!(reversal["data"]["amount"], "-6.25");
     assert_eq!(reversal["data"]["total"], "18.75");
+}
+
+/// Clients have nothing to say over the WebSocket: one message over
+/// `live.ws_max_message_bytes`, even sent as small fragments, closes that socket, and the
+/// server keeps serving the others.
+#[tokio::test]
+async fn a_websocket_message_over_the_limit_closes_that_socket_only() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::Message;
+    let app = TestApp::spawn_with(|c| c.live.ws_max_message_bytes = 1024).await;
+    let (_, b, c) = app.chain3().await;
+    let mut bad = open_ws(&app, b).await;
+    let mut good = open_ws(&app, b).await;
+    // Within the limit: read and ignored.
+    good.send(Message::text("x".repeat(1000))).await.unwrap();
+    // Three 600-byte fragments of one unfinished message: each frame is under the limit,
+    // the message is not.
+    let fragments = [
+        OpCode::Data(Data::Text),
+        OpCode::Data(Data::Continue),
+        OpCode::Data(Data::Continue),
+    ];
+    for opcode in fragments {
+        let frame = Frame::message(vec![b'a'; 600], opcode, false);
+        bad.send(Message::Frame(frame)).await.unwrap();
+    }
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            match bad.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the oversized message closes its socket");
+
+    app.purchase("ws-big-1", c, "2000.00", Some("500.00")).await;
+    let msg = tokio::time::timeout(WAIT, good.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let earning: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+    assert_eq!(earning["data"]["amount"], "25.00");
+    assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
 }
 
 #[tokio::test]
