@@ -4,7 +4,7 @@
 use crate::{ApiError, ApiState};
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use platform::auth::Principal;
 use platform::config::ReportsConfig;
 use schemas::UserId;
@@ -157,6 +157,13 @@ pub fn days(from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<(), ApiErr
         }
     }
     Ok(())
+}
+
+/// Optional `from`/`to` instants (history): ordered, each on a day `days` accepts, so
+/// Postgres is never handed a time outside its own range (a 500, not a refusal).
+pub fn instants(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Result<(), ApiError> {
+    ordered(from.as_ref(), to.as_ref())?;
+    days(from.map(|t| t.date_naive()), to.map(|t| t.date_naive()))
 }
 
 /// The days of a series: `to` defaults to today (UTC), `from` to 29 days before `to`;

@@ -70,6 +70,24 @@ fn limits_levels_and_ranges_have_one_rule_each() {
     assert_eq!(code(ordered(Some(&2), Some(&1))), "invalid_range");
     assert!(ordered(Some(&1), Some(&1)).is_ok());
     assert_eq!(code(days(Some(d("1969-12-31")), None)), "invalid_range");
+    let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+    for (from, to) in [
+        (Some(t("-4714-01-01T00:00:00Z")), None),
+        (None, Some(t("-262143-01-01T00:00:00Z"))),
+        (Some(t("1969-12-31T23:59:59Z")), None),
+        (None, Some(t("2106-01-01T00:00:00Z"))),
+        (
+            Some(t("2026-02-01T00:00:00Z")),
+            Some(t("2026-01-01T00:00:00Z")),
+        ),
+    ] {
+        assert_eq!(code(instants(from, to)), "invalid_range", "{from:?} {to:?}");
+    }
+    assert!(instants(
+        Some(t("1970-01-01T00:00:00Z")),
+        Some(t("2105-12-31T23:59:59Z"))
+    )
+    .is_ok());
     assert_eq!(
         code(series(Some(d("2026-02-01")), Some(d("2026-01-01")))),
         "invalid_range"

@@ -63,7 +63,7 @@ pub async fn history(
     // The cursor is the ledger position of the last entry seen; pages go newest first.
     let before = params::cursor(q.cursor.as_deref())?.unwrap_or(i64::MAX);
     let only_level = params::level(q.level)?;
-    params::ordered(q.from.as_ref(), q.to.as_ref())?;
+    params::instants(q.from, q.to)?;
     let Some(window) = Window::of(&state, user, q.from, q.to).await? else {
         return Ok(Json(HistoryPage {
             items: Vec::new(),
