@@ -26,7 +26,8 @@ pub struct SignupRequest {
     #[serde(default)]
     #[schema(min_length = 1, max_length = 128)]
     pub external_ref: Option<String>,
-    /// A pseudonym shown to the user's upline instead of the id (1 to 40 characters).
+    /// A pseudonym shown to the user's upline instead of the id (1 to 40 characters, no
+    /// surrounding spaces, no control or format (Unicode Cf) characters).
     #[serde(default)]
     #[schema(min_length = 1, max_length = 40)]
     pub display_name: Option<String>,
@@ -127,7 +128,8 @@ fn check_fields(req: &SignupRequest) -> Result<(), IngestError> {
     }
     if let Some(name) = &req.display_name {
         let chars = name.chars().count();
-        if !(1..=40).contains(&chars) || name.chars().any(char::is_control) || name.trim() != name {
+        let unprintable = name.chars().any(|c| c.is_control() || is_format(c));
+        if !(1..=40).contains(&chars) || unprintable || name.trim() != name {
             return Err(IngestError::Invalid(
                 "invalid_display_name",
                 "display_name must be 1 to 40 printable characters without surrounding spaces"
@@ -136,6 +138,36 @@ fn check_fields(req: &SignupRequest) -> Result<(), IngestError> {
         }
     }
     Ok(())
+}
+
+/// Unicode format characters (general category Cf, as of Unicode 15): invisible, and some
+/// (bidi overrides and isolates) reorder the text shown around them, so a name holding
+/// one can pass for another. Listed here rather than pulled in with a Unicode crate.
+fn is_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{AD}'
+            | '\u{600}'..='\u{605}'
+            | '\u{61C}'
+            | '\u{6DD}'
+            | '\u{70F}'
+            | '\u{890}'..='\u{891}'
+            | '\u{8E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
 }
 
 /// A signup retried with the same external_ref returns the user it created; with
@@ -176,3 +208,7 @@ fn pseudonymous_ref(key: &str, who: &Principal, external_ref: &str) -> Vec<u8> {
     }
     h.finalize().to_vec()
 }
+
+#[cfg(test)]
+#[path = "signup_test.rs"]
+mod tests;

@@ -304,12 +304,28 @@ async fn the_tree_shows_a_chosen_pseudonym_and_nothing_personal() {
             "unexpected field {field} in the downline"
         );
     }
-    let bad = app
-        .post(
-            "/v1/users",
-            &app.shop_key,
-            &serde_json::json!({ "referrer_id": a, "display_name": " x" }),
-        )
+    // Surrounding spaces, and invisible characters that hide or reorder what is shown
+    // (a right-to-left override, a zero-width space, an isolate, a byte-order mark).
+    for name in [
+        " x",
+        "Otter\u{202E}rettO",
+        "Ot\u{200B}ter",
+        "\u{2066}Otter\u{2069}",
+        "\u{FEFF}Otter",
+    ] {
+        let bad = app
+            .post(
+                "/v1/users",
+                &app.shop_key,
+                &serde_json::json!({ "referrer_id": a, "display_name": name }),
+            )
+            .await;
+        assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY, "{name:?}");
+        let p: Value = bad.json().await.unwrap();
+        assert_eq!(p["code"], "invalid_display_name", "{name:?}");
+    }
+    let children = app
+        .get_json(&format!("/v1/users/{a}/tree"), &app.token_for(a))
         .await;
-    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(children["root"]["children"].as_array().unwrap().len(), 2);
 }
