@@ -122,7 +122,7 @@ pub struct MoveRequest {
         (status = 403, description = "admins only", body = platform::Problem),
         (status = 404, description = "not_found", body = platform::Problem),
         (status = 409, description = "referral_limit_reached, cycle_detected", body = platform::Problem),
-        (status = 422, description = "invalid_user_id, self_referral, referrer_not_found, referrer_inactive, invalid_query", body = platform::Problem),
+        (status = 422, description = "invalid_user_id, self_referral, referrer_not_found, referrer_inactive, invalid_body, invalid_query", body = platform::Problem),
     ))]
 pub async fn move_user(
     State(state): State<ApiState>,

@@ -164,6 +164,13 @@ pub async fn create_purchase_batch(
 
 /// One batch item, read and judged by itself.
 fn read_item(raw: &RawValue) -> Result<Purchase, IngestError> {
+    // As for whole bodies (`JsonBody`): an array would be read as the fields in order.
+    if !platform::problem::is_object(raw) {
+        return Err(IngestError::Invalid(
+            "invalid_body",
+            "this purchase: must be a JSON object".into(),
+        ));
+    }
     let req: PurchaseRequest = serde_json::from_str(raw.get())
         .map_err(|e| IngestError::Invalid("invalid_body", format!("this purchase: {e}")))?;
     req.judge()

@@ -130,7 +130,8 @@ pub fn from_json_rejection(r: axum::extract::rejection::JsonRejection) -> Proble
     }
 }
 
-/// `axum::Json`, with malformed bodies answered as problems (stable codes) instead of text.
+/// `axum::Json`, with malformed bodies answered as problems (stable codes) instead of text,
+/// and a body that is not a JSON object refused as `invalid_body`.
 pub struct JsonBody<T>(pub T);
 
 impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
@@ -141,11 +142,28 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Problem> {
-        match axum::Json::<T>::from_request(req, state).await {
+        // Read as raw JSON first: serde's derived structs also take an array, matching
+        // fields by position, so `["o-1", "<user>", "10"]` would pass for a purchase.
+        let axum::Json(raw) =
+            axum::Json::<Box<serde_json::value::RawValue>>::from_request(req, state)
+                .await
+                .map_err(from_json_rejection)?;
+        if !is_object(&raw) {
+            return Err(Problem::invalid(
+                "invalid_body",
+                "the body must be a JSON object",
+            ));
+        }
+        match axum::Json::<T>::from_bytes(raw.get().as_bytes()) {
             Ok(axum::Json(v)) => Ok(JsonBody(v)),
             Err(r) => Err(from_json_rejection(r)),
         }
     }
+}
+
+/// Whether a JSON value (already known to be valid JSON) is an object.
+pub fn is_object(raw: &serde_json::value::RawValue) -> bool {
+    raw.get().trim_start().starts_with('{')
 }
 
 impl std::fmt::Display for Problem {

@@ -199,3 +199,91 @@ async fn live_streams_judge_the_user_and_the_last_event_id_like_every_route() {
         );
     }
 }
+
+/// Rows of every table a write adds to.
+async fn stored(app: &TestApp) -> Vec<i64> {
+    let tables = [
+        "users",
+        "user_events",
+        "purchase_requests",
+        "refund_requests",
+    ];
+    futures::future::join_all(tables.map(|table| async move {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    }))
+    .await
+}
+
+/// A write with a raw body: as the admin for PUT, else as the shop.
+async fn write(app: &TestApp, method: Method, path: &str, body: &Value) -> Response {
+    let bearer = if method == Method::PUT {
+        &app.admin
+    } else {
+        &app.shop_key
+    };
+    app.http
+        .request(method, format!("{}{path}", app.base))
+        .bearer_auth(bearer)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// serde reads a struct from an array too, field by field in order: every write takes an
+/// object only (a batch's items too), and stores nothing when given anything else.
+#[tokio::test]
+async fn writes_refuse_a_body_that_is_not_an_object_and_store_nothing() {
+    use serde_json::json;
+    let app = TestApp::spawn().await;
+    let (a, b) = (app.signup(None).await, app.signup(None).await);
+    let r = app.purchase("o-1", a, "100.00", None).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let before = stored(&app).await;
+    let item = json!(["arr-2", a, "10.00"]);
+    let cases = [
+        (Method::POST, "/v1/users".to_owned(), json!([a])),
+        (
+            Method::POST,
+            "/v1/purchases".into(),
+            json!(["arr-1", a, "10.00"]),
+        ),
+        (
+            Method::POST,
+            "/v1/refunds".into(),
+            json!(["arr-r1", "o-1", "1.00"]),
+        ),
+        (Method::POST, "/v1/purchases/batch".into(), json!([[item]])),
+        (
+            Method::PUT,
+            format!("/v1/admin/users/{b}/referrer"),
+            json!([a]),
+        ),
+    ];
+    for (method, path, body) in cases {
+        let r = write(&app, method, &path, &body).await;
+        assert_eq!(
+            problem(r).await,
+            (422, "invalid_body".into()),
+            "{path} {body}"
+        );
+    }
+    // In a batch, an item that is an array is refused on its own.
+    let batch = json!({ "purchases": [item] });
+    let r = write(&app, Method::POST, "/v1/purchases/batch", &batch).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let result: Value = r.json().await.unwrap();
+    let code = &result["results"][0]["problem"]["code"];
+    assert_eq!(code, "invalid_body", "{result}");
+    assert_eq!(stored(&app).await, before);
+    let referrer: Option<uuid::Uuid> =
+        sqlx::query_scalar("SELECT referrer_id FROM users WHERE id = $1")
+            .bind(b.as_uuid())
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(referrer, None);
+}
