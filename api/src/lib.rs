@@ -111,5 +111,5 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .merge(platform::http::with_stream_limits(open, &gate));
     let listener = platform::http::bind(config.http.api_addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "api listening");
-    platform::http::serve(listener, app, shutdown).await
+    platform::http::serve(listener, app, &config.http, shutdown).await
 }

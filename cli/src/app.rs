@@ -37,8 +37,11 @@ impl Application {
         let addr = listener.local_addr()?;
 
         let mut tasks = JoinSet::new();
-        let token = shutdown.clone();
-        tasks.spawn(async move { ("http", platform::http::serve(listener, app, token).await) });
+        let (http, token) = (config.http.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let served = platform::http::serve(listener, app, &http, token).await;
+            ("http", served)
+        });
         let (c, token) = (config.clone(), shutdown.clone());
         tasks.spawn(async move { ("processor", processor::run(c, token).await) });
         if config.clickhouse.enabled {

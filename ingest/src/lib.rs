@@ -130,7 +130,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .merge(platform::http::with_stream_limits(open, &gate));
     let listener = platform::http::bind(config.http.ingest_addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "ingest listening");
-    platform::http::serve(listener, app, shutdown).await
+    platform::http::serve(listener, app, &config.http, shutdown).await
 }
 
 fn api_doc_route() -> Router {

@@ -97,6 +97,10 @@ pub struct HttpConfig {
     pub ingest_addr: SocketAddr,
     pub body_limit_bytes: usize,
     pub request_timeout_ms: u64,
+    /// A connection that has not sent a whole request head within this long is closed: a
+    /// client sending half a header would otherwise hold its socket (a file) forever. It
+    /// also closes a keep-alive connection idle for this long.
+    pub header_read_timeout_ms: u64,
     pub max_batch_purchases: usize,
     /// Requests per second per authenticated caller (shop, user, admin) or, without a
     /// credential, per client address; with this burst. Live streams count too.

@@ -4,15 +4,21 @@ use crate::gate::Gate;
 use crate::metrics::metrics;
 use crate::problem::Problem;
 use anyhow::Context;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 
 /// Binds first (so callers learn the real port, e.g. port 0 in tests), serves later.
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -87,21 +93,73 @@ async fn record_metrics(request: Request, next: Next) -> Response {
     response
 }
 
+/// Serves until `shutdown`, then stops accepting, lets every connection finish its
+/// request in flight, and returns once all have closed. hyper-util's builder rather than
+/// `axum::serve`, which sets no timer and so no deadline on reading a request head.
 pub async fn serve(
-    listener: TcpListener,
+    mut listener: TcpListener,
     router: Router,
+    config: &HttpConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let router = router
         .fallback(|| async { Problem::not_found("route") })
         .method_not_allowed_fallback(method_not_allowed);
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await
-    .context("serving HTTP")
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(config.header_read_timeout_ms));
+    let builder = Arc::new(builder);
+    let connections = TaskTracker::new();
+    loop {
+        // axum's accept retries (after a pause) when out of file descriptors.
+        let (io, client) = tokio::select! {
+            accepted = axum::serve::Listener::accept(&mut listener) => accepted,
+            () = shutdown.cancelled() => break,
+        };
+        let task = connection(
+            builder.clone(),
+            io,
+            client,
+            router.clone(),
+            shutdown.clone(),
+        );
+        connections.spawn(task);
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+    Ok(())
+}
+
+/// One connection, with the client's address for the gate (as `ConnectInfo`) and
+/// upgrades (WebSocket); asked to close after its request in flight on `shutdown`.
+async fn connection(
+    builder: Arc<Builder<TokioExecutor>>,
+    io: TcpStream,
+    client: SocketAddr,
+    router: Router,
+    shutdown: CancellationToken,
+) {
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let mut request = request.map(axum::body::Body::new);
+        request.extensions_mut().insert(ConnectInfo(client));
+        router.clone().oneshot(request)
+    });
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    let mut conn = std::pin::pin!(conn);
+    let ended = tokio::select! {
+        ended = conn.as_mut() => ended,
+        () = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    // A client that hangs up or times out is routine, not an error of ours.
+    if let Err(e) = ended {
+        tracing::debug!(%client, error = %e, "connection ended");
+    }
 }
 
 /// A route asked with a method it does not answer (axum keeps the `Allow` header).

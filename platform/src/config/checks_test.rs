@@ -67,6 +67,10 @@ fn nonsense_bounds_are_refused_by_name() {
     config.http.auth_failures_burst = 0;
     let msg = config.validate().unwrap_err().to_string();
     assert!(msg.contains("http.auth_failures_burst"), "{msg}");
+    let mut config = Config::default();
+    config.http.header_read_timeout_ms = 0;
+    let msg = config.validate().unwrap_err().to_string();
+    assert!(msg.contains("http.header_read_timeout_ms"), "{msg}");
 }
 
 /// A zero queue, group, batch or connection bound would stall or refuse everything (a

@@ -54,6 +54,7 @@ impl Default for HttpConfig {
             ingest_addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
             body_limit_bytes: 256 * 1024,
             request_timeout_ms: 10_000,
+            header_read_timeout_ms: 10_000,
             max_batch_purchases: 500,
             rate_limit_per_sec: 500,
             rate_limit_burst: 1_000,

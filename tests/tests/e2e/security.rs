@@ -191,3 +191,35 @@ async fn health_readiness_and_metrics_answer() {
         "no ids as labels"
     );
 }
+
+/// A client sending half a request head is cut off after `http.header_read_timeout_ms`,
+/// so such connections cannot pile up until the process runs out of files; a whole
+/// request on another connection meanwhile is answered.
+#[tokio::test]
+async fn a_connection_that_sends_half_a_header_is_closed_after_the_header_timeout() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    let app = TestApp::spawn_with(|c| c.http.header_read_timeout_ms = 300).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let started = Instant::now();
+    let mut slow = TcpStream::connect(&addr).await.unwrap();
+    let half = b"GET /healthz HTTP/1.1\r\nHost: referral\r\nX-Slow: ";
+    slow.write_all(half).await.unwrap();
+
+    let mut whole = TcpStream::connect(&addr).await.unwrap();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: referral\r\nConnection: close\r\n\r\n";
+    whole.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    whole.read_to_end(&mut answer).await.unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+
+    // The server closes it (a reset counts): reading ends instead of waiting forever.
+    let mut rest = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut rest)).await;
+    assert!(
+        ended.is_ok(),
+        "the half-sent request's connection is still open"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
