@@ -7,7 +7,8 @@
 //! address a token of its own, smaller bucket; once that is empty the address is answered
 //! 429 without its credentials being looked up, so made-up shop keys cannot each cost a
 //! Postgres query; a shop key Postgres confirmed before is still looked up again, so
-//! made-up keys sent from a shared address (a proxy) cannot lock real shops out. Answers to a request with a credential are `Cache-Control: no-store`.
+//! made-up keys sent from a shared address (a proxy) cannot lock real shops out. Answers
+//! to a request with a credential are `Cache-Control: no-store`.
 use crate::auth::{bearer, Authenticator, Principal};
 use crate::config::HttpConfig;
 use crate::metrics::metrics;
@@ -41,8 +42,7 @@ impl Gate {
         let result = match self.auth.authenticate_offline(credential) {
             Some(result) => result,
             None => {
-                let locked_out = self.failures.peek(peer.as_bytes());
-                if let Err(wait) = locked_out {
+                if let Err(wait) = self.failures.peek(peer.as_bytes()) {
                     if !self.auth.confirmed_before(credential) {
                         return Err(rate_limited(wait, "auth_failures"));
                     }
