@@ -101,6 +101,12 @@ pub struct HttpConfig {
     /// client sending half a header would otherwise hold its socket (a file) forever. It
     /// also closes a keep-alive connection idle for this long.
     pub header_read_timeout_ms: u64,
+    /// Connections one listener holds open (live streams included); past it a new one is
+    /// answered 503 `too_many_connections` and closed. Lowered at start to fit the
+    /// open-file limit less `reserved_files`.
+    pub max_connections: usize,
+    /// Open files kept free beside connections: Postgres and NATS connections, files.
+    pub reserved_files: usize,
     pub max_batch_purchases: usize,
     /// Requests per second per authenticated caller (shop, user, admin) or, without a
     /// credential, per client address; with this burst. Live streams count too.

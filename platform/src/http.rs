@@ -1,5 +1,6 @@
 //! Serving a router with the shared limits and graceful shutdown.
 use crate::config::HttpConfig;
+use crate::connections::ConnectionCap;
 use crate::gate::Gate;
 use crate::metrics::metrics;
 use crate::problem::Problem;
@@ -10,8 +11,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper::server::conn::http1::Builder;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -94,7 +95,7 @@ async fn record_metrics(request: Request, next: Next) -> Response {
 }
 
 /// Serves until `shutdown`, then stops accepting, lets every connection finish its
-/// request in flight, and returns once all have closed. hyper-util's builder rather than
+/// request in flight, and returns once all have closed. hyper's builder rather than
 /// `axum::serve`, which sets no timer and so no deadline on reading a request head.
 pub async fn serve(
     mut listener: TcpListener,
@@ -105,18 +106,25 @@ pub async fn serve(
     let router = router
         .fallback(|| async { Problem::not_found("route") })
         .method_not_allowed_fallback(method_not_allowed);
-    let mut builder = Builder::new(TokioExecutor::new());
+    // hyper's HTTP/1 builder, not hyper-util's auto one: that one reads a connection's
+    // first bytes to pick a protocol with no timer running, so a client that connects and
+    // sends nothing would hold its socket for ever.
+    let mut builder = Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(config.header_read_timeout_ms));
     let builder = Arc::new(builder);
+    let cap = ConnectionCap::new(config.max_connections, config.reserved_files);
     let connections = TaskTracker::new();
     loop {
         // axum's accept retries (after a pause) when out of file descriptors.
         let (io, client) = tokio::select! {
             accepted = axum::serve::Listener::accept(&mut listener) => accepted,
             () = shutdown.cancelled() => break,
+        };
+        let Some(held) = cap.admit() else {
+            cap.refuse(io);
+            continue;
         };
         let task = connection(
             builder.clone(),
@@ -125,7 +133,10 @@ pub async fn serve(
             router.clone(),
             shutdown.clone(),
         );
-        connections.spawn(task);
+        connections.spawn(async move {
+            task.await;
+            drop(held);
+        });
     }
     drop(listener);
     connections.close();
@@ -136,7 +147,7 @@ pub async fn serve(
 /// One connection, with the client's address for the gate (as `ConnectInfo`) and
 /// upgrades (WebSocket); asked to close after its request in flight on `shutdown`.
 async fn connection(
-    builder: Arc<Builder<TokioExecutor>>,
+    builder: Arc<Builder>,
     io: TcpStream,
     client: SocketAddr,
     router: Router,
@@ -147,7 +158,9 @@ async fn connection(
         request.extensions_mut().insert(ConnectInfo(client));
         router.clone().oneshot(request)
     });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    let conn = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
     let mut conn = std::pin::pin!(conn);
     let ended = tokio::select! {
         ended = conn.as_mut() => ended,

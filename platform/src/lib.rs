@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod clickhouse;
 pub mod config;
+pub mod connections;
 pub mod db;
 pub mod entries;
 pub mod gate;

@@ -17,6 +17,9 @@ pub struct Metrics {
     pub batch_latency: HistogramVec,
     pub ingest_stage: HistogramVec,
     pub live_connections: IntGauge,
+    /// Open HTTP connections (all listeners), and connections refused at `http.max_connections`.
+    pub http_connections: IntGauge,
+    pub http_connections_refused: IntCounterVec,
     pub warehouse_rows: IntCounterVec,
     pub consumer_lost: IntCounterVec,
 }
@@ -89,6 +92,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
     let r = Registry::new_custom(Some("referral".into()), None)?;
     let live_connections = IntGauge::new("live_connections", "open SSE and WebSocket clients")?;
     r.register(Box::new(live_connections.clone()))?;
+    let http_connections = IntGauge::new("http_connections", "open HTTP connections")?;
+    r.register(Box::new(http_connections.clone()))?;
     let (http_latency, batch_latency, ingest_stage) = histograms(&r)?;
     Ok(Metrics {
         http_requests: counter(
@@ -126,6 +131,13 @@ fn build() -> Result<Metrics, prometheus::Error> {
         batch_latency,
         ingest_stage,
         live_connections,
+        http_connections,
+        http_connections_refused: counter(
+            &r,
+            "http_connections_refused_total",
+            "connections answered 503 at http.max_connections",
+            &[],
+        )?,
         warehouse_rows: counter(
             &r,
             "warehouse_rows_total",

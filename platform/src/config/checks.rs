@@ -22,6 +22,7 @@ impl Config {
             ("http.body_limit_bytes", h.body_limit_bytes as u64),
             ("http.request_timeout_ms", h.request_timeout_ms),
             ("http.header_read_timeout_ms", h.header_read_timeout_ms),
+            ("http.max_connections", h.max_connections as u64),
             ("http.max_batch_purchases", h.max_batch_purchases as u64),
             (
                 "http.max_concurrent_requests",

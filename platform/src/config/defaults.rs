@@ -55,6 +55,8 @@ impl Default for HttpConfig {
             body_limit_bytes: 256 * 1024,
             request_timeout_ms: 10_000,
             header_read_timeout_ms: 10_000,
+            max_connections: 60_000,
+            reserved_files: 1_024,
             max_batch_purchases: 500,
             rate_limit_per_sec: 500,
             rate_limit_burst: 1_000,
