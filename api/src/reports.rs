@@ -198,7 +198,9 @@ pub async fn by_leg(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DailyQuery {
+    #[serde(default, deserialize_with = "platform::wire_time::opt_date")]
     from: Option<NaiveDate>,
+    #[serde(default, deserialize_with = "platform::wire_time::opt_date")]
     to: Option<NaiveDate>,
 }
 

@@ -67,7 +67,7 @@ pub struct PurchaseRequest {
     pub profit: Option<AmountText>,
     #[serde(default)]
     pub currency: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "platform::wire_time::opt_instant")]
     pub occurred_at: Option<DateTime<Utc>>,
 }
 

@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod problem;
 pub mod ratelimit;
 pub mod telemetry;
+pub mod wire_time;
 
 pub use config::Config;
 pub use problem::Problem;

@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct RangeQuery {
     /// First UTC day, inclusive.
+    #[serde(default, deserialize_with = "platform::wire_time::opt_date")]
     pub(super) from: Option<NaiveDate>,
     /// Last UTC day, inclusive.
+    #[serde(default, deserialize_with = "platform::wire_time::opt_date")]
     pub(super) to: Option<NaiveDate>,
 }
 
@@ -21,7 +23,9 @@ pub struct TopQuery {
     /// How many earners (default `[reports] default_page_size`, at most `max_page_size`).
     #[param(minimum = 1)]
     pub(super) limit: Option<i64>,
+    #[serde(default, deserialize_with = "platform::wire_time::opt_date")]
     pub(super) from: Option<NaiveDate>,
+    #[serde(default, deserialize_with = "platform::wire_time::opt_date")]
     pub(super) to: Option<NaiveDate>,
 }
 

@@ -23,7 +23,9 @@ pub struct HistoryQuery {
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    #[serde(default, deserialize_with = "platform::wire_time::opt_instant")]
     from: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "platform::wire_time::opt_instant")]
     to: Option<DateTime<Utc>>,
     /// Only entries of this level (1 is a direct referral's purchase; at most the plan's depth).
     #[param(minimum = 1)]

@@ -83,6 +83,23 @@ async fn each_query_parameter_is_refused_alike_on_every_route_that_takes_it() {
             422,
             "invalid_range",
         ),
+        // One spelling of a day and of an instant (chrono alone takes these too).
+        (
+            format!("/v1/users/{a}/earnings/daily?from=2026-1-1"),
+            422,
+            "invalid_query",
+        ),
+        (format!("{top}?to=2026-01-1"), 422, "invalid_query"),
+        (
+            format!("{history}?from=2026-1-01T00:00:00Z"),
+            422,
+            "invalid_query",
+        ),
+        (
+            format!("{history}?to=2026-01-01%2000:00:00Z"),
+            422,
+            "invalid_query",
+        ),
         (format!("{history}?level=-1"), 422, "invalid_level"),
         (format!("{history}?level=0"), 422, "invalid_level"),
         (format!("{history}?cursor=-1"), 422, "invalid_cursor"),
@@ -97,6 +114,8 @@ async fn each_query_parameter_is_refused_alike_on_every_route_that_takes_it() {
     // Values within the rules are answered.
     for path in [
         format!("{history}?level=1&cursor=1&limit=1"),
+        format!("{history}?from=2026-01-01T05:30:00%2B05:30&to=2026-01-02t00:00:00z"),
+        format!("/v1/users/{a}/earnings/daily?from=2026-01-01&to=2026-01-31"),
         format!("{letters}?limit=1&cursor=1"),
     ] {
         let r = app.get(&path, Some(&app.admin)).await;

@@ -20,6 +20,15 @@ async fn implausible_purchase_times_are_refused_and_dead_lettered() {
         let p: Value = r.json().await.unwrap();
         assert_eq!(p["code"], "invalid_occurred_at");
     }
+    // One spelling of an instant: chrono alone takes these second spellings too.
+    for at in ["2026-1-05T10:00:00Z", "2026-01-05 10:00:00Z"] {
+        let body =
+            json!({ "order_id": "t-0", "user_id": c, "amount": "1000.00", "occurred_at": at });
+        let r = app.post("/v1/purchases", &app.shop_key, &body).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{at}");
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["code"], "invalid_body", "{at}");
+    }
     // The same purchase published straight to the stream, as a shop may.
     let message = json!({
         "purchase_id": uuid::Uuid::now_v7(), "shop_id": app.shop_id, "order_id": "t-2", "user_id": c,
