@@ -6,6 +6,7 @@ mod admin;
 mod analytics;
 mod error;
 mod health;
+pub mod known_users;
 pub mod live;
 pub mod openapi;
 mod params;
@@ -37,6 +38,7 @@ pub struct ApiState {
     /// The warehouse client, when analytics are enabled.
     pub clickhouse: Option<platform::clickhouse::Clickhouse>,
     pub readiness: health::Readiness,
+    pub known_users: Arc<known_users::KnownUsers>,
     pub shutdown: CancellationToken,
 }
 
@@ -62,6 +64,9 @@ impl ApiState {
                 false => None,
             },
             readiness: health::Readiness::new(&config.http),
+            known_users: Arc::new(known_users::KnownUsers::new(
+                config.reports.known_users_cache,
+            )),
             shutdown,
         })
     }

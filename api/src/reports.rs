@@ -37,7 +37,11 @@ pub(crate) fn level(l: i16) -> Result<u8, ApiError> {
     u8::try_from(l).map_err(|e| ApiError::Internal(anyhow::anyhow!("stored level {l}: {e}")))
 }
 
+/// The user exists: known in memory, or found in Postgres (and then known).
 pub(crate) async fn ensure_user(state: &ApiState, user: UserId) -> Result<(), ApiError> {
+    if state.known_users.contains(user) {
+        return Ok(());
+    }
     let exists = sqlx::query_scalar!(
         "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)",
         user.as_uuid()
@@ -45,6 +49,7 @@ pub(crate) async fn ensure_user(state: &ApiState, user: UserId) -> Result<(), Ap
     .fetch_one(&state.pool)
     .await?;
     if exists == Some(true) {
+        state.known_users.insert(user);
         Ok(())
     } else {
         Err(ApiError::NotFound("user"))

@@ -258,6 +258,9 @@ pub struct ReportsConfig {
     pub default_tree_depth: u8,
     pub max_tree_depth: u8,
     pub max_tree_nodes: i64,
+    /// Users known to exist kept in memory, so a report asks Postgres once per user, not
+    /// per request (users are never deleted); 0 keeps none.
+    pub known_users_cache: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

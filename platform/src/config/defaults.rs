@@ -130,6 +130,7 @@ impl Default for ReportsConfig {
             default_tree_depth: 3,
             max_tree_depth: 8,
             max_tree_nodes: 5_000,
+            known_users_cache: 100_000,
         }
     }
 }
