@@ -85,7 +85,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     platform::telemetry::init(&config.log);
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    match cli.command {
+    // The roles stop gracefully on the token; every other command is one piece of work
+    // that the signal handler (which replaced the default that would have ended it) must
+    // still be able to stop.
+    let role = matches!(
+        cli.command,
+        Command::All | Command::Ingest | Command::Processor | Command::Api | Command::Warehouse
+    );
+    let work = dispatch(cli.command, config, shutdown.clone());
+    if role {
+        return work.await;
+    }
+    tokio::select! {
+        done = work => done,
+        () = shutdown.cancelled() => anyhow::bail!(
+            "interrupted (a bench's scratch database, named referral_bench_…, may remain)"
+        ),
+    }
+}
+
+async fn dispatch(
+    command: Command,
+    config: Config,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    match command {
         Command::All => Application::build(config, shutdown).await?.wait().await,
         Command::Ingest => ingest::run(config, shutdown).await,
         Command::Processor => processor::run(config, shutdown).await,

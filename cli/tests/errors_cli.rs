@@ -89,3 +89,73 @@ fn a_token_is_all_that_referral_token_prints() {
     assert_eq!(token.lines().count(), 1, "{stdout}");
     assert_eq!(token.matches('.').count(), 2, "a JWT: {stdout}");
 }
+
+fn psql(server_db: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([server_db, "-Atc", sql])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A one-shot command (here a long `bench seed`) stops at Ctrl-C with one line saying so:
+/// the signal handler the roles need replaced the default that would have ended it.
+#[test]
+fn a_long_command_stops_at_ctrl_c() {
+    let server = std::env::var("TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let name = format!(
+        "referral_interrupt_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_referral"))
+        .args([
+            "bench",
+            "seed",
+            "--users",
+            "5000000",
+            "--entries",
+            "5000000",
+        ])
+        .args(["--database", &name])
+        .env("DATABASE_URL", format!("{server}/postgres"))
+        .env("REFERRAL_LOG__FILTER", "error")
+        .env_remove("RUST_BACKTRACE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let admin = format!("{server}/postgres");
+    let exists = format!("SELECT 1 FROM pg_database WHERE datname = '{name}'");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while psql(&admin, &exists) != "1" {
+        assert!(child.try_wait().unwrap().is_none(), "seed ended early");
+        assert!(
+            Instant::now() < deadline,
+            "the seed never created its database"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut stopped = true;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            stopped = false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    psql(
+        &admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
+    assert!(stopped, "Ctrl-C did not stop `referral bench seed`");
+    assert!(one_line(&output).contains("interrupted"));
+}
