@@ -27,6 +27,11 @@ pub struct ReportsArgs {
     /// Requests per report.
     #[arg(long, default_value_t = 320)]
     pub requests: usize,
+    /// Requests per report sent first and not measured: they open the server's database
+    /// connections and prepare each report's statements on them, once per process (0
+    /// measures that start-up cost into the percentiles).
+    #[arg(long, default_value_t = 64)]
+    pub warmup: usize,
     /// Print one JSON document instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -44,6 +49,7 @@ struct Report {
     /// the snapshot), in the same run: the baseline.
     graph_replay_ms: f64,
     readers: usize,
+    warmup: usize,
     reports: Vec<Latency>,
 }
 
@@ -117,6 +123,7 @@ async fn measure(config: &Config, database: &str, args: &ReportsArgs) -> anyhow:
         graph_rss_mib,
         graph_replay_ms,
         readers: args.readers,
+        warmup: args.warmup,
         reports,
     })
 }
@@ -202,6 +209,19 @@ async fn latency(
     url: &str,
     args: &ReportsArgs,
 ) -> anyhow::Result<Latency> {
+    let warmup = futures::stream::iter(0..args.warmup)
+        .map(|_| async {
+            let r = http.get(url).bearer_auth(token).send().await?;
+            anyhow::ensure!(r.status().is_success(), "{report}: {}", r.status());
+            r.bytes().await?;
+            Ok(())
+        })
+        .buffer_unordered(args.readers.max(1));
+    warmup
+        .collect::<Vec<anyhow::Result<()>>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<()>>()?;
     let mut times = Vec::with_capacity(args.requests);
     let mut answers = futures::stream::iter(0..args.requests)
         .map(|_| async {
@@ -229,8 +249,9 @@ async fn latency(
 
 fn print_table(r: &Report) {
     println!(
-        "referral bench reports: {} ({} users, {} entries; heaviest user {} entries), {} readers",
-        r.database, r.users, r.entries, r.heaviest_user_entries, r.readers
+        "referral bench reports: {} ({} users, {} entries; heaviest user {} entries), {} readers, \
+         {} warm-up requests per report",
+        r.database, r.users, r.entries, r.heaviest_user_entries, r.readers, r.warmup
     );
     println!(
         "  graph load: {:.0} ms, {:.1} MiB resident (replaying every event: {:.0} ms)",
