@@ -107,6 +107,9 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// Open files kept free beside connections: Postgres and NATS connections, files.
     pub reserved_files: usize,
+    /// Longest a write to a client may wait for the client to read: past it the connection
+    /// is closed (a live stream too; its client resumes with `Last-Event-ID`).
+    pub write_stall_timeout_ms: u64,
     pub max_batch_purchases: usize,
     /// Requests per second per authenticated caller (shop, user, admin) or, without a
     /// credential, per client address; with this burst. Live streams count too.

@@ -4,6 +4,7 @@ use crate::connections::ConnectionCap;
 use crate::gate::Gate;
 use crate::metrics::metrics;
 use crate::problem::Problem;
+use crate::stall::StallGuard;
 use anyhow::Context;
 use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::StatusCode;
@@ -115,6 +116,7 @@ pub async fn serve(
         .header_read_timeout(Duration::from_millis(config.header_read_timeout_ms));
     let builder = Arc::new(builder);
     let cap = ConnectionCap::new(config.max_connections, config.reserved_files);
+    let stall = Duration::from_millis(config.write_stall_timeout_ms);
     let connections = TaskTracker::new();
     loop {
         // axum's accept retries (after a pause) when out of file descriptors.
@@ -126,6 +128,7 @@ pub async fn serve(
             cap.refuse(io);
             continue;
         };
+        let io = StallGuard::new(io, stall);
         let task = connection(
             builder.clone(),
             io,
@@ -148,7 +151,7 @@ pub async fn serve(
 /// upgrades (WebSocket); asked to close after its request in flight on `shutdown`.
 async fn connection(
     builder: Arc<Builder>,
-    io: TcpStream,
+    io: StallGuard<TcpStream>,
     client: SocketAddr,
     router: Router,
     shutdown: CancellationToken,

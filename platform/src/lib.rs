@@ -16,6 +16,7 @@ pub mod nats;
 pub mod openapi;
 pub mod problem;
 pub mod ratelimit;
+pub mod stall;
 pub mod telemetry;
 pub mod wire_time;
 

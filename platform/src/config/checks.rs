@@ -23,6 +23,7 @@ impl Config {
             ("http.request_timeout_ms", h.request_timeout_ms),
             ("http.header_read_timeout_ms", h.header_read_timeout_ms),
             ("http.max_connections", h.max_connections as u64),
+            ("http.write_stall_timeout_ms", h.write_stall_timeout_ms),
             ("http.max_batch_purchases", h.max_batch_purchases as u64),
             (
                 "http.max_concurrent_requests",

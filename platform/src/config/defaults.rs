@@ -57,6 +57,7 @@ impl Default for HttpConfig {
             header_read_timeout_ms: 10_000,
             max_connections: 60_000,
             reserved_files: 1_024,
+            write_stall_timeout_ms: 30_000,
             max_batch_purchases: 500,
             rate_limit_per_sec: 500,
             rate_limit_burst: 1_000,

@@ -5,6 +5,7 @@
 mod browser;
 mod cluster;
 mod commission;
+mod connections;
 mod credentials;
 mod deadlock;
 mod demo;
