@@ -100,16 +100,27 @@ pub async fn admit(State(gate): State<Gate>, mut request: Request, next: Next) -
     }
 }
 
-/// The peer's IP (one bucket per address, whatever its port); "unknown" without one.
+/// The peer's bucket, whatever its port; "unknown" without one.
 fn client_address(request: &Request) -> String {
     request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| match c.0.ip() {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-            v4 => v4,
-        })
-        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+        .map_or_else(|| "unknown".to_owned(), |c| address_bucket(c.0.ip()))
+}
+
+/// One bucket per IPv4 address, and per IPv6 /64: a single host is routinely given a
+/// whole /64, so a bucket per IPv6 address would let one client use 2^64 of them.
+pub(crate) fn address_bucket(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let prefix = u128::from(v6) & !u128::from(u64::MAX);
+                format!("{}/64", std::net::Ipv6Addr::from(prefix))
+            }
+        },
+    }
 }
 
 fn rate_limited(wait_secs: u64, kind: &'static str) -> Response {
@@ -130,3 +141,7 @@ fn no_store(mut response: Response) -> Response {
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
+
+#[cfg(test)]
+#[path = "gate_test.rs"]
+mod tests;
