@@ -110,6 +110,9 @@ pub struct HttpConfig {
     /// Longest a write to a client may wait for the client to read: past it the connection
     /// is closed (a live stream too; its client resumes with `Last-Event-ID`).
     pub write_stall_timeout_ms: u64,
+    /// Largest request head (request line and headers) a connection may buffer; a larger
+    /// one is answered 431. At least 8,192 (hyper's floor).
+    pub max_header_bytes: usize,
     pub max_batch_purchases: usize,
     /// Requests per second per authenticated caller (shop, user, admin) or, without a
     /// credential, per client address; with this burst. Live streams count too.

@@ -112,6 +112,7 @@ pub async fn serve(
     // sends nothing would hold its socket for ever.
     let mut builder = Builder::new();
     builder
+        .max_buf_size(config.max_header_bytes)
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(config.header_read_timeout_ms));
     let builder = Arc::new(builder);

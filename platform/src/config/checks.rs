@@ -3,6 +3,9 @@
 use super::{AuthConfig, Config, NatsConfig, DEV_JWT_SECRET, DEV_PSEUDONYM_KEY, MIN_SECRET_BYTES};
 use std::net::SocketAddr;
 
+/// hyper's smallest read buffer (it refuses less).
+const MIN_HEADER_BYTES: usize = 8_192;
+
 impl Config {
     /// Bounds that make no sense are refused at load, with the setting's name.
     pub fn validate(&self) -> anyhow::Result<()> {
@@ -41,6 +44,10 @@ impl Config {
         ] {
             anyhow::ensure!(value > 0, "{name} must be at least 1");
         }
+        anyhow::ensure!(
+            h.max_header_bytes >= MIN_HEADER_BYTES,
+            "http.max_header_bytes must be at least {MIN_HEADER_BYTES}"
+        );
         self.nats.validate()?;
         self.processor.validate()?;
         self.live.validate()?;

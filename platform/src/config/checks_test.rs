@@ -71,6 +71,11 @@ fn nonsense_bounds_are_refused_by_name() {
     config.http.header_read_timeout_ms = 0;
     let msg = config.validate().unwrap_err().to_string();
     assert!(msg.contains("http.header_read_timeout_ms"), "{msg}");
+    // Below hyper's floor its builder would panic at start: refused at load instead.
+    let mut config = Config::default();
+    config.http.max_header_bytes = 8_191;
+    let msg = config.validate().unwrap_err().to_string();
+    assert!(msg.contains("http.max_header_bytes"), "{msg}");
 }
 
 /// A zero queue, group, batch or connection bound would stall or refuse everything (a

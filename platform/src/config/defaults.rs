@@ -58,6 +58,7 @@ impl Default for HttpConfig {
             max_connections: 60_000,
             reserved_files: 1_024,
             write_stall_timeout_ms: 30_000,
+            max_header_bytes: 64 * 1024,
             max_batch_purchases: 500,
             rate_limit_per_sec: 500,
             rate_limit_burst: 1_000,

@@ -176,3 +176,30 @@ async fn a_client_that_stops_reading_a_response_is_cut_off() {
         whole * ASKED
     );
 }
+
+/// A request head past `http.max_header_bytes` is answered 431 before any of it reaches
+/// a handler, so a connection cannot make the server buffer hyper's default ~400 KB; one
+/// within the bound is served.
+#[tokio::test]
+async fn a_request_head_past_the_bound_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    let app = TestApp::spawn_with(|c| c.http.max_header_bytes = 16 * 1024).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    for (filler, status) in [(8 * 1024, "200"), (100 * 1024, "431")] {
+        let mut s = TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "GET /healthz HTTP/1.1\r\nHost: referral\r\nX-Filler: {}\r\nConnection: close\r\n\r\n",
+            "a".repeat(filler)
+        );
+        // The server may answer and close before it read everything we sent.
+        let _ = s.write_all(head.as_bytes()).await;
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{filler} bytes: {answer}"
+        );
+    }
+}
