@@ -159,3 +159,31 @@ fn a_long_command_stops_at_ctrl_c() {
     assert!(stopped, "Ctrl-C did not stop `referral bench seed`");
     assert!(one_line(&output).contains("interrupted"));
 }
+
+/// Logs written to a file or a pipe (run.sh's `.local/referral.log`, a journal) hold no
+/// terminal color codes.
+#[test]
+fn logs_to_a_pipe_are_plain_text() {
+    let server = std::env::var("TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let name = format!(
+        "referral_plain_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_referral"))
+        .arg("migrate")
+        .env("DATABASE_URL", format!("{server}/{name}"))
+        .env("REFERRAL_CLICKHOUSE__ENABLED", "false")
+        .env("REFERRAL_LOG__FILTER", "debug")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    psql(
+        &format!("{server}/postgres"),
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("DEBUG"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+}
