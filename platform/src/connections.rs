@@ -53,15 +53,19 @@ impl ConnectionCap {
         self.limit
     }
 
-    /// Answers a connection past the bound and closes it. One non-blocking write: the
-    /// answer fits an empty socket buffer, and a client that cannot take it lost nothing
-    /// it asked for.
+    /// Answers a connection past the bound and closes it. One non-blocking write straight
+    /// on the socket (tokio's `try_write` would not even try before its reactor has seen
+    /// the new socket writable): the answer fits an empty send buffer, and a client that
+    /// cannot take it lost nothing it asked for. Best effort: a client whose request is
+    /// already in our receive buffer may see a reset instead.
     pub fn refuse(&self, io: TcpStream) {
         metrics()
             .http_connections_refused
             .with_label_values::<&str>(&[])
             .inc();
-        let _ = io.try_write(&self.refusal);
+        if let Ok(mut socket) = io.into_std() {
+            let _ = std::io::Write::write(&mut socket, &self.refusal);
+        }
     }
 
     /// A place for one more connection, or `None` at the bound.
