@@ -92,15 +92,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         cli.command,
         Command::All | Command::Ingest | Command::Processor | Command::Api | Command::Warehouse
     );
+    let hint = match cli.command {
+        Command::Bench { .. } => " (its scratch database, referral_bench_…, may remain)",
+        _ => "",
+    };
     let work = dispatch(cli.command, config, shutdown.clone());
     if role {
         return work.await;
     }
     tokio::select! {
         done = work => done,
-        () = shutdown.cancelled() => anyhow::bail!(
-            "interrupted (a bench's scratch database, named referral_bench_…, may remain)"
-        ),
+        () = shutdown.cancelled() => anyhow::bail!("interrupted{hint}"),
     }
 }
 
