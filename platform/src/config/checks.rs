@@ -3,8 +3,16 @@
 use super::{AuthConfig, Config, NatsConfig, DEV_JWT_SECRET, DEV_PSEUDONYM_KEY, MIN_SECRET_BYTES};
 use std::net::SocketAddr;
 
-/// hyper's smallest read buffer (it refuses less).
+/// hyper's smallest read buffer (it panics on less).
 const MIN_HEADER_BYTES: usize = 8_192;
+
+fn header_floor(max_header_bytes: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        max_header_bytes >= MIN_HEADER_BYTES,
+        "http.max_header_bytes must be at least {MIN_HEADER_BYTES}"
+    );
+    Ok(())
+}
 
 impl Config {
     /// Bounds that make no sense are refused at load, with the setting's name.
@@ -44,10 +52,7 @@ impl Config {
         ] {
             anyhow::ensure!(value > 0, "{name} must be at least 1");
         }
-        anyhow::ensure!(
-            h.max_header_bytes >= MIN_HEADER_BYTES,
-            "http.max_header_bytes must be at least {MIN_HEADER_BYTES}"
-        );
+        header_floor(h.max_header_bytes)?;
         self.nats.validate()?;
         self.processor.validate()?;
         self.live.validate()?;
