@@ -85,24 +85,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     platform::telemetry::init(&config.log);
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    // The roles stop gracefully on the token; every other command is one piece of work
-    // that the signal handler (which replaced the default that would have ended it) must
-    // still be able to stop.
-    let role = matches!(
+    // The roles stop gracefully on the token, and benches watch it to remove their scratch
+    // state; every other command is one piece of work that the signal handler (which
+    // replaced the default that would have ended it) must still be able to stop.
+    let own_stop = matches!(
         cli.command,
-        Command::All | Command::Ingest | Command::Processor | Command::Api | Command::Warehouse
+        Command::All
+            | Command::Ingest
+            | Command::Processor
+            | Command::Api
+            | Command::Warehouse
+            | Command::Bench { .. }
     );
-    let hint = match cli.command {
-        Command::Bench { .. } => " (its scratch database, referral_bench_…, may remain)",
-        _ => "",
-    };
     let work = dispatch(cli.command, config, shutdown.clone());
-    if role {
+    if own_stop {
         return work.await;
     }
     tokio::select! {
         done = work => done,
-        () = shutdown.cancelled() => anyhow::bail!("interrupted{hint}"),
+        () = shutdown.cancelled() => anyhow::bail!("interrupted"),
     }
 }
 
@@ -155,7 +156,7 @@ async fn dispatch(
             Ok(())
         }
         Command::Demo(args) => crate::demo::run(&config, args).await,
-        Command::Bench { bench } => crate::bench::run(config, bench).await,
+        Command::Bench { bench } => crate::bench::run(config, bench, shutdown).await,
         Command::Verify { user, from, to } => {
             let pool = platform::db::connect(&config.database).await?;
             let scope = processor::verify::Scope { user, from, to };

@@ -187,3 +187,79 @@ fn logs_to_a_pipe_are_plain_text() {
     assert!(stderr.contains("DEBUG"), "{stderr}");
     assert!(!stderr.contains('\u{1b}'), "{stderr}");
 }
+
+/// A bench stopped with Ctrl-C still removes the scratch database it made.
+#[test]
+fn a_bench_stopped_by_ctrl_c_removes_its_scratch_database() {
+    use std::io::BufRead;
+    let server = std::env::var("TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let nats = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_referral"))
+        .args([
+            "bench",
+            "pipeline",
+            "--loads",
+            "single",
+            "--duration",
+            "600",
+        ])
+        .args(["--purchases", "100000000", "--users", "64"])
+        .env("DATABASE_URL", format!("{server}/postgres"))
+        .env("NATS_URL", nats)
+        .env("REFERRAL_LOG__FILTER", "info")
+        .env_remove("RUST_BACKTRACE")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Every stderr line, kept; the scratch database's name sent on as soon as it is logged.
+    let (named, name) = std::sync::mpsc::channel();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let lines = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for line in stderr.lines().map_while(Result::ok) {
+            if let Some(db) = line.split("database=").nth(1) {
+                let _ = named.send(db.split_whitespace().next().unwrap_or("").to_owned());
+            }
+            all.push(line);
+        }
+        all
+    });
+    let name = name.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert!(name.starts_with("referral_bench_"), "{name}");
+    let admin = format!("{server}/postgres");
+    let exists = format!("SELECT 1 FROM pg_database WHERE datname = '{name}'");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while psql(&admin, &exists) != "1" {
+        assert!(child.try_wait().unwrap().is_none(), "the bench ended early");
+        assert!(Instant::now() < deadline, "the bench never created {name}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut stopped = true;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            stopped = false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = child.wait().unwrap();
+    let left = psql(&admin, &exists);
+    psql(
+        &admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
+    assert!(stopped, "Ctrl-C did not stop the bench");
+    assert!(!status.success());
+    let lines = lines.join().unwrap();
+    assert!(lines.iter().any(|l| l.contains("interrupted")), "{lines:?}");
+    assert_eq!(left, "", "the bench left {name} behind");
+}

@@ -41,12 +41,18 @@ pub enum Bench {
     Warehouse(warehouse::WarehouseArgs),
 }
 
-pub async fn run(mut config: Config, bench: Bench) -> anyhow::Result<()> {
+/// Runs one bench; Ctrl-C (`interrupt`) stops its measurement and still removes the
+/// scratch state it made (a seeded database, named by the caller, is left as it is).
+pub async fn run(
+    mut config: Config,
+    bench: Bench,
+    interrupt: CancellationToken,
+) -> anyhow::Result<()> {
     match &bench {
-        Bench::Seed(args) => return seed::run(&config, args).await,
-        Bench::Reports(args) => return reports::run(config, args).await,
-        Bench::LiveLoad(args) => return live_load::run(args).await,
-        Bench::Warehouse(args) => return warehouse::run(config, args).await,
+        Bench::Seed(args) => return until(&interrupt, seed::run(&config, args)).await,
+        Bench::Reports(args) => return reports::run(config, args, &interrupt).await,
+        Bench::LiveLoad(args) => return until(&interrupt, live_load::run(args)).await,
+        Bench::Warehouse(args) => return warehouse::run(config, args, &interrupt).await,
         Bench::Pipeline(_) | Bench::Live(_) | Bench::Latency(_) | Bench::Soak(_) => {}
     }
     let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
@@ -57,6 +63,7 @@ pub async fn run(mut config: Config, bench: Bench) -> anyhow::Result<()> {
         .map(|(s, _)| s.to_owned())
         .context("database url")?;
     let db = format!("referral_bench_{tag}");
+    tracing::info!(database = %db, "bench scratch instance");
     scratch_instance(&mut config, format!("{server}/{db}"), &tag);
     if let Bench::Live(args) = &bench {
         config.live.max_connections_total = args.clients + 1;
@@ -66,17 +73,32 @@ pub async fn run(mut config: Config, bench: Bench) -> anyhow::Result<()> {
     let app = Application::build(config.clone(), shutdown.clone()).await?;
     let base = format!("http://{}", app.addr);
     let running = tokio::spawn(app.wait());
-    let result = match &bench {
-        Bench::Pipeline(args) => pipeline::measure(&config, &base, args).await,
-        Bench::Live(args) => live::measure(&config, &base, args).await,
-        Bench::Latency(args) => latency::measure(&config, &base, args).await,
-        Bench::Soak(args) => soak::measure(&config, &base, args).await,
-        Bench::Seed(_) | Bench::Reports(_) | Bench::LiveLoad(_) | Bench::Warehouse(_) => Ok(()), // run on their own database above
+    let measured = async {
+        match &bench {
+            Bench::Pipeline(args) => pipeline::measure(&config, &base, args).await,
+            Bench::Live(args) => live::measure(&config, &base, args).await,
+            Bench::Latency(args) => latency::measure(&config, &base, args).await,
+            Bench::Soak(args) => soak::measure(&config, &base, args).await,
+            Bench::Seed(_) | Bench::Reports(_) | Bench::LiveLoad(_) | Bench::Warehouse(_) => Ok(()), // run on their own database above
+        }
     };
+    let result = until(&interrupt, measured).await;
     shutdown.cancel();
     let _ = running.await;
     cleanup(&config, Some(&db)).await;
     result
+}
+
+/// `work` unless `interrupt` fires first: then an "interrupted" error, and `work` is
+/// dropped where it stood.
+pub(crate) async fn until<T>(
+    interrupt: &CancellationToken,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::select! {
+        done = work => done,
+        () = interrupt.cancelled() => Err(anyhow::anyhow!("interrupted")),
+    }
 }
 
 /// An instance in this process on database `url` and stream prefix `bench<tag>`, its

@@ -62,25 +62,33 @@ struct Latency {
     max_ms: f64,
 }
 
-pub async fn run(mut config: Config, args: &ReportsArgs) -> anyhow::Result<()> {
+pub async fn run(
+    mut config: Config,
+    args: &ReportsArgs,
+    interrupt: &CancellationToken,
+) -> anyhow::Result<()> {
     anyhow::ensure!(args.requests > 0, "--requests must be at least 1");
     let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
     let scratch = args.database.is_none();
-    let database = match &args.database {
-        Some(d) => d.clone(),
-        None => {
+    let database = args
+        .database
+        .clone()
+        .unwrap_or_else(|| format!("referral_bench_{tag}"));
+    let url = super::database_url(&config, &database)?;
+    super::scratch_instance(&mut config, url, &tag);
+    let work = async {
+        if scratch {
             let seed_args = SeedArgs {
                 users: args.users,
                 entries: args.entries,
-                database: format!("referral_bench_{tag}"),
+                database: database.clone(),
                 json: false,
             };
-            seed::seed(&config, &seed_args).await?.database
+            seed::seed(&config, &seed_args).await?;
         }
+        measure(&config, &database, args).await
     };
-    let url = super::database_url(&config, &database)?;
-    super::scratch_instance(&mut config, url, &tag);
-    let result = measure(&config, &database, args).await;
+    let result = super::until(interrupt, work).await;
     super::cleanup(&config, scratch.then_some(database.as_str())).await;
     let report = result?;
     if args.json {

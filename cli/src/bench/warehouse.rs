@@ -28,7 +28,11 @@ const INSERT_ROUNDS: usize = 3;
 
 /// Runs on scratch state: its own Postgres database, stream prefix and ClickHouse
 /// databases, all removed after.
-pub(super) async fn run(mut config: Config, args: &WarehouseArgs) -> anyhow::Result<()> {
+pub(super) async fn run(
+    mut config: Config,
+    args: &WarehouseArgs,
+    interrupt: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
     let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
     let db = format!("referral_bench_{tag}");
     config.database.url = super::database_url(&config, &db)?;
@@ -41,7 +45,8 @@ pub(super) async fn run(mut config: Config, args: &WarehouseArgs) -> anyhow::Res
     binary.database = format!("bench_{tag}_rowbinary");
     let mut plain = config.clickhouse.clone();
     plain.database = format!("bench_{tag}_rowbinary_plain");
-    let result = measure(&config, [&raw, &binary, &plain], args).await;
+    let measured = measure(&config, [&raw, &binary, &plain], args);
+    let result = super::until(interrupt, measured).await;
     for database in [&config.clickhouse, &raw, &binary, &plain] {
         if let Ok(ch) = Clickhouse::new(database) {
             let _ = ch
