@@ -98,6 +98,36 @@ fn psql(server_db: &str, sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// Waits until `child` has created database `name` (it must still be running).
+fn wait_for_database(admin: &str, name: &str, child: &mut std::process::Child) {
+    let exists = format!("SELECT 1 FROM pg_database WHERE datname = '{name}'");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while psql(admin, &exists) != "1" {
+        assert!(child.try_wait().unwrap().is_none(), "it ended early");
+        assert!(Instant::now() < deadline, "{name} was never created");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Ctrl-C to `child`; whether it ended within `within` (else it is killed).
+fn interrupt(child: &mut std::process::Child, within: Duration) -> bool {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + within;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
 /// A one-shot command (here a long `bench seed`) stops at Ctrl-C with one line saying so:
 /// the signal handler the roles need replaced the default that would have ended it.
 #[test]
@@ -126,31 +156,8 @@ fn a_long_command_stops_at_ctrl_c() {
         .spawn()
         .unwrap();
     let admin = format!("{server}/postgres");
-    let exists = format!("SELECT 1 FROM pg_database WHERE datname = '{name}'");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while psql(&admin, &exists) != "1" {
-        assert!(child.try_wait().unwrap().is_none(), "seed ended early");
-        assert!(
-            Instant::now() < deadline,
-            "the seed never created its database"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut stopped = true;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            stopped = false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_database(&admin, &name, &mut child);
+    let stopped = interrupt(&mut child, Duration::from_secs(30));
     let output = child.wait_with_output().unwrap();
     psql(
         &admin,
@@ -229,29 +236,10 @@ fn a_bench_stopped_by_ctrl_c_removes_its_scratch_database() {
     let name = name.recv_timeout(Duration::from_secs(60)).unwrap();
     assert!(name.starts_with("referral_bench_"), "{name}");
     let admin = format!("{server}/postgres");
-    let exists = format!("SELECT 1 FROM pg_database WHERE datname = '{name}'");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while psql(&admin, &exists) != "1" {
-        assert!(child.try_wait().unwrap().is_none(), "the bench ended early");
-        assert!(Instant::now() < deadline, "the bench never created {name}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut stopped = true;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            stopped = false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_database(&admin, &name, &mut child);
+    let stopped = interrupt(&mut child, Duration::from_secs(60));
     let status = child.wait().unwrap();
+    let exists = format!("SELECT 1 FROM pg_database WHERE datname = '{name}'");
     let left = psql(&admin, &exists);
     psql(
         &admin,
