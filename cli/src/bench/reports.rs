@@ -3,7 +3,7 @@
 //! processor's start on it: how long the referral graph takes to load, and its memory.
 use super::seed::{self, SeedArgs};
 use crate::Application;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use platform::auth::{Authenticator, Principal};
 use platform::Config;
 use serde::Serialize;
@@ -225,11 +225,7 @@ async fn latency(
             Ok(())
         })
         .buffer_unordered(args.readers.max(1));
-    warmup
-        .collect::<Vec<anyhow::Result<()>>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<()>>()?;
+    warmup.try_collect::<Vec<()>>().await?;
     let mut times = Vec::with_capacity(args.requests);
     let mut answers = futures::stream::iter(0..args.requests)
         .map(|_| async {
