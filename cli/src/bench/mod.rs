@@ -91,7 +91,7 @@ pub async fn run(
 
 /// `work` unless `interrupt` fires first: then an "interrupted" error, and `work` is
 /// dropped where it stood.
-pub(crate) async fn until<T>(
+async fn until<T>(
     interrupt: &CancellationToken,
     work: impl std::future::Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<T> {
