@@ -98,6 +98,19 @@ fn psql(server_db: &str, sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// The test Postgres server's URL, without a database.
+fn postgres_server() -> String {
+    std::env::var("TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A database name of this prefix no other test run uses.
+fn scratch_name(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
 /// Waits until `child` has created database `name` (it must still be running).
 fn wait_for_database(admin: &str, name: &str, child: &mut std::process::Child) {
     let exists = format!("SELECT 1 FROM pg_database WHERE datname = '{name}'");
@@ -132,12 +145,8 @@ fn interrupt(child: &mut std::process::Child, within: Duration) -> bool {
 /// the signal handler the roles need replaced the default that would have ended it.
 #[test]
 fn a_long_command_stops_at_ctrl_c() {
-    let server = std::env::var("TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let name = format!(
-        "referral_interrupt_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
+    let server = postgres_server();
+    let name = scratch_name("referral_interrupt");
     let mut child = Command::new(env!("CARGO_BIN_EXE_referral"))
         .args([
             "bench",
@@ -171,12 +180,8 @@ fn a_long_command_stops_at_ctrl_c() {
 /// terminal color codes.
 #[test]
 fn logs_to_a_pipe_are_plain_text() {
-    let server = std::env::var("TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let name = format!(
-        "referral_plain_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
+    let server = postgres_server();
+    let name = scratch_name("referral_plain");
     let output = Command::new(env!("CARGO_BIN_EXE_referral"))
         .arg("migrate")
         .env("DATABASE_URL", format!("{server}/{name}"))
@@ -199,8 +204,7 @@ fn logs_to_a_pipe_are_plain_text() {
 #[test]
 fn a_bench_stopped_by_ctrl_c_removes_its_scratch_database() {
     use std::io::BufRead;
-    let server = std::env::var("TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let server = postgres_server();
     let nats = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     let mut child = Command::new(env!("CARGO_BIN_EXE_referral"))
         .args([
