@@ -33,6 +33,10 @@ pub struct DatabaseConfig {
     pub url: String,
     pub max_connections: u32,
     pub acquire_timeout_ms: u64,
+    /// A pooled connection idle at least this long is pinged (one round trip) before it is
+    /// handed out, since Postgres may have ended it meanwhile; one used more recently is
+    /// handed out as it is (sqlx would ping every one: a round trip per statement).
+    pub ping_idle_after_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -10,9 +10,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../schemas/migrat
 pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(&config.url).context("parsing database url")?;
     let hint = unreachable(&options);
-    PgPoolOptions::new()
-        .max_connections(config.max_connections)
-        .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
+    pool_options(config, config.max_connections)
         .connect_with(options)
         .await
         .context(hint)
@@ -26,10 +24,29 @@ pub fn lazy_without_flush_wait(config: &DatabaseConfig, max: u32) -> anyhow::Res
     let options = PgConnectOptions::from_str(&config.url)
         .context("parsing database url")?
         .options([("synchronous_commit", "off")]);
-    Ok(PgPoolOptions::new()
+    Ok(pool_options(config, max).connect_lazy_with(options))
+}
+
+/// sqlx pings a connection before handing it out (`test_before_acquire`): a round trip
+/// before every statement or transaction, on the request's path, while the load is highest.
+/// A connection that was in use a moment ago is alive; one idle for `ping_idle_after_ms`
+/// may have been ended by Postgres meanwhile, so it is still pinged (and replaced if dead).
+/// One ended while busy fails its statement, which every caller already treats as
+/// Postgres being unavailable (a 503, a batch retried).
+fn pool_options(config: &DatabaseConfig, max: u32) -> PgPoolOptions {
+    let ping_after = Duration::from_millis(config.ping_idle_after_ms);
+    PgPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
-        .connect_lazy_with(options))
+        .test_before_acquire(false)
+        .before_acquire(move |connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= ping_after {
+                    sqlx::Connection::ping(connection).await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 /// What to do when Postgres does not answer (no password: the options print none).

@@ -88,7 +88,13 @@ impl TestApp {
             .expect("app starts");
         let base = format!("http://{}", app.addr);
         let handle = tokio::spawn(app.wait());
-        let pool = platform::db::connect(&config.database).await.unwrap();
+        // The test's own pool checks every connection before use (as sqlx does by default):
+        // fault tests end every connection to the database, the observer's too.
+        let observer = platform::config::DatabaseConfig {
+            ping_idle_after_ms: 0,
+            ..config.database.clone()
+        };
+        let pool = platform::db::connect(&observer).await.unwrap();
         let (shop_id, shop_key) = referral::shops::create(&pool, "test shop").await.unwrap();
         let admin = Authenticator::new(&config.auth, pool.clone())
             .issue(Principal::Admin)

@@ -7,6 +7,7 @@ impl Default for DatabaseConfig {
             url: "postgres://postgres@127.0.0.1:5432/referral".into(),
             max_connections: 16,
             acquire_timeout_ms: 5_000,
+            ping_idle_after_ms: 1_000,
         }
     }
 }
