@@ -17,9 +17,6 @@ pub enum ApiError {
     TooManyStreams(&'static str),
     #[error(transparent)]
     Problem(#[from] Problem),
-    /// Postgres could not be reached or ended the connection: retryable, a 503.
-    #[error("{0}")]
-    DatabaseUnavailable(sqlx::Error),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -32,13 +29,7 @@ impl From<schemas::UnknownValue> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        // A pooled connection used within `[database] ping_idle_after_ms` is not pinged
-        // first, so one Postgres ended meanwhile fails here: retryable, not a 500.
-        if platform::db::sqlx_unavailable(&e) {
-            ApiError::DatabaseUnavailable(e)
-        } else {
-            ApiError::Internal(e.into())
-        }
+        ApiError::Internal(e.into())
     }
 }
 
@@ -55,10 +46,6 @@ impl IntoResponse for ApiError {
                 p
             }
             ApiError::Problem(p) => p,
-            ApiError::DatabaseUnavailable(e) => {
-                tracing::warn!(error = %e, "Postgres unavailable");
-                Problem::database_unavailable()
-            }
             ApiError::Internal(e) => Problem::internal(&e),
         };
         problem.into_response()
