@@ -65,3 +65,58 @@ async fn only_a_connection_idle_past_the_bound_is_pinged_before_use() {
     let next = backend(&trusted).await.expect("the pool recovers");
     assert_ne!(first, next);
 }
+
+/// A shop key not cached yet is looked up in Postgres; when that lookup meets a connection
+/// Postgres ended (handed out unpinged: the bound is an hour here), the answer is a
+/// retryable 503 `database_unavailable` (`Problem::internal` tells an unavailable database
+/// from a fault), never a 500, and the retry authenticates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_lookup_on_an_ended_connection_is_a_503_and_the_retry_authenticates() {
+    use reqwest::StatusCode;
+    let app = TestApp::spawn_with(|c| c.database.ping_idle_after_ms = 3_600_000).await;
+    let (_, key) = referral::shops::create(&app.pool, "second shop")
+        .await
+        .unwrap();
+    // A signup leaves the edge's pool holding an idle, recently used connection.
+    app.signup(None).await;
+    let ended: Vec<i32> = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity, pg_terminate_backend(pid)
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert!(!ended.is_empty());
+    eventually(
+        || async {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = ANY($1))",
+            )
+            .bind(&ended)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+        },
+        |listed| !listed,
+    )
+    .await;
+    let send = || async {
+        let r = app
+            .post("/v1/purchases", &key, &serde_json::json!({}))
+            .await;
+        let status = r.status();
+        let body: serde_json::Value = r.json().await.unwrap_or_default();
+        (status, body["code"].as_str().unwrap_or("").to_owned())
+    };
+    let (status, code) = send().await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
+    );
+    // The failed connection left the pool; the retry authenticates (and reads the body).
+    let (status, code) = eventually(send, |(s, _)| *s != StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body")
+    );
+}
