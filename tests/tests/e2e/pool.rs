@@ -25,12 +25,17 @@ async fn end_idle_connection(app: &TestApp, pool: &PgPool, pid: i32) {
         .execute(&app.pool)
         .await
         .unwrap();
+    until_gone(app, &[pid]).await;
+}
+
+/// Waits until Postgres lists none of these backends.
+async fn until_gone(app: &TestApp, pids: &[i32]) {
     eventually(
         || async {
             sqlx::query_scalar::<_, bool>(
-                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)",
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = ANY($1))",
             )
-            .bind(pid)
+            .bind(pids)
             .fetch_one(&app.pool)
             .await
             .unwrap()
@@ -87,19 +92,7 @@ async fn a_key_lookup_on_an_ended_connection_is_a_503_and_the_retry_authenticate
     .await
     .unwrap();
     assert!(!ended.is_empty());
-    eventually(
-        || async {
-            sqlx::query_scalar::<_, bool>(
-                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = ANY($1))",
-            )
-            .bind(&ended)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap()
-        },
-        |listed| !listed,
-    )
-    .await;
+    until_gone(&app, &ended).await;
     let send = || async {
         let r = app
             .post("/v1/purchases", &key, &serde_json::json!({}))
