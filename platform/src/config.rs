@@ -109,6 +109,11 @@ pub struct HttpConfig {
     /// answered 503 `too_many_connections` and closed. Lowered at start to fit the
     /// open-file limit less `reserved_files`.
     pub max_connections: usize,
+    /// Connections one client address (an IPv4 address, an IPv6 /64) may hold open on a
+    /// listener, so one host cannot take every place of `max_connections`; past it its
+    /// new connection is answered 429 `too_many_connections_from_address` and closed.
+    /// 0: no bound per address (behind a proxy every client has the proxy's address).
+    pub max_connections_per_address: usize,
     /// Open files kept free beside connections: Postgres and NATS connections, files.
     pub reserved_files: usize,
     /// Longest a write to a client may wait for the client to read: past it the connection

@@ -1,11 +1,15 @@
 //! A bound on the connections one listener holds open. Past it a new connection is
 //! answered 503 at once and closed, so however many sockets clients open, the process
 //! keeps files for Postgres, NATS and its own work (the header timeout bounds how long a
-//! half-sent request holds a socket, not how many are open at once).
+//! half-sent request holds a socket, not how many are open at once). A second bound per
+//! client address keeps one host from taking every place: past it that host's new
+//! connection is answered 429 and closed, while other hosts still get in.
 use crate::metrics::metrics;
 use crate::problem::Problem;
 use axum::http::StatusCode;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -13,24 +17,53 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub struct ConnectionCap {
     permits: Arc<Semaphore>,
     limit: usize,
+    /// Connections one client address may hold; 0: no bound per address.
+    per_address: usize,
+    /// Open connections per client address; an address leaves the map with its last one,
+    /// so the map never holds more entries than there are open connections.
+    open: Arc<Mutex<HashMap<u128, usize>>>,
     refusal: Arc<[u8]>,
+    address_refusal: Arc<[u8]>,
+}
+
+/// Why a connection was not admitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The listener holds `max_connections`.
+    Full,
+    /// The client's address holds `max_connections_per_address`.
+    Address,
+}
+
+impl Refusal {
+    fn label(self) -> &'static str {
+        match self {
+            Refusal::Full => "full",
+            Refusal::Address => "address",
+        }
+    }
 }
 
 /// One open connection's place under the cap; dropping it frees the place.
 pub struct Held {
     _permit: OwnedSemaphorePermit,
+    address: Option<AddressCount>,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
         metrics().http_connections.dec();
+        release(self.address.take());
     }
 }
+
+/// An address's share of the open connections: the map and the address's key.
+type AddressCount = (Arc<Mutex<HashMap<u128, usize>>>, u128);
 
 impl ConnectionCap {
     /// `configured` connections, or fewer where the open-file limit (raised to its hard
     /// limit first) would not leave `reserved_files` free beside them.
-    pub fn new(configured: usize, reserved_files: usize) -> Self {
+    pub fn new(configured: usize, reserved_files: usize, per_address: usize) -> Self {
         let files = usize::try_from(open_file_limit()).unwrap_or(usize::MAX);
         let room = files.saturating_sub(reserved_files).max(1);
         let limit = configured.min(room);
@@ -45,7 +78,10 @@ impl ConnectionCap {
         ConnectionCap {
             permits: Arc::new(Semaphore::new(limit)),
             limit,
-            refusal: refusal().into(),
+            per_address,
+            open: Arc::new(Mutex::new(HashMap::new())),
+            refusal: refusal(StatusCode::SERVICE_UNAVAILABLE).into(),
+            address_refusal: refusal(StatusCode::TOO_MANY_REQUESTS).into(),
         }
     }
 
@@ -58,37 +94,99 @@ impl ConnectionCap {
     /// the new socket writable): the answer fits an empty send buffer, and a client that
     /// cannot take it lost nothing it asked for. Best effort: a client whose request is
     /// already in our receive buffer may see a reset instead.
-    pub fn refuse(&self, io: TcpStream) {
+    pub fn refuse(&self, io: TcpStream, why: Refusal) {
         metrics()
             .http_connections_refused
-            .with_label_values::<&str>(&[])
+            .with_label_values(&[why.label()])
             .inc();
+        let answer = match why {
+            Refusal::Full => &self.refusal,
+            Refusal::Address => &self.address_refusal,
+        };
         if let Ok(mut socket) = io.into_std() {
-            let _ = std::io::Write::write(&mut socket, &self.refusal);
+            let _ = std::io::Write::write(&mut socket, answer);
         }
     }
 
-    /// A place for one more connection, or `None` at the bound.
-    pub fn admit(&self) -> Option<Held> {
-        let permit = self.permits.clone().try_acquire_owned().ok()?;
+    /// A place for one more connection from `client`, or why there is none. The address
+    /// is checked first, so a host at its own bound takes no place from anyone else.
+    pub fn admit(&self, client: IpAddr) -> Result<Held, Refusal> {
+        let address = if self.per_address == 0 {
+            None
+        } else {
+            let key = address_key(client);
+            let mut open = self
+                .open
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let count = open.entry(key).or_insert(0);
+            if *count >= self.per_address {
+                return Err(Refusal::Address);
+            }
+            *count += 1;
+            Some((self.open.clone(), key))
+        };
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            release(address);
+            return Err(Refusal::Full);
+        };
         metrics().http_connections.inc();
-        Some(Held { _permit: permit })
+        Ok(Held {
+            _permit: permit,
+            address,
+        })
     }
 }
 
-/// The whole HTTP answer to a connection past the bound, written without reading its
-/// request: a problem (`too_many_connections`) like every other refusal.
-fn refusal() -> Vec<u8> {
-    let mut problem = Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "too_many_connections",
-        "the server holds as many connections as it may; retry shortly",
-    );
+/// Gives back an address's count taken for a connection that then found no place.
+fn release(address: Option<AddressCount>) {
+    let Some((open, key)) = address else { return };
+    let mut open = open
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(count) = open.get_mut(&key) {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            open.remove(&key);
+        }
+    }
+}
+
+/// One key per IPv4 address and per IPv6 /64, as the rate limiter's buckets: one host is
+/// routinely given a whole /64. An IPv4-mapped IPv6 address is its IPv4 address.
+fn address_key(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => u128::from(v4.to_ipv6_mapped()),
+            None => u128::from(v6) & !u128::from(u64::MAX),
+        },
+    }
+}
+
+/// The whole HTTP answer to a connection past a bound, written without reading its
+/// request: a problem like every other refusal, `too_many_connections` (503, the
+/// listener is full) or `too_many_connections_from_address` (429, this host is).
+fn refusal(status: StatusCode) -> Vec<u8> {
+    let (code, detail) = if status == StatusCode::TOO_MANY_REQUESTS {
+        (
+            "too_many_connections_from_address",
+            "this address holds as many connections as one address may; close one first",
+        )
+    } else {
+        (
+            "too_many_connections",
+            "the server holds as many connections as it may; retry shortly",
+        )
+    };
+    let mut problem = Problem::new(status, code, detail);
     problem.retry_after_secs = Some(1);
     let body = serde_json::to_string(&problem).unwrap_or_default();
     format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n\
+        "HTTP/1.1 {} {}\r\ncontent-type: application/problem+json\r\n\
          retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
         body.len()
     )
     .into_bytes()

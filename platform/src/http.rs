@@ -116,7 +116,11 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(config.header_read_timeout_ms));
     let builder = Arc::new(builder);
-    let cap = ConnectionCap::new(config.max_connections, config.reserved_files);
+    let cap = ConnectionCap::new(
+        config.max_connections,
+        config.reserved_files,
+        config.max_connections_per_address,
+    );
     let stall = Duration::from_millis(config.write_stall_timeout_ms);
     let connections = TaskTracker::new();
     loop {
@@ -125,9 +129,12 @@ pub async fn serve(
             accepted = axum::serve::Listener::accept(&mut listener) => accepted,
             () = shutdown.cancelled() => break,
         };
-        let Some(held) = cap.admit() else {
-            cap.refuse(io);
-            continue;
+        let held = match cap.admit(client.ip()) {
+            Ok(held) => held,
+            Err(why) => {
+                cap.refuse(io, why);
+                continue;
+            }
         };
         let io = StallGuard::new(io, stall);
         let task = connection(

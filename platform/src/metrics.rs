@@ -17,7 +17,7 @@ pub struct Metrics {
     pub batch_latency: HistogramVec,
     pub ingest_stage: HistogramVec,
     pub live_connections: IntGauge,
-    /// Open HTTP connections (all listeners), and connections refused at `http.max_connections`.
+    /// Open HTTP connections (all listeners), and connections refused at a bound.
     pub http_connections: IntGauge,
     pub http_connections_refused: IntCounterVec,
     pub warehouse_rows: IntCounterVec,
@@ -135,8 +135,9 @@ fn build() -> Result<Metrics, prometheus::Error> {
         http_connections_refused: counter(
             &r,
             "http_connections_refused_total",
-            "connections answered 503 at http.max_connections",
-            &[],
+            "connections refused at http.max_connections (reason full) or \
+             http.max_connections_per_address (reason address)",
+            &["reason"],
         )?,
         warehouse_rows: counter(
             &r,

@@ -102,7 +102,8 @@ async fn until<T>(
 }
 
 /// An instance in this process on database `url` and stream prefix `bench<tag>`, its
-/// own listener and secrets, no rate limits, no ClickHouse.
+/// own listener and secrets, no rate limits or bound per address (the load is one host),
+/// no ClickHouse.
 fn scratch_instance(config: &mut Config, url: String, tag: &str) {
     config.database.url = url;
     config.nats.prefix = format!("bench{tag}");
@@ -112,6 +113,7 @@ fn scratch_instance(config: &mut Config, url: String, tag: &str) {
     config.http.api_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     config.http.rate_limit_per_sec = u32::MAX / 2;
     config.http.rate_limit_burst = u32::MAX / 2;
+    config.http.max_connections_per_address = 0;
     config.clickhouse.enabled = false;
     config.auth.jwt_secret = platform::auth::random_secret();
     config.auth.pseudonym_key = platform::auth::random_secret();

@@ -57,6 +57,7 @@ impl Default for HttpConfig {
             request_timeout_ms: 10_000,
             header_read_timeout_ms: 10_000,
             max_connections: 60_000,
+            max_connections_per_address: 1_024,
             reserved_files: 1_024,
             write_stall_timeout_ms: 30_000,
             max_header_bytes: 64 * 1024,

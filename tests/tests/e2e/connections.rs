@@ -106,6 +106,90 @@ async fn connections_past_the_cap_are_answered_503_and_places_free_as_they_close
     }
 }
 
+/// Reads a refused connection's whole answer (the server writes it and closes).
+async fn refusal_of(stream: &mut tokio::net::TcpStream) -> (String, serde_json::Value) {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let read = stream.read_to_end(&mut answer);
+    tokio::time::timeout(std::time::Duration::from_secs(10), read)
+        .await
+        .expect("the refused connection is answered")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    (head.to_owned(), serde_json::from_str(body).unwrap())
+}
+
+/// At `http.max_connections_per_address` one host's next connection is answered 429
+/// `too_many_connections_from_address` and closed, while another host (another loopback
+/// source address) is still served and the first host's place frees as one closes: one
+/// host cannot take every place of the listener.
+#[tokio::test]
+async fn one_address_past_its_share_is_answered_429_while_another_is_served() {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use tokio::net::{TcpSocket, TcpStream};
+    let app = TestApp::spawn_with(|c| c.http.max_connections_per_address = 2).await;
+    let addr: SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
+    let keep_alive = b"GET /healthz HTTP/1.1\r\nHost: referral\r\n\r\n";
+    let from = |last: u8| async move {
+        let socket = TcpSocket::new_v4().unwrap();
+        let source = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)), 0);
+        socket.bind(source).unwrap();
+        socket.connect(addr).await.unwrap()
+    };
+    let mut open: Vec<TcpStream> = Vec::new();
+    for _ in 0..2 {
+        let mut s = from(1).await;
+        let head = ask_head(&mut s, keep_alive).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        open.push(s);
+    }
+
+    let mut third = from(1).await;
+    let (head, body) = refusal_of(&mut third).await;
+    assert!(head.starts_with("HTTP/1.1 429"), "{head}");
+    assert!(head.contains("application/problem+json"), "{head}");
+    assert!(head.contains("retry-after: 1"), "{head}");
+    assert_eq!(body["code"], "too_many_connections_from_address");
+
+    let mut other = from(2).await;
+    let head = ask_head(&mut other, keep_alive).await;
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "another host is served: {head}"
+    );
+    let head = ask_head(&mut open[1], keep_alive).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+
+    // A place of the first host frees once the server has seen one of its connections close.
+    drop(open.remove(0));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mut s = from(1).await;
+        let closing = b"GET /healthz HTTP/1.1\r\nHost: referral\r\nConnection: close\r\n\r\n";
+        let asked = tokio::io::AsyncWriteExt::write_all(&mut s, closing).await;
+        let mut answer = Vec::new();
+        let read = tokio::io::AsyncReadExt::read_to_end(&mut s, &mut answer).await;
+        if asked.is_ok() && read.is_ok() {
+            if answer.starts_with(b"HTTP/1.1 200") {
+                break;
+            }
+            assert!(answer.starts_with(b"HTTP/1.1 429"), "{answer:?}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no place freed after a close"
+        );
+        tokio::task::yield_now().await;
+    }
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    let refused = metrics
+        .lines()
+        .find(|l| l.starts_with("referral_http_connections_refused_total{reason=\"address\"}"))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(!refused.ends_with(" 0"), "{refused}");
+}
+
 /// Open HTTP connections as the server's `/metrics` counts them.
 async fn open_connections(app: &TestApp) -> i64 {
     let text = app
