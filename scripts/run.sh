@@ -4,7 +4,8 @@
 #   scripts/run.sh          start (idempotent: an instance already running is reused)
 #   scripts/run.sh stop     stop the instance this script started
 # The JWT secret and pseudonym key are generated once into .local/secrets.env (not in
-# git); set REFERRAL_AUTH__JWT_SECRET / REFERRAL_AUTH__PSEUDONYM_KEY to use your own.
+# git), with the bearer token that reads /metrics; set REFERRAL_AUTH__JWT_SECRET /
+# REFERRAL_AUTH__PSEUDONYM_KEY / REFERRAL_AUTH__METRICS_TOKEN to use your own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PID_FILE=.local/referral.pid
@@ -31,6 +32,10 @@ if [[ ! -s "$SECRETS_FILE" ]]; then
   )
   mv "$SECRETS_FILE.tmp" "$SECRETS_FILE"
   echo "generated secrets in $SECRETS_FILE"
+fi
+# The scraper's credential for /metrics (a file made before it existed gets one too).
+if ! grep -q '^REFERRAL_AUTH__METRICS_TOKEN=' "$SECRETS_FILE"; then
+  (umask 077 && printf 'REFERRAL_AUTH__METRICS_TOKEN=%s\n' "$(random_hex)" >>"$SECRETS_FILE")
 fi
 while IFS='=' read -r name value; do
   [[ -n "${!name:-}" ]] || export "$name=$value"
@@ -66,7 +71,9 @@ fi
 cat <<MSG
 
 Open the dashboard URL above and paste the user (or admin) token to sign in.
-Metrics: http://$ADDR/metrics   Health: http://$ADDR/readyz   ClickHouse: $CLICKHOUSE_URL
+Metrics (the scraper's token, or the admin token above):
+  curl -H "Authorization: Bearer \$(sed -n 's/^REFERRAL_AUTH__METRICS_TOKEN=//p' $SECRETS_FILE)" http://$ADDR/metrics
+Health: http://$ADDR/readyz   ClickHouse: $CLICKHOUSE_URL
 Grafana (with Docker): docker compose up grafana  → http://localhost:3000
 Stop: scripts/run.sh stop
 MSG

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
-/// Liveness, readiness and metrics: unauthenticated.
+/// Liveness and readiness (open), and metrics (an admin or the metrics token).
 pub fn routes() -> axum::Router<ApiState> {
     use axum::routing::get;
     axum::Router::new()

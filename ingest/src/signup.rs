@@ -56,7 +56,8 @@ pub async fn create_user(
     _: platform::problem::NoQuery,
     JsonBody(req): JsonBody<SignupRequest>,
 ) -> Result<(StatusCode, Json<UserCreated>), IngestError> {
-    if matches!(who, Principal::User(_)) {
+    // Shops and admins sign users up; anyone else (a user, the metrics scraper) may not.
+    if !matches!(who, Principal::Shop(_) | Principal::Admin) {
         return Err(IngestError::Forbidden);
     }
     check_fields(&req)?;

@@ -21,16 +21,24 @@ pub enum Principal {
     Admin,
     User(UserId),
     Shop(ShopId),
+    /// The bearer of `[auth] metrics_token`: may read `/metrics`, nothing else.
+    Metrics,
 }
 
 impl Principal {
-    /// Admins reach everyone; a user reaches only their own data; shops no user data.
+    /// Admins reach everyone; a user reaches only their own data; shops and the metrics
+    /// scraper no user data.
     pub fn may_read_user(&self, user: UserId) -> bool {
         match self {
             Principal::Admin => true,
             Principal::User(me) => *me == user,
-            Principal::Shop(_) => false,
+            Principal::Shop(_) | Principal::Metrics => false,
         }
+    }
+
+    /// Admins and the metrics scraper read `/metrics`.
+    pub fn may_read_metrics(&self) -> bool {
+        matches!(self, Principal::Admin | Principal::Metrics)
     }
 
     /// A short label for logs and rate limiting; never personal data.
@@ -39,6 +47,7 @@ impl Principal {
             Principal::Admin => "admin",
             Principal::User(_) => "user",
             Principal::Shop(_) => "shop",
+            Principal::Metrics => "metrics",
         }
     }
 
@@ -47,6 +56,7 @@ impl Principal {
             Principal::Admin => "admin".into(),
             Principal::User(u) => format!("user:{u}"),
             Principal::Shop(s) => format!("shop:{s}"),
+            Principal::Metrics => "metrics".into(),
         }
     }
 }
@@ -75,6 +85,8 @@ struct Inner {
     max_lifetime_secs: u64,
     pool: PgPool,
     shop_keys: shop_keys::ShopKeyCache,
+    /// SHA-256 of `[auth] metrics_token`, when one is set.
+    metrics_token: Option<[u8; 32]>,
 }
 
 impl Authenticator {
@@ -97,6 +109,8 @@ impl Authenticator {
                     config.shop_key_cache_size,
                     Duration::from_millis(config.shop_key_cache_ttl_ms),
                 ),
+                metrics_token: (!config.metrics_token.is_empty())
+                    .then(|| hash_key(&config.metrics_token)),
             }),
         }
     }
@@ -106,6 +120,7 @@ impl Authenticator {
             Principal::Admin => ("admin".to_owned(), "admin"),
             Principal::User(u) => (u.to_string(), "user"),
             Principal::Shop(_) => anyhow::bail!("shops authenticate with API keys, not tokens"),
+            Principal::Metrics => anyhow::bail!("the metrics scraper uses [auth] metrics_token"),
         };
         let now = chrono::Utc::now().timestamp().max(0) as u64;
         let claims = Claims {
@@ -134,6 +149,9 @@ impl Authenticator {
     /// Who `bearer` is, when that can be told without Postgres (a token, or a cached shop
     /// key); `None` when only a lookup can tell.
     pub fn authenticate_offline(&self, bearer: &str) -> Option<Result<Principal, Problem>> {
+        if self.is_metrics_token(bearer) {
+            return Some(Ok(Principal::Metrics));
+        }
         match bearer.strip_prefix(SHOP_KEY_PREFIX) {
             Some(key) => self
                 .inner
@@ -142,6 +160,20 @@ impl Authenticator {
                 .map(|shop| Ok(Principal::Shop(shop))),
             None => Some(self.token(bearer)),
         }
+    }
+
+    /// Whether `bearer` is the metrics token. Compared as SHA-256 digests, every byte
+    /// looked at, so the time taken says nothing about how much of a guess was right.
+    fn is_metrics_token(&self, bearer: &str) -> bool {
+        let Some(token) = &self.inner.metrics_token else {
+            return false;
+        };
+        let guess = hash_key(bearer);
+        token
+            .iter()
+            .zip(guess.iter())
+            .fold(0u8, |d, (a, b)| d | (a ^ b))
+            == 0
     }
 
     /// A shop key Postgres confirmed before (its cache entry may have expired) and has not

@@ -199,6 +199,10 @@ pub struct AuthConfig {
     /// How long a verified shop key is trusted without asking Postgres again: a revoked
     /// key stops working within this bound.
     pub shop_key_cache_ttl_ms: u64,
+    /// A bearer credential that may read `/metrics` and nothing else (for a Prometheus
+    /// scraper), at least `MIN_SECRET_BYTES`; empty: only admin tokens read `/metrics`.
+    /// `REFERRAL_AUTH__METRICS_TOKEN`; never logged.
+    pub metrics_token: String,
 }
 
 /// The shortest JWT secret or pseudonym key a service starts with.

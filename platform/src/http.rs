@@ -1,4 +1,5 @@
 //! Serving a router with the shared limits and graceful shutdown.
+use crate::auth::Principal;
 use crate::config::HttpConfig;
 use crate::connections::ConnectionCap;
 use crate::gate::Gate;
@@ -195,12 +196,27 @@ async fn method_not_allowed(method: axum::http::Method) -> Problem {
     )
 }
 
-pub async fn metrics_handler() -> impl IntoResponse {
-    (
+/// `/metrics` for an admin or the bearer of `[auth] metrics_token`: the counts say how
+/// much business each shop-facing route does, which is no stranger's to read. The gate
+/// in front authenticated the caller (a bad credential never gets here); without it no
+/// one would be let in.
+pub async fn metrics_handler(
+    who: Option<axum::Extension<Principal>>,
+) -> Result<impl IntoResponse, Problem> {
+    match who.map(|axum::Extension(who)| who) {
+        Some(who) if who.may_read_metrics() => {}
+        Some(_) => return Err(Problem::forbidden()),
+        None => {
+            return Err(Problem::unauthenticated(
+                "send Authorization: Bearer <metrics token or admin token>",
+            ))
+        }
+    }
+    Ok((
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
         crate::metrics::render(),
-    )
+    ))
 }

@@ -65,6 +65,7 @@ pub fn test_config() -> (Config, String) {
     // Services refuse the public development secrets: each test app has its own.
     config.auth.jwt_secret = platform::auth::random_secret();
     config.auth.pseudonym_key = platform::auth::random_secret();
+    config.auth.metrics_token = platform::auth::random_secret();
     (config, db_name)
 }
 
@@ -166,6 +167,15 @@ impl TestApp {
     /// The NATS servers this app uses (one, or a cluster's).
     pub fn nats_addrs(&self) -> Vec<async_nats::ServerAddr> {
         platform::nats::server_addrs(&self.config.nats.url).unwrap()
+    }
+
+    /// `/metrics` as the configured scraper reads it.
+    pub async fn metrics(&self) -> String {
+        let r = self
+            .get("/metrics", Some(&self.config.auth.metrics_token))
+            .await;
+        assert_eq!(r.status(), reqwest::StatusCode::OK);
+        r.text().await.unwrap()
     }
 
     pub fn token_for(&self, user: UserId) -> String {

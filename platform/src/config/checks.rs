@@ -235,6 +235,15 @@ impl AuthConfig {
     /// development flag is set and every address in `listening` is loopback. Tools that
     /// only sign tokens pass no addresses. The error is one line that says what to set.
     pub fn check_secrets(&self, listening: &[SocketAddr]) -> anyhow::Result<()> {
+        // Optional, so there is no default to refuse; a short one is refused even in
+        // development, where nothing needs it.
+        if !self.metrics_token.is_empty() && self.metrics_token.len() < MIN_SECRET_BYTES {
+            anyhow::bail!(
+                "REFERRAL_AUTH__METRICS_TOKEN is shorter than {MIN_SECRET_BYTES} bytes: set it \
+                 to a random value, e.g. `openssl rand -hex 32`, or leave it empty so only \
+                 admin tokens read /metrics"
+            );
+        }
         let weak = [
             (
                 "REFERRAL_AUTH__JWT_SECRET",

@@ -34,6 +34,23 @@ fn built_in_or_short_secrets_are_refused_with_what_to_set() {
 }
 
 #[test]
+fn a_metrics_token_is_optional_but_never_short() {
+    let dev = AuthConfig {
+        allow_dev_secrets: true,
+        metrics_token: "m".repeat(MIN_SECRET_BYTES - 1),
+        ..AuthConfig::default()
+    };
+    let msg = dev.check_secrets(&[]).unwrap_err().to_string();
+    assert!(msg.contains("REFERRAL_AUTH__METRICS_TOKEN"), "{msg}");
+    let long = AuthConfig {
+        metrics_token: "m".repeat(MIN_SECRET_BYTES),
+        ..strong()
+    };
+    assert!(long.check_secrets(&[addr("0.0.0.0:8080")]).is_ok());
+    assert!(strong().metrics_token.is_empty(), "no default token");
+}
+
+#[test]
 fn the_development_flag_allows_built_in_secrets_on_loopback_only() {
     let dev = AuthConfig {
         allow_dev_secrets: true,

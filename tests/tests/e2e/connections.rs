@@ -182,7 +182,7 @@ async fn one_address_past_its_share_is_answered_429_while_another_is_served() {
         );
         tokio::task::yield_now().await;
     }
-    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    let metrics = app.metrics().await;
     let refused = metrics
         .lines()
         .find(|l| l.starts_with("referral_http_connections_refused_total{reason=\"address\"}"))
@@ -192,13 +192,7 @@ async fn one_address_past_its_share_is_answered_429_while_another_is_served() {
 
 /// Open HTTP connections as the server's `/metrics` counts them.
 async fn open_connections(app: &TestApp) -> i64 {
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap();
-    let text = text.text().await.unwrap();
+    let text = app.metrics().await;
     let line = text
         .lines()
         .find(|l| l.starts_with("referral_http_connections "))

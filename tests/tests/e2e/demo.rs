@@ -60,7 +60,7 @@ async fn the_demo_waits_out_rate_limits_it_runs_into() {
         .await
         .map_err(|e| format!("{e:#}"))
         .unwrap();
-    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    let metrics = app.metrics().await;
     let refused: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix(r#"referral_rate_limited_total{kind="shop"}"#))

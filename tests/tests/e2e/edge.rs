@@ -50,7 +50,7 @@ async fn a_caller_has_one_bucket_however_the_header_is_spelled_and_429s_are_coun
     assert_eq!(body["code"], "rate_limited");
 
     // Unauthenticated callers are limited by address: a bucket of their own.
-    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    let metrics = app.metrics().await;
     assert_eq!(
         sample(&metrics, r#"referral_rate_limited_total{kind="admin"}"#),
         Some(1.0),
@@ -202,10 +202,10 @@ async fn readiness_is_cached_and_the_basics_are_limited_per_address() {
         seen.push(body["checked_at"].as_str().unwrap().to_owned());
     }
     assert!(seen.iter().all(|s| *s == seen[0]), "one probe: {seen:?}");
-    assert_eq!(app.get("/metrics", None).await.status(), StatusCode::OK);
+    assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
     assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
     assert_eq!(
-        app.get("/metrics", None).await.status(),
+        app.get("/healthz", None).await.status(),
         StatusCode::TOO_MANY_REQUESTS
     );
     assert_eq!(

@@ -184,10 +184,52 @@ async fn health_readiness_and_metrics_answer() {
     assert_eq!(body["postgres"], true);
     assert_eq!(body["nats"], true);
     app.get("/v1/me", Some(&app.admin)).await;
-    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains("referral_http_requests_total"));
     assert!(
         !metrics.contains(&app.shop_id.to_string()),
         "no ids as labels"
     );
+}
+
+/// `/metrics` says how much business each route does: a stranger, a user or a shop is
+/// refused; an admin and the bearer of `[auth] metrics_token` read it, and that token
+/// opens nothing else.
+#[tokio::test]
+async fn metrics_are_read_by_an_admin_or_the_metrics_token_only() {
+    let app = TestApp::spawn().await;
+    let user = app.signup(None).await;
+    let r = app.get("/metrics", None).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(problem(r).await["code"], "unauthenticated");
+    for who in [app.token_for(user), app.shop_key.clone()] {
+        let r = app.get("/metrics", Some(&who)).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert_eq!(problem(r).await["code"], "forbidden");
+    }
+    let wrong = format!("{}0", app.config.auth.metrics_token);
+    let r = app.get("/metrics", Some(&wrong)).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = app.get("/metrics", Some(&app.admin)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(app.metrics().await.contains("referral_http_requests_total"));
+
+    let token = app.config.auth.metrics_token.clone();
+    let me: Value = app.get_json("/v1/me", &token).await;
+    assert_eq!(me["role"], "metrics");
+    let r = app
+        .get(&format!("/v1/users/{user}/earnings"), Some(&token))
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = app.get("/v1/admin/plan", Some(&token)).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = app
+        .post("/v1/users", &token, &json!({ "referrer_id": null }))
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let signed_up: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(signed_up, 1, "the metrics token signed no one up");
 }
