@@ -32,6 +32,9 @@ pub struct ReportsArgs {
     /// measures that start-up cost into the percentiles).
     #[arg(long, default_value_t = 64)]
     pub warmup: usize,
+    /// Measure only the reports whose name contains this (e.g. `tree`), to profile one.
+    #[arg(long)]
+    pub only: Option<String>,
     /// Print one JSON document instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -116,7 +119,8 @@ async fn measure(config: &Config, database: &str, args: &ReportsArgs) -> anyhow:
         .pool_max_idle_per_host(args.readers)
         .build()?;
     let mut reports = Vec::new();
-    for (report, path) in routes {
+    let wanted = |report: &str| args.only.as_deref().is_none_or(|o| report.contains(o));
+    for (report, path) in routes.into_iter().filter(|(r, _)| wanted(r)) {
         let url = format!("{base}{path}");
         reports.push(latency(&http, &token, report, &url, args).await?);
     }
