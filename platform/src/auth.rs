@@ -85,8 +85,8 @@ struct Inner {
     max_lifetime_secs: u64,
     pool: PgPool,
     shop_keys: shop_keys::ShopKeyCache,
-    /// SHA-256 of `[auth] metrics_token`, when one is set.
-    metrics_token: Option<[u8; 32]>,
+    /// SHA-256 and length of `[auth] metrics_token`, when one is set.
+    metrics_token: Option<(shop_keys::KeyHash, usize)>,
 }
 
 impl Authenticator {
@@ -110,7 +110,7 @@ impl Authenticator {
                     Duration::from_millis(config.shop_key_cache_ttl_ms),
                 ),
                 metrics_token: (!config.metrics_token.is_empty())
-                    .then(|| hash_key(&config.metrics_token)),
+                    .then(|| (hash_key(&config.metrics_token), config.metrics_token.len())),
             }),
         }
     }
@@ -163,11 +163,15 @@ impl Authenticator {
     }
 
     /// Whether `bearer` is the metrics token. Compared as SHA-256 digests, every byte
-    /// looked at, so the time taken says nothing about how much of a guess was right.
+    /// looked at, so the time taken says nothing about how much of a guess was right;
+    /// only a credential of the token's length (not a secret) is hashed at all.
     fn is_metrics_token(&self, bearer: &str) -> bool {
-        let Some(token) = &self.inner.metrics_token else {
+        let Some((token, len)) = &self.inner.metrics_token else {
             return false;
         };
+        if bearer.len() != *len {
+            return false;
+        }
         let guess = hash_key(bearer);
         token
             .iter()
