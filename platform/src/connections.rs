@@ -80,8 +80,8 @@ impl ConnectionCap {
             limit,
             per_address,
             open: Arc::new(Mutex::new(HashMap::new())),
-            refusal: refusal(StatusCode::SERVICE_UNAVAILABLE).into(),
-            address_refusal: refusal(StatusCode::TOO_MANY_REQUESTS).into(),
+            refusal: refusal(Refusal::Full).into(),
+            address_refusal: refusal(Refusal::Address).into(),
         }
     }
 
@@ -167,17 +167,18 @@ fn address_key(ip: IpAddr) -> u128 {
 /// The whole HTTP answer to a connection past a bound, written without reading its
 /// request: a problem like every other refusal, `too_many_connections` (503, the
 /// listener is full) or `too_many_connections_from_address` (429, this host is).
-fn refusal(status: StatusCode) -> Vec<u8> {
-    let (code, detail) = if status == StatusCode::TOO_MANY_REQUESTS {
-        (
-            "too_many_connections_from_address",
-            "this address holds as many connections as one address may; close one first",
-        )
-    } else {
-        (
+fn refusal(why: Refusal) -> Vec<u8> {
+    let (status, code, detail) = match why {
+        Refusal::Full => (
+            StatusCode::SERVICE_UNAVAILABLE,
             "too_many_connections",
             "the server holds as many connections as it may; retry shortly",
-        )
+        ),
+        Refusal::Address => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_connections_from_address",
+            "this address holds as many connections as one address may; close one first",
+        ),
     };
     let mut problem = Problem::new(status, code, detail);
     problem.retry_after_secs = Some(1);
