@@ -19,9 +19,10 @@ pub struct ConnectionCap {
     limit: usize,
     /// Connections one client address may hold; 0: no bound per address.
     per_address: usize,
-    /// Open connections per client address; an address leaves the map with its last one,
-    /// so the map never holds more entries than there are open connections.
-    open: Arc<Mutex<HashMap<u128, usize>>>,
+    /// Open connections per client host (`gate::host`, as the rate limits count them); a
+    /// host leaves the map with its last one, so the map never holds more entries than
+    /// there are open connections.
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
     refusal: Arc<[u8]>,
     address_refusal: Arc<[u8]>,
 }
@@ -58,7 +59,7 @@ impl Drop for Held {
 }
 
 /// An address's share of the open connections: the map and the address's key.
-type AddressCount = (Arc<Mutex<HashMap<u128, usize>>>, u128);
+type AddressCount = (Arc<Mutex<HashMap<IpAddr, usize>>>, IpAddr);
 
 impl ConnectionCap {
     /// `configured` connections, or fewer where the open-file limit (raised to its hard
@@ -114,7 +115,7 @@ impl ConnectionCap {
         let address = if self.per_address == 0 {
             None
         } else {
-            let key = address_key(client);
+            let key = crate::gate::host(client);
             let mut open = self
                 .open
                 .lock()
@@ -149,18 +150,6 @@ fn release(address: Option<AddressCount>) {
         if *count == 0 {
             open.remove(&key);
         }
-    }
-}
-
-/// One key per IPv4 address and per IPv6 /64, as the rate limiter's buckets: one host is
-/// routinely given a whole /64. An IPv4-mapped IPv6 address is its IPv4 address.
-fn address_key(ip: IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => u128::from(v4.to_ipv6_mapped()),
-            None => u128::from(v6) & !u128::from(u64::MAX),
-        },
     }
 }
 

@@ -108,17 +108,24 @@ fn client_address(request: &Request) -> String {
         .map_or_else(|| "unknown".to_owned(), |c| address_bucket(c.0.ip()))
 }
 
-/// One bucket per IPv4 address, and per IPv6 /64: a single host is routinely given a
-/// whole /64, so a bucket per IPv6 address would let one client use 2^64 of them.
+/// One bucket per client host (`host`).
 pub(crate) fn address_bucket(ip: IpAddr) -> String {
-    match ip {
+    match host(ip) {
         IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(prefix) => format!("{prefix}/64"),
+    }
+}
+
+/// The host a client address stands for, as every per-address bound counts it: an IPv4
+/// address (an IPv4-mapped IPv6 address is its IPv4 address), or an IPv6 /64: a single
+/// host is routinely given a whole /64, so counting per IPv6 address would let one client
+/// use 2^64 of them.
+pub(crate) fn host(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let prefix = u128::from(v6) & !u128::from(u64::MAX);
-                format!("{}/64", std::net::Ipv6Addr::from(prefix))
-            }
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
         },
     }
 }
