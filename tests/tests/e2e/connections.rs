@@ -57,13 +57,10 @@ async fn ask_head(stream: &mut tokio::net::TcpStream, request: &[u8]) -> String 
 /// already open keep being served, and a place frees when one of them closes.
 #[tokio::test]
 async fn connections_past_the_cap_are_answered_503_and_places_free_as_they_close() {
-    use std::time::{Duration, Instant};
-    use tokio::io::AsyncReadExt;
     use tokio::net::TcpStream;
     let app = TestApp::spawn_with(|c| c.http.max_connections = 3).await;
     let addr = app.base.trim_start_matches("http://").to_owned();
     let keep_alive = b"GET /healthz HTTP/1.1\r\nHost: referral\r\n\r\n";
-    let closing = b"GET /healthz HTTP/1.1\r\nHost: referral\r\nConnection: close\r\n\r\n";
     let mut open = Vec::new();
     for _ in 0..3 {
         let mut s = TcpStream::connect(&addr).await.unwrap();
@@ -73,35 +70,44 @@ async fn connections_past_the_cap_are_answered_503_and_places_free_as_they_close
     }
 
     let mut extra = TcpStream::connect(&addr).await.unwrap();
-    let mut answer = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), extra.read_to_end(&mut answer));
-    read.await
-        .expect("the connection past the cap is answered")
-        .unwrap();
-    let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
-    assert!(answer.contains("application/problem+json"), "{answer}");
-    let (_, body) = answer.split_once("\r\n\r\n").unwrap();
-    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    let (head, body) = refusal_of(&mut extra).await;
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    assert!(head.contains("application/problem+json"), "{head}");
     assert_eq!(body["code"], "too_many_connections");
 
     let head = ask_head(&mut open[1], keep_alive).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 
     drop(open.remove(0));
-    let deadline = Instant::now() + Duration::from_secs(10);
+    until_served(|| TcpStream::connect(addr.clone()), "503").await;
+}
+
+/// Connects until the server has seen a closed connection free its place: each try is
+/// served 200 or refused with `refused`, and one is served within 10 s.
+async fn until_served<F, C>(connect: F, refused: &str)
+where
+    F: Fn() -> C,
+    C: std::future::Future<Output = std::io::Result<tokio::net::TcpStream>>,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let closing = b"GET /healthz HTTP/1.1\r\nHost: referral\r\nConnection: close\r\n\r\n";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         // A refused connection may be reset under the request it was sent: not yet.
-        let mut s = TcpStream::connect(&addr).await.unwrap();
+        let mut s = connect().await.unwrap();
         let mut answer = Vec::new();
-        let asked = tokio::io::AsyncWriteExt::write_all(&mut s, closing).await;
+        let asked = s.write_all(closing).await;
         if asked.is_ok() && s.read_to_end(&mut answer).await.is_ok() {
             if answer.starts_with(b"HTTP/1.1 200") {
-                break;
+                return;
             }
-            assert!(answer.starts_with(b"HTTP/1.1 503"), "{answer:?}");
+            let refusal = format!("HTTP/1.1 {refused}");
+            assert!(answer.starts_with(refusal.as_bytes()), "{answer:?}");
         }
-        assert!(Instant::now() < deadline, "no place freed after a close");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no place freed after a close"
+        );
         tokio::task::yield_now().await;
     }
 }
@@ -135,24 +141,24 @@ async fn one_address_past_its_share_is_answered_429_while_another_is_served() {
         let socket = TcpSocket::new_v4().unwrap();
         let source = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)), 0);
         socket.bind(source).unwrap();
-        socket.connect(addr).await.unwrap()
+        socket.connect(addr).await
     };
     let mut open: Vec<TcpStream> = Vec::new();
     for _ in 0..2 {
-        let mut s = from(1).await;
+        let mut s = from(1).await.unwrap();
         let head = ask_head(&mut s, keep_alive).await;
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         open.push(s);
     }
 
-    let mut third = from(1).await;
+    let mut third = from(1).await.unwrap();
     let (head, body) = refusal_of(&mut third).await;
     assert!(head.starts_with("HTTP/1.1 429"), "{head}");
     assert!(head.contains("application/problem+json"), "{head}");
     assert!(head.contains("retry-after: 1"), "{head}");
     assert_eq!(body["code"], "too_many_connections_from_address");
 
-    let mut other = from(2).await;
+    let mut other = from(2).await.unwrap();
     let head = ask_head(&mut other, keep_alive).await;
     assert!(
         head.starts_with("HTTP/1.1 200"),
@@ -163,25 +169,7 @@ async fn one_address_past_its_share_is_answered_429_while_another_is_served() {
 
     // A place of the first host frees once the server has seen one of its connections close.
     drop(open.remove(0));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let mut s = from(1).await;
-        let closing = b"GET /healthz HTTP/1.1\r\nHost: referral\r\nConnection: close\r\n\r\n";
-        let asked = tokio::io::AsyncWriteExt::write_all(&mut s, closing).await;
-        let mut answer = Vec::new();
-        let read = tokio::io::AsyncReadExt::read_to_end(&mut s, &mut answer).await;
-        if asked.is_ok() && read.is_ok() {
-            if answer.starts_with(b"HTTP/1.1 200") {
-                break;
-            }
-            assert!(answer.starts_with(b"HTTP/1.1 429"), "{answer:?}");
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no place freed after a close"
-        );
-        tokio::task::yield_now().await;
-    }
+    until_served(|| from(1), "429").await;
     let metrics = app.metrics().await;
     let refused = metrics
         .lines()
