@@ -14,7 +14,8 @@ pub struct Application {
 }
 
 impl Application {
-    /// Migrates, connects, binds, and starts every role; returns once all are serving.
+    /// Migrates, connects, binds, and starts every role; returns once the listener is
+    /// serving (the processor and the sink finish their own start in their tasks).
     pub async fn build(config: Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
         // A config built in code (tests, benches) passes the checks a loaded one did.
         config.validate()?;
@@ -43,7 +44,7 @@ impl Application {
             ("http", served)
         });
         let (c, token) = (config.clone(), shutdown.clone());
-        tasks.spawn(async move { ("processor", processor::run(c, token).await) });
+        tasks.spawn(async move { ("processor", processor::run_migrated(c, token).await) });
         if config.clickhouse.enabled {
             let (c, token) = (config.clone(), shutdown.clone());
             tasks.spawn(async move { ("warehouse", warehouse::run(c, token).await) });

@@ -16,10 +16,24 @@ use tokio_util::task::AbortOnDropHandle;
 
 pub const DURABLE_NAME: &str = platform::nats::PROCESSOR_CONSUMER;
 
+/// The processor as a role of its own: it migrates the database first.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     // A config built in code (tests, benches) passes the checks a loaded one did.
     config.validate()?;
     let pool = platform::db::create_and_migrate(&config.database).await?;
+    serve(config, pool, shutdown).await
+}
+
+/// The processor beside a role that has migrated the database (`referral all`): migrating
+/// again only repeats the work, and a statement of it cut off (Postgres ending connections)
+/// would fail the start, where the graph load after it waits for Postgres to come back.
+pub async fn run_migrated(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    config.validate()?;
+    let pool = platform::db::connect(&config.database).await?;
+    serve(config, pool, shutdown).await
+}
+
+async fn serve(config: Config, pool: PgPool, shutdown: CancellationToken) -> anyhow::Result<()> {
     let nats = platform::nats::connect(&config.nats).await?;
     let js = jetstream::new(nats);
     platform::nats::ensure_streams(&js, &config.nats).await?;

@@ -15,7 +15,7 @@ pub mod verify;
 
 use schemas::EntryKind;
 
-pub use consumer::run;
+pub use consumer::{run, run_migrated};
 
 fn metrics_entries(kinds: impl Iterator<Item = EntryKind>) {
     let m = platform::metrics::metrics();
