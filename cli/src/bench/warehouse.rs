@@ -30,6 +30,9 @@ pub struct WarehouseArgs {
 }
 
 const ENTRIES_PER_MESSAGE: usize = 1_000;
+/// The backlog's entries are stamped this many a second: the processor at the issue's
+/// 20,000 purchases/s, two entries each.
+const BACKLOG_ENTRIES_PER_SEC: usize = 40_000;
 /// Rows per server-side insert of the already-stored rows (one block each).
 const STORED_ROWS_PER_INSERT: usize = 1_000_000;
 /// Rounds of each straight insert (JSONEachRow, RowBinary with and without LZ4).
@@ -214,10 +217,12 @@ fn report(
     Ok(())
 }
 
-/// `rows` entries as JSON arrays, the shape the processor publishes.
+/// `rows` entries as JSON arrays, the shape the processor publishes, stamped as a ledger
+/// writing `BACKLOG_ENTRIES_PER_SEC` would have over the time the backlog took to build.
 fn entry_arrays(rows: usize) -> anyhow::Result<Vec<Vec<u8>>> {
     let beneficiaries: Vec<UserId> = (0..64).map(|_| UserId::new()).collect();
-    let now = chrono::Utc::now();
+    let per_sec = BACKLOG_ENTRIES_PER_SEC;
+    let start = chrono::Utc::now() - chrono::Duration::seconds((rows / per_sec) as i64 + 1);
     let mut out = Vec::new();
     let mut made = 0;
     while made < rows {
@@ -225,7 +230,8 @@ fn entry_arrays(rows: usize) -> anyhow::Result<Vec<Vec<u8>>> {
         let entries: Vec<schemas::EarningEvent> = (made..made + n)
             .map(|i| {
                 let user = beneficiaries[i % beneficiaries.len()];
-                super::announced_entry(user, (i / beneficiaries.len() + 1) as u64, now)
+                let at = start + chrono::Duration::seconds((i / per_sec) as i64);
+                super::announced_entry(user, (i / beneficiaries.len() + 1) as u64, at)
             })
             .collect();
         out.push(serde_json::to_vec(&entries)?);
