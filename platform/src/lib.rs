@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod clickhouse;
+pub mod clickhouse_lookup;
 pub mod config;
 pub mod connections;
 pub mod db;

@@ -1,20 +1,20 @@
 //! One batch of EARNINGS stream messages as warehouse rows, and writing them once: ids
 //! already in ClickHouse are left out, because the rollup views count every insert.
-use crate::rows::{self, EARNING_EVENTS, PURCHASE_EVENTS};
+use crate::rows::{self, EARNING_EVENTS, EARNING_EVENT_KEYS, PURCHASE_EVENTS, PURCHASE_EVENT_KEYS};
 use async_nats::jetstream::Message;
 use platform::clickhouse::{Clickhouse, ClickhouseError};
+use platform::clickhouse_lookup::{Key, KeyTable};
 use platform::metrics::metrics;
 use platform::nats::Subjects;
 use schemas::messages::ProcessedPurchase;
 use schemas::EarningEvent;
 use std::collections::HashSet;
-use uuid::Uuid;
 
-/// Rows keyed by their id, each id at most once (a stream may deliver a message twice).
+/// Rows with their keys, each id at most once (a stream may deliver a message twice).
 #[derive(Debug, Default)]
 pub struct Rows {
-    pub earnings: Vec<(Uuid, String)>,
-    pub purchases: Vec<(Uuid, String)>,
+    pub earnings: Vec<(Key, String)>,
+    pub purchases: Vec<(Key, String)>,
     /// Messages that carry nothing for the warehouse (unknown subject, unparsable).
     pub skipped: usize,
 }
@@ -50,14 +50,14 @@ impl Rows {
                     .map(|entries| {
                         for e in entries {
                             if seen_earnings.insert(e.earning_id) {
-                                rows.earnings.push((e.earning_id, rows::earning(&e)));
+                                rows.earnings.push((earning_key(&e), rows::earning(&e)));
                             }
                         }
                     }),
                 // One entry per message, as releases before `ledger.entries` published them.
                 Some(("earnings", _)) => serde_json::from_slice::<EarningEvent>(payload).map(|e| {
                     if seen_earnings.insert(e.earning_id) {
-                        rows.earnings.push((e.earning_id, rows::earning(&e)));
+                        rows.earnings.push((earning_key(&e), rows::earning(&e)));
                     }
                 }),
                 // The processor publishes each batch's settled purchases as one array.
@@ -65,7 +65,10 @@ impl Rows {
                     serde_json::from_slice::<Vec<ProcessedPurchase>>(payload).map(|batch| {
                         for p in batch {
                             if seen_purchases.insert(p.purchase_id) {
-                                rows.purchases.push((p.purchase_id, rows::purchase(&p)));
+                                rows.purchases.push((
+                                    Key::new(p.processed_at, p.purchase_id),
+                                    rows::purchase(&p),
+                                ));
                             }
                         }
                     })
@@ -92,8 +95,8 @@ impl Rows {
     /// Inserts the rows ClickHouse does not hold yet. Safe to repeat after any failure:
     /// a repeat finds what an earlier attempt stored and inserts only the rest.
     pub async fn write(&self, ch: &Clickhouse) -> Result<Written, ClickhouseError> {
-        let e = insert_new(ch, EARNING_EVENTS, "event_id", &self.earnings).await?;
-        let p = insert_new(ch, PURCHASE_EVENTS, "purchase_id", &self.purchases).await?;
+        let e = insert_new(ch, EARNING_EVENTS, EARNING_EVENT_KEYS, &self.earnings).await?;
+        let p = insert_new(ch, PURCHASE_EVENTS, PURCHASE_EVENT_KEYS, &self.purchases).await?;
         Ok(Written {
             inserted: e.inserted + p.inserted,
             already_stored: e.already_stored + p.already_stored,
@@ -104,17 +107,17 @@ impl Rows {
 async fn insert_new(
     ch: &Clickhouse,
     table: &'static str,
-    id_column: &str,
-    rows: &[(Uuid, String)],
+    keys: KeyTable,
+    rows: &[(Key, String)],
 ) -> Result<Written, ClickhouseError> {
     if rows.is_empty() {
         return Ok(Written::default());
     }
-    let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
-    let stored = ch.existing_ids(table, id_column, &ids).await?;
+    let asked: Vec<Key> = rows.iter().map(|(key, _)| *key).collect();
+    let stored = ch.existing_ids(keys, &asked).await?;
     let fresh: Vec<&str> = rows
         .iter()
-        .filter(|(id, _)| !stored.contains(id))
+        .filter(|(key, _)| !stored.contains(&key.id))
         .map(|(_, row)| row.as_str())
         .collect();
     ch.insert(table, &fresh).await?;
@@ -126,6 +129,10 @@ async fn insert_new(
         inserted: fresh.len(),
         already_stored: rows.len() - fresh.len(),
     })
+}
+
+fn earning_key(e: &EarningEvent) -> Key {
+    Key::new(e.created_at, e.earning_id)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 use super::*;
 use schemas::{EntryKind, Money, ShopId, UserId};
+use uuid::Uuid;
 
 fn event(id: Uuid) -> EarningEvent {
     let u = UserId(Uuid::now_v7());
@@ -41,7 +42,7 @@ fn a_duplicate_delivery_yields_one_row_and_strangers_are_skipped() {
             ("p.ledger.entries", &b"not json"[..]),
         ],
     );
-    let ids: Vec<Uuid> = rows.earnings.iter().map(|(id, _)| *id).collect();
+    let ids: Vec<Uuid> = rows.earnings.iter().map(|(key, _)| key.id).collect();
     assert_eq!(ids, vec![a, b]);
     assert!(rows.purchases.is_empty());
     assert_eq!(rows.skipped, 2);

@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used)]
-use super::STATEMENTS;
+use super::{COPIES_UNTIL, STATEMENTS};
 
 #[test]
 fn embeds_every_ddl_file_in_name_order() {
@@ -18,11 +18,24 @@ fn embeds_every_ddl_file_in_name_order() {
 fn every_statement_names_the_database_placeholder() {
     for (file, sql) in STATEMENTS {
         assert!(sql.contains("{db}."), "{file} does not use {{db}}");
-        // Creates only what is missing, drops only what exists, or changes a column to the
-        // type it keeps after.
+        // Creates only what is missing, drops only what exists, changes a column to the
+        // type it keeps after, or copies only the rows not copied yet.
         let idempotent = sql.contains("IF NOT EXISTS")
             || sql.contains("DROP TABLE IF EXISTS")
-            || sql.contains("MODIFY COLUMN");
+            || sql.contains("MODIFY COLUMN")
+            || (sql.contains("INSERT INTO") && sql.contains("NOT IN (SELECT"));
         assert!(idempotent, "{file} is not idempotent");
+    }
+}
+
+#[test]
+fn each_copy_is_gated_by_a_view_a_later_statement_creates() {
+    for (copy, view) in COPIES_UNTIL {
+        let at = STATEMENTS.iter().position(|(f, _)| f == copy).unwrap();
+        let creates = format!("CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{view}\n");
+        assert!(
+            STATEMENTS[at + 1..].iter().any(|(_, sql)| sql.contains(&creates)),
+            "{copy}: no later statement creates {view}"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! only (no personal data). Decimals are unquoted numbers at scale 2 and times are
 //! `YYYY-MM-DD hh:mm:ss` in UTC, the forms ClickHouse 18.16 parses.
 use chrono::{DateTime, Datelike, Timelike, Utc};
+use platform::clickhouse_lookup::KeyTable;
 use schemas::messages::ProcessedPurchase;
 use schemas::{EarningEvent, Money};
 use std::fmt::Write as _;
@@ -10,6 +11,17 @@ use uuid::Uuid;
 pub const EARNING_EVENTS: &str = "earning_events";
 pub const PURCHASE_EVENTS: &str = "purchase_events";
 pub const USER_EVENTS: &str = "user_events";
+/// Where the sink asks which earnings and purchases are stored (schemas/clickhouse/0016, 0019).
+pub const EARNING_EVENT_KEYS: KeyTable = KeyTable {
+    table: "earning_event_keys",
+    time: "created_at",
+    id: "event_id",
+};
+pub const PURCHASE_EVENT_KEYS: KeyTable = KeyTable {
+    table: "purchase_event_keys",
+    time: "processed_at",
+    id: "purchase_id",
+};
 
 /// One row of `earning_events`, keyed by the earning id.
 pub fn earning(e: &EarningEvent) -> String {
