@@ -34,7 +34,9 @@ fn each_copy_is_gated_by_a_view_a_later_statement_creates() {
         let at = STATEMENTS.iter().position(|(f, _)| f == copy).unwrap();
         let creates = format!("CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{view}\n");
         assert!(
-            STATEMENTS[at + 1..].iter().any(|(_, sql)| sql.contains(&creates)),
+            STATEMENTS[at + 1..]
+                .iter()
+                .any(|(_, sql)| sql.contains(&creates)),
             "{copy}: no later statement creates {view}"
         );
     }
