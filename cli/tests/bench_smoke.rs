@@ -161,9 +161,10 @@ fn bench_live_delivers_one_entry_to_every_client_of_its_load_process() {
 
 #[test]
 fn bench_warehouse_catches_up_on_its_backlog() {
-    let out = bench(&["warehouse", "--rows", "3000", "--json"]);
+    let out = bench(&["warehouse", "--rows", "3000", "--stored", "2000", "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["rows"], 3000, "{report}");
+    assert_eq!(report["stored_before"], 2000, "{report}");
     for rate in [
         "backlog_stored_per_sec",
         "baseline_insert_per_sec",
@@ -172,5 +173,30 @@ fn bench_warehouse_catches_up_on_its_backlog() {
         "sink_caught_up_per_sec",
     ] {
         assert!(report[rate].as_f64().unwrap() > 0.0, "{rate}: {report}");
+    }
+}
+
+#[test]
+fn bench_analytics_reads_every_route_of_the_warehouse_it_fills() {
+    let out = bench(&[
+        "analytics",
+        "--entries",
+        "5000",
+        "--users",
+        "100",
+        "--requests",
+        "20",
+        "--warmup",
+        "2",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The bench itself checks the levels route counts the measured user's 100 entries.
+    assert_eq!(report["heavy_user_entries"], 100, "{report}");
+    let routes = report["reports"].as_array().unwrap();
+    assert_eq!(routes.len(), 6, "{report}");
+    for r in routes {
+        assert_eq!(r["requests"], 20, "{report}");
+        assert!(r["p99_ms"].as_f64().unwrap() > 0.0, "{report}");
     }
 }

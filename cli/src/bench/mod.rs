@@ -1,6 +1,7 @@
 //! `referral bench …`: measurements on this machine, each reported as a ratio against a
 //! baseline run in the same process on the same services. Each run builds the whole
 //! application on a scratch database and stream prefix, and removes both after.
+mod analytics;
 mod latency;
 mod live;
 mod live_load;
@@ -32,6 +33,8 @@ pub enum Bench {
     /// Report latencies (p50/p99) under concurrent readers for the heaviest user, and the
     /// processor's graph load time and memory, on a seeded database.
     Reports(reports::ReportsArgs),
+    /// The ClickHouse analytics routes' latency on a warehouse the server fills itself.
+    Analytics(analytics::AnalyticsArgs),
     /// Minutes of mixed traffic (signups, purchases, retries, refunds, deactivations,
     /// re-parenting) with database connections cut on a schedule; then every accepted
     /// order paid once, verify clean, memory over time.
@@ -51,6 +54,7 @@ pub async fn run(
     match &bench {
         Bench::Seed(args) => return until(&interrupt, seed::run(&config, args)).await,
         Bench::Reports(args) => return reports::run(config, args, &interrupt).await,
+        Bench::Analytics(args) => return analytics::run(config, args, &interrupt).await,
         Bench::LiveLoad(args) => return until(&interrupt, live_load::run(args)).await,
         Bench::Warehouse(args) => return warehouse::run(config, args, &interrupt).await,
         Bench::Pipeline(_) | Bench::Live(_) | Bench::Latency(_) | Bench::Soak(_) => {}
@@ -79,7 +83,11 @@ pub async fn run(
             Bench::Live(args) => live::measure(&config, &base, args).await,
             Bench::Latency(args) => latency::measure(&config, &base, args).await,
             Bench::Soak(args) => soak::measure(&config, &base, args).await,
-            Bench::Seed(_) | Bench::Reports(_) | Bench::LiveLoad(_) | Bench::Warehouse(_) => Ok(()), // run on their own database above
+            Bench::Seed(_)
+            | Bench::Reports(_)
+            | Bench::Analytics(_)
+            | Bench::LiveLoad(_)
+            | Bench::Warehouse(_) => Ok(()), // run on their own database above
         }
     };
     let result = until(&interrupt, measured).await;

@@ -21,6 +21,20 @@ pub struct ReportsArgs {
     pub users: usize,
     #[arg(long, default_value_t = 20_000)]
     pub entries: usize,
+    #[command(flatten)]
+    pub load: Load,
+    /// Measure only the reports whose name contains this (e.g. `tree`), to profile one.
+    #[arg(long)]
+    pub only: Option<String>,
+    /// Print one JSON document instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How each report is read: by how many readers at once, how often, after how many
+/// unmeasured requests.
+#[derive(clap::Args, Debug)]
+pub struct Load {
     /// Concurrent readers.
     #[arg(long, default_value_t = 32)]
     pub readers: usize,
@@ -32,12 +46,6 @@ pub struct ReportsArgs {
     /// measures that start-up cost into the percentiles).
     #[arg(long, default_value_t = 64)]
     pub warmup: usize,
-    /// Measure only the reports whose name contains this (e.g. `tree`), to profile one.
-    #[arg(long)]
-    pub only: Option<String>,
-    /// Print one JSON document instead of the table.
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -57,12 +65,12 @@ struct Report {
 }
 
 #[derive(Debug, Serialize)]
-struct Latency {
-    report: &'static str,
-    requests: usize,
-    p50_ms: f64,
-    p99_ms: f64,
-    max_ms: f64,
+pub(super) struct Latency {
+    pub report: &'static str,
+    pub requests: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
 }
 
 pub async fn run(
@@ -70,7 +78,6 @@ pub async fn run(
     args: &ReportsArgs,
     interrupt: &CancellationToken,
 ) -> anyhow::Result<()> {
-    anyhow::ensure!(args.requests > 0, "--requests must be at least 1");
     let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
     let scratch = args.database.is_none();
     let database = args
@@ -116,13 +123,13 @@ async fn measure(config: &Config, database: &str, args: &ReportsArgs) -> anyhow:
     let running = tokio::spawn(app.wait());
     let token = Authenticator::new(&config.auth, pool.clone()).issue(Principal::Admin)?;
     let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.readers)
+        .pool_max_idle_per_host(args.load.readers)
         .build()?;
     let mut reports = Vec::new();
     let wanted = |report: &str| args.only.as_deref().is_none_or(|o| report.contains(o));
     for (report, path) in routes.into_iter().filter(|(r, _)| wanted(r)) {
         let url = format!("{base}{path}");
-        reports.push(latency(&http, &token, report, &url, args).await?);
+        reports.push(latency(&http, &token, report, &url, &args.load).await?);
     }
     shutdown.cancel();
     let _ = running.await;
@@ -134,8 +141,8 @@ async fn measure(config: &Config, database: &str, args: &ReportsArgs) -> anyhow:
         graph_load_ms,
         graph_rss_mib,
         graph_replay_ms,
-        readers: args.readers,
-        warmup: args.warmup,
+        readers: args.load.readers,
+        warmup: args.load.warmup,
         reports,
     })
 }
@@ -214,13 +221,14 @@ async fn graph_load(pool: &sqlx::PgPool, config: &Config) -> anyhow::Result<(f64
 }
 
 /// `args.requests` GETs of `url`, `args.readers` at a time; every one must answer 200.
-async fn latency(
+pub(super) async fn latency(
     http: &reqwest::Client,
     token: &str,
     report: &'static str,
     url: &str,
-    args: &ReportsArgs,
+    args: &Load,
 ) -> anyhow::Result<Latency> {
+    anyhow::ensure!(args.requests > 0, "--requests must be at least 1");
     let warmup = futures::stream::iter(0..args.warmup)
         .map(|_| async {
             let r = http.get(url).bearer_auth(token).send().await?;
