@@ -3,9 +3,11 @@
 //! legs). Rollups are read with sum() GROUP BY. ClickHouse 18.16 has no query
 //! parameters, so SQL is built only from parsed values: UUIDs, dates and integers.
 mod bodies;
+mod shared;
 mod warehouse;
 
 pub use bodies::*;
+pub use shared::SharedAnswers;
 
 use crate::params::{self, ReadableUser};
 use crate::{ApiError, ApiState};
@@ -17,7 +19,7 @@ use platform::problem::QueryParams;
 use platform::Problem;
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use warehouse::query;
+use warehouse::{query, shared_query};
 
 /// Warehouse reports: program-wide for admins, per user for the user or an admin.
 pub fn routes() -> axum::Router<ApiState> {
@@ -50,7 +52,7 @@ pub async fn top_earners(
 ) -> Result<Json<TopEarners>, ApiError> {
     let limit = params::page_limit(q.limit, &state.reports)?;
     let days = day_filter(q.from, q.to)?;
-    let earners = query(state.clickhouse.as_ref(), |db| format!(
+    let earners = shared_query(&state, |db| format!(
         "SELECT toString(beneficiary_id) AS user_id, toString(sum(amount)) AS total, sum(entries) AS entries
          FROM {db}.earnings_daily_by_level WHERE 1 {days}
          GROUP BY beneficiary_id ORDER BY sum(amount) DESC, beneficiary_id LIMIT {limit}"
@@ -75,7 +77,7 @@ pub async fn purchases_per_shop(
 ) -> Result<Json<PurchasesPerShop>, ApiError> {
     let (from, to) = params::series(q.from, q.to)?;
     let days = day_filter(Some(from), Some(to))?;
-    let mut rows: Vec<ShopDay> = query(state.clickhouse.as_ref(), |db| {
+    let mut rows: Vec<ShopDay> = shared_query(&state, |db| {
         format!(
             "SELECT day, shop_id, sum(purchases) AS purchases,
                 sum(qualifying) AS qualifying, toString(sum(amount)) AS amount
@@ -113,7 +115,7 @@ pub async fn conversion(
     }
     // argMax takes each user's latest graph event; a Nullable argument would skip the
     // NULL of a user moved to no referrer, so it compares isNotNull() instead.
-    let counts: Vec<Counts> = query(state.clickhouse.as_ref(), |db| format!(
+    let counts: Vec<Counts> = shared_query(&state, |db| format!(
         "SELECT count() AS referred_users,
                 countIf(user_id IN (SELECT user_id FROM {db}.purchase_events WHERE qualifying = 1)) AS converted_users
          FROM (SELECT user_id, argMax(isNotNull(referrer_id), seq) AS referred

@@ -37,6 +37,8 @@ pub struct ApiState {
     pub nats: async_nats::Client,
     /// The warehouse client, when analytics are enabled.
     pub clickhouse: Option<platform::clickhouse::Clickhouse>,
+    /// Program-wide analytics answers, shared for a short window.
+    pub analytics_answers: Arc<analytics::SharedAnswers>,
     pub readiness: health::Readiness,
     pub known_users: Arc<known_users::KnownUsers>,
     pub shutdown: CancellationToken,
@@ -63,6 +65,7 @@ impl ApiState {
                 true => Some(platform::clickhouse::Clickhouse::new(&config.clickhouse)?),
                 false => None,
             },
+            analytics_answers: Arc::new(analytics::SharedAnswers::new(&config.clickhouse)),
             readiness: health::Readiness::new(&config.http),
             known_users: Arc::new(known_users::KnownUsers::new(
                 config.reports.known_users_cache,

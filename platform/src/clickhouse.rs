@@ -161,17 +161,14 @@ impl Clickhouse {
         &self,
         sql: &str,
     ) -> Result<Vec<T>, ClickhouseError> {
+        read_json_rows(&self.json_lines(sql).await?)
+    }
+
+    /// A query's result as JSONEachRow text, as `json_rows` reads it.
+    pub async fn json_lines(&self, sql: &str) -> Result<String, ClickhouseError> {
         let settings = [("output_format_json_quote_64bit_integers", "0")];
-        let body = self
-            .execute_with(&format!("{sql} FORMAT JSONEachRow"), &settings)
-            .await?;
-        body.lines()
-            .map(|line| {
-                serde_json::from_str(line).map_err(|e| {
-                    ClickhouseError::Unexpected(format!("a row that does not read: {e}"))
-                })
-            })
-            .collect()
+        self.execute_with(&format!("{sql} FORMAT JSONEachRow"), &settings)
+            .await
     }
 
     /// Whether the server answers `/ping` (bounded by the request timeout).
@@ -193,6 +190,16 @@ impl Clickhouse {
         }
         self.execute(&body).await.map(drop)
     }
+}
+
+/// Each JSONEachRow line of `body` as a `T`.
+pub fn read_json_rows<T: DeserializeOwned>(body: &str) -> Result<Vec<T>, ClickhouseError> {
+    body.lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .map_err(|e| ClickhouseError::Unexpected(format!("a row that does not read: {e}")))
+        })
+        .collect()
 }
 
 /// The body of a success, or the server's error as `Refused`.

@@ -90,6 +90,14 @@ pub struct ClickhouseConfig {
     pub ack_wait_secs: u64,
     /// Longest one ClickHouse HTTP request (insert, lookup, analytics read) may take.
     pub request_timeout_ms: u64,
+    /// How long a program-wide analytics answer (top earners, purchases per shop,
+    /// conversion) is served again to every admin asking the same: one query per window
+    /// however many ask, concurrent askers waiting for the one in flight. Those read the
+    /// whole warehouse (seconds at 10M entries); 0 asks ClickHouse every time.
+    pub analytics_cache_ms: u64,
+    /// Distinct program-wide questions (route and range) kept at once; past it a new
+    /// question is asked of ClickHouse uncached.
+    pub analytics_cache_max_entries: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

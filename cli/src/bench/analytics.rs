@@ -32,6 +32,7 @@ const ROWS_PER_INSERT: usize = 1_000_000;
 /// One entry in this many belongs to the measured user.
 const HEAVY_EVERY: usize = 50;
 const SHOPS: usize = 200;
+const FILL_STATEMENT_TIMEOUT_MS: u64 = 600_000;
 
 #[derive(Debug, Serialize)]
 struct Report {
@@ -97,7 +98,10 @@ async fn measure(config: &Config, args: &AnalyticsArgs) -> anyhow::Result<Report
         .bind(heavy)
         .execute(&pool)
         .await?;
-    let ch = Clickhouse::new(&config.clickhouse)?;
+    // A million rows a statement, each through every view: far longer than a request.
+    let mut filling = config.clickhouse.clone();
+    filling.request_timeout_ms = FILL_STATEMENT_TIMEOUT_MS;
+    let ch = Clickhouse::new(&filling)?;
     warehouse::migrate(&config.clickhouse).await?;
     let started = Instant::now();
     fill(&ch, args, heavy).await?;

@@ -68,6 +68,10 @@ impl Config {
             ("clickhouse.request_timeout_ms", ch.request_timeout_ms),
             ("clickhouse.batch_max_rows", ch.batch_max_rows as u64),
             ("clickhouse.batch_max_bytes", ch.batch_max_bytes as u64),
+            (
+                "clickhouse.analytics_cache_max_entries",
+                ch.analytics_cache_max_entries as u64,
+            ),
         ] {
             anyhow::ensure!(value > 0, "{name} must be at least 1");
         }

@@ -44,6 +44,8 @@ impl Default for ClickhouseConfig {
             retry_backoff_max_ms: 5_000,
             ack_wait_secs: 30,
             request_timeout_ms: 30_000,
+            analytics_cache_ms: 10_000,
+            analytics_cache_max_entries: 256,
         }
     }
 }

@@ -6,6 +6,7 @@ mod lookups;
 mod panels;
 mod rollups;
 mod seed;
+mod shared;
 mod users;
 mod wide_sums;
 

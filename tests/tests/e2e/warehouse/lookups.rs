@@ -10,7 +10,7 @@ use schemas::{EarningEvent, EntryKind, Money, ShopId, UserId};
 use uuid::Uuid;
 use warehouse::rows::{EARNING_EVENTS, EARNING_EVENT_KEYS};
 
-fn entry(i: usize, at: DateTime<Utc>) -> EarningEvent {
+pub(super) fn entry(i: usize, at: DateTime<Utc>) -> EarningEvent {
     EarningEvent {
         earning_id: Uuid::new_v4(),
         seq: i as u64 + 1,
@@ -29,7 +29,7 @@ fn entry(i: usize, at: DateTime<Utc>) -> EarningEvent {
     }
 }
 
-async fn store(ch: &Clickhouse, entries: &[EarningEvent]) {
+pub(super) async fn store(ch: &Clickhouse, entries: &[EarningEvent]) {
     let lines: Vec<String> = entries.iter().map(warehouse::rows::earning).collect();
     let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
     ch.insert(EARNING_EVENTS, &lines).await.unwrap();
