@@ -3,10 +3,11 @@ use super::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn shared(window_ms: u64, max_entries: usize) -> SharedAnswers {
-    let mut config = platform::config::ClickhouseConfig::default();
-    config.analytics_cache_ms = window_ms;
-    config.analytics_cache_max_entries = max_entries;
-    SharedAnswers::new(&config)
+    SharedAnswers::new(&platform::config::ClickhouseConfig {
+        analytics_cache_ms: window_ms,
+        analytics_cache_max_entries: max_entries,
+        ..Default::default()
+    })
 }
 
 /// An answer that counts how often it was asked for, and says which time it was.
