@@ -166,8 +166,18 @@ impl Clickhouse {
 
     /// A query's result as JSONEachRow text, as `json_rows` reads it.
     pub async fn json_lines(&self, sql: &str) -> Result<String, ClickhouseError> {
-        let settings = [("output_format_json_quote_64bit_integers", "0")];
-        self.execute_with(&format!("{sql} FORMAT JSONEachRow"), &settings)
+        self.json_lines_with(sql, &[]).await
+    }
+
+    /// `json_lines` with settings for this query only.
+    pub async fn json_lines_with(
+        &self,
+        sql: &str,
+        settings: &[(&str, &str)],
+    ) -> Result<String, ClickhouseError> {
+        let mut all = vec![("output_format_json_quote_64bit_integers", "0")];
+        all.extend_from_slice(settings);
+        self.execute_with(&format!("{sql} FORMAT JSONEachRow"), &all)
             .await
     }
 

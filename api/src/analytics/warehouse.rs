@@ -49,7 +49,9 @@ async fn ask<T: DeserializeOwned>(
     let sql = sql(ch.database());
     let body = match shared {
         Some(shared) => shared.answer(&sql, || ch.json_lines(&sql)).await,
-        None => ch.json_lines(&sql).await,
+        // A user's own read is a few granules: one thread each lets concurrent readers
+        // share the cores instead of each taking them all.
+        None => ch.json_lines_with(&sql, &[("max_threads", "1")]).await,
     };
     body.and_then(|b| read_json_rows(&b)).map_err(|e| match e {
         e if e.is_missing_schema() => unavailable(
