@@ -108,22 +108,7 @@ async fn measure(config: &Config, args: &AnalyticsArgs) -> anyhow::Result<Report
         .bind(heavy)
         .execute(&pool)
         .await?;
-    // A million rows a statement, each through every view: far longer than a request.
-    let mut filling = config.clickhouse.clone();
-    filling.request_timeout_ms = FILL_STATEMENT_TIMEOUT_MS;
-    let ch = Clickhouse::new(&filling)?;
-    warehouse::migrate(&config.clickhouse).await?;
-    let started = Instant::now();
-    fill(&ch, args, heavy).await?;
-    let fill_secs = started.elapsed().as_secs_f64();
-    // Merged as a warehouse at rest is: otherwise the fill's background merges take the
-    // CPU from the first routes measured.
-    let started = Instant::now();
-    for table in READ_TABLES {
-        ch.execute(&format!("OPTIMIZE TABLE {} FINAL", ch.table(table)))
-            .await?;
-    }
-    let merge_secs = started.elapsed().as_secs_f64();
+    let (fill_secs, merge_secs) = build_warehouse(config, args, heavy).await?;
 
     let shutdown = CancellationToken::new();
     let app = Application::build(config.clone(), shutdown.clone()).await?;
@@ -174,6 +159,30 @@ async fn measure(config: &Config, args: &AnalyticsArgs) -> anyhow::Result<Report
         readers: args.load.readers,
         reports,
     })
+}
+
+/// Fills the warehouse (`fill`) and merges the tables the routes read, as a warehouse at
+/// rest is (otherwise the fill's background merges take the CPU from the first routes
+/// measured). Returns the seconds each took.
+async fn build_warehouse(
+    config: &Config,
+    args: &AnalyticsArgs,
+    heavy: Uuid,
+) -> anyhow::Result<(f64, f64)> {
+    // A million rows a statement, each through every view: far longer than a request.
+    let mut filling = config.clickhouse.clone();
+    filling.request_timeout_ms = FILL_STATEMENT_TIMEOUT_MS;
+    let ch = Clickhouse::new(&filling)?;
+    warehouse::migrate(&config.clickhouse).await?;
+    let started = Instant::now();
+    fill(&ch, args, heavy).await?;
+    let fill_secs = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    for table in READ_TABLES {
+        ch.execute(&format!("OPTIMIZE TABLE {} FINAL", ch.table(table)))
+            .await?;
+    }
+    Ok((fill_secs, started.elapsed().as_secs_f64()))
 }
 
 /// The entries the levels route counts for its user, all levels together.

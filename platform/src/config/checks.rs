@@ -58,33 +58,39 @@ impl Config {
         self.live.validate()?;
         self.reports.validate()?;
         self.ingest.validate()?;
-        let ch = &self.clickhouse;
-        for (name, value) in [
-            (
-                "clickhouse.retry_backoff_first_ms",
-                ch.retry_backoff_first_ms,
-            ),
-            ("clickhouse.ack_wait_secs", ch.ack_wait_secs),
-            ("clickhouse.request_timeout_ms", ch.request_timeout_ms),
-            ("clickhouse.batch_max_rows", ch.batch_max_rows as u64),
-            ("clickhouse.batch_max_bytes", ch.batch_max_bytes as u64),
-            (
-                "clickhouse.analytics_cache_max_entries",
-                ch.analytics_cache_max_entries as u64,
-            ),
-        ] {
-            anyhow::ensure!(value > 0, "{name} must be at least 1");
-        }
-        anyhow::ensure!(
-            crate::clickhouse::is_identifier(&self.clickhouse.database),
-            "clickhouse.database must be letters, digits and '_' (got {:?})",
-            self.clickhouse.database
-        );
+        self.clickhouse.validate()?;
         anyhow::ensure!(
             self.auth.token_ttl_secs <= self.auth.max_token_lifetime_secs,
             "auth.token_ttl_secs ({}) exceeds auth.max_token_lifetime_secs ({})",
             self.auth.token_ttl_secs,
             self.auth.max_token_lifetime_secs
+        );
+        Ok(())
+    }
+}
+
+impl super::ClickhouseConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        for (name, value) in [
+            (
+                "clickhouse.retry_backoff_first_ms",
+                self.retry_backoff_first_ms,
+            ),
+            ("clickhouse.ack_wait_secs", self.ack_wait_secs),
+            ("clickhouse.request_timeout_ms", self.request_timeout_ms),
+            ("clickhouse.batch_max_rows", self.batch_max_rows as u64),
+            ("clickhouse.batch_max_bytes", self.batch_max_bytes as u64),
+            (
+                "clickhouse.analytics_cache_max_entries",
+                self.analytics_cache_max_entries as u64,
+            ),
+        ] {
+            anyhow::ensure!(value > 0, "{name} must be at least 1");
+        }
+        anyhow::ensure!(
+            crate::clickhouse::is_identifier(&self.database),
+            "clickhouse.database must be letters, digits and '_' (got {:?})",
+            self.database
         );
         Ok(())
     }
