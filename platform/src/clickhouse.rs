@@ -155,16 +155,8 @@ impl Clickhouse {
         Ok(body.lines().map(str::to_owned).collect())
     }
 
-    /// A query's result with each JSONEachRow line read as a `T` (the SQL must not name a
-    /// format). 64-bit integers come unquoted, as JSON numbers.
-    pub async fn json_rows<T: DeserializeOwned>(
-        &self,
-        sql: &str,
-    ) -> Result<Vec<T>, ClickhouseError> {
-        read_json_rows(&self.json_lines(sql).await?)
-    }
-
-    /// A query's result as JSONEachRow text, as `json_rows` reads it.
+    /// A query's result as JSONEachRow text (the SQL must not name a format; read it with
+    /// `read_json_rows`). 64-bit integers come unquoted, as JSON numbers.
     pub async fn json_lines(&self, sql: &str) -> Result<String, ClickhouseError> {
         self.json_lines_with(sql, &[]).await
     }
