@@ -42,11 +42,17 @@ fn keys(entries: &[EarningEvent]) -> Vec<Key> {
         .collect()
 }
 
-#[tokio::test]
-async fn one_lookup_finds_a_whole_batch_of_stored_ids_and_no_others() {
+/// An application with a warehouse whose schema is applied, and a client to it.
+async fn migrated() -> (TestApp, Clickhouse) {
     let app = TestApp::spawn_with(with_warehouse).await;
     warehouse::migrate(&app.config.clickhouse).await.unwrap();
     let ch = Clickhouse::new(&app.config.clickhouse).unwrap();
+    (app, ch)
+}
+
+#[tokio::test]
+async fn one_lookup_finds_a_whole_batch_of_stored_ids_and_no_others() {
+    let (_app, ch) = migrated().await;
     let now = Utc::now();
     let stored: Vec<EarningEvent> = (0..30_000).map(|i| entry(i, now)).collect();
     store(&ch, &stored).await;
@@ -63,9 +69,7 @@ async fn one_lookup_finds_a_whole_batch_of_stored_ids_and_no_others() {
 
 #[tokio::test]
 async fn a_lookup_reads_the_seconds_of_its_batch_not_the_table() {
-    let app = TestApp::spawn_with(with_warehouse).await;
-    warehouse::migrate(&app.config.clickhouse).await.unwrap();
-    let ch = Clickhouse::new(&app.config.clickhouse).unwrap();
+    let (_app, ch) = migrated().await;
     let now = Utc::now();
     let old: Vec<EarningEvent> = (0..60_000)
         .map(|i| entry(i, now - Duration::days(1)))
@@ -103,9 +107,7 @@ async fn a_lookup_reads_the_seconds_of_its_batch_not_the_table() {
 
 #[tokio::test]
 async fn an_install_from_before_the_keys_tables_gets_its_stored_ids_once() {
-    let app = TestApp::spawn_with(with_warehouse).await;
-    warehouse::migrate(&app.config.clickhouse).await.unwrap();
-    let ch = Clickhouse::new(&app.config.clickhouse).unwrap();
+    let (app, ch) = migrated().await;
     let now = Utc::now();
     let stored: Vec<EarningEvent> = (0..500).map(|i| entry(i, now)).collect();
     store(&ch, &stored).await;
