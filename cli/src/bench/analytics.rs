@@ -2,9 +2,8 @@
 //! concurrent readers, on a warehouse of `--entries` earnings written by the server itself
 //! (through the sink's schema, so every rollup view is fed as in production): a year of
 //! entries for `--users` beneficiaries, one of them (the one measured) with 2 % of all.
-use super::reports::{latency, Latency, Load};
-use crate::Application;
-use platform::auth::{Authenticator, Principal};
+use super::reports::{Latency, Load};
+use super::served::Served;
 use platform::clickhouse::Clickhouse;
 use platform::Config;
 use serde::Serialize;
@@ -110,14 +109,7 @@ async fn measure(config: &Config, args: &AnalyticsArgs) -> anyhow::Result<Report
         .await?;
     let (fill_secs, merge_secs) = build_warehouse(config, args, heavy).await?;
 
-    let shutdown = CancellationToken::new();
-    let app = Application::build(config.clone(), shutdown.clone()).await?;
-    let base = format!("http://{}/v1", app.addr);
-    let running = tokio::spawn(app.wait());
-    let token = Authenticator::new(&config.auth, pool.clone()).issue(Principal::Admin)?;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.load.readers)
-        .build()?;
+    let served = Served::start(config, &pool, &args.load).await?;
     let routes = [
         ("top earners", "/analytics/top-earners".to_owned()),
         (
@@ -134,20 +126,15 @@ async fn measure(config: &Config, args: &AnalyticsArgs) -> anyhow::Result<Report
     ];
     let mut reports = Vec::new();
     for (name, path) in routes {
-        let url = format!("{base}{path}");
-        reports.push(latency(&http, &token, name, &url, &args.load).await?);
+        reports.push(served.latency(name, &path, &args.load).await?);
     }
-    let counted = entries_of(
-        &http,
-        &token,
-        &format!("{base}/users/{heavy}/analytics/levels"),
-    )
-    .await;
-    shutdown.cancel();
-    let _ = running.await;
+    let levels = served
+        .get_json(&format!("/users/{heavy}/analytics/levels"))
+        .await;
+    served.stop().await;
     let heavy_entries = args.entries.div_ceil(HEAVY_EVERY);
     anyhow::ensure!(
-        counted? == heavy_entries,
+        entries_in(&levels?)? == heavy_entries,
         "the levels route counts other entries than the {heavy_entries} written"
     );
     Ok(Report {
@@ -185,17 +172,9 @@ async fn build_warehouse(
     Ok((fill_secs, started.elapsed().as_secs_f64()))
 }
 
-/// The entries the levels route counts for its user, all levels together.
-async fn entries_of(http: &reqwest::Client, token: &str, url: &str) -> anyhow::Result<usize> {
-    let body: serde_json::Value = http
-        .get(url)
-        .bearer_auth(token)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let levels = body["levels"].as_array().cloned().unwrap_or_default();
+/// The entries a levels answer counts, all levels together.
+fn entries_in(levels: &serde_json::Value) -> anyhow::Result<usize> {
+    let levels = levels["levels"].as_array().cloned().unwrap_or_default();
     Ok(levels
         .iter()
         .filter_map(|l| l["entries"].as_u64())

@@ -8,6 +8,7 @@ mod live_load;
 mod pipeline;
 mod reports;
 mod seed;
+mod served;
 mod soak;
 mod warehouse;
 mod warehouse_rowbinary;

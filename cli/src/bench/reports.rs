@@ -2,9 +2,8 @@
 //! the user with the most entries, on a seeded database (`referral bench seed`); and the
 //! processor's start on it: how long the referral graph takes to load, and its memory.
 use super::seed::{self, SeedArgs};
-use crate::Application;
+use super::served::Served;
 use futures::{StreamExt, TryStreamExt};
-use platform::auth::{Authenticator, Principal};
 use platform::Config;
 use serde::Serialize;
 use std::time::Instant;
@@ -117,22 +116,14 @@ async fn measure(config: &Config, database: &str, args: &ReportsArgs) -> anyhow:
             .fetch_one(&pool)
             .await?;
     let (heaviest, heaviest_entries, routes) = routes(&pool).await?;
-    let shutdown = CancellationToken::new();
-    let app = Application::build(config.clone(), shutdown.clone()).await?;
-    let base = format!("http://{}/v1/users/{heaviest}", app.addr);
-    let running = tokio::spawn(app.wait());
-    let token = Authenticator::new(&config.auth, pool.clone()).issue(Principal::Admin)?;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.load.readers)
-        .build()?;
+    let served = Served::start(config, &pool, &args.load).await?;
     let mut reports = Vec::new();
     let wanted = |report: &str| args.only.as_deref().is_none_or(|o| report.contains(o));
     for (report, path) in routes.into_iter().filter(|(r, _)| wanted(r)) {
-        let url = format!("{base}{path}");
-        reports.push(latency(&http, &token, report, &url, &args.load).await?);
+        let path = format!("/users/{heaviest}{path}");
+        reports.push(served.latency(report, &path, &args.load).await?);
     }
-    shutdown.cancel();
-    let _ = running.await;
+    served.stop().await;
     Ok(Report {
         database: database.to_owned(),
         users,
