@@ -26,6 +26,8 @@ mod signup;
 pub struct IngestDoc;
 
 pub use error::IngestError;
+/// The reservation statement, for tests that read its plan.
+pub const RESERVE_SQL: &str = include_str!("../sql/reserve.sql");
 use platform::openapi::CommonResponses;
 
 use axum::extract::FromRef;

@@ -100,7 +100,7 @@ async fn insert_retrying(
     }
 }
 
-/// One statement for the group; a row is inserted only for an active buyer the shop may
+/// One statement for the group (`sql/reserve.sql`); a row is inserted only for an active buyer the shop may
 /// sell to (its own user, or one no shop signed up) and a new (shop, order). Of two requests
 /// for one order in a group, the first wins. Rows go in (shop, order) order, so concurrent
 /// groups (several ingest processes) take the registry's index locks in one order and
@@ -120,17 +120,8 @@ async fn insert(pool: &PgPool, group: &[Reservation]) -> sqlx::Result<HashSet<Uu
         .iter()
         .map(|p| p.message.amount.as_decimal())
         .collect();
-    let inserted = sqlx::query_scalar!(
-        "INSERT INTO purchase_requests (shop_id, order_id, purchase_id, body_hash, occurred_at, amount)
-         SELECT r.shop_id, r.order_id, r.purchase_id, r.body_hash, r.occurred_at, r.amount
-         FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::bytea[], $5::timestamptz[], $6::numeric[],
-                     $7::uuid[])
-              WITH ORDINALITY AS r(shop_id, order_id, purchase_id, body_hash, occurred_at, amount, user_id, n)
-         JOIN users u ON u.id = r.user_id AND u.status = $8
-                      AND (u.shop_id IS NULL OR u.shop_id = r.shop_id)
-         ORDER BY r.shop_id, r.order_id, r.n
-         ON CONFLICT (shop_id, order_id) DO NOTHING
-         RETURNING purchase_id",
+    let inserted = sqlx::query_file_scalar!(
+        "sql/reserve.sql",
         &shops,
         &orders,
         &ids,

@@ -17,6 +17,9 @@ use schemas::EntryKind;
 
 pub use consumer::{run, run_migrated};
 
+/// The totals statement, for tests that read its plan.
+pub const MOVE_TOTALS_SQL: &str = include_str!("../sql/move_totals.sql");
+
 fn metrics_entries(kinds: impl Iterator<Item = EntryKind>) {
     let m = platform::metrics::metrics();
     for k in kinds {

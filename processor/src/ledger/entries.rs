@@ -218,7 +218,8 @@ async fn move_balances(
     Ok(touched)
 }
 
-/// Totals and counts as they stand after the batch (the rows are locked by us).
+/// Totals and counts as they stand after the batch (the rows are locked by us;
+/// `sql/move_totals.sql`).
 async fn move_totals(
     tx: &mut Transaction<'_, Postgres>,
     totals: &BTreeMap<Uuid, Running>,
@@ -234,17 +235,10 @@ async fn move_totals(
         .iter()
         .map(|(_, r)| i64::try_from(r.entries))
         .collect::<Result<_, _>>()?;
-    let moved = sqlx::query!(
-        "UPDATE account_totals a SET total = u.total, entries = u.entries
-         FROM UNNEST($1::uuid[], $2::numeric[], $3::bigint[]) AS u(user_id, total, entries)
-         WHERE a.user_id = u.user_id",
-        &tusers,
-        &finals,
-        &tcounts
-    )
-    .execute(&mut **tx)
-    .await
-    .context("moving totals")?;
+    let moved = sqlx::query_file!("sql/move_totals.sql", &tusers, &finals, &tcounts)
+        .execute(&mut **tx)
+        .await
+        .context("moving totals")?;
     // Every touched total was locked (so exists) earlier in this transaction.
     anyhow::ensure!(
         moved.rows_affected() == tusers.len() as u64,

@@ -16,6 +16,7 @@ mod foundation;
 mod graph_load;
 mod live;
 mod openapi;
+mod plans;
 mod pool;
 mod reports;
 mod security;

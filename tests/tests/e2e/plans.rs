@@ -1,0 +1,63 @@
+//! Statements on the purchase path find their rows by key whatever Postgres knows about
+//! the tables: a database never analyzed (a fresh install, autovacuum off or behind, as
+//! on the machine the benches run on) must not turn a group's lookup into a scan of every
+//! user. Each statement is planned as its cached generic plan is, from the same SQL file
+//! the code runs.
+use e2e::TestApp;
+use sqlx::Connection;
+
+/// The generic plan of `sql` (every parameter unknown), as `EXPLAIN` prints it.
+async fn generic_plan(app: &TestApp, sql: &str) -> String {
+    let params = (1..=9)
+        .rev()
+        .find(|n| sql.contains(&format!("${n}")))
+        .unwrap_or(0);
+    let mut conn = sqlx::PgConnection::connect(&app.config.database.url)
+        .await
+        .unwrap();
+    sqlx::raw_sql(&format!(
+        "SET plan_cache_mode = force_generic_plan; PREPARE probe AS {sql}"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let nulls = vec!["NULL"; params].join(", ");
+    let lines: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN EXECUTE probe({nulls})"))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    lines.join("\n")
+}
+
+/// Thousands of users and their totals, written behind the API's back, with no
+/// statistics about either table.
+async fn users_never_analyzed(app: &TestApp) {
+    sqlx::raw_sql(
+        "INSERT INTO users (id) SELECT gen_random_uuid() FROM generate_series(1, 5000);
+         INSERT INTO account_totals (user_id) SELECT id FROM users;
+         DELETE FROM pg_statistic WHERE starelid IN ('users'::regclass, 'account_totals'::regclass);",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn the_purchase_path_finds_users_and_totals_by_key_without_statistics() {
+    let app = TestApp::spawn().await;
+    users_never_analyzed(&app).await;
+
+    let reserve = generic_plan(&app, ingest::RESERVE_SQL).await;
+    assert!(
+        reserve.contains("Index Scan using users_pkey on users"),
+        "the edge's reservation reads each buyer by key:\n{reserve}"
+    );
+    let totals = generic_plan(&app, processor::MOVE_TOTALS_SQL).await;
+    assert!(
+        totals.contains("Conflict Arbiter Indexes: account_totals_pkey"),
+        "a batch's totals are found through their key:\n{totals}"
+    );
+    for plan in [&reserve, &totals] {
+        assert!(!plan.contains("Seq Scan"), "no table is scanned:\n{plan}");
+    }
+}
