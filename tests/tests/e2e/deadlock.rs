@@ -26,7 +26,7 @@ async fn edge_waiting(app: &TestApp, mine: i32) -> i64 {
     sqlx::query_scalar(
         "SELECT count(*) FROM pg_stat_activity
          WHERE datname = current_database() AND pid <> $1 AND wait_event_type = 'Lock'
-           AND query LIKE 'INSERT INTO purchase_requests%'",
+           AND query LIKE '%INSERT INTO purchase_requests%'",
     )
     .bind(mine)
     .fetch_one(&app.pool)
