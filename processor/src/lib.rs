@@ -19,6 +19,8 @@ pub use consumer::{run, run_migrated};
 
 /// The totals statement, for tests that read its plan.
 pub const MOVE_TOTALS_SQL: &str = include_str!("../sql/move_totals.sql");
+/// `referral verify`'s read of a chunk's entries, for tests that read its plan.
+pub const VERIFY_CHUNK_ENTRIES_SQL: &str = include_str!("../sql/verify_chunk_entries.sql");
 
 fn metrics_entries(kinds: impl Iterator<Item = EntryKind>) {
     let m = platform::metrics::metrics();

@@ -181,17 +181,10 @@ struct Chunk {
 impl Chunk {
     async fn read(pool: &PgPool, purchases: &[purchase::Stored]) -> anyhow::Result<Chunk> {
         let ids: Vec<Uuid> = purchases.iter().map(|p| p.id).collect();
-        let rows = sqlx::query!(
-            // One index lookup per purchase, whatever the planner knows: as `= ANY($1)` on a
-            // ledger never analyzed (autovacuum off) it was a sequential scan per chunk.
-            "SELECT e.purchase_id, e.beneficiary_id, e.level, e.refund_id, e.amount, e.leg_user_id,
-                    e.source_user_id, e.base, e.rate, e.plan_version
-             FROM UNNEST($1::uuid[]) AS k(id)
-             CROSS JOIN LATERAL (SELECT * FROM earnings e WHERE e.purchase_id = k.id) e",
-            &ids
-        )
-        .fetch_all(pool)
-        .await?;
+        // One index lookup per purchase, whatever the planner knows (the file says why).
+        let rows = sqlx::query_file!("sql/verify_chunk_entries.sql", &ids)
+            .fetch_all(pool)
+            .await?;
         let mut chunk = Chunk {
             entries: HashMap::new(),
             refunds: HashMap::new(),
@@ -212,12 +205,13 @@ impl Chunk {
                 .or_default()
                 .insert(key, fact);
         }
+        // `OFFSET 0` keeps this a lookup per purchase too (see the entries' statement).
         let refunds = sqlx::query!(
             r#"SELECT r.purchase_id AS "purchase_id!", r.refund_id AS "refund_id!", r.amount AS "amount!",
                       r.refunded_before AS "before!"
                FROM UNNEST($1::uuid[]) AS k(id)
                CROSS JOIN LATERAL (SELECT * FROM refunds r
-                                   WHERE r.purchase_id = k.id AND r.status = 'applied') r"#,
+                                   WHERE r.purchase_id = k.id AND r.status = 'applied' OFFSET 0) r"#,
             &ids
         )
         .fetch_all(pool)

@@ -1,5 +1,5 @@
-//! Statements on the purchase path find their rows by key whatever Postgres knows about
-//! the tables: a database never analyzed (a fresh install, autovacuum off or behind, as
+//! Statements on the purchase path (and `referral verify`'s reads) find their rows by key
+//! whatever Postgres knows about the tables: a database never analyzed (a fresh install, autovacuum off or behind, as
 //! on the machine the benches run on) must not turn a group's lookup into a scan of every
 //! user. Each statement is planned as its cached generic plan is, from the same SQL file
 //! the code runs.
@@ -29,13 +29,18 @@ async fn generic_plan(app: &TestApp, sql: &str) -> String {
     lines.join("\n")
 }
 
-/// Thousands of users and their totals, written behind the API's back, with no
-/// statistics about either table.
-async fn users_never_analyzed(app: &TestApp) {
+/// Thousands of users, their totals and entries, written behind the API's back, with no
+/// statistics about any of the tables.
+async fn ledger_never_analyzed(app: &TestApp) {
     sqlx::raw_sql(
         "INSERT INTO users (id) SELECT gen_random_uuid() FROM generate_series(1, 5000);
          INSERT INTO account_totals (user_id) SELECT id FROM users;
-         DELETE FROM pg_statistic WHERE starelid IN ('users'::regclass, 'account_totals'::regclass);",
+         INSERT INTO earnings (id, purchase_id, beneficiary_id, level, leg_user_id, source_user_id, base,
+                               rate, amount, kind, plan_version, balance_after, user_seq)
+         SELECT gen_random_uuid(), gen_random_uuid(), u.id, 1, u.id, u.id, 100, 0.05, 5, 'earning', 1, 5 * n, n
+         FROM users u CROSS JOIN generate_series(1, 4) AS n;
+         DELETE FROM pg_statistic
+         WHERE starelid IN ('users'::regclass, 'account_totals'::regclass, 'earnings'::regclass);",
     )
     .execute(&app.pool)
     .await
@@ -43,9 +48,9 @@ async fn users_never_analyzed(app: &TestApp) {
 }
 
 #[tokio::test]
-async fn the_purchase_path_finds_users_and_totals_by_key_without_statistics() {
+async fn the_purchase_path_and_verify_find_rows_by_key_without_statistics() {
     let app = TestApp::spawn().await;
-    users_never_analyzed(&app).await;
+    ledger_never_analyzed(&app).await;
 
     let reserve = generic_plan(&app, ingest::RESERVE_SQL).await;
     assert!(
@@ -57,7 +62,15 @@ async fn the_purchase_path_finds_users_and_totals_by_key_without_statistics() {
         totals.contains("Conflict Arbiter Indexes: account_totals_pkey"),
         "a batch's totals are found through their key:\n{totals}"
     );
-    for plan in [&reserve, &totals] {
+    let replay = generic_plan(&app, platform::entries::OF_PURCHASES_SQL).await;
+    let verify = generic_plan(&app, processor::VERIFY_CHUNK_ENTRIES_SQL).await;
+    for plan in [&replay, &verify] {
+        assert!(
+            plan.contains("Index Cond: (purchase_id = k.id)"),
+            "a purchase's entries are read through the ledger's key:\n{plan}"
+        );
+    }
+    for plan in [&reserve, &totals, &replay, &verify] {
         assert!(!plan.contains("Seq Scan"), "no table is scanned:\n{plan}");
     }
 }
