@@ -6,12 +6,13 @@
 mod direct;
 mod load;
 mod naive;
+mod report;
 
 use futures::StreamExt;
 use load::{Load, LoadResult};
 use platform::Config;
+use report::{print_table, Report};
 use schemas::UserId;
-use serde::Serialize;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -77,21 +78,6 @@ impl std::fmt::Display for LoadKind {
         let name = self.to_possible_value().map(|v| v.get_name().to_owned());
         f.write_str(&name.unwrap_or_default())
     }
-}
-
-#[derive(Debug, Serialize)]
-struct Report {
-    purchases: usize,
-    duration_secs: Option<u64>,
-    users: usize,
-    connections: usize,
-    nats_url: String,
-    raw_publish_per_sec: Option<f64>,
-    naive_per_sec: Option<f64>,
-    single: Option<LoadResult>,
-    batch: Option<LoadResult>,
-    direct: Option<direct::DirectResult>,
-    verify_differences: usize,
 }
 
 pub(super) async fn measure(
@@ -285,87 +271,4 @@ async fn raw_publish(
         done += 1;
     }
     Ok(load::rate(done, started.elapsed()))
-}
-
-fn print_table(r: &Report) {
-    println!(
-        "referral bench pipeline: {} purchases{}, {} users, {} connections, NATS at {}",
-        r.purchases,
-        r.duration_secs
-            .map(|s| format!(" or {s} s a load"))
-            .unwrap_or_default(),
-        r.users,
-        r.connections,
-        r.nats_url
-    );
-    println!(
-        "  {:<44} {:>9}   {:>6}   {:>6}",
-        "", "per sec", "vs raw", "vs naive"
-    );
-    let ratio =
-        |v: f64, of: Option<f64>| of.map_or("-".to_owned(), |b| format!("{:.2}", v / b.max(1e-9)));
-    let row = |name: &str, v: f64| {
-        let (raw, naive) = (r.raw_publish_per_sec, r.naive_per_sec);
-        println!(
-            "  {name:<44} {v:>9.0}   {:>6}   {:>6}",
-            ratio(v, raw),
-            ratio(v, naive)
-        )
-    };
-    if let Some(v) = r.raw_publish_per_sec {
-        row("baseline: raw JetStream publish + PubAck", v);
-    }
-    if let Some(v) = r.naive_per_sec {
-        row("baseline: naive, one Postgres tx a purchase", v);
-    }
-    for (name, l) in [("single", &r.single), ("batch", &r.batch)] {
-        let Some(l) = l else { continue };
-        row(&format!("{name}: accepted (202)"), l.accepted_per_sec);
-        row(&format!("{name}: settled end to end"), l.settled_per_sec);
-        println!(
-            "  {name}: HTTP p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (of which reserve {:.1} ms, store {:.1} ms on average)",
-            l.http_p50_ms, l.http_p99_ms, l.http_max_ms, l.reserve_mean_ms, l.store_mean_ms,
-        );
-        println!(
-            "  {name}: backlog (s, accepted, settled): {}",
-            backlog_line(&l.backlog)
-        );
-        println!(
-            "  {name}: {} batches; ms per batch: {}",
-            l.batches,
-            steps_line(&l.batch_steps_ms)
-        );
-    }
-    if let Some(d) = &r.direct {
-        row("direct: published to the stream", d.published_per_sec);
-        row("direct: settled end to end", d.settled_per_sec);
-        println!(
-            "  direct: {} batches; ms per batch: {}",
-            d.batches,
-            steps_line(&d.batch_steps_ms)
-        );
-    }
-}
-
-/// The steps of a batch, largest first.
-fn steps_line(steps: &std::collections::BTreeMap<String, f64>) -> String {
-    let mut steps: Vec<(&String, &f64)> = steps.iter().collect();
-    steps.sort_by(|a, b| b.1.total_cmp(a.1));
-    steps
-        .iter()
-        .map(|(name, ms)| format!("{name} {ms:.1}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// About eight samples across the run, enough to see whether the backlog grows.
-fn backlog_line(samples: &[(f64, usize, i64)]) -> String {
-    let step = (samples.len() / 8).max(1);
-    samples
-        .iter()
-        .step_by(step)
-        .chain(samples.last())
-        .map(|(t, a, s)| format!("({t:.1}, {a}, {s})"))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
