@@ -16,6 +16,9 @@ mod web;
 
 pub use error::ApiError;
 
+/// One level of the tree report, for tests that read its plan.
+pub const TREE_LEVEL_SQL: &str = include_str!("../sql/tree_level.sql");
+
 use axum::extract::FromRef;
 use axum::Router;
 use platform::auth::{Authenticator, Principal};

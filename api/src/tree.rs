@@ -138,14 +138,9 @@ async fn downline(
         if frontier.is_empty() || room <= 0 {
             break;
         }
-        let rows = sqlx::query!(
-            "SELECT id, referrer_id, status, display_name FROM users
-             WHERE referrer_id = ANY($1) ORDER BY id LIMIT $2",
-            &frontier,
-            room
-        )
-        .fetch_all(&state.pool)
-        .await?;
+        let rows = sqlx::query_file!("sql/tree_level.sql", &frontier, room)
+            .fetch_all(&state.pool)
+            .await?;
         frontier = rows.iter().map(|r| r.id).collect();
         for r in rows {
             members.push(Member {

@@ -1,8 +1,8 @@
-//! Statements on the purchase path (and `referral verify`'s reads) find their rows by key
-//! whatever Postgres knows about the tables: a database never analyzed (a fresh install, autovacuum off or behind, as
-//! on the machine the benches run on) must not turn a group's lookup into a scan of every
-//! user. Each statement is planned as its cached generic plan is, from the same SQL file
-//! the code runs.
+//! Statements on the purchase path, `referral verify`'s reads and the tree report's levels
+//! find their rows by key whatever Postgres knows about the tables: a database never
+//! analyzed (a fresh install, autovacuum off or behind, as on the machine the benches run
+//! on) must not turn a lookup into a scan of every user or entry. Each statement is planned
+//! as its cached generic plan is, from the same SQL file the code runs.
 use e2e::TestApp;
 use sqlx::Connection;
 
@@ -48,7 +48,7 @@ async fn ledger_never_analyzed(app: &TestApp) {
 }
 
 #[tokio::test]
-async fn the_purchase_path_and_verify_find_rows_by_key_without_statistics() {
+async fn the_purchase_path_verify_and_the_tree_find_rows_by_key_without_statistics() {
     let app = TestApp::spawn().await;
     ledger_never_analyzed(&app).await;
 
@@ -70,7 +70,12 @@ async fn the_purchase_path_and_verify_find_rows_by_key_without_statistics() {
             "a purchase's entries are read through the ledger's key:\n{plan}"
         );
     }
-    for plan in [&reserve, &totals, &replay, &verify] {
+    let level = generic_plan(&app, api::TREE_LEVEL_SQL).await;
+    assert!(
+        level.contains("Index Cond: (referrer_id = k.id)"),
+        "a tree level reads each parent's children through the referrer index:\n{level}"
+    );
+    for plan in [&reserve, &totals, &replay, &verify, &level] {
         assert!(!plan.contains("Seq Scan"), "no table is scanned:\n{plan}");
     }
 }
