@@ -18,6 +18,8 @@ pub use error::ApiError;
 
 /// One level of the tree report, for tests that read its plan.
 pub const TREE_LEVEL_SQL: &str = include_str!("../sql/tree_level.sql");
+/// One page of the history report (planned with its values each time, so not a macro).
+pub const HISTORY_PAGE_SQL: &str = include_str!("../sql/history_page.sql");
 
 use axum::extract::FromRef;
 use axum::Router;

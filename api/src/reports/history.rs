@@ -76,25 +76,17 @@ pub async fn history(
     // Planned with its values each time (an unnamed statement, so checked by the e2e tests
     // rather than the macro): a cached generic plan cannot drop the unused filters, and
     // would read every entry of the user to sort them instead of the newest page.
-    let rows: Vec<HistoryRow> = sqlx::query_as(
-        "SELECT id, user_seq, purchase_id, source_user_id, leg_user_id, level, kind, amount, created_at
-         FROM earnings
-         WHERE beneficiary_id = $1 AND user_seq < $2 AND user_seq >= $7
-           AND ($3::timestamptz IS NULL OR created_at >= $3)
-           AND ($4::timestamptz IS NULL OR created_at < $4)
-           AND ($5::smallint IS NULL OR level = $5)
-         ORDER BY user_seq DESC LIMIT $6",
-    )
-    .bind(user.as_uuid())
-    .bind(before)
-    .bind(q.from)
-    .bind(q.to)
-    .bind(only_level)
-    .bind(limit + 1)
-    .bind(window.from)
-    .persistent(false)
-    .fetch_all(&state.pool)
-    .await?;
+    let rows: Vec<HistoryRow> = sqlx::query_as(crate::HISTORY_PAGE_SQL)
+        .bind(user.as_uuid())
+        .bind(before)
+        .bind(q.from)
+        .bind(q.to)
+        .bind(only_level)
+        .bind(limit + 1)
+        .bind(window.from)
+        .persistent(false)
+        .fetch_all(&state.pool)
+        .await?;
     let more = rows.len() as i64 > limit;
     let mut items = Vec::with_capacity(rows.len());
     let mut last_seq = None;
