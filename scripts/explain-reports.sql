@@ -7,9 +7,9 @@ SELECT user_seq AS mid FROM earnings WHERE beneficiary_id = :'heavy' ORDER BY us
 EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT level, total, entries FROM balances WHERE user_id = :'heavy' ORDER BY level;
 \echo '-- history page (cursor 1000 entries down)'
 EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT id, user_seq, purchase_id, source_user_id, leg_user_id, level, kind, amount, created_at
- FROM earnings WHERE beneficiary_id = :'heavy' AND user_seq < :mid
+ FROM earnings WHERE (beneficiary_id, user_seq) < (:'heavy'::uuid, :mid) AND (beneficiary_id, user_seq) >= (:'heavy'::uuid, 1)
    AND (NULL::timestamptz IS NULL OR created_at >= NULL) AND (NULL::timestamptz IS NULL OR created_at < NULL) AND (NULL::smallint IS NULL OR level = NULL)
- ORDER BY user_seq DESC LIMIT 51;
+ ORDER BY beneficiary_id DESC, user_seq DESC LIMIT 51;
 SELECT created_at AS first_at FROM earnings WHERE beneficiary_id = :'heavy' AND user_seq = 1 \gset
 \echo '-- history with a time range (the ledger\'s first week): the window of positions, then the page'
 EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT
@@ -18,9 +18,9 @@ EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT
 SELECT (SELECT min(first_seq) FROM earnings_daily WHERE beneficiary_id = :'heavy' AND day >= (:'first_at'::timestamptz AT TIME ZONE 'UTC')::date) AS lo,
        (SELECT max(last_seq) FROM earnings_daily WHERE beneficiary_id = :'heavy' AND day <= ((:'first_at'::timestamptz + interval '7 days') AT TIME ZONE 'UTC')::date) + 1 AS hi \gset
 EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT id, user_seq, purchase_id, source_user_id, leg_user_id, level, kind, amount, created_at
- FROM earnings WHERE beneficiary_id = :'heavy' AND user_seq < :hi AND user_seq >= :lo
+ FROM earnings WHERE (beneficiary_id, user_seq) < (:'heavy'::uuid, :hi) AND (beneficiary_id, user_seq) >= (:'heavy'::uuid, :lo)
    AND created_at >= :'first_at'::timestamptz AND created_at < :'first_at'::timestamptz + interval '7 days' AND (NULL::smallint IS NULL OR level = NULL)
- ORDER BY user_seq DESC LIMIT 51;
+ ORDER BY beneficiary_id DESC, user_seq DESC LIMIT 51;
 \echo '-- by-referral'
 EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT source_user_id, level, sum(total), sum(entries)::bigint FROM earnings_by_source
  WHERE beneficiary_id = :'heavy' GROUP BY source_user_id, level ORDER BY 3 DESC, 1, 2 LIMIT 500;
@@ -33,8 +33,10 @@ EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT day, total, entries
  WHERE beneficiary_id = :'heavy' AND day BETWEEN (current_date - 365) AND current_date ORDER BY day;
 \echo '-- tree: one level (children of the level above, by id, under the cap)'
 SELECT array_agg(id) AS kids FROM users WHERE referrer_id = :'heavy' \gset
-EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT id, referrer_id, status, display_name FROM users
- WHERE referrer_id = ANY(:'kids'::uuid[]) ORDER BY id LIMIT 5000;
+EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT u.id, u.referrer_id, u.status, u.display_name
+ FROM UNNEST(:'kids'::uuid[]) AS k(id)
+ CROSS JOIN LATERAL (SELECT id, referrer_id, status, display_name FROM users u WHERE u.referrer_id = k.id OFFSET 0) u
+ ORDER BY u.id LIMIT 5000;
 \echo '-- tree: contributions'
 EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT source_user_id, sum(total) FROM earnings_by_source
  WHERE beneficiary_id = :'heavy' GROUP BY source_user_id;
