@@ -99,25 +99,19 @@ pub async fn of_purchases(
     events(rows)
 }
 
-/// The reversals one refund wrote.
+/// The reversals one refund wrote, found from the refund's row (`sql/entries_of_refund.sql`).
 pub async fn of_refund(
     db: impl PgExecutor<'_>,
     shop: Uuid,
     refund_id: &str,
 ) -> anyhow::Result<Vec<EarningEvent>> {
-    let rows = sqlx::query_as!(
-        EntryRow,
-        "SELECT e.id, e.user_seq, e.purchase_id, p.shop_id, e.beneficiary_id, e.source_user_id, e.leg_user_id,
-                e.level, e.kind, e.amount, e.balance_after, e.plan_version, e.created_at
-         FROM earnings e JOIN purchases p ON p.id = e.purchase_id
-         WHERE p.shop_id = $1 AND e.refund_id = $2 AND e.kind = 'reversal' ORDER BY e.beneficiary_id, e.user_seq",
-        shop,
-        refund_id
-    )
-    .fetch_all(db)
-    .await?;
+    let rows = sqlx::query_file_as!(EntryRow, "sql/entries_of_refund.sql", shop, refund_id)
+        .fetch_all(db)
+        .await?;
     events(rows)
 }
 
 /// The statement `of_purchases` runs, for tests that read its plan.
 pub const OF_PURCHASES_SQL: &str = include_str!("../sql/entries_of_purchases.sql");
+/// The statement `of_refund` runs, for tests that read its plan.
+pub const OF_REFUND_SQL: &str = include_str!("../sql/entries_of_refund.sql");

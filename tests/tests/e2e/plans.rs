@@ -74,12 +74,17 @@ async fn the_purchase_path_verify_and_the_tree_find_rows_by_key_without_statisti
             "a purchase's entries are read through the ledger's key:\n{plan}"
         );
     }
+    let refund = generic_plan(&app, platform::entries::OF_REFUND_SQL).await;
+    assert!(
+        refund.contains("Index Cond: ((purchase_id = r.purchase_id)"),
+        "a refund's reversals are read through its purchase:\n{refund}"
+    );
     let level = generic_plan(&app, api::TREE_LEVEL_SQL).await;
     assert!(
         level.contains("Index Cond: (referrer_id = k.id)"),
         "a tree level reads each parent's children through the referrer index:\n{level}"
     );
-    for plan in [&reserve, &totals, &replay, &verify, &level] {
+    for plan in [&reserve, &totals, &replay, &verify, &refund, &level] {
         assert!(!plan.contains("Seq Scan"), "no table is scanned:\n{plan}");
     }
 }

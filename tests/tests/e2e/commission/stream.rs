@@ -122,6 +122,55 @@ async fn a_refund_id_reused_with_another_body_on_the_stream_is_a_conflict() {
     app.assert_verified().await;
 }
 
+#[tokio::test]
+async fn a_refund_delivered_again_republishes_exactly_its_reversals() {
+    let app = TestApp::spawn().await;
+    let (_, b, c) = app.chain3().await;
+    for order in ["o", "other"] {
+        let r = app.purchase(order, c, "2000.00", Some("500.00")).await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+    }
+    for (refund, order) in [("r-1", "o"), ("r-2", "other")] {
+        let r = app.refund(refund, order, "100.00").await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+    }
+    eventually(|| app.refunds_settled(), |n| *n == 2).await;
+    assert_eq!(app.total(b).await, "47.50");
+    let ours: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT id FROM earnings WHERE refund_id = 'r-1' ORDER BY beneficiary_id, user_seq",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(ours.len(), 2);
+    // The announcement may be dropped by the stream's duplicate window; a subscriber of
+    // the subject still sees it published.
+    let client = async_nats::connect(&app.config.nats.url).await.unwrap();
+    let subject = platform::nats::Subjects::new(&app.config.nats.prefix).ledger("entries");
+    let mut announced = client.subscribe(subject).await.unwrap();
+    client.flush().await.unwrap();
+    let stored: Value = sqlx::query_scalar(
+        "SELECT message FROM refund_requests WHERE message->>'refund_id' = 'r-1'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    app.publish_raw("refunds", "again", serde_json::to_vec(&stored).unwrap())
+        .await;
+    let message = tokio::time::timeout(e2e::EVENTUALLY, futures::StreamExt::next(&mut announced))
+        .await
+        .expect("the replayed refund's reversals were announced")
+        .unwrap();
+    let entries: Vec<schemas::EarningEvent> = serde_json::from_slice(&message.payload).unwrap();
+    let ids: Vec<uuid::Uuid> = entries.iter().map(|e| e.earning_id).collect();
+    assert_eq!(
+        ids, ours,
+        "exactly the first refund's reversals, in ledger order"
+    );
+    assert_eq!(app.total(b).await, "47.50");
+    app.assert_verified().await;
+}
+
 /// The request as ingest hashes it: its fields in declaration order, amounts at two places.
 #[derive(serde::Serialize)]
 struct CanonicalRequest<'a> {
