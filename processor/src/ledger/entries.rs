@@ -239,10 +239,12 @@ async fn move_totals(
         .execute(&mut **tx)
         .await
         .context("moving totals")?;
-    // Every touched total was locked (so exists) earlier in this transaction.
+    // Every touched total exists and is locked (`gapless` refused a beneficiary without
+    // one before anything was written), so each takes the upsert's update path; the count
+    // says one row was written per touched total.
     anyhow::ensure!(
         moved.rows_affected() == tusers.len() as u64,
-        "ledger invariant: {} of {} locked totals updated",
+        "ledger invariant: {} of {} locked totals written",
         moved.rows_affected(),
         tusers.len()
     );
