@@ -56,35 +56,42 @@ async fn the_purchase_path_verify_and_the_tree_find_rows_by_key_without_statisti
     let app = TestApp::spawn().await;
     ledger_never_analyzed(&app, 5_000).await;
 
-    let reserve = generic_plan(&app, ingest::RESERVE_SQL).await;
-    assert!(
-        reserve.contains("Index Scan using users_pkey on users"),
-        "the edge's reservation reads each buyer by key:\n{reserve}"
-    );
-    let totals = generic_plan(&app, processor::MOVE_TOTALS_SQL).await;
-    assert!(
-        totals.contains("Conflict Arbiter Indexes: account_totals_pkey"),
-        "a batch's totals are found through their key:\n{totals}"
-    );
-    let replay = generic_plan(&app, platform::entries::OF_PURCHASES_SQL).await;
-    let verify = generic_plan(&app, processor::VERIFY_CHUNK_ENTRIES_SQL).await;
-    for plan in [&replay, &verify] {
-        assert!(
-            plan.contains("Index Cond: (purchase_id = k.id)"),
-            "a purchase's entries are read through the ledger's key:\n{plan}"
-        );
-    }
-    let refund = generic_plan(&app, platform::entries::OF_REFUND_SQL).await;
-    assert!(
-        refund.contains("Index Cond: ((purchase_id = r.purchase_id)"),
-        "a refund's reversals are read through its purchase:\n{refund}"
-    );
-    let level = generic_plan(&app, api::TREE_LEVEL_SQL).await;
-    assert!(
-        level.contains("Index Cond: (referrer_id = k.id)"),
-        "a tree level reads each parent's children through the referrer index:\n{level}"
-    );
-    for plan in [&reserve, &totals, &replay, &verify, &refund, &level] {
+    // Each statement, the path its plan must take, and why.
+    let expected = [
+        (
+            ingest::RESERVE_SQL,
+            "Index Scan using users_pkey on users",
+            "the edge's reservation reads each buyer by key",
+        ),
+        (
+            processor::MOVE_TOTALS_SQL,
+            "Conflict Arbiter Indexes: account_totals_pkey",
+            "a batch's totals are found through their key",
+        ),
+        (
+            platform::entries::OF_PURCHASES_SQL,
+            "Index Cond: (purchase_id = k.id)",
+            "a purchase's entries are read through the ledger's key",
+        ),
+        (
+            processor::VERIFY_CHUNK_ENTRIES_SQL,
+            "Index Cond: (purchase_id = k.id)",
+            "a purchase's entries are read through the ledger's key",
+        ),
+        (
+            platform::entries::OF_REFUND_SQL,
+            "Index Cond: ((purchase_id = r.purchase_id)",
+            "a refund's reversals are read through its purchase",
+        ),
+        (
+            api::TREE_LEVEL_SQL,
+            "Index Cond: (referrer_id = k.id)",
+            "a tree level reads each parent's children through the referrer index",
+        ),
+    ];
+    for (sql, path, why) in expected {
+        let plan = generic_plan(&app, sql).await;
+        assert!(plan.contains(path), "{why}:\n{plan}");
         assert!(!plan.contains("Seq Scan"), "no table is scanned:\n{plan}");
     }
 }
