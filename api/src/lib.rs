@@ -31,8 +31,26 @@ use sqlx::PgPool;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Clone, FromRef)]
-pub struct ApiState {
+/// What the report and live handlers share, behind one `Arc`: axum clones the state for
+/// every request, and cloning these fields one by one (a NATS client's sender allocates)
+/// is work a report does not need (as on the edge, stop 32).
+#[derive(Clone)]
+pub struct ApiState(Arc<Shared>);
+
+impl std::ops::Deref for ApiState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl FromRef<ApiState> for Authenticator {
+    fn from_ref(state: &ApiState) -> Authenticator {
+        state.auth.clone()
+    }
+}
+
+pub struct Shared {
     pub pool: PgPool,
     pub auth: Authenticator,
     pub relay: live::Relay,
@@ -58,7 +76,7 @@ impl ApiState {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
         let relay = live::Relay::start(config, nats.clone(), shutdown.clone()).await?;
-        Ok(ApiState {
+        Ok(ApiState(Arc::new(Shared {
             auth: Authenticator::new(&config.auth, pool.clone()),
             pool,
             relay,
@@ -76,7 +94,7 @@ impl ApiState {
                 config.reports.known_users_cache,
             )),
             shutdown,
-        })
+        })))
     }
 }
 
