@@ -12,6 +12,9 @@ use sqlx::PgPool;
 /// holds exactly the events up to the highest `seq` it sees); then the events after it.
 /// Replaying every event from the start read more rows, in `seq` order, a page at a time.
 /// Returns the graph and how many events after the snapshot it applied.
+/// Users the graph makes room for before reading them (about 100 bytes each).
+const MAX_RESERVED_USERS: usize = 50_000_000;
+
 pub async fn load(pool: &PgPool, page: i64) -> anyhow::Result<(ReferralGraph, usize)> {
     let mut tx = pool.begin().await.context("starting the graph snapshot")?;
     sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -21,7 +24,17 @@ pub async fn load(pool: &PgPool, page: i64) -> anyhow::Result<(ReferralGraph, us
         .fetch_one(&mut *tx)
         .await
         .context("reading the outbox position")?;
-    let mut snapshot = Snapshot::new(seq);
+    // The planner's row estimate (free to read; 0 on a table never analyzed), capped so
+    // that a wild estimate cannot reserve more than a bounded amount up front.
+    let estimate = sqlx::query_scalar!(
+        r#"SELECT GREATEST(reltuples, 0)::bigint AS "n!" FROM pg_class WHERE oid = 'users'::regclass"#
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let room = usize::try_from(estimate)
+        .unwrap_or(0)
+        .min(MAX_RESERVED_USERS);
+    let mut snapshot = Snapshot::new(seq, room);
     let mut rows = sqlx::query!("SELECT id, referrer_id, status FROM users").fetch(&mut *tx);
     while let Some(r) = rows.try_next().await.context("reading users")? {
         let active = r.status.parse::<UserStatus>()?.is_active();

@@ -234,11 +234,14 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// `seq`: the `user_events` position the snapshot reflects.
-    pub fn new(seq: i64) -> Snapshot {
+    /// `seq`: the `user_events` position the snapshot reflects; `users`: about how many
+    /// rows will be added (room is made for them at once: growing by doubling copies the
+    /// node, edge and index tables each time, and leaves the old ones behind as garbage).
+    pub fn new(seq: i64, users: usize) -> Snapshot {
         let graph = ReferralGraph {
             seq,
-            ..ReferralGraph::default()
+            graph: StableDiGraph::with_capacity(users, users),
+            index: HashMap::with_capacity(users),
         };
         Snapshot {
             graph,

@@ -102,7 +102,7 @@ fn a_snapshot_in_any_order_builds_the_graph_its_events_build() {
         })
         .unwrap();
     // The table after them, children before their referrers (a before d).
-    let mut s = Snapshot::new(6);
+    let mut s = Snapshot::new(6, 0);
     for r in [
         row(c, Some(b), false),
         row(a, Some(d), true),
@@ -124,16 +124,16 @@ fn a_snapshot_in_any_order_builds_the_graph_its_events_build() {
 #[test]
 fn a_broken_snapshot_is_refused() {
     let (a, b, ghost) = (UserId::new(), UserId::new(), UserId::new());
-    let mut s = Snapshot::new(1);
+    let mut s = Snapshot::new(1, 0);
     s.add(row(a, Some(ghost), true)).unwrap();
     assert_eq!(s.finish().err(), Some(GraphError::UnknownUser(ghost)));
 
-    let mut s = Snapshot::new(1);
+    let mut s = Snapshot::new(1, 0);
     s.add(row(a, Some(b), true)).unwrap();
     s.add(row(b, Some(a), true)).unwrap();
     assert!(matches!(s.finish().err(), Some(GraphError::Cycle(..))));
 
-    let mut s = Snapshot::new(1);
+    let mut s = Snapshot::new(1, 0);
     s.add(row(a, None, true)).unwrap();
     assert_eq!(s.add(row(a, None, false)), Err(GraphError::Duplicate(a)));
 }
