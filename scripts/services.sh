@@ -214,6 +214,11 @@ ensure_clickhouse_db() {
     die "clickhouse: CREATE DATABASE $CH_DB failed"
 }
 
+# ---- wrk: `bench pipeline --generator wrk` (a load generator in its own process) ----
+ensure_wrk() {
+  apt_install wrk
+}
+
 # ---- browser test dependencies ------------------------------------------------
 ensure_chromium() {
   apt_install chromium chromium-driver
@@ -266,6 +271,7 @@ cmd_up() {
   ensure_clickhouse
   ensure_chromium
   ensure_browser_node_deps
+  ensure_wrk
   write_env_file
   log "all services up ($((SECONDS - t0))s); env also in $ENV_FILE"
   print_env

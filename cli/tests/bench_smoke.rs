@@ -72,6 +72,37 @@ fn bench_pipeline_runs_and_verifies_at_a_tiny_size() {
     assert!(report["naive_per_sec"].as_f64().unwrap() > 0.0);
 }
 
+/// Single purchases from wrk in its own process (scripts/services.sh installs it): the
+/// edge's count of accepted purchases stands for wrk's, and every one is settled.
+#[test]
+fn bench_pipeline_runs_single_requests_from_wrk() {
+    let out = bench(&[
+        "pipeline",
+        "--loads",
+        "single",
+        "--generator",
+        "wrk",
+        "--duration",
+        "1",
+        "--users",
+        "20",
+        "--connections",
+        "4",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verify_differences"], 0);
+    let single = &report["single"];
+    let accepted = single["purchases"].as_u64().unwrap();
+    assert!(accepted > 0, "{report}");
+    assert!(single["http_p99_ms"].as_f64().unwrap() > 0.0, "{report}");
+    let backlog = single["backlog"].as_array().unwrap();
+    assert!(
+        backlog.last().unwrap()[2].as_u64().unwrap() >= accepted,
+        "{report}"
+    );
+}
+
 #[test]
 fn bench_pipeline_sustains_each_load_for_a_duration() {
     let out = bench(&[

@@ -43,6 +43,36 @@ pub struct Load {
     pub duration: Option<Duration>,
     pub per_request: usize,
     pub connections: usize,
+    /// Send from wrk in its own process (single purchases only) instead of this process.
+    pub wrk: Option<WrkRun>,
+}
+
+/// What wrk needs besides the load: the server's address and the script to run.
+pub struct WrkRun {
+    pub base: String,
+    pub script: std::path::PathBuf,
+}
+
+/// HTTP latency percentiles of one load, in milliseconds.
+struct Percentiles {
+    p50: f64,
+    p99: f64,
+    max: f64,
+}
+
+impl Percentiles {
+    fn of(mut latencies: Vec<Duration>) -> Percentiles {
+        latencies.sort();
+        let pct = |p: f64| {
+            let i = ((latencies.len().saturating_sub(1)) as f64 * p) as usize;
+            latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        Percentiles {
+            p50: pct(0.5),
+            p99: pct(0.99),
+            max: pct(1.0),
+        }
+    }
 }
 
 const SAMPLE_EVERY: Duration = Duration::from_millis(250);
@@ -61,16 +91,17 @@ impl Load {
             started,
             settled_now(),
         ));
-        let latencies = self.send(http, &accepted, started).await;
+        let latencies = match &self.wrk {
+            None => self
+                .send(http, &accepted, started)
+                .await
+                .map(Percentiles::of),
+            Some(w) => self.send_from_wrk(w, &accepted).await,
+        };
         let accepted_in = started.elapsed();
         sending.store(false, Ordering::Release);
-        let mut latencies = latencies?;
+        let latencies = latencies?;
         let (backlog, settled_in) = sampler.await??;
-        latencies.sort();
-        let pct = |p: f64| {
-            let i = ((latencies.len().saturating_sub(1)) as f64 * p) as usize;
-            latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-        };
         let [reserve_mean_ms, store_mean_ms] =
             [("reserve", stages_before[0]), ("store", stages_before[1])].map(|(name, (sum, n))| {
                 let (sum2, n2) = stage(name);
@@ -86,9 +117,9 @@ impl Load {
             purchases,
             accepted_per_sec: rate(purchases, accepted_in),
             settled_per_sec: rate(purchases, settled_in),
-            http_p50_ms: pct(0.5),
-            http_p99_ms: pct(0.99),
-            http_max_ms: pct(1.0),
+            http_p50_ms: latencies.p50,
+            http_p99_ms: latencies.p99,
+            http_max_ms: latencies.max,
             backlog,
         })
     }
@@ -130,6 +161,32 @@ impl Load {
             latencies.push(r?);
         }
         Ok(latencies)
+    }
+}
+
+impl Load {
+    async fn send_from_wrk(
+        &self,
+        w: &WrkRun,
+        accepted: &Arc<AtomicUsize>,
+    ) -> anyhow::Result<Percentiles> {
+        let duration = self
+            .duration
+            .context("--generator wrk sends for a time: give --duration")?;
+        let s = super::wrk::send(
+            &w.base,
+            &self.key,
+            &w.script,
+            self.connections,
+            duration,
+            accepted,
+        )
+        .await?;
+        Ok(Percentiles {
+            p50: s.p50_ms,
+            p99: s.p99_ms,
+            max: s.max_ms,
+        })
     }
 }
 
