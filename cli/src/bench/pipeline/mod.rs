@@ -129,18 +129,7 @@ pub(super) async fn measure(
     let sent = single.as_ref().map_or(0, |l| l.purchases)
         + batch.as_ref().map_or(0, |l| l.purchases)
         + direct.as_ref().map_or(0, |d| d.purchases);
-    // wrk stops at its deadline with a request in flight on each connection: the edge
-    // may still store those (the purchase is kept, the 202 goes unread), so up to one a
-    // connection more than were answered.
-    let unanswered = match (args.generator, args.runs(LoadKind::Single)) {
-        (Generator::Wrk, true) => args.connections,
-        _ => 0,
-    };
-    let stored = usize::try_from(stored)?;
-    anyhow::ensure!(
-        (sent..=sent + unanswered).contains(&stored),
-        "{stored} purchases in Postgres, {sent} accepted"
-    );
+    every_accepted_stored(args, usize::try_from(stored)?, sent)?;
     let verified = processor::verify::verify(&pool).await?;
     let report = Report {
         purchases: n,
@@ -162,6 +151,21 @@ pub(super) async fn measure(
         println!("  verify: {}", verified.summary());
     }
     anyhow::ensure!(verified.differences.is_empty(), "verify found differences");
+    Ok(())
+}
+
+/// Every accepted purchase is in Postgres, and no other. wrk stops at its deadline with a
+/// request in flight on each connection: the edge may still store those (the purchase is
+/// kept, the 202 goes unread), so up to one a connection more than were answered.
+fn every_accepted_stored(args: &PipelineArgs, stored: usize, sent: usize) -> anyhow::Result<()> {
+    let unanswered = match (args.generator, args.runs(LoadKind::Single)) {
+        (Generator::Wrk, true) => args.connections,
+        _ => 0,
+    };
+    anyhow::ensure!(
+        (sent..=sent + unanswered).contains(&stored),
+        "{stored} purchases in Postgres, {sent} accepted"
+    );
     Ok(())
 }
 
