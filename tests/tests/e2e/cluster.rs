@@ -103,16 +103,26 @@ async fn load(app: &TestApp, user: UserId, range: std::ops::Range<usize>) -> (Ve
     (results.into_iter().map(|(o, _)| o).collect(), refused)
 }
 
+/// The node leading the stream (or its consumer). A group can be between leaders, as
+/// right after a node came back and its groups hold elections: wait until one is reported.
 async fn leader_of(js: &jetstream::Context, stream: &str, consumer: Option<&str>) -> String {
-    let mut s = js.get_stream(stream).await.unwrap();
-    let cluster = match consumer {
-        Some(name) => {
-            let mut c: jetstream::consumer::PullConsumer = s.get_consumer(name).await.unwrap();
-            c.info().await.unwrap().cluster.clone()
-        }
-        None => s.info().await.unwrap().cluster.clone(),
-    };
-    cluster.and_then(|c| c.leader).expect("a leader")
+    let leader = eventually(
+        || async {
+            let mut s = js.get_stream(stream).await.ok()?;
+            let cluster = match consumer {
+                Some(name) => {
+                    let mut c: jetstream::consumer::PullConsumer =
+                        s.get_consumer(name).await.ok()?;
+                    c.info().await.ok()?.cluster.clone()
+                }
+                None => s.info().await.ok()?.cluster.clone(),
+            };
+            cluster?.leader
+        },
+        Option::is_some,
+    )
+    .await;
+    leader.expect("a leader")
 }
 
 /// Right after a kill: how long until the stream reports a new leader, a purchase is
