@@ -162,9 +162,7 @@ impl Load {
         }
         Ok(latencies)
     }
-}
 
-impl Load {
     async fn send_from_wrk(
         &self,
         w: &WrkRun,

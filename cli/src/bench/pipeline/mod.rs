@@ -201,9 +201,9 @@ async fn http_loads(
     purchase: impl Fn(usize, &str) -> serde_json::Value + Clone + Send + Sync + 'static,
 ) -> anyhow::Result<(Option<LoadResult>, Option<LoadResult>)> {
     let duration = args.duration.map(Duration::from_secs);
-    let wrk = match args.generator {
-        Generator::InProcess => None,
-        Generator::Wrk => {
+    let wrk = match (args.generator, args.runs(LoadKind::Single)) {
+        (Generator::InProcess, _) | (_, false) => None,
+        (Generator::Wrk, true) => {
             let script = wrk::script_path();
             let run = uuid::Uuid::now_v7().simple().to_string();
             std::fs::write(&script, wrk::script(users.get(1..).unwrap_or(users), &run))?;
