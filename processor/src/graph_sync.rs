@@ -6,15 +6,15 @@ use futures::TryStreamExt;
 use schemas::{UnknownValue, UserEventKind, UserId, UserStatus};
 use sqlx::PgPool;
 
+/// Users the graph makes room for before reading them (about 100 bytes each).
+const MAX_RESERVED_USERS: usize = 50_000_000;
+
 /// The graph at start: one row per user from `users`, with the outbox position that
 /// snapshot reflects, read in one repeatable-read transaction (a change writes its `users`
 /// row and its `user_events` row in one transaction, under the outbox lock, so the snapshot
 /// holds exactly the events up to the highest `seq` it sees); then the events after it.
 /// Replaying every event from the start read more rows, in `seq` order, a page at a time.
 /// Returns the graph and how many events after the snapshot it applied.
-/// Users the graph makes room for before reading them (about 100 bytes each).
-const MAX_RESERVED_USERS: usize = 50_000_000;
-
 pub async fn load(pool: &PgPool, page: i64) -> anyhow::Result<(ReferralGraph, usize)> {
     let mut tx = pool.begin().await.context("starting the graph snapshot")?;
     sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
