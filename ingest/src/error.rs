@@ -27,8 +27,6 @@ pub enum IngestError {
     RefundExceedsRemaining { asked: String, remaining: String },
     #[error("batch holds {0} purchases; the limit is {1}")]
     BatchTooLarge(usize, usize),
-    #[error("this caller may not do this")]
-    Forbidden,
     #[error("the stream did not store the message; retry")]
     StreamUnavailable(#[source] anyhow::Error),
     #[error("the database is unavailable; retry")]
@@ -64,7 +62,6 @@ impl IngestError {
             OrderNotFound(_) => (StatusCode::NOT_FOUND, "order_not_found"),
             RefundExceedsRemaining { .. } => (StatusCode::CONFLICT, "refund_exceeds_remaining"),
             BatchTooLarge(..) => (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large"),
-            Forbidden => return Problem::forbidden(),
             StreamUnavailable(e) => {
                 tracing::warn!(error = ?e, "stream publish failed");
                 let mut p = Problem::unavailable(self.to_string());

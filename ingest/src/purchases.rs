@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{SubsecRound, Utc};
 use futures::StreamExt;
-use platform::auth::Principal;
+use platform::auth::Shop;
 use platform::problem::JsonBody;
 use schemas::messages::PurchaseMessage;
 use schemas::{OrderId, ShopId, UserStatus, CURRENCY};
@@ -67,11 +67,10 @@ pub struct BatchItem {
     ))]
 pub async fn create_purchase(
     State(state): State<IngestState>,
-    who: Principal,
+    Shop(shop): Shop,
     _: platform::problem::NoQuery,
     JsonBody(req): JsonBody<PurchaseRequest>,
 ) -> Result<(StatusCode, Json<PurchaseAccepted>), IngestError> {
-    let shop = shop_of(who)?;
     let stage = &platform::metrics::metrics().ingest_stage;
     let started = std::time::Instant::now();
     let message = reserve(&state, shop, &req.judge()?).await?;
@@ -98,11 +97,10 @@ pub async fn create_purchase(
     ))]
 pub async fn create_purchase_batch(
     State(state): State<IngestState>,
-    who: Principal,
+    Shop(shop): Shop,
     _: platform::problem::NoQuery,
     JsonBody(batch): JsonBody<PurchaseBatch>,
 ) -> Result<(StatusCode, Json<BatchResult>), IngestError> {
-    let shop = shop_of(who)?;
     if batch.purchases.len() > state.max_batch {
         return Err(IngestError::BatchTooLarge(
             batch.purchases.len(),
@@ -174,13 +172,6 @@ fn read_item(raw: &RawValue) -> Result<Purchase, IngestError> {
     let req: PurchaseRequest = serde_json::from_str(raw.get())
         .map_err(|e| IngestError::Invalid("invalid_body", format!("this purchase: {e}")))?;
     req.judge()
-}
-
-fn shop_of(who: Principal) -> Result<ShopId, IngestError> {
-    match who {
-        Principal::Shop(s) => Ok(s),
-        _ => Err(IngestError::Forbidden),
-    }
 }
 
 fn accepted(m: &PurchaseMessage) -> PurchaseAccepted {

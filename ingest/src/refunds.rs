@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{SubsecRound, Utc};
-use platform::auth::Principal;
+use platform::auth::Shop;
 use platform::problem::JsonBody;
 use schemas::messages::RefundMessage;
 use schemas::{Money, OrderId, RefundId, ShopId};
@@ -36,13 +36,10 @@ pub struct RefundAccepted {
     ))]
 pub async fn create_refund(
     State(state): State<IngestState>,
-    who: Principal,
+    Shop(shop): Shop,
     _: platform::problem::NoQuery,
     JsonBody(req): JsonBody<RefundRequest>,
 ) -> Result<(StatusCode, Json<RefundAccepted>), IngestError> {
-    let Principal::Shop(shop) = who else {
-        return Err(IngestError::Forbidden);
-    };
     let req = req.judge()?;
     crate::purchases::ensure_connected(&state)?;
     let hash = req.body_hash()?;

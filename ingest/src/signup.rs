@@ -5,7 +5,7 @@ use crate::IngestState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use platform::auth::Principal;
+use platform::auth::{Principal, Signer};
 use platform::graph_writes;
 use platform::problem::JsonBody;
 use schemas::{UserEventKind, UserId, UserStatus};
@@ -52,14 +52,10 @@ pub struct UserCreated {
     ))]
 pub async fn create_user(
     State(state): State<IngestState>,
-    who: Principal,
+    Signer(who): Signer,
     _: platform::problem::NoQuery,
     JsonBody(req): JsonBody<SignupRequest>,
 ) -> Result<(StatusCode, Json<UserCreated>), IngestError> {
-    // Shops and admins sign users up; anyone else (a user, the metrics scraper) may not.
-    if !matches!(who, Principal::Shop(_) | Principal::Admin) {
-        return Err(IngestError::Forbidden);
-    }
     check_fields(&req)?;
     let ref_hash = req
         .external_ref

@@ -12,7 +12,10 @@ use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod roles;
 mod shop_keys;
+
+pub use roles::{Admin, Shop, Signer};
 
 pub const SHOP_KEY_PREFIX: &str = "rk_";
 
@@ -306,25 +309,5 @@ where
         let principal = Authenticator::from_ref(state).authenticate(bearer).await?;
         parts.extensions.insert(principal);
         Ok(principal)
-    }
-}
-
-/// An authenticated admin: a handler that takes this answers 403 to anyone else before
-/// it runs, so no admin route can forget the check.
-#[derive(Clone, Copy, Debug)]
-pub struct Admin;
-
-impl<S> FromRequestParts<S> for Admin
-where
-    Authenticator: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match Principal::from_request_parts(parts, state).await? {
-            Principal::Admin => Ok(Admin),
-            _ => Err(Problem::forbidden()),
-        }
     }
 }

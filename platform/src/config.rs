@@ -139,7 +139,14 @@ pub struct HttpConfig {
     /// address is answered 429 without looking its credentials up.
     pub auth_failures_per_sec: u32,
     pub auth_failures_burst: u32,
+    /// Requests (live streams aside) one listener serves at once; past it a request is
+    /// answered 503 `overloaded` at once.
     pub max_concurrent_requests: usize,
+    /// Of those, what one shop, admin or client address without a credential may hold;
+    /// past it 429 `too_many_in_flight`.
+    pub max_in_flight_per_caller: usize,
+    /// What one user's token may hold (a person's dashboard asks a few at once).
+    pub max_in_flight_per_user: usize,
     /// How long one `/readyz` result (Postgres, NATS, ClickHouse) is reused.
     pub readiness_cache_ms: u64,
     /// Longest one readiness probe may take before it counts as down.

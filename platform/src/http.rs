@@ -3,6 +3,7 @@ use crate::auth::Principal;
 use crate::config::HttpConfig;
 use crate::connections::ConnectionCap;
 use crate::gate::Gate;
+use crate::in_flight::InFlight;
 use crate::metrics::metrics;
 use crate::problem::Problem;
 use crate::stall::StallGuard;
@@ -30,9 +31,11 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("binding {addr}"))
 }
 
-/// Wraps a router with the limits every boundary shares: body size, timeout, the gate
-/// (authentication and rate per caller, see `crate::gate`), a concurrency cap, request
-/// metrics (outermost, so refusals are counted too). Long-lived routes (SSE/WS) take
+/// Wraps a router with the limits every boundary shares: body size, requests in flight
+/// for the listener and per caller (`crate::in_flight`; one count for every route, where
+/// a tower concurrency layer on a `Router` counts each route on its own), the gate
+/// (authentication and rate per caller, see `crate::gate`), the timeout, request metrics
+/// (outermost, so refusals are counted too). Long-lived routes (SSE/WS) take
 /// `with_stream_limits` instead, so the timeout does not cut them.
 pub fn with_limits(router: Router, config: &HttpConfig, gate: &Gate) -> Router {
     let timeout = Duration::from_millis(config.request_timeout_ms);
@@ -41,14 +44,15 @@ pub fn with_limits(router: Router, config: &HttpConfig, gate: &Gate) -> Router {
             config.body_limit_bytes,
         ))
         .layer(axum::middleware::from_fn_with_state(
+            InFlight::new(config),
+            crate::in_flight::admit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             gate.clone(),
             crate::gate::admit,
         ))
         .layer(axum::middleware::from_fn(
             move |req: Request, next: Next| deadline(timeout, req, next),
-        ))
-        .layer(tower::limit::ConcurrencyLimitLayer::new(
-            config.max_concurrent_requests,
         ))
         .layer(axum::middleware::from_fn(record_metrics))
 }

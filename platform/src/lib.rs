@@ -12,6 +12,7 @@ pub mod entries;
 pub mod gate;
 pub mod graph_writes;
 pub mod http;
+pub mod in_flight;
 pub mod metrics;
 pub mod nats;
 pub mod openapi;

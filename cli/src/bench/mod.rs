@@ -111,8 +111,8 @@ async fn until<T>(
 }
 
 /// An instance in this process on database `url` and stream prefix `bench<tag>`, its
-/// own listener and secrets, no rate limits or bound per address (the load is one host),
-/// no ClickHouse.
+/// own listener and secrets, no rate limits or bounds per address or caller (the load is
+/// one host, and one credential sends all of it), no ClickHouse.
 fn scratch_instance(config: &mut Config, url: String, tag: &str) {
     config.database.url = url;
     config.nats.prefix = format!("bench{tag}");
@@ -123,6 +123,8 @@ fn scratch_instance(config: &mut Config, url: String, tag: &str) {
     config.http.rate_limit_per_sec = u32::MAX / 2;
     config.http.rate_limit_burst = u32::MAX / 2;
     config.http.max_connections_per_address = 0;
+    config.http.max_in_flight_per_caller = config.http.max_concurrent_requests;
+    config.http.max_in_flight_per_user = config.http.max_concurrent_requests;
     config.clickhouse.enabled = false;
     config.auth.jwt_secret = platform::auth::random_secret();
     config.auth.pseudonym_key = platform::auth::random_secret();

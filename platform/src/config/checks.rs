@@ -41,6 +41,14 @@ impl Config {
                 h.max_concurrent_requests as u64,
             ),
             (
+                "http.max_in_flight_per_caller",
+                h.max_in_flight_per_caller as u64,
+            ),
+            (
+                "http.max_in_flight_per_user",
+                h.max_in_flight_per_user as u64,
+            ),
+            (
                 "database.max_connections",
                 u64::from(self.database.max_connections),
             ),

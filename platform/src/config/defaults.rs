@@ -69,6 +69,8 @@ impl Default for HttpConfig {
             auth_failures_per_sec: 5,
             auth_failures_burst: 20,
             max_concurrent_requests: 4_096,
+            max_in_flight_per_caller: 256,
+            max_in_flight_per_user: 16,
             readiness_cache_ms: 1_000,
             readiness_probe_timeout_ms: 2_000,
         }

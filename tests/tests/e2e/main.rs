@@ -14,6 +14,7 @@ mod errors;
 mod faults;
 mod foundation;
 mod graph_load;
+mod in_flight;
 mod live;
 mod openapi;
 mod plans;

@@ -1,0 +1,74 @@
+//! Extractors for the roles a route admits. Each answers 403 to any other credential (401
+//! to none) from the request head, before the handler runs and before its body is read:
+//! a credential of the wrong kind cannot hold a request open by sending a body slowly.
+use super::{Authenticator, Principal};
+use crate::problem::Problem;
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use schemas::ShopId;
+
+/// An authenticated admin: a handler that takes this answers 403 to anyone else before
+/// it runs, so no admin route can forget the check.
+#[derive(Clone, Copy, Debug)]
+pub struct Admin;
+
+/// An authenticated shop (purchases and refunds are sent by shops only).
+#[derive(Clone, Copy, Debug)]
+pub struct Shop(pub ShopId);
+
+/// Who may sign users up: a shop (its users) or an admin (users of no shop).
+#[derive(Clone, Copy, Debug)]
+pub struct Signer(pub Principal);
+
+async fn principal<S>(parts: &mut Parts, state: &S) -> Result<Principal, Problem>
+where
+    Authenticator: FromRef<S>,
+    S: Send + Sync,
+{
+    Principal::from_request_parts(parts, state).await
+}
+
+impl<S> FromRequestParts<S> for Admin
+where
+    Authenticator: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match principal(parts, state).await? {
+            Principal::Admin => Ok(Admin),
+            _ => Err(Problem::forbidden()),
+        }
+    }
+}
+
+impl<S> FromRequestParts<S> for Shop
+where
+    Authenticator: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match principal(parts, state).await? {
+            Principal::Shop(shop) => Ok(Shop(shop)),
+            _ => Err(Problem::forbidden()),
+        }
+    }
+}
+
+impl<S> FromRequestParts<S> for Signer
+where
+    Authenticator: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match principal(parts, state).await? {
+            who @ (Principal::Shop(_) | Principal::Admin) => Ok(Signer(who)),
+            _ => Err(Problem::forbidden()),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Requests in flight: a credential cannot hold the places other callers need, however
+//! slowly it sends its bodies (`platform::in_flight`, the role extractors).
+use e2e::{eventually, TestApp};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Opens a connection and sends a purchase's head and half its body, then nothing more:
+/// the request stays in flight until the connection closes.
+async fn hold(app: &TestApp, bearer: &str, path: &str) -> TcpStream {
+    let addr = app.base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: referral\r\nAuthorization: Bearer {bearer}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"order_id\": "
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+/// The status line and body of the answer on `stream` (it is answered, then closed).
+async fn answer(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let read = stream.read_to_end(&mut got);
+    tokio::time::timeout(std::time::Duration::from_secs(10), read)
+        .await
+        .expect("no answer before the body was sent")
+        .unwrap();
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// An empty purchase: answered 422 once admitted, so retries while waiting write nothing.
+async fn code_of(app: &TestApp, bearer: &str) -> (u16, Value) {
+    let r = app.post("/v1/purchases", bearer, &json!({})).await;
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+/// A user's token (or none) on a shop's route is refused from the request head: the
+/// answer comes while the body is still unsent, so such a request holds nothing.
+#[tokio::test]
+async fn a_credential_of_another_role_is_refused_before_its_body_arrives() {
+    let app = TestApp::spawn().await;
+    let user = app.signup(None).await;
+    let token = app.token_for(user);
+    for path in [
+        "/v1/purchases",
+        "/v1/purchases/batch",
+        "/v1/refunds",
+        "/v1/users",
+    ] {
+        let mut held = hold(&app, &token, path).await;
+        let got = answer(&mut held).await;
+        assert!(got.starts_with("HTTP/1.1 403"), "{path}: {got}");
+        assert!(got.contains("\"code\":\"forbidden\""), "{path}: {got}");
+        let mut held = hold(&app, "not-a-credential", path).await;
+        let got = answer(&mut held).await;
+        assert!(got.starts_with("HTTP/1.1 401"), "{path}: {got}");
+    }
+}
+
+/// A shop holding as many requests open as `max_in_flight_per_caller` allows is answered
+/// 429 `too_many_in_flight` for one more, while another shop is still served; a place
+/// frees when a held request ends.
+#[tokio::test]
+async fn a_shop_holding_its_places_is_refused_429_and_other_shops_are_served() {
+    let app = TestApp::spawn_with(|c| {
+        c.http.max_in_flight_per_caller = 2;
+        c.http.max_concurrent_requests = 100;
+    })
+    .await;
+    let (_, other) = referral::shops::create(&app.pool, "other shop")
+        .await
+        .unwrap();
+    let mut held = vec![
+        hold(&app, &app.shop_key, "/v1/purchases").await,
+        hold(&app, &app.shop_key, "/v1/purchases").await,
+    ];
+    let (status, problem) = eventually(|| code_of(&app, &app.shop_key), |(s, _)| *s == 429).await;
+    assert_eq!(status, 429);
+    assert_eq!(problem["code"], "too_many_in_flight", "{problem}");
+    assert_eq!(
+        code_of(&app, &other).await.0,
+        422,
+        "the other shop is served"
+    );
+
+    held.pop();
+    let (status, _) = eventually(|| code_of(&app, &app.shop_key), |(s, _)| *s != 429).await;
+    assert_eq!(status, 422);
+}
+
+/// Past `max_concurrent_requests` in flight on the listener every caller is answered 503
+/// `overloaded` at once (not queued behind the held requests), until a place frees.
+#[tokio::test]
+async fn past_the_listeners_bound_requests_are_answered_503_at_once() {
+    let app = TestApp::spawn_with(|c| {
+        c.http.max_in_flight_per_caller = 10;
+        c.http.max_concurrent_requests = 2;
+    })
+    .await;
+    let (_, other) = referral::shops::create(&app.pool, "other shop")
+        .await
+        .unwrap();
+    let mut held = vec![
+        hold(&app, &app.shop_key, "/v1/purchases").await,
+        hold(&app, &other, "/v1/purchases").await,
+    ];
+    let (_, problem) = eventually(|| code_of(&app, &other), |(s, _)| *s == 503).await;
+    assert_eq!(problem["code"], "overloaded", "{problem}");
+    let started = std::time::Instant::now();
+    let admin = app.admin.clone();
+    let r = app.get("/v1/admin/plan", Some(&admin)).await;
+    assert_eq!(r.status(), 503, "every route shares the bound");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
+    held.clear();
+    let (status, _) = eventually(|| code_of(&app, &other), |(s, _)| *s != 503).await;
+    assert_eq!(status, 422);
+}
