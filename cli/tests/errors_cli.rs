@@ -58,7 +58,7 @@ fn a_role_on_the_built_in_secret_stops_with_what_to_set() {
 
 #[test]
 fn the_demo_without_a_running_instance_says_to_start_one() {
-    let secret = "s".repeat(40);
+    let secret = "9c41e07b5a2d836f1e0c7a94b2d5f8e3".to_owned();
     let env = [
         ("REFERRAL_AUTH__JWT_SECRET", secret.as_str()),
         ("REFERRAL_AUTH__PSEUDONYM_KEY", secret.as_str()),

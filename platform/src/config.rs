@@ -206,8 +206,8 @@ pub struct AuthConfig {
     /// itself), at least `MIN_SECRET_BYTES`. `REFERRAL_AUTH__PSEUDONYM_KEY`; changing it
     /// forgets which references were seen.
     pub pseudonym_key: String,
-    /// Development only: accept the built-in (public) secrets, and only while every
-    /// listener is on loopback. `REFERRAL_AUTH__ALLOW_DEV_SECRETS=true`.
+    /// Development only: accept the built-in (public) secrets, in a debug build and only
+    /// while every listener is on loopback. `REFERRAL_AUTH__ALLOW_DEV_SECRETS=true`.
     pub allow_dev_secrets: bool,
     /// Verified shop keys kept in memory (each process), so a request needs no Postgres.
     pub shop_key_cache_size: usize,

@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const JWT_SECRET: &str = "pppppppppppppppppppppppppppppppppppppppp";
+pub const JWT_SECRET: &str = "5f0c1e9a7b3d28e64c0a91f7d2b58e3c6a4f09d1";
 
 /// One deployment's shared state: a database, a stream prefix, and the addresses.
 pub struct Roles {
@@ -50,7 +50,10 @@ impl Roles {
             .env("REFERRAL_HTTP__RATE_LIMIT_PER_SEC", "100000")
             .env("REFERRAL_HTTP__RATE_LIMIT_BURST", "100000")
             .env("REFERRAL_AUTH__JWT_SECRET", JWT_SECRET)
-            .env("REFERRAL_AUTH__PSEUDONYM_KEY", "q".repeat(40))
+            .env(
+                "REFERRAL_AUTH__PSEUDONYM_KEY",
+                "e27a90c4d1f36b58a0e9c2d47f1b3865",
+            )
             .env("REFERRAL_PROCESSOR__RETRY_BACKOFF_MAX_MS", "500")
             // What a killed processor had pulled and not acknowledged is redelivered
             // after this (10 s by default), to the other processor or the restarted one.

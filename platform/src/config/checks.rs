@@ -248,18 +248,42 @@ impl super::IngestConfig {
 /// JetStream keeps at most five copies of a stream.
 pub const MAX_REPLICAS: usize = 5;
 
+/// A secret of fewer distinct bytes than this is a pattern (`aaaa…`, `abab…`), not a
+/// random value; `openssl rand -hex 32` has about 16.
+pub const MIN_DISTINCT_SECRET_BYTES: usize = 8;
+
+/// Built in, short, or a pattern: anyone could guess it.
+fn guessable(value: &str, built_in: &str) -> bool {
+    let distinct: std::collections::HashSet<u8> = value.bytes().collect();
+    value == built_in
+        || value.len() < MIN_SECRET_BYTES
+        || distinct.len() < MIN_DISTINCT_SECRET_BYTES
+}
+
 impl AuthConfig {
-    /// Refuses to serve with a built-in or short JWT secret or pseudonym key, unless the
-    /// development flag is set and every address in `listening` is loopback. Tools that
-    /// only sign tokens pass no addresses. The error is one line that says what to set.
+    /// Refuses to serve with a built-in, short or patterned JWT secret or pseudonym key,
+    /// unless the development flag is set, this is a debug build and every address in
+    /// `listening` is loopback. Tools that only sign tokens pass no addresses. The error is
+    /// one line that says what to set.
     pub fn check_secrets(&self, listening: &[SocketAddr]) -> anyhow::Result<()> {
-        // Optional, so there is no default to refuse; a short one is refused even in
+        self.check_secrets_of_build(listening, cfg!(debug_assertions))
+    }
+
+    /// `check_secrets` for a debug build or not: a release build never accepts the
+    /// built-in secrets (they are public), whatever the flag says, so a production binary
+    /// behind a proxy on the same host cannot be started with them.
+    pub(crate) fn check_secrets_of_build(
+        &self,
+        listening: &[SocketAddr],
+        debug_build: bool,
+    ) -> anyhow::Result<()> {
+        // Optional, so there is no default to refuse; a weak one is refused even in
         // development, where nothing needs it.
-        if !self.metrics_token.is_empty() && self.metrics_token.len() < MIN_SECRET_BYTES {
+        if !self.metrics_token.is_empty() && guessable(&self.metrics_token, "") {
             anyhow::bail!(
-                "REFERRAL_AUTH__METRICS_TOKEN is shorter than {MIN_SECRET_BYTES} bytes: set it \
-                 to a random value, e.g. `openssl rand -hex 32`, or leave it empty so only \
-                 admin tokens read /metrics"
+                "REFERRAL_AUTH__METRICS_TOKEN is shorter than {MIN_SECRET_BYTES} bytes or a \
+                 pattern: set it to a random value, e.g. `openssl rand -hex 32`, or leave it \
+                 empty so only admin tokens read /metrics"
             );
         }
         let weak = [
@@ -275,12 +299,17 @@ impl AuthConfig {
             ),
         ]
         .into_iter()
-        .find(|(_, value, dev)| value.as_str() == *dev || value.len() < MIN_SECRET_BYTES);
+        .find(|(_, value, dev)| guessable(value, dev));
         let Some((name, _, _)) = weak else {
             return Ok(());
         };
         let public = listening.iter().find(|a| !a.ip().is_loopback());
         match (self.allow_dev_secrets, public) {
+            (true, _) if !debug_build => anyhow::bail!(
+                "{name} is a development default, shorter than {MIN_SECRET_BYTES} bytes or a \
+                 pattern, and a release build accepts development secrets nowhere: set {name} \
+                 to a random value, e.g. `openssl rand -hex 32` (scripts/run.sh generates one)"
+            ),
             (true, None) => {
                 // Only a service says so: a tool's stdout may be a token someone captures.
                 if !listening.is_empty() {
@@ -289,13 +318,13 @@ impl AuthConfig {
                 Ok(())
             }
             (true, Some(addr)) => anyhow::bail!(
-                "{name} is a development default or shorter than {MIN_SECRET_BYTES} bytes, \
-                 and development secrets are allowed on loopback only (this listens on {addr}): \
+                "{name} is a development default, shorter than {MIN_SECRET_BYTES} bytes or a \
+                 pattern, and development secrets are allowed on loopback only (this listens on {addr}): \
                  set {name} to a random value, e.g. `openssl rand -hex 32`"
             ),
             (false, _) => anyhow::bail!(
-                "{name} is a development default or shorter than {MIN_SECRET_BYTES} bytes: \
-                 set it to a random value, e.g. `openssl rand -hex 32` (scripts/run.sh \
+                "{name} is a development default, shorter than {MIN_SECRET_BYTES} bytes or a \
+                 pattern: set it to a random value, e.g. `openssl rand -hex 32` (scripts/run.sh \
                  generates one), or for local development on 127.0.0.1 only set \
                  REFERRAL_AUTH__ALLOW_DEV_SECRETS=true"
             ),

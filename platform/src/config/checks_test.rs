@@ -4,10 +4,19 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
+/// 32 bytes of 16 distinct values, as `openssl rand -hex 16` gives.
+fn random_looking(seed: u8) -> String {
+    (0..MIN_SECRET_BYTES as u8)
+        .map(|i| {
+            char::from(b"0123456789abcdef"[usize::from(i.wrapping_mul(7).wrapping_add(seed) % 16)])
+        })
+        .collect()
+}
+
 fn strong() -> AuthConfig {
     AuthConfig {
-        jwt_secret: "a".repeat(MIN_SECRET_BYTES),
-        pseudonym_key: "b".repeat(MIN_SECRET_BYTES),
+        jwt_secret: random_looking(1),
+        pseudonym_key: random_looking(2),
         ..AuthConfig::default()
     }
 }
@@ -43,7 +52,7 @@ fn a_metrics_token_is_optional_but_never_short() {
     let msg = dev.check_secrets(&[]).unwrap_err().to_string();
     assert!(msg.contains("REFERRAL_AUTH__METRICS_TOKEN"), "{msg}");
     let long = AuthConfig {
-        metrics_token: "m".repeat(MIN_SECRET_BYTES),
+        metrics_token: random_looking(3),
         ..strong()
     };
     assert!(long.check_secrets(&[addr("0.0.0.0:8080")]).is_ok());
@@ -71,6 +80,58 @@ fn the_development_flag_allows_built_in_secrets_on_loopback_only() {
         msg.contains("loopback only") && msg.contains("0.0.0.0:8081"),
         "{msg}"
     );
+}
+
+/// Long enough but a pattern (`aaaa…`, `abab…`): as guessable as a short one.
+#[test]
+fn patterned_secrets_are_refused_like_short_ones() {
+    for pattern in ["a".repeat(64), "ab".repeat(32), "abcdefg".repeat(8)] {
+        let key = AuthConfig {
+            pseudonym_key: pattern.clone(),
+            ..strong()
+        };
+        let msg = key.check_secrets(&[]).unwrap_err().to_string();
+        assert!(
+            msg.contains("REFERRAL_AUTH__PSEUDONYM_KEY"),
+            "{pattern}: {msg}"
+        );
+        let token = AuthConfig {
+            metrics_token: pattern.clone(),
+            ..strong()
+        };
+        let msg = token.check_secrets(&[]).unwrap_err().to_string();
+        assert!(
+            msg.contains("REFERRAL_AUTH__METRICS_TOKEN"),
+            "{pattern}: {msg}"
+        );
+    }
+    let eight = AuthConfig {
+        jwt_secret: "abcdefgh".repeat(4),
+        ..strong()
+    };
+    assert!(
+        eight.check_secrets(&[]).is_ok(),
+        "eight distinct bytes pass"
+    );
+}
+
+/// The development flag is for a debug build on a developer's machine: a release build
+/// refuses the built-in secrets with it set, even on loopback.
+#[test]
+fn a_release_build_refuses_built_in_secrets_whatever_the_flag() {
+    let dev = AuthConfig {
+        allow_dev_secrets: true,
+        ..AuthConfig::default()
+    };
+    let loopback = [addr("127.0.0.1:8080")];
+    assert!(dev.check_secrets_of_build(&loopback, true).is_ok());
+    let msg = dev
+        .check_secrets_of_build(&loopback, false)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("release build"), "{msg}");
+    assert!(msg.contains("REFERRAL_AUTH__JWT_SECRET"), "{msg}");
+    assert!(strong().check_secrets_of_build(&loopback, false).is_ok());
 }
 
 #[test]
