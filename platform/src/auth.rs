@@ -165,6 +165,27 @@ impl Authenticator {
         }
     }
 
+    /// How long `bearer`, a token just accepted, stays accepted; `None` for a credential
+    /// that does not expire by itself (a shop key, the metrics token). A live stream ends
+    /// then, as a request with the token would be refused from then on.
+    pub fn remaining_life(&self, bearer: &str) -> Option<Duration> {
+        if bearer.starts_with(SHOP_KEY_PREFIX) || self.is_metrics_token(bearer) {
+            return None;
+        }
+        let data =
+            jsonwebtoken::decode::<Claims>(bearer, &self.inner.decoding, &self.inner.validation)
+                .ok()?;
+        // Accepted while the whole seconds since the epoch are at most `exp` + leeway:
+        // until the second after that begins.
+        let until = data.claims.exp.saturating_add(LEEWAY_SECS + 1);
+        let until = std::time::UNIX_EPOCH + Duration::from_secs(until);
+        Some(
+            until
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default(),
+        )
+    }
+
     /// Whether `bearer` is the metrics token. Compared as SHA-256 digests, every byte
     /// looked at, so the time taken says nothing about how much of a guess was right;
     /// only a credential of the token's length (not a secret) is hashed at all.

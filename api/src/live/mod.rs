@@ -10,7 +10,10 @@ pub mod ws;
 
 pub use relay::{Frame, Relay, Subscription};
 
-use futures::Stream;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use futures::{Stream, StreamExt};
+use std::time::Duration;
 
 /// The live streams (long-lived: mounted without the request timeout).
 pub fn routes() -> axum::Router<crate::ApiState> {
@@ -20,13 +23,36 @@ pub fn routes() -> axum::Router<crate::ApiState> {
         .route("/v1/users/{id}/earnings/ws", get(ws::upgrade))
 }
 
+/// How long the caller's credential stays accepted (`None`: it does not expire by
+/// itself). A stream ends then: it was authorized once, at its start, and would otherwise
+/// outlive its token for as long as the client stays connected. The client reconnects
+/// with a new token and resumes with `Last-Event-ID`, losing nothing.
+pub struct CredentialLife(Option<Duration>);
+
+impl FromRequestParts<crate::ApiState> for CredentialLife {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &crate::ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let life = match platform::auth::bearer(&parts.headers) {
+            Some(Ok(bearer)) => state.auth.remaining_life(bearer),
+            _ => None,
+        };
+        Ok(CredentialLife(life))
+    }
+}
+
 /// Subscribes (first, so nothing published meanwhile is missed), then reads where the
 /// user's ledger stands: a client that names `last_event_id` is sent everything after
-/// it, then live entries; one that does not is sent live entries from now on.
+/// it, then live entries; one that does not is sent live entries from now on. The
+/// stream ends when the credential expires (`life`).
 pub async fn open(
     state: &crate::ApiState,
     user: schemas::UserId,
     last_event_id: Option<u64>,
+    CredentialLife(life): CredentialLife,
 ) -> Result<impl Stream<Item = Frame> + Send + 'static, crate::ApiError> {
     let sub = state.relay.subscribe(user).map_err(|e| match e {
         relay::SubscribeError::PerUser => crate::ApiError::TooManyStreams(
@@ -49,5 +75,11 @@ pub async fn open(
         page: state.live.replay_page,
         pending: Default::default(),
     };
-    Ok(follower.stream(state.shutdown.clone()))
+    let expired = async move {
+        match life {
+            Some(life) => tokio::time::sleep(life).await,
+            None => std::future::pending().await,
+        }
+    };
+    Ok(follower.stream(state.shutdown.clone()).take_until(expired))
 }

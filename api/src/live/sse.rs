@@ -25,6 +25,7 @@ pub struct SseEvent {
 /// the user's ledger (1, 2, …)
 /// (send it back as `Last-Event-ID` to resume), data an `EarningEvent`. A client that
 /// reads slower than entries arrive is caught up from the ledger, never disconnected.
+/// The stream ends when the caller's token expires (reconnect with a new one).
 #[utoipa::path(get, path = "/v1/users/{id}/earnings/stream", tag = "live",
     params(("id" = uuid::Uuid, Path), ("Last-Event-ID" = Option<u64>, Header, description = "resume after this id")),
     security(("bearer" = [])),
@@ -40,10 +41,11 @@ pub async fn stream(
     State(state): State<ApiState>,
     ReadableUser(user): ReadableUser,
     _: platform::problem::NoQuery,
+    life: super::CredentialLife,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let last = params::last_event_id(headers.get("last-event-id").map(|v| v.as_bytes()))?;
-    let items = super::open(&state, user, last).await?;
+    let items = super::open(&state, user, last, life).await?;
     let events = items.map(|f| {
         Ok(Event::default()
             .event("earning")

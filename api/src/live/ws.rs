@@ -1,5 +1,7 @@
 //! The same events over WebSocket: each a text message
 //! `{"id": <seq>, "event": "earning", "data": {...}}`; resume with `?last_event_id=`.
+//! The server pings every `[live] keepalive_secs` and closes a socket that leaves two
+//! pings unanswered, and closes it when the caller's token expires.
 use super::Frame;
 use crate::params::{self, ReadableUser};
 use crate::{ApiError, ApiState};
@@ -11,6 +13,7 @@ use futures::{SinkExt, Stream, StreamExt};
 use platform::problem::QueryParams;
 use platform::Problem;
 use serde::Deserialize;
+use std::time::Duration;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -34,23 +37,45 @@ pub async fn upgrade(
     // Authorized before the upgrade is looked at, so a plain GET learns nothing more.
     ReadableUser(user): ReadableUser,
     QueryParams(q): QueryParams<WsQuery>,
+    life: super::CredentialLife,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let last = params::last_event_id(q.last_event_id.as_deref().map(str::as_bytes))?;
     let ws =
         ws.map_err(|r| Problem::new(r.status(), "websocket_upgrade_required", r.body_text()))?;
-    let items = super::open(&state, user, last).await?;
+    let items = super::open(&state, user, last, life).await?;
     // A message over the bound is a read error, which ends `relay` and closes the socket.
     let max = state.live.ws_max_message_bytes;
     let ws = ws.max_message_size(max).max_frame_size(max);
-    Ok(ws.on_upgrade(move |socket| relay(socket, items)))
+    let keepalive = Duration::from_secs(state.live.keepalive_secs);
+    Ok(ws.on_upgrade(move |socket| relay(socket, items, keepalive)))
 }
 
-async fn relay(socket: WebSocket, items: impl Stream<Item = Frame> + Send + 'static) {
+/// Pings unanswered before the socket counts as gone: a client that vanished without
+/// closing (a phone off the network) would otherwise hold one of its user's
+/// `max_connections_per_user` places until an entry happened to be written to it.
+const UNANSWERED_PINGS: u32 = 2;
+
+async fn relay(
+    socket: WebSocket,
+    items: impl Stream<Item = Frame> + Send + 'static,
+    keepalive: Duration,
+) {
     let (mut tx, mut rx) = socket.split();
     let mut items = std::pin::pin!(items);
+    let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
+    let mut unanswered = 0;
     loop {
         tokio::select! {
+            _ = pings.tick() => {
+                if unanswered >= UNANSWERED_PINGS {
+                    break;
+                }
+                unanswered += 1;
+                if tx.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
             item = items.next() => {
                 let Some(f) = item else { break };
                 let text = format!(
@@ -64,7 +89,8 @@ async fn relay(socket: WebSocket, items: impl Stream<Item = Frame> + Send + 'sta
             }
             incoming = rx.next() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                _ => {}
+                // A pong, or anything else the client sends, says it is there.
+                Some(Ok(_)) => unanswered = 0,
             },
         }
     }

@@ -16,6 +16,7 @@ mod foundation;
 mod graph_load;
 mod in_flight;
 mod live;
+mod live_lifetime;
 mod openapi;
 mod plans;
 mod pool;
