@@ -142,6 +142,7 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Problem> {
+        json_content_type(req.headers())?;
         // Read as raw JSON first: serde's derived structs also take an array, matching
         // fields by position, so `["o-1", "<user>", "10"]` would pass for a purchase.
         let axum::Json(raw) =
@@ -159,6 +160,40 @@ where
             Err(r) => Err(from_json_rejection(r)),
         }
     }
+}
+
+/// `Content-Type: application/json`, with no parameter but `charset=utf-8`. axum takes
+/// any `…+json` type and ignores the charset, so a body declared UTF-16 (or
+/// `application/vnd.anything+json`) would be read as UTF-8 JSON: a second way to send the
+/// same request, which a proxy or a log may read differently.
+fn json_content_type(headers: &axum::http::HeaderMap) -> Result<(), Problem> {
+    let refused = || {
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send Content-Type: application/json (UTF-8, the only charset accepted)",
+        )
+    };
+    let mut values = headers.get_all(axum::http::header::CONTENT_TYPE).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Err(refused());
+    };
+    let value = value.to_str().map_err(|_| refused())?;
+    let mut parts = value.split(';').map(str::trim);
+    if !parts
+        .next()
+        .is_some_and(|t| t.eq_ignore_ascii_case("application/json"))
+    {
+        return Err(refused());
+    }
+    for parameter in parts {
+        let (name, val) = parameter.split_once('=').ok_or_else(refused)?;
+        let val = val.trim().trim_matches('"');
+        if !(name.trim().eq_ignore_ascii_case("charset") && val.eq_ignore_ascii_case("utf-8")) {
+            return Err(refused());
+        }
+    }
+    Ok(())
 }
 
 /// Whether a JSON value (already known to be valid JSON) is an object.
@@ -197,7 +232,8 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for NoQuery {
 
 /// `axum::extract::Query`, with unparsable or unknown parameters answered as a problem,
 /// and no value that starts with `+` (`%2B5` would otherwise read as the number 5, a
-/// second spelling of it; no parameter of ours takes one; negatives get their own code).
+/// second spelling of it; no parameter of ours takes one; negatives get their own code),
+/// nor a number with leading zeros (`05`, `-07`: the same kind of second spelling).
 pub struct QueryParams<T>(pub T);
 
 impl<T, S> axum::extract::FromRequestParts<S> for QueryParams<T>
@@ -218,9 +254,26 @@ where
             let detail = format!("`{name}` must not start with `+`");
             return Err(Problem::invalid("invalid_query", detail));
         }
+        let zero = |(name, v): &&(String, String)| {
+            leading_zero(v) && !OWN_SPELLING_RULES.contains(&name.as_str())
+        };
+        if let Some((name, _)) = pairs.iter().find(zero) {
+            let detail = format!("`{name}` must be written without leading zeros");
+            return Err(Problem::invalid("invalid_query", detail));
+        }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(QueryParams(v)),
             Err(r) => Err(Problem::invalid("invalid_query", r.body_text())),
         }
     }
+}
+
+/// Parameters read by their own canonical parsers, with their own codes
+/// (`invalid_cursor`, `invalid_last_event_id`), leading zeros included.
+const OWN_SPELLING_RULES: [&str; 2] = ["cursor", "last_event_id"];
+
+/// An integer written with a leading zero (`05`, `-00`); `0` itself is one spelling.
+fn leading_zero(value: &str) -> bool {
+    let digits = value.strip_prefix('-').unwrap_or(value);
+    digits.len() > 1 && digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit())
 }

@@ -2,14 +2,44 @@ use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 use uuid::Uuid;
 
+/// Not an id in its one spelling (`parse_uuid`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvalidId;
+
+impl fmt::Display for InvalidId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not a UUID in its hyphenated form (8-4-4-4-12 hexadecimal digits)")
+    }
+}
+
+impl std::error::Error for InvalidId {}
+
+/// An id's one spelling on the wire: 36 characters, hexadecimal digits hyphenated
+/// 8-4-4-4-12 (either case). `uuid` alone also reads braces, a `urn:uuid:` prefix and 32
+/// bare digits: several spellings of one id, each a way past anything that compares text
+/// (a cache key, a log search, a proxy rule).
+pub fn parse_uuid(s: &str) -> Result<Uuid, InvalidId> {
+    let b = s.as_bytes();
+    let hyphenated = b.len() == 36 && [8, 13, 18, 23].iter().all(|&i| b[i] == b'-');
+    if !hyphenated {
+        return Err(InvalidId);
+    }
+    Uuid::parse_str(s).map_err(|_| InvalidId)
+}
+
 macro_rules! uuid_id {
     ($name:ident, $doc:literal) => {
         #[doc = $doc]
-        #[derive(
-            Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-        )]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
         #[serde(transparent)]
         pub struct $name(pub Uuid);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
 
         impl $name {
             pub fn new() -> Self {
@@ -33,9 +63,9 @@ macro_rules! uuid_id {
         }
 
         impl std::str::FromStr for $name {
-            type Err = uuid::Error;
+            type Err = InvalidId;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Uuid::parse_str(s).map($name)
+                parse_uuid(s).map($name)
             }
         }
 

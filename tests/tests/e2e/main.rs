@@ -23,6 +23,7 @@ mod pool;
 mod reports;
 mod security;
 mod simulation;
+mod spellings;
 mod stream_full;
 mod validation;
 mod warehouse;
