@@ -74,6 +74,6 @@ Open the dashboard URL above and paste the user (or admin) token to sign in.
 Metrics (the scraper's token, or the admin token above):
   curl -H "Authorization: Bearer \$(sed -n 's/^REFERRAL_AUTH__METRICS_TOKEN=//p' $SECRETS_FILE)" http://$ADDR/metrics
 Health: http://$ADDR/readyz   ClickHouse: $CLICKHOUSE_URL
-Grafana (with Docker): docker compose up grafana  → http://localhost:3000
+Grafana (with Docker): see docs/operations.md (docker compose; passwords required) → http://127.0.0.1:3000
 Stop: scripts/run.sh stop
 MSG
