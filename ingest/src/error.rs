@@ -27,6 +27,8 @@ pub enum IngestError {
     RefundExceedsRemaining { asked: String, remaining: String },
     #[error("batch holds {0} purchases; the limit is {1}")]
     BatchTooLarge(usize, usize),
+    #[error("this shop sends more purchases a second than it may; wait Retry-After seconds")]
+    PurchaseRate(u64),
     #[error("the stream did not store the message; retry")]
     StreamUnavailable(#[source] anyhow::Error),
     #[error("the database is unavailable; retry")]
@@ -62,6 +64,19 @@ impl IngestError {
             OrderNotFound(_) => (StatusCode::NOT_FOUND, "order_not_found"),
             RefundExceedsRemaining { .. } => (StatusCode::CONFLICT, "refund_exceeds_remaining"),
             BatchTooLarge(..) => (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large"),
+            PurchaseRate(wait) => {
+                platform::metrics::metrics()
+                    .rate_limited
+                    .with_label_values(&["purchases"])
+                    .inc();
+                let mut p = Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    self.to_string(),
+                );
+                p.retry_after_secs = Some(*wait);
+                return p;
+            }
             StreamUnavailable(e) => {
                 tracing::warn!(error = ?e, "stream publish failed");
                 let mut p = Problem::unavailable(self.to_string());

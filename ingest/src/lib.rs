@@ -71,6 +71,8 @@ pub struct Shared {
     /// `[ingest] batch_items_in_flight`.
     pub batch_items_in_flight: std::num::NonZeroUsize,
     pub pseudonym_key: Arc<str>,
+    /// `[ingest] purchases_per_sec_per_shop`: every purchase counted, batch items too.
+    pub purchase_rate: platform::ratelimit::RateLimiter,
 }
 
 impl IngestState {
@@ -110,6 +112,10 @@ impl IngestState {
                     anyhow::anyhow!("ingest.batch_items_in_flight must be at least 1")
                 })?,
             pseudonym_key: Arc::from(config.auth.pseudonym_key.as_str()),
+            purchase_rate: platform::ratelimit::RateLimiter::new(
+                config.ingest.purchases_per_sec_per_shop,
+                config.ingest.purchases_burst_per_shop,
+            ),
         })))
     }
 }

@@ -71,6 +71,7 @@ pub async fn create_purchase(
     _: platform::problem::NoQuery,
     JsonBody(req): JsonBody<PurchaseRequest>,
 ) -> Result<(StatusCode, Json<PurchaseAccepted>), IngestError> {
+    charge(&state, shop, 1)?;
     let stage = &platform::metrics::metrics().ingest_stage;
     let started = std::time::Instant::now();
     let message = reserve(&state, shop, &req.judge()?).await?;
@@ -108,6 +109,7 @@ pub async fn create_purchase_batch(
         ));
     }
     ensure_connected(&state)?;
+    charge(&state, shop, batch.purchases.len())?;
     let mut results = Vec::with_capacity(batch.purchases.len());
     let mut pending = Vec::new();
     // Reservations are independent rows: make several at once, answers kept in order.
@@ -172,6 +174,15 @@ fn read_item(raw: &RawValue) -> Result<Purchase, IngestError> {
     let req: PurchaseRequest = serde_json::from_str(raw.get())
         .map_err(|e| IngestError::Invalid("invalid_body", format!("this purchase: {e}")))?;
     req.judge()
+}
+
+/// Counts `purchases` against the shop's purchase rate (every item of a batch).
+fn charge(state: &IngestState, shop: ShopId, purchases: usize) -> Result<(), IngestError> {
+    let cost = u32::try_from(purchases).unwrap_or(u32::MAX);
+    state
+        .purchase_rate
+        .charge(shop.as_uuid().as_bytes(), cost)
+        .map_err(IngestError::PurchaseRate)
 }
 
 fn accepted(m: &PurchaseMessage) -> PurchaseAccepted {

@@ -172,6 +172,11 @@ pub struct IngestConfig {
     /// Times a reservation group runs again after losing a race with another writer (a
     /// deadlock or serialization failure) before its requests get a 503.
     pub reserve_retries: u32,
+    /// Purchases per second one shop may send, single or in batches, every item counted
+    /// (`[http] rate_limit_per_sec` counts requests, so a batch of 500 would cost one);
+    /// with this burst. Past it 429 `rate_limited` with `Retry-After`.
+    pub purchases_per_sec_per_shop: u32,
+    pub purchases_burst_per_shop: u32,
 }
 
 impl Default for IngestConfig {
@@ -188,6 +193,9 @@ impl Default for IngestConfig {
             reserve_in_flight: 1,
             batch_items_in_flight: 8,
             reserve_retries: 3,
+            // Twice the throughput target (20,000/s): a bound on one shop, not a tuning.
+            purchases_per_sec_per_shop: 40_000,
+            purchases_burst_per_shop: 80_000,
         }
     }
 }

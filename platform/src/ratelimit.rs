@@ -35,6 +35,13 @@ impl RateLimiter {
         self.take(key, 1.0)
     }
 
+    /// Takes `cost` tokens for `key` while it has one left (the bucket may go below zero:
+    /// a batch admitted on its last token is paid for by the requests after it); on
+    /// refusal, the seconds until one is available.
+    pub fn charge(&self, key: &[u8], cost: u32) -> Result<(), u64> {
+        self.take(key, f64::from(cost))
+    }
+
     /// Whether `key` has a token left, without taking it; on refusal, the seconds to wait.
     pub fn peek(&self, key: &[u8]) -> Result<(), u64> {
         self.take(key, 0.0)

@@ -125,6 +125,8 @@ fn scratch_instance(config: &mut Config, url: String, tag: &str) {
     config.http.max_connections_per_address = 0;
     config.http.max_in_flight_per_caller = config.http.max_concurrent_requests;
     config.http.max_in_flight_per_user = config.http.max_concurrent_requests;
+    config.ingest.purchases_per_sec_per_shop = u32::MAX / 2;
+    config.ingest.purchases_burst_per_shop = u32::MAX / 2;
     config.clickhouse.enabled = false;
     config.auth.jwt_secret = platform::auth::random_secret();
     config.auth.pseudonym_key = platform::auth::random_secret();

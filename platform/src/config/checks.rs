@@ -238,6 +238,14 @@ impl super::IngestConfig {
             ("ingest.group_commit_in_flight", self.group_commit_in_flight),
             ("ingest.reserve_max_group", self.reserve_max_group),
             ("ingest.reserve_in_flight", self.reserve_in_flight),
+            (
+                "ingest.purchases_per_sec_per_shop",
+                self.purchases_per_sec_per_shop as usize,
+            ),
+            (
+                "ingest.purchases_burst_per_shop",
+                self.purchases_burst_per_shop as usize,
+            ),
         ] {
             anyhow::ensure!(value > 0, "{name} must be at least 1");
         }

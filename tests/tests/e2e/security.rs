@@ -83,6 +83,49 @@ async fn each_credential_is_rate_limited_with_retry_after() {
     );
 }
 
+/// A shop's purchases are counted one by one, batch items too (the request rate counts
+/// a batch of 500 as one): past `[ingest] purchases_per_sec_per_shop` a purchase or a
+/// batch is refused whole, 429 with `Retry-After`, before anything is stored; another
+/// shop has its own count.
+#[tokio::test]
+async fn purchases_are_counted_per_item_against_the_shops_rate() {
+    let app = TestApp::spawn_with(|c| {
+        c.ingest.purchases_per_sec_per_shop = 1;
+        c.ingest.purchases_burst_per_shop = 4;
+    })
+    .await;
+    let (_, _, c) = app.chain3().await;
+    let item = |order: &str| json!({ "order_id": order, "user_id": c, "amount": "1000.00" });
+    let batch =
+        json!({ "purchases": [item("rate-1"), item("rate-2"), item("rate-3"), item("rate-4")] });
+    let r = app.post("/v1/purchases/batch", &app.shop_key, &batch).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    for path in ["/v1/purchases/batch", "/v1/purchases"] {
+        let body = match path {
+            "/v1/purchases" => item("rate-5"),
+            _ => json!({ "purchases": [item("rate-5")] }),
+        };
+        let r = app.post(path, &app.shop_key, &body).await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "{path}");
+        assert!(r.headers().contains_key("retry-after"), "{path}");
+        assert_eq!(problem(r).await["code"], "rate_limited", "{path}");
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM purchase_requests")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 4, "the refused purchase was not reserved");
+    let (_, other) = referral::shops::create(&app.pool, "other shop")
+        .await
+        .unwrap();
+    let r = app.post("/v1/purchases", &other, &item("rate-6")).await;
+    assert_ne!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the other shop's own count"
+    );
+}
+
 #[tokio::test]
 async fn a_request_past_its_deadline_gets_a_problem_and_writes_nothing() {
     let app = TestApp::spawn_with(|c| c.http.request_timeout_ms = 300).await;
