@@ -28,7 +28,7 @@ use utoipa::{Modify, OpenApi};
         crate::analytics::levels,
         crate::analytics::legs,
     ),
-    components(schemas(platform::Problem, schemas::Money, schemas::EarningEvent)),
+    components(schemas(platform::Problem, schemas::Money, schemas::LiveEarning)),
     modifiers(&Bearer, &CommonResponses)
 )]
 pub struct ApiDoc;

@@ -10,7 +10,7 @@ pub mod plan;
 pub mod reports;
 pub mod status;
 
-pub use earning_event::EarningEvent;
+pub use earning_event::{EarningEvent, LiveEarning};
 pub use ids::{OrderId, RefundId, ShopId, UserId};
 pub use money::{Money, MoneyError, Rate};
 pub use plan::{InactivePolicy, Plan, PlanError};

@@ -17,7 +17,8 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-/// One entry as relayed: its position in the user's ledger (the SSE id) and its JSON body.
+/// One entry as relayed: its position in the user's ledger (the SSE id) and its JSON body
+/// (a `LiveEarning`: the stream's entry without its shop).
 #[derive(Clone, Debug)]
 pub struct Frame {
     pub seq: u64,
@@ -28,7 +29,7 @@ impl Frame {
     pub fn of(e: &EarningEvent) -> anyhow::Result<Frame> {
         Ok(Frame {
             seq: e.seq,
-            data: serde_json::to_vec(e)?.into(),
+            data: serde_json::to_vec(&schemas::LiveEarning::from(e))?.into(),
         })
     }
 }

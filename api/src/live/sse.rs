@@ -17,13 +17,13 @@ pub struct SseEvent {
     /// The entry's position in the user's ledger; send the last one back as
     /// `Last-Event-ID` to resume.
     pub id: String,
-    /// One `EarningEvent` as JSON.
+    /// One `LiveEarning` as JSON.
     pub data: String,
 }
 
 /// Live entries as server-sent events: `event: earning`, `id:` the entry's position in
 /// the user's ledger (1, 2, …)
-/// (send it back as `Last-Event-ID` to resume), data an `EarningEvent`. A client that
+/// (send it back as `Last-Event-ID` to resume), data a `LiveEarning`. A client that
 /// reads slower than entries arrive is caught up from the ledger, never disconnected.
 /// The stream ends when the caller's token expires (reconnect with a new one).
 #[utoipa::path(get, path = "/v1/users/{id}/earnings/stream", tag = "live",

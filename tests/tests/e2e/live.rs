@@ -33,6 +33,9 @@ async fn resume_with_last_event_id_replays_exactly_what_was_missed() {
     app.purchase("r-1", c, "1000.00", Some("100.00")).await;
     let first = sse.next(WAIT).await.expect("first earning");
     assert_eq!(data(&first)["amount"], "5.00");
+    // Where the downline member shopped is theirs: not in the feed, as not in history.
+    assert!(data(&first).get("shop_id").is_none(), "{}", first.data);
+    assert_eq!(data(&first)["source_user_id"], c.to_string());
     drop(sse); // disconnect
 
     // One settled before the next: positions follow settlement, and two processor
