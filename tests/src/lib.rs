@@ -12,6 +12,7 @@ pub mod order_lock;
 pub mod ports;
 pub mod private_pg;
 pub mod sse;
+pub mod ws;
 
 use platform::auth::{Authenticator, Principal};
 use platform::Config;

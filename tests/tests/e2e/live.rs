@@ -1,6 +1,7 @@
 //! Live feed: resume from the stream with Last-Event-ID, isolation between users,
 //! WebSocket parity, and clients behind their channel caught up from the ledger.
 use e2e::sse::{Frame, SseClient};
+use e2e::ws::Ws;
 use e2e::{eventually, TestApp};
 use futures::StreamExt;
 use reqwest::StatusCode;
@@ -137,22 +138,10 @@ async fn a_second_users_events_never_arrive() {
     assert_eq!(data(&next_d)["amount"], "15.00");
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 async fn open_ws(app: &TestApp, user: UserId) -> Ws {
-    let url = format!(
-        "{}/v1/users/{user}/earnings/ws",
-        app.base.replace("http://", "ws://")
-    );
-    let mut request =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
-            .unwrap();
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {}", app.token_for(user)).parse().unwrap(),
-    );
-    tokio_tungstenite::connect_async(request).await.unwrap().0
+    e2e::ws::try_open(&app.base, user, &app.token_for(user))
+        .await
+        .expect("the WebSocket was refused")
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! How long a live connection lives: not past its token, and not after its client has
 //! gone without closing (WebSocket pings).
 use e2e::sse::SseClient;
+use e2e::ws::Ws;
 use e2e::{eventually, TestApp};
 use futures::StreamExt;
 use platform::auth::{Authenticator, Principal};
@@ -10,9 +11,6 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A user token that expires `ttl_secs` from now (accepted 5 s past that, the clock skew
 /// every check allows).
@@ -30,22 +28,8 @@ async fn open_ws(app: &TestApp, user: UserId, token: &str) -> Ws {
         .expect("the WebSocket was refused")
 }
 
-/// The socket, or `None` when the upgrade is refused (a 429 while the user's place is
-/// taken).
 async fn try_open_ws(app: &TestApp, user: UserId, token: &str) -> Option<Ws> {
-    let url = format!(
-        "{}/v1/users/{user}/earnings/ws",
-        app.base.replace("http://", "ws://")
-    );
-    let mut request =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
-            .unwrap();
-    let bearer = format!("Bearer {token}").parse().unwrap();
-    request.headers_mut().insert("authorization", bearer);
-    tokio_tungstenite::connect_async(request)
-        .await
-        .ok()
-        .map(|(ws, _)| ws)
+    e2e::ws::try_open(&app.base, user, token).await
 }
 
 /// A stream authorized at its start ends when its token stops being accepted (SSE and
