@@ -78,3 +78,45 @@ async fn a_time_range_returns_exactly_the_entries_in_it() {
     let path = format!("{base}&to={}", at(now + day * 400));
     assert_eq!(all_pages(&app, &path).await, all);
 }
+
+/// A level filter returns exactly that level's entries, and a level the user was never
+/// paid at is answered at once from the user's balances, empty and without a cursor,
+/// instead of a walk along every entry the user has.
+#[tokio::test]
+async fn a_level_filter_returns_that_levels_entries_and_an_unpaid_level_nothing() {
+    let app = TestApp::spawn().await;
+    let (a, b, c) = app.chain3().await;
+    app.purchase("lv-1", c, "1000.00", Some("100.00")).await;
+    eventually(|| app.total(a), |t| t == "1.00").await;
+    app.purchase("lv-2", b, "1000.00", Some("100.00")).await;
+    eventually(|| app.total(a), |t| t == "6.00").await;
+    let history = format!("/v1/users/{a}/earnings/history");
+    let levels = |page: &Value| -> Vec<(u64, String)> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["level"].as_u64().unwrap(),
+                    i["amount"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let one: Value = app
+        .get_json(&format!("{history}?level=1"), &app.admin)
+        .await;
+    assert_eq!(levels(&one), vec![(1, "5.00".to_owned())]);
+    let two: Value = app
+        .get_json(&format!("{history}?level=2"), &app.admin)
+        .await;
+    assert_eq!(levels(&two), vec![(2, "1.00".to_owned())]);
+    for level in [3, 16] {
+        let page: Value = app
+            .get_json(&format!("{history}?level={level}"), &app.admin)
+            .await;
+        assert!(levels(&page).is_empty(), "level {level}: {page}");
+        assert!(page["next_cursor"].is_null(), "level {level}: {page}");
+    }
+}
