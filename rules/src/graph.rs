@@ -282,13 +282,46 @@ impl Snapshot {
             let &parent = g.index.get(&r).ok_or(GraphError::UnknownUser(r))?;
             g.graph.add_edge(child, parent, ());
         }
-        if let Err(cycle) = petgraph::algo::toposort(&g.graph, None) {
-            let (user, _) = g.graph[cycle.node_id()];
+        if let Some(node) = on_a_cycle(&g.graph) {
+            let (user, _) = g.graph[node];
             let referrer = g.referrer(user).unwrap_or(user);
             return Err(GraphError::Cycle(user, referrer));
         }
         Ok(self.graph)
     }
+}
+
+/// A user on a referrer cycle, if there is one. Each user has at most one referrer (one
+/// outgoing edge), so following referrers from any user either ends at a root or comes
+/// back to a user of the chain being followed; each user is walked once, and a chain stops
+/// at the first user already known to end at a root. A byte of state a user, where
+/// petgraph's general `toposort` kept bit sets, a stack and every edge's iterator (9 % of
+/// the 10M-user load).
+fn on_a_cycle(graph: &StableDiGraph<(UserId, bool), ()>) -> Option<NodeIndex> {
+    use petgraph::visit::NodeIndexable;
+    const UNSEEN: u8 = 0;
+    const ON_CHAIN: u8 = 1;
+    const ENDS_AT_ROOT: u8 = 2;
+    let mut state = vec![UNSEEN; graph.node_bound()];
+    let mut chain = Vec::new();
+    for start in graph.node_indices() {
+        let mut at = Some(start);
+        while let Some(node) = at {
+            match state[node.index()] {
+                UNSEEN => {
+                    state[node.index()] = ON_CHAIN;
+                    chain.push(node);
+                    at = graph.neighbors_directed(node, Direction::Outgoing).next();
+                }
+                ON_CHAIN => return Some(node),
+                _ => break,
+            }
+        }
+        for node in chain.drain(..) {
+            state[node.index()] = ENDS_AT_ROOT;
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -137,3 +137,39 @@ fn a_broken_snapshot_is_refused() {
     s.add(row(a, None, true)).unwrap();
     assert_eq!(s.add(row(a, None, false)), Err(GraphError::Duplicate(a)));
 }
+
+/// The cycle check follows referrer chains: a loop anywhere (not only through the first
+/// users added) is found, a long chain into a shared ancestor is not one, and a self-loop is.
+#[test]
+fn the_snapshot_finds_a_loop_anywhere_and_only_a_loop() {
+    let users: Vec<UserId> = (0..50).map(|_| UserId::new()).collect();
+    let mut s = Snapshot::new(1, 0);
+    s.add(row(users[0], None, true)).unwrap();
+    for w in users.windows(2) {
+        s.add(row(w[1], Some(w[0]), true)).unwrap();
+    }
+    // A second chain joining the first halfway: no cycle.
+    let (x, y) = (UserId::new(), UserId::new());
+    s.add(row(x, Some(users[25]), true)).unwrap();
+    s.add(row(y, Some(x), true)).unwrap();
+    assert!(s.finish().is_ok());
+
+    // Three users referring round, hanging off nothing, after a long healthy chain.
+    let mut s = Snapshot::new(1, 0);
+    s.add(row(users[0], None, true)).unwrap();
+    for w in users.windows(2) {
+        s.add(row(w[1], Some(w[0]), true)).unwrap();
+    }
+    let (p, q, r) = (UserId::new(), UserId::new(), UserId::new());
+    s.add(row(p, Some(r), true)).unwrap();
+    s.add(row(q, Some(p), true)).unwrap();
+    s.add(row(r, Some(q), true)).unwrap();
+    match s.finish().err() {
+        Some(GraphError::Cycle(user, _)) => assert!([p, q, r].contains(&user)),
+        other => panic!("expected a cycle, got {other:?}"),
+    }
+
+    let mut s = Snapshot::new(1, 0);
+    s.add(row(x, Some(x), true)).unwrap();
+    assert!(matches!(s.finish().err(), Some(GraphError::Cycle(..))));
+}
