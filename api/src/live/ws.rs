@@ -64,6 +64,9 @@ async fn relay(
     let (mut tx, mut rx) = socket.split();
     let mut items = std::pin::pin!(items);
     let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
+    // After a long write (a slow reader caught up from the ledger), one tick, not a burst
+    // of the missed ones: a burst would count pings the client had no time to answer.
+    pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut unanswered = 0;
     loop {
         tokio::select! {
