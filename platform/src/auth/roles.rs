@@ -20,14 +20,6 @@ pub struct Shop(pub ShopId);
 #[derive(Clone, Copy, Debug)]
 pub struct Signer(pub Principal);
 
-async fn principal<S>(parts: &mut Parts, state: &S) -> Result<Principal, Problem>
-where
-    Authenticator: FromRef<S>,
-    S: Send + Sync,
-{
-    Principal::from_request_parts(parts, state).await
-}
-
 impl<S> FromRequestParts<S> for Admin
 where
     Authenticator: FromRef<S>,
@@ -36,7 +28,7 @@ where
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match principal(parts, state).await? {
+        match Principal::from_request_parts(parts, state).await? {
             Principal::Admin => Ok(Admin),
             _ => Err(Problem::forbidden()),
         }
@@ -51,7 +43,7 @@ where
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match principal(parts, state).await? {
+        match Principal::from_request_parts(parts, state).await? {
             Principal::Shop(shop) => Ok(Shop(shop)),
             _ => Err(Problem::forbidden()),
         }
@@ -66,7 +58,7 @@ where
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match principal(parts, state).await? {
+        match Principal::from_request_parts(parts, state).await? {
             who @ (Principal::Shop(_) | Principal::Admin) => Ok(Signer(who)),
             _ => Err(Problem::forbidden()),
         }
