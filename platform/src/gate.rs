@@ -101,7 +101,7 @@ pub async fn admit(State(gate): State<Gate>, mut request: Request, next: Next) -
 }
 
 /// The peer's bucket, whatever its port; "unknown" without one.
-fn client_address(request: &Request) -> String {
+pub(crate) fn client_address(request: &Request) -> String {
     request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

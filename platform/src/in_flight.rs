@@ -10,12 +10,11 @@ use crate::auth::Principal;
 use crate::config::HttpConfig;
 use crate::metrics::metrics;
 use crate::problem::Problem;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -75,13 +74,7 @@ impl InFlight {
             Some(p @ Principal::User(_)) => (p.key(), self.per_user),
             Some(p) => (p.key(), self.per_caller),
             None => {
-                let address = request
-                    .extensions()
-                    .get::<ConnectInfo<SocketAddr>>()
-                    .map_or_else(
-                        || "unknown".to_owned(),
-                        |c| crate::gate::address_bucket(c.0.ip()),
-                    );
+                let address = crate::gate::client_address(request);
                 (format!("addr:{address}"), self.per_caller)
             }
         }
