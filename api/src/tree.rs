@@ -2,14 +2,20 @@
 use crate::params::ReadableUser;
 use crate::{ApiError, ApiState};
 use axum::extract::State;
-use axum::Json;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use platform::problem::QueryParams;
 use rust_decimal::Decimal;
 use schemas::reports::{Tree, TreeNode};
 use schemas::{Money, UserId, UserStatus};
 use serde::Deserialize;
+use sqlx::PgConnection;
 use std::collections::HashMap;
 use uuid::Uuid;
+
+/// About what one node takes as JSON (an id, a status, a depth, an amount and the
+/// brackets around them): the body's buffer is sized once instead of grown by copying.
+const JSON_BYTES_PER_NODE: usize = 128;
 
 pub fn routes() -> axum::Router<ApiState> {
     axum::Router::new().route("/v1/users/{id}/tree", axum::routing::get(tree))
@@ -39,62 +45,25 @@ pub async fn tree(
     State(state): State<ApiState>,
     ReadableUser(root): ReadableUser,
     QueryParams(q): QueryParams<TreeQuery>,
-) -> Result<Json<Tree>, ApiError> {
+) -> Result<Response, ApiError> {
     let depth = crate::params::tree_depth(q.depth, &state.reports)?;
     let limit = state.reports.max_tree_nodes;
-    let rows = downline(&state, root, depth, limit).await?;
-    let contributed: HashMap<Uuid, Decimal> = sqlx::query!(
-        r#"SELECT source_user_id, sum(total) AS "total!" FROM earnings_by_source
-           WHERE beneficiary_id = $1 GROUP BY source_user_id"#,
-        root.as_uuid()
-    )
-    .fetch_all(&state.pool)
-    .await?
-    .into_iter()
-    .map(|r| (r.source_user_id, r.total))
-    .collect();
-    let truncated = rows.len() as i64 > limit;
-    let mut nodes: HashMap<Uuid, (Option<Uuid>, TreeNode)> = HashMap::new();
-    let mut order = Vec::new();
-    for r in rows.into_iter().take(limit as usize) {
-        order.push(r.id);
-        let total = contributed.get(&r.id).copied().unwrap_or_default();
-        nodes.insert(
-            r.id,
-            (
-                r.referrer_id,
-                TreeNode {
-                    user_id: UserId(r.id),
-                    status: r.status,
-                    display_name: r.display_name,
-                    depth: r.depth,
-                    contributed: Money::from_decimal(total)
-                        .map_err(|e| ApiError::Internal(e.into()))?,
-                    children: Vec::new(),
-                },
-            ),
-        );
-    }
-    // Deepest first, so every child is complete before it moves into its parent.
-    for id in order.iter().rev() {
-        if *id == root.as_uuid() {
-            continue;
-        }
-        let Some((Some(parent), node)) = nodes.remove(id) else {
-            continue;
-        };
-        if let Some((_, p)) = nodes.get_mut(&parent) {
-            p.children.push(node);
-        }
-    }
-    let (_, mut root_node) = nodes
-        .remove(&root.as_uuid())
-        .ok_or(ApiError::NotFound("user"))?;
-    sort_children(&mut root_node);
-    Ok(Json(Tree {
-        root: root_node,
+    // One connection for the request's reads: under many readers a request waits for the
+    // pool once, not once a level (each wait is another place in the queue).
+    let mut conn = state.pool.acquire().await?;
+    let (mut members, contributed) = root_and_contributions(&mut conn, root).await?;
+    read_levels(&mut conn, &mut members, depth, limit).await?;
+    drop(conn);
+    let truncated = members.len() as i64 > limit;
+    members.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let shown = members.len();
+    let tree = Tree {
+        root: nest(members, &contributed)?,
         truncated,
-    }))
+    };
+    let mut body = Vec::with_capacity(shown.saturating_mul(JSON_BYTES_PER_NODE));
+    serde_json::to_writer(&mut body, &tree).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 struct Member {
@@ -105,44 +74,51 @@ struct Member {
     depth: u8,
 }
 
-/// The root and its downline to `depth`, ordered by depth then id, at most `limit + 1`
-/// nodes (one more than shown says it was truncated). One indexed read per level, and a
-/// level is read only while the node cap is not reached, so the cost follows the cap,
-/// never the size of the downline.
-async fn downline(
-    state: &ApiState,
+/// The root (404 if it is gone) and, per source user, what its purchases earned the root.
+async fn root_and_contributions(
+    conn: &mut PgConnection,
     root: UserId,
-    depth: u8,
-    limit: i64,
-) -> Result<Vec<Member>, ApiError> {
-    let Some(r) = sqlx::query!(
-        "SELECT id, referrer_id, status, display_name FROM users WHERE id = $1",
-        root.as_uuid()
-    )
-    .fetch_optional(&state.pool)
-    .await?
+) -> Result<(Vec<Member>, HashMap<Uuid, Decimal>), ApiError> {
+    let Some(r) = sqlx::query_file!("sql/tree_root.sql", root.as_uuid())
+        .fetch_optional(&mut *conn)
+        .await?
     else {
         return Err(ApiError::NotFound("user"));
     };
-    let (id, referrer_id, status, display_name) = (r.id, r.referrer_id, r.status, r.display_name);
-    let mut members = vec![Member {
-        id,
-        referrer_id,
-        status: status.parse()?,
-        display_name,
+    let contributed = r.sources.into_iter().zip(r.totals).collect();
+    let member = Member {
+        id: r.id,
+        referrer_id: r.referrer_id,
+        status: r.status.parse()?,
+        display_name: r.display_name,
         depth: 0,
-    }];
-    let mut frontier = vec![root.as_uuid()];
+    };
+    Ok((vec![member], contributed))
+}
+
+/// The downline below the root in `members` to `depth`, ordered by depth then id, at most
+/// `limit + 1` nodes in all (one more than shown says it was truncated). One indexed read
+/// per level, and a level is read only while the node cap is not reached, so the cost
+/// follows the cap, never the size of the downline.
+async fn read_levels(
+    conn: &mut PgConnection,
+    members: &mut Vec<Member>,
+    depth: u8,
+    limit: i64,
+) -> Result<(), ApiError> {
+    let mut frontier: Vec<Uuid> = members.iter().map(|m| m.id).collect();
     for level in 1..=depth {
         let room = limit + 1 - members.len() as i64;
         if frontier.is_empty() || room <= 0 {
             break;
         }
         let rows = sqlx::query_file!("sql/tree_level.sql", &frontier, room)
-            .fetch_all(&state.pool)
+            .fetch_all(&mut *conn)
             .await?;
-        frontier = rows.iter().map(|r| r.id).collect();
+        frontier.clear();
+        members.reserve(rows.len());
         for r in rows {
+            frontier.push(r.id);
             members.push(Member {
                 id: r.id,
                 referrer_id: r.referrer_id,
@@ -152,16 +128,52 @@ async fn downline(
             });
         }
     }
-    Ok(members)
+    Ok(())
 }
 
-fn sort_children(node: &mut TreeNode) {
-    node.children.sort_by(|a, b| {
-        b.contributed
-            .cmp(&a.contributed)
-            .then(a.user_id.cmp(&b.user_id))
-    });
-    for c in &mut node.children {
-        sort_children(c);
+/// Nests the members (the root first, every parent before its children) under the root,
+/// each node's children by what they contributed (most first), then by id.
+fn nest(members: Vec<Member>, contributed: &HashMap<Uuid, Decimal>) -> Result<TreeNode, ApiError> {
+    let mut position: HashMap<Uuid, usize> = HashMap::with_capacity(members.len());
+    let mut children: Vec<Vec<usize>> = Vec::with_capacity(members.len());
+    let mut nodes: Vec<Option<TreeNode>> = Vec::with_capacity(members.len());
+    for (i, m) in members.into_iter().enumerate() {
+        if let Some(p) = m
+            .referrer_id
+            .filter(|_| i > 0)
+            .and_then(|p| position.get(&p))
+        {
+            children[*p].push(i);
+        }
+        position.insert(m.id, i);
+        children.push(Vec::new());
+        let total = contributed.get(&m.id).copied().unwrap_or_default();
+        nodes.push(Some(TreeNode {
+            user_id: UserId(m.id),
+            status: m.status,
+            display_name: m.display_name,
+            depth: m.depth,
+            contributed: Money::from_decimal(total).map_err(|e| ApiError::Internal(e.into()))?,
+            children: Vec::new(),
+        }));
     }
+    // Deepest first, so every child is complete before it moves into its parent.
+    for i in (0..nodes.len()).rev() {
+        let mut kids: Vec<TreeNode> = children[i]
+            .iter()
+            .filter_map(|&c| nodes[c].take())
+            .collect();
+        kids.sort_by(|a, b| {
+            b.contributed
+                .cmp(&a.contributed)
+                .then(a.user_id.cmp(&b.user_id))
+        });
+        if let Some(node) = nodes[i].as_mut() {
+            node.children = kids;
+        }
+    }
+    nodes
+        .first_mut()
+        .and_then(Option::take)
+        .ok_or(ApiError::NotFound("user"))
 }
