@@ -7,6 +7,7 @@ mod analytics;
 mod error;
 mod health;
 pub mod known_users;
+mod lanes;
 pub mod live;
 pub mod openapi;
 mod params;
@@ -64,6 +65,8 @@ pub struct Shared {
     pub analytics_answers: Arc<analytics::SharedAnswers>,
     pub readiness: health::Readiness,
     pub known_users: Arc<known_users::KnownUsers>,
+    /// Places for report reads under way at once (`[reports] max_concurrent_reads`).
+    pub read_lanes: Arc<tokio::sync::Semaphore>,
     pub shutdown: CancellationToken,
 }
 
@@ -93,6 +96,9 @@ impl ApiState {
             known_users: Arc::new(known_users::KnownUsers::new(
                 config.reports.known_users_cache,
             )),
+            read_lanes: Arc::new(tokio::sync::Semaphore::new(
+                config.reports.max_concurrent_reads,
+            )),
             shutdown,
         })))
     }
@@ -110,9 +116,15 @@ pub(crate) fn authorize(who: &Principal, user: UserId) -> Result<(), ApiError> {
 /// Request/response routes (these get the shared limits, including the timeout); each
 /// module mounts its own.
 pub fn router(state: ApiState) -> Router {
+    let reads =
+        reports::routes()
+            .merge(tree::routes())
+            .route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                lanes::in_turn,
+            ));
     Router::new()
-        .merge(reports::routes())
-        .merge(tree::routes())
+        .merge(reads)
         .merge(admin::routes())
         .merge(analytics::routes())
         .with_state(state)

@@ -303,6 +303,11 @@ pub struct ReportsConfig {
     /// Users known to exist kept in memory, so a report asks Postgres once per user, not
     /// per request (users are never deleted); 0 keeps none.
     pub known_users_cache: usize,
+    /// Report reads under way at once in this process; the rest wait their turn in arrival
+    /// order. About twice the database's cores: more runs more queries than it has cores
+    /// to run them, and the operating system then slices them, which makes the slowest
+    /// requests slower without answering more (docs/performance.md, stop 34).
+    pub max_concurrent_reads: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -19,6 +19,8 @@ pub struct Metrics {
     pub live_connections: IntGauge,
     /// Open HTTP connections (all listeners), and connections refused at a bound.
     pub http_connections: IntGauge,
+    /// Report reads waiting for a place (`reports.max_concurrent_reads`).
+    pub report_reads_waiting: IntGauge,
     pub http_connections_refused: IntCounterVec,
     pub warehouse_rows: IntCounterVec,
     pub consumer_lost: IntCounterVec,
@@ -94,6 +96,11 @@ fn build() -> Result<Metrics, prometheus::Error> {
     r.register(Box::new(live_connections.clone()))?;
     let http_connections = IntGauge::new("http_connections", "open HTTP connections")?;
     r.register(Box::new(http_connections.clone()))?;
+    let report_reads_waiting = IntGauge::new(
+        "report_reads_waiting",
+        "report reads waiting for a place (reports.max_concurrent_reads)",
+    )?;
+    r.register(Box::new(report_reads_waiting.clone()))?;
     let (http_latency, batch_latency, ingest_stage) = histograms(&r)?;
     Ok(Metrics {
         http_requests: counter(
@@ -132,6 +139,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ingest_stage,
         live_connections,
         http_connections,
+        report_reads_waiting,
         http_connections_refused: counter(
             &r,
             "http_connections_refused_total",

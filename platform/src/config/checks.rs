@@ -207,6 +207,10 @@ impl super::ReportsConfig {
             ("reports.default_page_size", self.default_page_size),
             ("reports.max_page_size", self.max_page_size),
             ("reports.max_tree_nodes", self.max_tree_nodes),
+            (
+                "reports.max_concurrent_reads",
+                self.max_concurrent_reads as i64,
+            ),
         ] {
             anyhow::ensure!(value > 0, "{name} must be at least 1");
         }

@@ -1,6 +1,7 @@
 //! Reports: by referral, by leg (each direct referral's whole subtree), history pages,
 //! the tree with contributions, the daily series; and who may read them.
 mod history_range;
+mod lanes;
 mod rollups;
 
 use e2e::{eventually, TestApp};

@@ -1,0 +1,85 @@
+//! Report reads take turns past `[reports] max_concurrent_reads`: a read that would be one
+//! too many waits for a place (counted in `report_reads_waiting`) and runs once one frees.
+use e2e::{eventually, TestApp};
+use reqwest::StatusCode;
+use schemas::UserId;
+
+/// A totals read held in Postgres behind a lock on `balances` (it keeps its place while it
+/// waits there), and a tree read sent after it, which does not touch `balances`.
+struct Held {
+    lock: sqlx::Transaction<'static, sqlx::Postgres>,
+    totals: tokio::task::JoinHandle<StatusCode>,
+    tree: tokio::task::JoinHandle<StatusCode>,
+}
+
+async fn get(app: &TestApp, path: String) -> tokio::task::JoinHandle<StatusCode> {
+    let (http, url, token) = (
+        app.http.clone(),
+        format!("{}{path}", app.base),
+        app.admin.clone(),
+    );
+    tokio::spawn(async move {
+        http.get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    })
+}
+
+/// Reads blocked on the lock, as Postgres shows them.
+async fn blocked_reads(app: &TestApp) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%balances%'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+async fn waiting(app: &TestApp) -> String {
+    let metrics = app.metrics().await;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("referral_report_reads_waiting "));
+    line.unwrap_or_else(|| panic!("{metrics}")).to_owned()
+}
+
+async fn hold_totals_then_read_tree(app: &TestApp, a: UserId, b: UserId) -> Held {
+    let mut lock = app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE balances IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let totals = get(app, format!("/v1/users/{a}/earnings")).await;
+    eventually(|| blocked_reads(app), |n| *n == 1).await;
+    let tree = get(app, format!("/v1/users/{b}/tree")).await;
+    Held { lock, totals, tree }
+}
+
+#[tokio::test]
+async fn a_read_past_the_bound_waits_its_turn_and_runs_when_a_place_frees() {
+    let app = TestApp::spawn_with(|c| c.reports.max_concurrent_reads = 1).await;
+    let (a, b, _) = app.chain3().await;
+    let held = hold_totals_then_read_tree(&app, a, b).await;
+    // The tree needs no lock, so only its turn keeps it from answering.
+    eventually(|| waiting(&app), |l| l == "referral_report_reads_waiting 1").await;
+    assert!(!held.tree.is_finished());
+    held.lock.rollback().await.unwrap();
+    assert_eq!(held.totals.await.unwrap(), StatusCode::OK);
+    assert_eq!(held.tree.await.unwrap(), StatusCode::OK);
+    assert_eq!(waiting(&app).await, "referral_report_reads_waiting 0");
+}
+
+#[tokio::test]
+async fn a_read_within_the_bound_runs_beside_a_held_one() {
+    let app = TestApp::spawn_with(|c| c.reports.max_concurrent_reads = 2).await;
+    let (a, b, _) = app.chain3().await;
+    let held = hold_totals_then_read_tree(&app, a, b).await;
+    assert_eq!(held.tree.await.unwrap(), StatusCode::OK);
+    assert!(!held.totals.is_finished());
+    held.lock.rollback().await.unwrap();
+    assert_eq!(held.totals.await.unwrap(), StatusCode::OK);
+}
