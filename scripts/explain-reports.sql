@@ -37,6 +37,10 @@ EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT u.id, u.referrer_id
  FROM UNNEST(:'kids'::uuid[]) AS k(id)
  CROSS JOIN LATERAL (SELECT id, referrer_id, status, display_name FROM users u WHERE u.referrer_id = k.id OFFSET 0) u
  ORDER BY u.id LIMIT 5000;
-\echo '-- tree: contributions'
-EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT source_user_id, sum(total) FROM earnings_by_source
- WHERE beneficiary_id = :'heavy' GROUP BY source_user_id;
+\echo '-- tree: the root and its contributions (api/sql/tree_root.sql)'
+EXPLAIN (COSTS OFF, ANALYZE, TIMING OFF, SUMMARY OFF) SELECT u.id, u.referrer_id, u.status, u.display_name, c.sources, c.totals
+ FROM users u
+ CROSS JOIN LATERAL (SELECT coalesce(array_agg(s.source_user_id), '{}') AS sources, coalesce(array_agg(s.total), '{}') AS totals
+   FROM (SELECT source_user_id, sum(total) AS total FROM earnings_by_source
+         WHERE beneficiary_id = u.id GROUP BY source_user_id) s) c
+ WHERE u.id = :'heavy';
