@@ -53,8 +53,12 @@ pub async fn load(pool: &PgPool, page: i64) -> anyhow::Result<(ReferralGraph, us
     drop(rows);
     tx.commit().await?;
     // Postgres refuses unknown referrers and cycles; a refusal here means the table is broken.
-    let mut graph = snapshot
-        .finish()
+    // Linking the waiting edges and walking every referrer chain is CPU work without an
+    // await (seconds at 10M users): off the runtime, so it holds no worker the API or
+    // NATS heartbeats share in `referral all`.
+    let mut graph = tokio::task::spawn_blocking(move || snapshot.finish())
+        .await
+        .context("the graph snapshot's check panicked")?
         .context("the users table does not make a graph")?;
     let events = catch_up(pool, &mut graph, page).await?;
     Ok((graph, events))
