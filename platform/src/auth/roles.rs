@@ -20,47 +20,29 @@ pub struct Shop(pub ShopId);
 #[derive(Clone, Copy, Debug)]
 pub struct Signer(pub Principal);
 
-impl<S> FromRequestParts<S> for Admin
-where
-    Authenticator: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = Problem;
+/// The extractor of a role: the principals `$admitted` matches, as `$role`; 403 to others.
+macro_rules! role {
+    ($role:ty, $admitted:pat => $value:expr) => {
+        impl<S> FromRequestParts<S> for $role
+        where
+            Authenticator: FromRef<S>,
+            S: Send + Sync,
+        {
+            type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match Principal::from_request_parts(parts, state).await? {
-            Principal::Admin => Ok(Admin),
-            _ => Err(Problem::forbidden()),
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &S,
+            ) -> Result<Self, Self::Rejection> {
+                match Principal::from_request_parts(parts, state).await? {
+                    $admitted => Ok($value),
+                    _ => Err(Problem::forbidden()),
+                }
+            }
         }
-    }
+    };
 }
 
-impl<S> FromRequestParts<S> for Shop
-where
-    Authenticator: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match Principal::from_request_parts(parts, state).await? {
-            Principal::Shop(shop) => Ok(Shop(shop)),
-            _ => Err(Problem::forbidden()),
-        }
-    }
-}
-
-impl<S> FromRequestParts<S> for Signer
-where
-    Authenticator: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match Principal::from_request_parts(parts, state).await? {
-            who @ (Principal::Shop(_) | Principal::Admin) => Ok(Signer(who)),
-            _ => Err(Problem::forbidden()),
-        }
-    }
-}
+role!(Admin, Principal::Admin => Admin);
+role!(Shop, Principal::Shop(shop) => Shop(shop));
+role!(Signer, who @ (Principal::Shop(_) | Principal::Admin) => Signer(who));
