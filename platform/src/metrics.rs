@@ -38,6 +38,13 @@ fn counter(
     Ok(c)
 }
 
+/// A gauge registered in `registry`.
+fn gauge(registry: &Registry, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
+    let g = IntGauge::new(name, help)?;
+    registry.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
 /// A histogram family registered in `registry`, with these bucket bounds (seconds).
 fn histogram(
     registry: &Registry,
@@ -92,15 +99,13 @@ fn histograms(
 
 fn build() -> Result<Metrics, prometheus::Error> {
     let r = Registry::new_custom(Some("referral".into()), None)?;
-    let live_connections = IntGauge::new("live_connections", "open SSE and WebSocket clients")?;
-    r.register(Box::new(live_connections.clone()))?;
-    let http_connections = IntGauge::new("http_connections", "open HTTP connections")?;
-    r.register(Box::new(http_connections.clone()))?;
-    let report_reads_waiting = IntGauge::new(
+    let live_connections = gauge(&r, "live_connections", "open SSE and WebSocket clients")?;
+    let http_connections = gauge(&r, "http_connections", "open HTTP connections")?;
+    let report_reads_waiting = gauge(
+        &r,
         "report_reads_waiting",
         "report reads waiting for a place (reports.max_concurrent_reads)",
     )?;
-    r.register(Box::new(report_reads_waiting.clone()))?;
     let (http_latency, batch_latency, ingest_stage) = histograms(&r)?;
     Ok(Metrics {
         http_requests: counter(
