@@ -138,12 +138,9 @@ fn nest(members: Vec<Member>, contributed: &HashMap<Uuid, Decimal>) -> Result<Tr
     let mut children: Vec<Vec<usize>> = Vec::with_capacity(members.len());
     let mut nodes: Vec<Option<TreeNode>> = Vec::with_capacity(members.len());
     for (i, m) in members.into_iter().enumerate() {
-        if let Some(p) = m
-            .referrer_id
-            .filter(|_| i > 0)
-            .and_then(|p| position.get(&p))
-        {
-            children[*p].push(i);
+        // The root's referrer is not among the members, so the root is nobody's child.
+        if let Some(&p) = m.referrer_id.and_then(|p| position.get(&p)) {
+            children[p].push(i);
         }
         position.insert(m.id, i);
         children.push(Vec::new());
