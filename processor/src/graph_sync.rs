@@ -54,7 +54,8 @@ pub async fn load(pool: &PgPool, page: i64) -> anyhow::Result<(ReferralGraph, us
     tx.commit().await?;
     // Postgres refuses unknown referrers and cycles; a refusal here means the table is broken.
     // Linking the waiting edges and walking every referrer chain is CPU work without an
-    // await (seconds at 10M users): off the runtime, so it holds no worker the API or
+    // await that grows with the users (stop 33's profile put the check then used at about
+    // a second of the 10M-user load): off the runtime, so it holds no worker the API or
     // NATS heartbeats share in `referral all`.
     let mut graph = tokio::task::spawn_blocking(move || snapshot.finish())
         .await
