@@ -161,7 +161,7 @@ fn nonsense_bounds_are_refused_by_name() {
 #[test]
 fn zero_queues_groups_batches_and_connections_are_refused_by_name() {
     type Set = fn(&mut Config);
-    let cases: [(&str, Set); 11] = [
+    let cases: [(&str, Set); 12] = [
         ("ingest.group_commit_queue", |c| {
             c.ingest.group_commit_queue = 0
         }),
@@ -188,6 +188,10 @@ fn zero_queues_groups_batches_and_connections_are_refused_by_name() {
         }),
         ("nats.max_acks_in_flight", |c| c.nats.max_acks_in_flight = 0),
         ("processor.workers", |c| c.processor.workers = 0),
+        // No places would leave every report waiting forever.
+        ("reports.max_concurrent_reads", |c| {
+            c.reports.max_concurrent_reads = 0
+        }),
         ("processor.entries_per_message", |c| {
             c.processor.entries_per_message = 0
         }),
