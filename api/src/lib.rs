@@ -125,6 +125,7 @@ pub fn router(state: ApiState) -> Router {
             ));
     Router::new()
         .merge(reads)
+        .merge(reports::me_route())
         .merge(admin::routes())
         .merge(analytics::routes())
         .with_state(state)

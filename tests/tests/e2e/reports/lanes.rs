@@ -67,6 +67,10 @@ async fn a_read_past_the_bound_waits_its_turn_and_runs_when_a_place_frees() {
     // The tree needs no lock, so only its turn keeps it from answering.
     eventually(|| waiting(&app), |l| l == "referral_report_reads_waiting 1").await;
     assert!(!held.tree.is_finished());
+    // Who the bearer is reads no database, so it does not wait for a place.
+    let me = app.get("/v1/me", Some(&app.admin)).await;
+    assert_eq!(me.status(), StatusCode::OK);
+    assert!(!held.tree.is_finished());
     held.lock.rollback().await.unwrap();
     assert_eq!(held.totals.await.unwrap(), StatusCode::OK);
     assert_eq!(held.tree.await.unwrap(), StatusCode::OK);
