@@ -12,6 +12,7 @@ pub use shared::SharedAnswers;
 use crate::params::{self, ReadableUser};
 use crate::{ApiError, ApiState};
 use axum::extract::State;
+use axum::response::Response;
 use axum::Json;
 use chrono::NaiveDate;
 use platform::auth::Admin;
@@ -19,7 +20,7 @@ use platform::problem::QueryParams;
 use platform::Problem;
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use warehouse::{query, shared_query};
+use warehouse::{query, shared_answer};
 
 /// Warehouse reports: program-wide for admins, per user for the user or an admin.
 pub fn routes() -> axum::Router<ApiState> {
@@ -49,19 +50,22 @@ pub async fn top_earners(
     State(state): State<ApiState>,
     _: Admin,
     QueryParams(q): QueryParams<TopQuery>,
-) -> Result<Json<TopEarners>, ApiError> {
+) -> Result<Response, ApiError> {
     let limit = params::page_limit(q.limit, &state.reports)?;
     let days = day_filter(q.from, q.to)?;
-    let earners = shared_query(&state, |db| format!(
+    let sql = |db: &str| {
+        format!(
         "SELECT toString(beneficiary_id) AS user_id, toString(sum(amount)) AS total, sum(entries) AS entries
          FROM {db}.earnings_daily_by_level WHERE 1 {days}
          GROUP BY beneficiary_id ORDER BY sum(amount) DESC, beneficiary_id LIMIT {limit}"
-    )).await?;
-    Ok(Json(TopEarners {
+    )
+    };
+    shared_answer(&state, sql, |earners| TopEarners {
         from: q.from,
         to: q.to,
         earners,
-    }))
+    })
+    .await
 }
 
 /// Purchases, qualifying purchases and amount per shop per UTC day (of the purchase).
@@ -74,10 +78,10 @@ pub async fn purchases_per_shop(
     State(state): State<ApiState>,
     _: Admin,
     QueryParams(q): QueryParams<RangeQuery>,
-) -> Result<Json<PurchasesPerShop>, ApiError> {
+) -> Result<Response, ApiError> {
     let (from, to) = params::series(q.from, q.to)?;
     let days = day_filter(Some(from), Some(to))?;
-    let mut rows: Vec<ShopDay> = shared_query(&state, |db| {
+    let sql = |db: &str| {
         format!(
             "SELECT day, shop_id, sum(purchases) AS purchases,
                 sum(qualifying) AS qualifying, toString(sum(amount)) AS amount
@@ -85,16 +89,18 @@ pub async fn purchases_per_shop(
          GROUP BY day, shop_id ORDER BY day, shop_id LIMIT {}",
             MAX_SHOP_DAYS + 1
         )
+    };
+    shared_answer(&state, sql, |mut rows: Vec<ShopDay>| {
+        let truncated = rows.len() > MAX_SHOP_DAYS;
+        rows.truncate(MAX_SHOP_DAYS);
+        PurchasesPerShop {
+            from,
+            to,
+            days: rows,
+            truncated,
+        }
     })
-    .await?;
-    let truncated = rows.len() > MAX_SHOP_DAYS;
-    rows.truncate(MAX_SHOP_DAYS);
-    Ok(Json(PurchasesPerShop {
-        from,
-        to,
-        days: rows,
-        truncated,
-    }))
+    .await
 }
 
 /// The share of referred users (a referrer now) with at least one qualifying purchase.
@@ -107,7 +113,7 @@ pub async fn conversion(
     State(state): State<ApiState>,
     _: Admin,
     _: platform::problem::NoQuery,
-) -> Result<Json<Conversion>, ApiError> {
+) -> Result<Response, ApiError> {
     #[derive(Deserialize)]
     struct Counts {
         referred_users: u64,
@@ -115,25 +121,30 @@ pub async fn conversion(
     }
     // argMax takes each user's latest graph event; a Nullable argument would skip the
     // NULL of a user moved to no referrer, so it compares isNotNull() instead.
-    let counts: Vec<Counts> = shared_query(&state, |db| format!(
+    let sql = |db: &str| {
+        format!(
         "SELECT count() AS referred_users,
                 countIf(user_id IN (SELECT user_id FROM {db}.purchase_events WHERE qualifying = 1)) AS converted_users
          FROM (SELECT user_id, argMax(isNotNull(referrer_id), seq) AS referred
                FROM {db}.user_events GROUP BY user_id HAVING referred = 1)"
-    )).await?;
-    let (referred, converted) = counts
-        .first()
-        .map_or((0, 0), |c| (c.referred_users, c.converted_users));
-    let rate = if referred == 0 {
-        Decimal::ZERO
-    } else {
-        Decimal::from(converted) / Decimal::from(referred)
+    )
     };
-    Ok(Json(Conversion {
-        referred_users: referred,
-        converted_users: converted,
-        rate: format!("{:.4}", rate.round_dp(4)),
-    }))
+    shared_answer(&state, sql, |counts: Vec<Counts>| {
+        let (referred, converted) = counts
+            .first()
+            .map_or((0, 0), |c| (c.referred_users, c.converted_users));
+        let rate = if referred == 0 {
+            Decimal::ZERO
+        } else {
+            Decimal::from(converted) / Decimal::from(referred)
+        };
+        Conversion {
+            referred_users: referred,
+            converted_users: converted,
+            rate: format!("{:.4}", rate.round_dp(4)),
+        }
+    })
+    .await
 }
 
 /// A user's net earnings per UTC day and level (default: the last 30 days).
@@ -151,7 +162,7 @@ pub async fn earnings_over_time(
 ) -> Result<Json<EarningsOverTime>, ApiError> {
     let (from, to) = params::series(q.from, q.to)?;
     let days = day_filter(Some(from), Some(to))?;
-    let points = query(state.clickhouse.as_ref(), |db| {
+    let points = query(&state, |db| {
         format!(
             "SELECT day, level, toString(sum(amount)) AS total, sum(entries) AS entries
          FROM {db}.earnings_daily_by_level WHERE beneficiary_id = toUUID('{user}') {days}
@@ -181,7 +192,7 @@ pub async fn levels(
     QueryParams(q): QueryParams<RangeQuery>,
 ) -> Result<Json<Levels>, ApiError> {
     let days = day_filter(q.from, q.to)?;
-    let levels = query(state.clickhouse.as_ref(), |db| {
+    let levels = query(&state, |db| {
         format!(
             "SELECT level, toString(sum(amount)) AS total, sum(entries) AS entries
          FROM {db}.earnings_daily_by_level WHERE beneficiary_id = toUUID('{user}') {days}
@@ -210,7 +221,7 @@ pub async fn legs(
 ) -> Result<Json<Legs>, ApiError> {
     let days = day_filter(q.from, q.to)?;
     let limit = state.reports.max_page_size;
-    let legs = query(state.clickhouse.as_ref(), |db| {
+    let legs = query(&state, |db| {
         format!(
             "SELECT leg_user_id, toString(sum(amount)) AS total, sum(entries) AS entries
          FROM {db}.earnings_daily_by_leg WHERE beneficiary_id = toUUID('{user}') {days}

@@ -1,41 +1,65 @@
-//! Report reads take turns: at most `[reports] max_concurrent_reads` run at once in this
-//! process, the rest wait in arrival order (tokio's semaphore is fair). With one place per
-//! reader the database ran as many queries as there were readers on a few cores, and the
-//! operating system's time slices set the slowest requests' latency: measured at 32
-//! readers on two cores, the depth-3 tree's p99 went from 58–88 ms with the pool's 16
-//! places to 32–35 ms with 4, the median unchanged (docs/performance.md). A waiting
-//! request is bounded by the request deadline and the in-flight limits, like any other.
+//! Reads take turns: at most so many run at once in this process, the rest wait in arrival
+//! order (tokio's semaphore is fair). Two kinds have their own places: report reads from
+//! Postgres (`[reports] max_concurrent_reads`) and analytics queries to ClickHouse
+//! (`[clickhouse] analytics_max_concurrent_queries`). With one place per reader a database
+//! ran as many queries as there were readers on a few cores, and the operating system's
+//! time slices set the slowest requests' latency: measured at 32 readers on two cores, the
+//! depth-3 tree's p99 went from 58–88 ms with the pool's 16 places to 32–35 ms with 4, the
+//! median unchanged (docs/performance.md). A waiting request is bounded by the request
+//! deadline and the in-flight limits, like any other.
 use crate::{ApiError, ApiState};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use platform::metrics::metrics;
+use prometheus::IntGauge;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
-pub async fn in_turn(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    let waiting = Waiting::start();
-    let lane = state.read_lanes.acquire().await;
-    drop(waiting);
-    // The place is held until the handler has built its response, not while it is sent.
-    let Ok(_lane) = lane else {
-        // Only a closed semaphore fails, and this one is never closed.
-        return ApiError::Internal(anyhow::anyhow!("report lanes closed")).into_response();
-    };
-    next.run(request).await
+/// A fixed number of places, and a gauge of those waiting for one.
+pub struct Lanes {
+    places: Semaphore,
+    waiting: IntGauge,
 }
 
-/// Counts a request in `report_reads_waiting` until it has its place or is dropped
-/// waiting (its deadline passed, its client left).
-struct Waiting;
+impl Lanes {
+    pub fn new(places: usize, waiting: IntGauge) -> Self {
+        Lanes {
+            places: Semaphore::new(places),
+            waiting,
+        }
+    }
 
-impl Waiting {
-    fn start() -> Self {
-        metrics().report_reads_waiting.inc();
-        Waiting
+    /// Waits for a place in arrival order; the place is freed when the permit is dropped.
+    pub async fn take(&self) -> Result<SemaphorePermit<'_>, ApiError> {
+        let waiting = Waiting::start(&self.waiting);
+        let place = self.places.acquire().await;
+        drop(waiting);
+        // Only a closed semaphore fails, and these are never closed.
+        place.map_err(|_| ApiError::Internal(anyhow::anyhow!("read lanes closed")))
     }
 }
 
-impl Drop for Waiting {
+/// Report routes' middleware: the place is held until the handler has built its response,
+/// not while it is sent.
+pub async fn in_turn(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    match state.read_lanes.take().await {
+        Ok(_place) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Counts a request as waiting until it has its place or is dropped waiting (its deadline
+/// passed, its client left).
+struct Waiting<'a>(&'a IntGauge);
+
+impl<'a> Waiting<'a> {
+    fn start(gauge: &'a IntGauge) -> Self {
+        gauge.inc();
+        Waiting(gauge)
+    }
+}
+
+impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        metrics().report_reads_waiting.dec();
+        self.0.dec();
     }
 }

@@ -26,6 +26,7 @@ use axum::extract::FromRef;
 use axum::Router;
 use platform::auth::{Authenticator, Principal};
 use platform::config::{LiveConfig, ReportsConfig};
+use platform::metrics::metrics;
 use platform::Config;
 use schemas::{Plan, UserId};
 use sqlx::PgPool;
@@ -66,7 +67,10 @@ pub struct Shared {
     pub readiness: health::Readiness,
     pub known_users: Arc<known_users::KnownUsers>,
     /// Places for report reads under way at once (`[reports] max_concurrent_reads`).
-    pub read_lanes: Arc<tokio::sync::Semaphore>,
+    pub read_lanes: Arc<lanes::Lanes>,
+    /// Places for analytics queries under way at once
+    /// (`[clickhouse] analytics_max_concurrent_queries`).
+    pub warehouse_lanes: Arc<lanes::Lanes>,
     pub shutdown: CancellationToken,
 }
 
@@ -96,8 +100,13 @@ impl ApiState {
             known_users: Arc::new(known_users::KnownUsers::new(
                 config.reports.known_users_cache,
             )),
-            read_lanes: Arc::new(tokio::sync::Semaphore::new(
+            read_lanes: Arc::new(lanes::Lanes::new(
                 config.reports.max_concurrent_reads,
+                metrics().report_reads_waiting.clone(),
+            )),
+            warehouse_lanes: Arc::new(lanes::Lanes::new(
+                config.clickhouse.analytics_max_concurrent_queries,
+                metrics().analytics_queries_waiting.clone(),
             )),
             shutdown,
         })))

@@ -98,6 +98,11 @@ pub struct ClickhouseConfig {
     /// Distinct program-wide questions (route and range) kept at once; past it a new
     /// question is asked of ClickHouse uncached.
     pub analytics_cache_max_entries: usize,
+    /// Analytics queries under way at once in one API process; the rest wait their turn
+    /// in arrival order. ClickHouse shares the machine's cores between the queries it runs,
+    /// so more at once makes the slowest answers slower without answering more
+    /// (docs/performance.md, stop 35).
+    pub analytics_max_concurrent_queries: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub http_connections: IntGauge,
     /// Report reads waiting for a place (`reports.max_concurrent_reads`).
     pub report_reads_waiting: IntGauge,
+    /// Analytics queries waiting for a place (`clickhouse.analytics_max_concurrent_queries`).
+    pub analytics_queries_waiting: IntGauge,
     pub http_connections_refused: IntCounterVec,
     pub warehouse_rows: IntCounterVec,
     pub consumer_lost: IntCounterVec,
@@ -106,6 +108,11 @@ fn build() -> Result<Metrics, prometheus::Error> {
         "report_reads_waiting",
         "report reads waiting for a place (reports.max_concurrent_reads)",
     )?;
+    let analytics_queries_waiting = gauge(
+        &r,
+        "analytics_queries_waiting",
+        "analytics queries waiting for a place (clickhouse.analytics_max_concurrent_queries)",
+    )?;
     let (http_latency, batch_latency, ingest_stage) = histograms(&r)?;
     Ok(Metrics {
         http_requests: counter(
@@ -145,6 +152,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         live_connections,
         http_connections,
         report_reads_waiting,
+        analytics_queries_waiting,
         http_connections_refused: counter(
             &r,
             "http_connections_refused_total",

@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used)]
 use super::*;
+use platform::clickhouse::ClickhouseError;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn shared(window_ms: u64, max_entries: usize) -> SharedAnswers {
@@ -11,10 +12,10 @@ fn shared(window_ms: u64, max_entries: usize) -> SharedAnswers {
 }
 
 /// An answer that counts how often it was asked for, and says which time it was.
-async fn counted(asked: &AtomicUsize) -> Result<String, ClickhouseError> {
+async fn counted(asked: &AtomicUsize) -> Result<Bytes, ClickhouseError> {
     let n = asked.fetch_add(1, Ordering::SeqCst) + 1;
     tokio::task::yield_now().await;
-    Ok(format!("answer {n}"))
+    Ok(Bytes::from(format!("answer {n}")))
 }
 
 #[tokio::test]

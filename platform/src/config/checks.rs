@@ -92,6 +92,10 @@ impl super::ClickhouseConfig {
                 "clickhouse.analytics_cache_max_entries",
                 self.analytics_cache_max_entries as u64,
             ),
+            (
+                "clickhouse.analytics_max_concurrent_queries",
+                self.analytics_max_concurrent_queries as u64,
+            ),
         ] {
             anyhow::ensure!(value > 0, "{name} must be at least 1");
         }

@@ -161,7 +161,7 @@ fn nonsense_bounds_are_refused_by_name() {
 #[test]
 fn zero_queues_groups_batches_and_connections_are_refused_by_name() {
     type Set = fn(&mut Config);
-    let cases: [(&str, Set); 12] = [
+    let cases: [(&str, Set); 13] = [
         ("ingest.group_commit_queue", |c| {
             c.ingest.group_commit_queue = 0
         }),
@@ -191,6 +191,9 @@ fn zero_queues_groups_batches_and_connections_are_refused_by_name() {
         // No places would leave every report waiting forever.
         ("reports.max_concurrent_reads", |c| {
             c.reports.max_concurrent_reads = 0
+        }),
+        ("clickhouse.analytics_max_concurrent_queries", |c| {
+            c.clickhouse.analytics_max_concurrent_queries = 0
         }),
         ("processor.entries_per_message", |c| {
             c.processor.entries_per_message = 0

@@ -46,6 +46,7 @@ impl Default for ClickhouseConfig {
             request_timeout_ms: 30_000,
             analytics_cache_ms: 10_000,
             analytics_cache_max_entries: 256,
+            analytics_max_concurrent_queries: 4,
         }
     }
 }
