@@ -83,6 +83,33 @@ async fn bench_seed_builds_a_ledger_verify_accepts_and_bench_reports_reads_it() 
         );
     }
 
+    // The same reads from wrk in its own process (scripts/services.sh installs it), for
+    // a time: the report counts wrk's requests, every one a 2xx.
+    let out = referral(
+        &[
+            "bench",
+            "reports",
+            "--database",
+            &name,
+            "--readers",
+            "4",
+            "--only",
+            "totals",
+            "--generator",
+            "wrk",
+            "--seconds",
+            "1",
+            "--json",
+        ],
+        &format!("{server}/referral"),
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reports = report["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), 1, "{report}");
+    assert_eq!(reports[0]["report"], "totals", "{report}");
+    assert!(reports[0]["requests"].as_u64().unwrap() > 0, "{report}");
+    assert!(reports[0]["p50_ms"].as_f64().unwrap() > 0.0, "{report}");
+
     let admin = sqlx::PgPool::connect(&format!("{server}/postgres"))
         .await
         .unwrap();

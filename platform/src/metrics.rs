@@ -21,6 +21,9 @@ pub struct Metrics {
     pub http_connections: IntGauge,
     /// Report reads waiting for a place (`reports.max_concurrent_reads`).
     pub report_reads_waiting: IntGauge,
+    /// Users in the processor's referral graph, as of its last sync with `user_events`
+    /// (0 until the processor has loaded it).
+    pub graph_users: IntGauge,
     /// Analytics queries waiting for a place (`clickhouse.analytics_max_concurrent_queries`).
     pub analytics_queries_waiting: IntGauge,
     pub http_connections_refused: IntCounterVec,
@@ -108,6 +111,11 @@ fn build() -> Result<Metrics, prometheus::Error> {
         "report_reads_waiting",
         "report reads waiting for a place (reports.max_concurrent_reads)",
     )?;
+    let graph_users = gauge(
+        &r,
+        "graph_users",
+        "users in the processor's referral graph (0 until it is loaded)",
+    )?;
     let analytics_queries_waiting = gauge(
         &r,
         "analytics_queries_waiting",
@@ -153,6 +161,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         http_connections,
         report_reads_waiting,
         analytics_queries_waiting,
+        graph_users,
         http_connections_refused: counter(
             &r,
             "http_connections_refused_total",

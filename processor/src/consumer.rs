@@ -46,6 +46,9 @@ async fn serve(config: Config, pool: PgPool, shutdown: CancellationToken) -> any
         events_after_snapshot = loaded,
         "referral graph loaded"
     );
+    platform::metrics::metrics()
+        .graph_users
+        .set(i64::try_from(graph.len()).unwrap_or(i64::MAX));
 
     let stage = Arc::new(Stage {
         pool,

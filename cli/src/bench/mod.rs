@@ -6,6 +6,7 @@ mod latency;
 mod live;
 mod live_load;
 mod pipeline;
+mod reads_wrk;
 mod reports;
 mod seed;
 mod served;

@@ -45,6 +45,13 @@ pub struct Load {
     /// measures that start-up cost into the percentiles).
     #[arg(long, default_value_t = 64)]
     pub warmup: usize,
+    /// Who reads: this process (reqwest, `--requests` a report) or wrk in its own process
+    /// (needs `wrk` installed; `--seconds` a report, after the warm-up from this process).
+    #[arg(long, value_enum, default_value = "in-process")]
+    pub generator: super::pipeline::Generator,
+    /// Seconds per report with `--generator wrk`.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -211,15 +218,14 @@ async fn graph_load(pool: &sqlx::PgPool, config: &Config) -> anyhow::Result<(f64
     Ok((ms, after.saturating_sub(before) as f64 / 1024.0, replay_ms))
 }
 
-/// `args.requests` GETs of `url`, `args.readers` at a time; every one must answer 200.
-pub(super) async fn latency(
+/// `args.warmup` unmeasured GETs of `url`, `args.readers` at a time.
+pub(super) async fn warm_up(
     http: &reqwest::Client,
     token: &str,
     report: &'static str,
     url: &str,
     args: &Load,
-) -> anyhow::Result<Latency> {
-    anyhow::ensure!(args.requests > 0, "--requests must be at least 1");
+) -> anyhow::Result<()> {
     let warmup = futures::stream::iter(0..args.warmup)
         .map(|_| async {
             let r = http.get(url).bearer_auth(token).send().await?;
@@ -229,6 +235,19 @@ pub(super) async fn latency(
         })
         .buffer_unordered(args.readers.max(1));
     warmup.try_collect::<Vec<()>>().await?;
+    Ok(())
+}
+
+/// `args.requests` GETs of `url`, `args.readers` at a time; every one must answer 200.
+pub(super) async fn latency(
+    http: &reqwest::Client,
+    token: &str,
+    report: &'static str,
+    url: &str,
+    args: &Load,
+) -> anyhow::Result<Latency> {
+    anyhow::ensure!(args.requests > 0, "--requests must be at least 1");
+    warm_up(http, token, report, url, args).await?;
     let mut times = Vec::with_capacity(args.requests);
     let mut answers = futures::stream::iter(0..args.requests)
         .map(|_| async {

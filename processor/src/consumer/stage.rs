@@ -151,6 +151,8 @@ impl Stage {
         loop {
             let attempt = async {
                 graph_sync::catch_up(pool, graph, self.config.processor.graph_sync_page).await?;
+                let users = i64::try_from(graph.len()).unwrap_or(i64::MAX);
+                platform::metrics::metrics().graph_users.set(users);
                 ledger::apply(pool, graph, rules, delivered, dead.clone()).await
             };
             let e = match attempt.await {

@@ -55,3 +55,28 @@ async fn a_snapshot_of_users_loads_the_graph_that_replaying_the_events_builds() 
     assert_eq!(loaded.is_active(b), Some(false));
     assert_eq!(loaded.is_active(e), Some(true));
 }
+
+async fn graph_users(app: &TestApp) -> String {
+    let metrics = app.metrics().await;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("referral_graph_users "));
+    line.unwrap_or_else(|| panic!("{metrics}")).to_owned()
+}
+
+/// `referral_graph_users` is the processor's graph as of its last sync: what `bench reports`
+/// waits on before it measures, and what an operator reads to see the start is over.
+#[tokio::test]
+async fn the_graph_users_gauge_follows_the_processors_graph() {
+    let app = TestApp::spawn().await;
+    let (_, _, c) = app.chain3().await;
+    // A fourth user, signed up after the processor's start: in its graph only once synced.
+    app.signup(None).await;
+    let r = app
+        .purchase("graph-gauge-1", c, "1500.00", Some("300.00"))
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    // The batch paying the purchase syncs the graph first: all four users are in it.
+    e2e::eventually(|| app.settled(), |n| *n == 1).await;
+    assert_eq!(graph_users(&app).await, "referral_graph_users 4");
+}

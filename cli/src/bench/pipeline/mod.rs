@@ -7,7 +7,7 @@ mod direct;
 mod load;
 mod naive;
 mod report;
-mod wrk;
+pub(super) mod wrk;
 
 use futures::StreamExt;
 use load::{Load, LoadResult};
