@@ -102,25 +102,33 @@ fn histograms(
     ))
 }
 
+/// Every gauge, in the order `build` takes them apart.
+fn gauges(r: &Registry) -> Result<[IntGauge; 5], prometheus::Error> {
+    Ok([
+        gauge(r, "live_connections", "open SSE and WebSocket clients")?,
+        gauge(r, "http_connections", "open HTTP connections")?,
+        gauge(
+            r,
+            "report_reads_waiting",
+            "report reads waiting for a place (reports.max_concurrent_reads)",
+        )?,
+        gauge(
+            r,
+            "graph_users",
+            "users in the processor's referral graph (0 until it is loaded)",
+        )?,
+        gauge(
+            r,
+            "analytics_queries_waiting",
+            "analytics queries waiting for a place (clickhouse.analytics_max_concurrent_queries)",
+        )?,
+    ])
+}
+
 fn build() -> Result<Metrics, prometheus::Error> {
     let r = Registry::new_custom(Some("referral".into()), None)?;
-    let live_connections = gauge(&r, "live_connections", "open SSE and WebSocket clients")?;
-    let http_connections = gauge(&r, "http_connections", "open HTTP connections")?;
-    let report_reads_waiting = gauge(
-        &r,
-        "report_reads_waiting",
-        "report reads waiting for a place (reports.max_concurrent_reads)",
-    )?;
-    let graph_users = gauge(
-        &r,
-        "graph_users",
-        "users in the processor's referral graph (0 until it is loaded)",
-    )?;
-    let analytics_queries_waiting = gauge(
-        &r,
-        "analytics_queries_waiting",
-        "analytics queries waiting for a place (clickhouse.analytics_max_concurrent_queries)",
-    )?;
+    let [live_connections, http_connections, report_reads_waiting, graph_users, analytics_queries_waiting] =
+        gauges(&r)?;
     let (http_latency, batch_latency, ingest_stage) = histograms(&r)?;
     Ok(Metrics {
         http_requests: counter(
