@@ -179,6 +179,15 @@ impl TestApp {
         r.text().await.unwrap()
     }
 
+    /// The line of `/metrics` for the unlabelled metric `name` (`"<name> <value>"`).
+    pub async fn metric_line(&self, name: &str) -> String {
+        let metrics = self.metrics().await;
+        let prefix = format!("{name} ");
+        let line = metrics.lines().find(|l| l.starts_with(&prefix));
+        line.unwrap_or_else(|| panic!("no {name} in {metrics}"))
+            .to_owned()
+    }
+
     pub fn token_for(&self, user: UserId) -> String {
         Authenticator::new(&self.config.auth, self.pool.clone())
             .issue(Principal::User(user))

@@ -57,11 +57,7 @@ async fn a_snapshot_of_users_loads_the_graph_that_replaying_the_events_builds() 
 }
 
 async fn graph_users(app: &TestApp) -> String {
-    let metrics = app.metrics().await;
-    let line = metrics
-        .lines()
-        .find(|l| l.starts_with("referral_graph_users "));
-    line.unwrap_or_else(|| panic!("{metrics}")).to_owned()
+    app.metric_line("referral_graph_users").await
 }
 
 /// `referral_graph_users` is the processor's graph as of its last sync: what `bench reports`

@@ -40,11 +40,7 @@ async fn blocked_reads(app: &TestApp) -> i64 {
 }
 
 async fn waiting(app: &TestApp) -> String {
-    let metrics = app.metrics().await;
-    let line = metrics
-        .lines()
-        .find(|l| l.starts_with("referral_report_reads_waiting "));
-    line.unwrap_or_else(|| panic!("{metrics}")).to_owned()
+    app.metric_line("referral_report_reads_waiting").await
 }
 
 async fn hold_totals_then_read_tree(app: &TestApp, a: UserId, b: UserId) -> Held {

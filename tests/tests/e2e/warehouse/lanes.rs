@@ -85,11 +85,7 @@ async fn pump(
 }
 
 async fn waiting(app: &TestApp) -> String {
-    let metrics = app.metrics().await;
-    let line = metrics
-        .lines()
-        .find(|l| l.starts_with("referral_analytics_queries_waiting "));
-    line.unwrap_or_else(|| panic!("{metrics}")).to_owned()
+    app.metric_line("referral_analytics_queries_waiting").await
 }
 
 fn get(app: &TestApp, path: String) -> tokio::task::JoinHandle<StatusCode> {
