@@ -22,10 +22,21 @@ impl Committer {
     /// Starts the committing task; it ends when every `Committer` clone is dropped.
     pub fn start(js: jetstream::Context, limits: Limits) -> Committer {
         let max_group = limits.max_group;
+        let waiting = platform::metrics::metrics()
+            .ingest_waiting
+            .with_label_values(&["store"]);
         let group = Grouper::start(
             limits,
             |(_, m): &Request| m.len(),
-            move |requests| store_groups(js.clone(), requests, max_group),
+            waiting,
+            move |requests, place| {
+                let stored = store_groups(js.clone(), requests, max_group);
+                async move {
+                    // The place is held until the PubAck: one group stored at a time.
+                    let _place = place;
+                    stored.await
+                }
+            },
         );
         Committer { group }
     }

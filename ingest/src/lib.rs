@@ -83,6 +83,14 @@ impl IngestState {
         // (docs/architecture.md).
         let reserve_pool =
             platform::db::lazy_without_flush_wait(&config.database, reserve_connections(config))?;
+        let committer = committer::Committer::start(
+            async_nats::jetstream::new(nats.clone()),
+            committer::Limits {
+                queue: config.ingest.group_commit_queue,
+                max_group: config.ingest.group_commit_max_purchases,
+                in_flight: config.ingest.group_commit_in_flight,
+            },
+        );
         Ok(IngestState(Arc::new(Shared {
             auth: Authenticator::new(&config.auth, pool.clone()),
             reserver: reserver::Reserver::start(
@@ -93,16 +101,10 @@ impl IngestState {
                     in_flight: config.ingest.reserve_in_flight,
                 },
                 config.ingest.reserve_retries,
+                committer.clone(),
             ),
             pool,
-            committer: committer::Committer::start(
-                async_nats::jetstream::new(nats.clone()),
-                committer::Limits {
-                    queue: config.ingest.group_commit_queue,
-                    max_group: config.ingest.group_commit_max_purchases,
-                    in_flight: config.ingest.group_commit_in_flight,
-                },
-            ),
+            committer,
             js: async_nats::jetstream::new(nats),
             subjects: Arc::new(Subjects::new(&config.nats.prefix)),
             plan: Arc::new(config.plan.clone()),

@@ -2,6 +2,7 @@
 //! body is a 409 however fast it is resent), publish, answer after the PubAck.
 use crate::error::IngestError;
 use crate::requests::{Purchase, PurchaseRequest};
+use crate::reserver::Failed;
 use crate::IngestState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -72,18 +73,19 @@ pub async fn create_purchase(
     JsonBody(req): JsonBody<PurchaseRequest>,
 ) -> Result<(StatusCode, Json<PurchaseAccepted>), IngestError> {
     charge(&state, shop, 1)?;
-    let stage = &platform::metrics::metrics().ingest_stage;
-    let started = std::time::Instant::now();
-    let message = reserve(&state, shop, &req.judge()?).await?;
-    let reserved = started.elapsed();
-    stage
-        .with_label_values(&["reserve"])
-        .observe(reserved.as_secs_f64());
-    publish(&state, &message).await?;
-    let stored = started.elapsed() - reserved;
-    stage
-        .with_label_values(&["store"])
-        .observe(stored.as_secs_f64());
+    // Nothing can be stored: say so before reserving the order.
+    ensure_connected(&state)?;
+    let store_on = state.subjects.purchase(&shop);
+    let (message, stored) = reserve(&state, shop, &req.judge()?, Some(store_on)).await?;
+    if !stored {
+        // A retry of a reserved order: its message is stored (again) here.
+        publish(&state, &message).await?;
+    }
+    platform::metrics::metrics()
+        .purchases_accepted
+        .with_label_values(&["purchase", "single"])
+        .inc();
+    tracing::debug!(purchase_id = %message.purchase_id, shop_id = %shop, "purchase stored");
     Ok((StatusCode::ACCEPTED, Json(accepted(&message))))
 }
 
@@ -119,7 +121,10 @@ pub async fn create_purchase_batch(
         .map(|raw| {
             let judged = read_item(raw);
             let state = &state;
-            async move { reserve(state, shop, &judged?).await }
+            async move {
+                let (message, _) = reserve(state, shop, &judged?, None).await?;
+                Ok::<_, IngestError>(message)
+            }
         })
         .collect();
     let reserved: Vec<_> = futures::stream::iter(reservations)
@@ -194,12 +199,14 @@ fn accepted(m: &PurchaseMessage) -> PurchaseAccepted {
 }
 
 /// Finds or creates the reservation of a judged purchase. Returns the exact message to
-/// publish: on a retry, the one stored the first time.
+/// publish (on a retry, the one stored the first time) and whether it is stored already:
+/// a new reservation asked to be stored on `store_on` is stored with its group.
 async fn reserve(
     state: &IngestState,
     shop: ShopId,
     req: &Purchase,
-) -> Result<PurchaseMessage, IngestError> {
+    store_on: Option<String>,
+) -> Result<(PurchaseMessage, bool), IngestError> {
     let hash = req.body_hash()?;
     let message = PurchaseMessage {
         purchase_id: Uuid::now_v7(),
@@ -214,31 +221,36 @@ async fn reserve(
             .unwrap_or_else(|| Utc::now().trunc_subsecs(6)),
         body_hash: hash.clone(),
     };
+    let stores = store_on.is_some();
     let reservation = crate::reserver::Reservation {
         body_hash: hex::decode(&hash).map_err(anyhow::Error::from)?,
-        message,
+        message: message.clone(),
+        store_on,
+        asked: std::time::Instant::now(),
     };
     // The common case in one statement shared with concurrent requests: a new order from
     // an active user of this shop (or of none: signed up by an admin, or before shops
     // were recorded) is reserved.
-    let message = reservation.message.clone();
-    let inserted =
-        state
-            .reserver
-            .reserve(reservation)
-            .await
-            .map_err(|e| match e.database_unavailable {
-                true => IngestError::DatabaseUnavailable(e.detail),
-                false => IngestError::Internal(anyhow::anyhow!(e.detail)),
-            })?;
+    let inserted = state
+        .reserver
+        .reserve(reservation)
+        .await
+        .map_err(|e| match e {
+            Failed::Database {
+                detail,
+                unavailable: true,
+            } => IngestError::DatabaseUnavailable(detail),
+            Failed::Database { detail, .. } => IngestError::Internal(anyhow::anyhow!(detail)),
+            Failed::Stream(detail) => IngestError::StreamUnavailable(anyhow::anyhow!(detail)),
+        })?;
     if inserted {
-        return Ok(message);
+        return Ok((message, stores));
     }
     // Otherwise: a retry (answered with the message stored the first time, or 409 if the
     // body changed; a retry stays accepted even if the user was deactivated since), or a
     // user this shop cannot send purchases for.
     if let Some(existing) = reserved(state, message, &hash).await? {
-        return Ok(existing);
+        return Ok((existing, false));
     }
     let user = sqlx::query!(
         "SELECT status, shop_id FROM users WHERE id = $1",
@@ -283,18 +295,11 @@ async fn reserved(
 }
 
 async fn publish(state: &IngestState, m: &PurchaseMessage) -> Result<(), IngestError> {
-    ensure_connected(state)?;
     state
         .committer
         .store(state.subjects.purchase(&m.shop_id), vec![m.clone()])
         .await
-        .map_err(|e| IngestError::StreamUnavailable(anyhow::anyhow!(e)))?;
-    platform::metrics::metrics()
-        .purchases_accepted
-        .with_label_values(&["purchase", "single"])
-        .inc();
-    tracing::debug!(purchase_id = %m.purchase_id, shop_id = %m.shop_id, "purchase stored");
-    Ok(())
+        .map_err(|e| IngestError::StreamUnavailable(anyhow::anyhow!(e)))
 }
 
 /// While NATS is unreachable nothing can be stored: say so at once (503, retry) rather

@@ -2,12 +2,20 @@
 //! INSERT (one round trip and one WAL flush for the group, not one per request), each
 //! request answered with whether its row was inserted. A row not inserted is a retry,
 //! a conflicting body, or a user who cannot buy; the caller tells which.
+//!
+//! A single purchase's reservation is stored straight from here once inserted: the
+//! group's new rows go to the committer as one request, without first waking each
+//! request to submit its own. Its requests are answered after the PubAck, so each waits
+//! once (not once for the INSERT and again for the store), and the store takes the whole
+//! group at once rather than whichever of its requests had run by then.
+use crate::committer::Committer;
 use crate::group::Grouper;
 use rust_decimal::Decimal;
 use schemas::messages::PurchaseMessage;
 use schemas::UserStatus;
 use sqlx::PgPool;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::time::Instant;
 use uuid::Uuid;
 
 /// One request's reservation: the message it will publish. The registry keeps what a
@@ -16,23 +24,22 @@ use uuid::Uuid;
 pub struct Reservation {
     pub message: PurchaseMessage,
     pub body_hash: Vec<u8>,
+    /// Store the message on this subject once its row is inserted (a single purchase);
+    /// `None` leaves storing to the caller (a batch stores its items together).
+    pub store_on: Option<String>,
+    /// When the request asked (for the edge's step timings).
+    pub asked: Instant,
 }
 
-/// Why a group's INSERT failed, shared by every request of the group.
+/// Why a group failed, shared by every request of the group.
 #[derive(Clone, Debug)]
-pub struct Failed {
-    pub detail: String,
-    /// Postgres could not be reached (`platform::db::is_unavailable`): retryable, a 503.
-    pub database_unavailable: bool,
-}
-
-impl Failed {
-    fn stopped(detail: &str) -> Failed {
-        Failed {
-            detail: detail.to_owned(),
-            database_unavailable: false,
-        }
-    }
+pub enum Failed {
+    /// The INSERT failed; `unavailable`: Postgres could not be reached, or a race was
+    /// lost every time (`platform::db::is_unavailable`): retryable, a 503.
+    Database { detail: String, unavailable: bool },
+    /// The row was inserted but the stream did not store the message: retryable, a 503
+    /// (the retry finds the reservation and stores the same message).
+    Stream(String),
 }
 
 #[derive(Clone)]
@@ -45,39 +52,109 @@ pub use crate::group::Limits;
 impl Reserver {
     /// `retries`: how often a group's INSERT runs again after losing a race (a deadlock or
     /// serialization failure) before its requests are answered 503.
-    pub fn start(pool: PgPool, limits: Limits, retries: u32) -> Reserver {
+    pub fn start(pool: PgPool, limits: Limits, retries: u32, committer: Committer) -> Reserver {
+        let waiting = platform::metrics::metrics()
+            .ingest_waiting
+            .with_label_values(&["reserve"]);
         let group = Grouper::start(
             limits,
             |_| 1,
-            move |rows: Vec<Reservation>| {
-                let pool = pool.clone();
+            waiting,
+            move |rows, mut place| {
+                let (pool, committer) = (pool.clone(), committer.clone());
                 async move {
-                    let result = insert_retrying(&pool, &rows, retries)
-                        .await
-                        .map_err(|e| Failed {
-                            // A race lost every time is as retryable as a database away.
-                            database_unavailable: platform::db::is_conflict(&e)
-                                || platform::db::sqlx_unavailable(&e),
-                            detail: e.to_string(),
-                        });
-                    rows.iter()
-                        .map(|r| match &result {
-                            Ok(ids) => Ok(ids.contains(&r.message.purchase_id)),
-                            Err(e) => Err(e.clone()),
-                        })
-                        .collect()
+                    let inserted = insert_retrying(&pool, &rows, retries).await;
+                    // The next group's INSERT may start while this one's messages are stored.
+                    place.release();
+                    let inserted = match inserted {
+                        Ok(ids) => ids,
+                        Err(e) => {
+                            let failed = Failed::Database {
+                                // A race lost every time is as retryable as a database away.
+                                unavailable: platform::db::is_conflict(&e)
+                                    || platform::db::sqlx_unavailable(&e),
+                                detail: e.to_string(),
+                            };
+                            return vec![Err(failed); rows.len()];
+                        }
+                    };
+                    let reserved = Instant::now();
+                    let stored = store(&committer, &rows, &inserted).await;
+                    observe(&rows, &inserted, reserved);
+                    rows.iter().map(|r| answer(r, &inserted, &stored)).collect()
                 }
             },
         );
         Reserver { group }
     }
 
-    /// Reserves the order for an active buyer of the shop's; true when this call inserted the row.
+    /// Reserves the order for an active buyer of the shop's; true when this call inserted
+    /// the row (and, with `store_on`, the stream stored the message).
     pub async fn reserve(&self, reservation: Reservation) -> Result<bool, Failed> {
-        self.group
-            .submit(reservation)
-            .await
-            .unwrap_or_else(|| Err(Failed::stopped("the reserver has stopped")))
+        self.group.submit(reservation).await.unwrap_or_else(|| {
+            Err(Failed::Database {
+                detail: "the reserver has stopped".to_owned(),
+                unavailable: false,
+            })
+        })
+    }
+}
+
+/// The group's new rows that asked to be stored, one committer request per subject (all
+/// at once); the outcome by subject.
+async fn store<'a>(
+    committer: &Committer,
+    rows: &'a [Reservation],
+    inserted: &HashSet<Uuid>,
+) -> BTreeMap<&'a str, Result<(), String>> {
+    let mut by_subject: BTreeMap<&str, Vec<PurchaseMessage>> = BTreeMap::new();
+    for r in rows {
+        if let Some(subject) = &r.store_on {
+            if inserted.contains(&r.message.purchase_id) {
+                by_subject
+                    .entry(subject)
+                    .or_default()
+                    .push(r.message.clone());
+            }
+        }
+    }
+    let stores = by_subject
+        .into_iter()
+        .map(|(subject, messages)| async move {
+            (subject, committer.store(subject.to_owned(), messages).await)
+        });
+    futures::future::join_all(stores)
+        .await
+        .into_iter()
+        .collect()
+}
+
+fn answer(
+    r: &Reservation,
+    inserted: &HashSet<Uuid>,
+    stored: &BTreeMap<&str, Result<(), String>>,
+) -> Result<bool, Failed> {
+    if !inserted.contains(&r.message.purchase_id) {
+        return Ok(false);
+    }
+    match r.store_on.as_deref().and_then(|s| stored.get(s)) {
+        Some(Err(e)) => Err(Failed::Stream(e.clone())),
+        _ => Ok(true),
+    }
+}
+
+/// The edge's step timings of each single purchase: waiting for and running its group's
+/// INSERT, then storing its message.
+fn observe(rows: &[Reservation], inserted: &HashSet<Uuid>, reserved: Instant) {
+    let stage = &platform::metrics::metrics().ingest_stage;
+    let stored = reserved.elapsed().as_secs_f64();
+    for r in rows.iter().filter(|r| r.store_on.is_some()) {
+        stage
+            .with_label_values(&["reserve"])
+            .observe(reserved.saturating_duration_since(r.asked).as_secs_f64());
+        if inserted.contains(&r.message.purchase_id) {
+            stage.with_label_values(&["store"]).observe(stored);
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Prometheus metrics. Labels are few and bounded (role, outcome), never a user id.
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use std::sync::OnceLock;
 
@@ -16,6 +17,8 @@ pub struct Metrics {
     pub earnings_written: IntCounterVec,
     pub batch_latency: HistogramVec,
     pub ingest_stage: HistogramVec,
+    /// Requests waiting to join the edge's next group, by step (reserve, store).
+    pub ingest_waiting: IntGaugeVec,
     pub live_connections: IntGauge,
     /// Open HTTP connections (all listeners), and connections refused at a bound.
     pub http_connections: IntGauge,
@@ -46,6 +49,17 @@ fn counter(
 /// A gauge registered in `registry`.
 fn gauge(registry: &Registry, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
     let g = IntGauge::new(name, help)?;
+    registry.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+/// Requests waiting to join the edge's next group, by step (`reserve`, `store`).
+fn ingest_waiting(registry: &Registry) -> Result<IntGaugeVec, prometheus::Error> {
+    let opts = Opts::new(
+        "ingest_group_waiting",
+        "purchase requests waiting to join the edge's next group, by step",
+    );
+    let g = IntGaugeVec::new(opts, &["step"])?;
     registry.register(Box::new(g.clone()))?;
     Ok(g)
 }
@@ -165,6 +179,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         earnings_written: counter(&r, "earnings_written_total", "ledger entries", &["kind"])?,
         batch_latency,
         ingest_stage,
+        ingest_waiting: ingest_waiting(&r)?,
         live_connections,
         http_connections,
         report_reads_waiting,

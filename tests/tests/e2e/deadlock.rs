@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use sqlx::Connection;
 
 /// Inserts a registry row for `order` of the app's shop (uncommitted in `tx`).
-async fn hold(tx: &mut sqlx::PgConnection, app: &TestApp, order: &str) {
+pub(crate) async fn hold(tx: &mut sqlx::PgConnection, app: &TestApp, order: &str) {
     sqlx::query(
         "INSERT INTO purchase_requests (shop_id, order_id, purchase_id, body_hash, occurred_at, amount)
          VALUES ($1, $2, gen_random_uuid(), '\\x00', now(), 1000)",
@@ -22,7 +22,7 @@ async fn hold(tx: &mut sqlx::PgConnection, app: &TestApp, order: &str) {
 }
 
 /// Backends of this database, other than `mine`, waiting on a lock in the registry.
-async fn edge_waiting(app: &TestApp, mine: i32) -> i64 {
+pub(crate) async fn edge_waiting(app: &TestApp, mine: i32) -> i64 {
     sqlx::query_scalar(
         "SELECT count(*) FROM pg_stat_activity
          WHERE datname = current_database() AND pid <> $1 AND wait_event_type = 'Lock'

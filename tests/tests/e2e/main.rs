@@ -14,6 +14,7 @@ mod errors;
 mod faults;
 mod foundation;
 mod graph_load;
+mod groups;
 mod in_flight;
 mod live;
 mod live_lifetime;
