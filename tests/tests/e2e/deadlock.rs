@@ -21,6 +21,19 @@ pub(crate) async fn hold(tx: &mut sqlx::PgConnection, app: &TestApp, order: &str
     .unwrap();
 }
 
+/// A session of its own, in a transaction, and its backend's pid.
+pub(crate) async fn other_session(app: &TestApp) -> (sqlx::PgConnection, i32) {
+    let mut other = sqlx::PgConnection::connect(app.config.database.url.as_str())
+        .await
+        .unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    (other, pid)
+}
+
 /// Backends of this database, other than `mine`, waiting on a lock in the registry.
 pub(crate) async fn edge_waiting(app: &TestApp, mine: i32) -> i64 {
     sqlx::query_scalar(
@@ -38,14 +51,7 @@ pub(crate) async fn edge_waiting(app: &TestApp, mine: i32) -> i64 {
 async fn a_reservation_that_loses_a_deadlock_is_retried_and_accepted() {
     let app = TestApp::spawn().await;
     let (a, b, c) = app.chain3().await;
-    let mut other = sqlx::PgConnection::connect(app.config.database.url.as_str())
-        .await
-        .unwrap();
-    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(&mut other)
-        .await
-        .unwrap();
-    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    let (mut other, pid) = other_session(&app).await;
     sqlx::query("SET LOCAL deadlock_timeout = '30s'")
         .execute(&mut other)
         .await

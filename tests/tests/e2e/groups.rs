@@ -3,10 +3,9 @@
 //! each is answered once that message is stored. (Before stop 36 each request submitted
 //! its own store after its reservation's answer; in a quiet test those five usually met
 //! in one message too, so this pins the grouping, not the saved wake-up.)
-use crate::deadlock::{edge_waiting, hold};
+use crate::deadlock::{edge_waiting, hold, other_session};
 use e2e::{eventually, TestApp};
 use reqwest::StatusCode;
-use sqlx::Connection;
 
 /// Messages the app's PURCHASES stream has stored so far (its last sequence).
 async fn stored(app: &TestApp) -> u64 {
@@ -27,14 +26,7 @@ async fn waiting_to_reserve(app: &TestApp) -> String {
 
 /// A session of its own holding `order` uncommitted, and its backend's pid.
 async fn holding(app: &TestApp, order: &str) -> (sqlx::PgConnection, i32) {
-    let mut other = sqlx::PgConnection::connect(app.config.database.url.as_str())
-        .await
-        .unwrap();
-    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(&mut other)
-        .await
-        .unwrap();
-    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    let (mut other, pid) = other_session(app).await;
     hold(&mut other, app, order).await;
     (other, pid)
 }
