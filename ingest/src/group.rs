@@ -70,12 +70,34 @@ impl<T: Send + 'static, R: Send + 'static> Grouper<T, R> {
     /// Joins the next group; `None` when the grouping task has stopped.
     pub async fn submit(&self, request: T) -> Option<R> {
         let (done, answer) = oneshot::channel();
-        self.waiting.inc();
-        if self.queue.send((request, done)).await.is_err() {
-            self.waiting.dec();
-            return None;
-        }
+        let counted = Counted::new(&self.waiting);
+        self.queue.send((request, done)).await.ok()?;
+        // In the queue: the grouping task takes it off the count with its group.
+        counted.handed_over();
         answer.await.ok()
+    }
+}
+
+/// One request on the `waiting` gauge until it is in the queue: a request dropped while it
+/// waits to enqueue (its deadline passed) or refused (the task stopped) counts off again.
+struct Counted<'a>(Option<&'a IntGauge>);
+
+impl<'a> Counted<'a> {
+    fn new(gauge: &'a IntGauge) -> Self {
+        gauge.inc();
+        Counted(Some(gauge))
+    }
+
+    fn handed_over(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        if let Some(gauge) = self.0 {
+            gauge.dec();
+        }
     }
 }
 
