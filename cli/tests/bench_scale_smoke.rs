@@ -53,21 +53,15 @@ async fn bench_seed_builds_a_ledger_verify_accepts_and_bench_reports_reads_it() 
     let verified = String::from_utf8_lossy(&verified.stdout);
     assert!(verified.contains(": 0 differences"), "{verified}");
 
-    let out = referral(
-        &[
-            "bench",
-            "reports",
-            "--database",
-            &name,
-            "--readers",
-            "4",
-            "--requests",
-            "8",
-            "--json",
-        ],
-        &format!("{server}/referral"),
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // `bench reports` on the seeded database, 4 readers, as JSON, with these options.
+    let reports_of = |options: &[&str]| -> serde_json::Value {
+        let mut args = vec!["bench", "reports", "--database", &name, "--readers", "4"];
+        args.extend_from_slice(options);
+        args.push("--json");
+        let out = referral(&args, &format!("{server}/referral"));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let report = reports_of(&["--requests", "8"]);
     assert_eq!(report["users"], 300);
     assert!(
         report["heaviest_user_entries"].as_i64().unwrap() > 0,
@@ -85,25 +79,7 @@ async fn bench_seed_builds_a_ledger_verify_accepts_and_bench_reports_reads_it() 
 
     // The same reads from wrk in its own process (scripts/services.sh installs it), for
     // a time: the report counts wrk's requests, every one a 2xx.
-    let out = referral(
-        &[
-            "bench",
-            "reports",
-            "--database",
-            &name,
-            "--readers",
-            "4",
-            "--only",
-            "totals",
-            "--generator",
-            "wrk",
-            "--seconds",
-            "1",
-            "--json",
-        ],
-        &format!("{server}/referral"),
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = reports_of(&["--only", "totals", "--generator", "wrk", "--seconds", "1"]);
     let reports = report["reports"].as_array().unwrap();
     assert_eq!(reports.len(), 1, "{report}");
     assert_eq!(reports[0]["report"], "totals", "{report}");

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod clickhouse;
+mod eventually;
 pub mod nats_cluster;
 pub mod nats_server;
 pub mod openapi;
@@ -20,12 +21,9 @@ use referral::Application;
 use reqwest::{Response, StatusCode};
 use schemas::{ShopId, UserId};
 use serde_json::{json, Value};
-use std::future::Future;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// How long `eventually` waits for a condition before failing the test.
-pub const EVENTUALLY: Duration = Duration::from_secs(20);
+pub use eventually::{eventually, EVENTUALLY};
 
 pub struct TestApp {
     pub base: String,
@@ -329,26 +327,6 @@ impl TestApp {
             "verify found: {:#?}",
             report.differences
         );
-    }
-}
-
-/// Polls `probe` until `done` holds or `EVENTUALLY` passes; returns the last value.
-pub async fn eventually<T, F, Fut>(mut probe: F, done: impl Fn(&T) -> bool) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = T>,
-    T: std::fmt::Debug,
-{
-    let deadline = tokio::time::Instant::now() + EVENTUALLY;
-    loop {
-        let value = probe().await;
-        if done(&value) {
-            return value;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("condition not met within {EVENTUALLY:?}; last value: {value:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
