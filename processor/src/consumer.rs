@@ -80,9 +80,6 @@ async fn serve(config: Config, pool: PgPool, shutdown: CancellationToken) -> any
     result
 }
 
-/// Records the plan and loads the referral graph, waiting out a Postgres that is away or
-/// refuses writes (with the batch retry backoff) instead of failing the role: in `all`, a
-/// failed role stops ingest and the API with it. `None`: told to stop first.
 /// One graph per worker (each syncs its own before a batch): the loaded one goes to the last
 /// worker rather than being kept beside the copies (which held a third copy for the life of
 /// the process: ~95 MiB at 1M users, ~800 MiB at 10M), and the copies are made off the
@@ -96,6 +93,9 @@ async fn copies(graph: ReferralGraph, workers: usize) -> anyhow::Result<Vec<Refe
     Ok(tokio::task::spawn_blocking(copy).await?)
 }
 
+/// Records the plan and loads the referral graph, waiting out a Postgres that is away or
+/// refuses writes (with the batch retry backoff) instead of failing the role: in `all`, a
+/// failed role stops ingest and the API with it. `None`: told to stop first.
 async fn prepare(
     pool: &PgPool,
     config: &Config,

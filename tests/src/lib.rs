@@ -177,7 +177,8 @@ impl TestApp {
         r.text().await.unwrap()
     }
 
-    /// The line of `/metrics` for the unlabelled metric `name` (`"<name> <value>"`).
+    /// The line of `/metrics` for the series `name` (`"<name> <value>"`; a labelled one
+    /// named with its labels, as `/metrics` writes them).
     pub async fn metric_line(&self, name: &str) -> String {
         let metrics = self.metrics().await;
         let prefix = format!("{name} ");

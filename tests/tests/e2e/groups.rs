@@ -17,11 +17,8 @@ async fn stored(app: &TestApp) -> u64 {
 
 /// Requests waiting to join the next reservation group.
 async fn waiting_to_reserve(app: &TestApp) -> String {
-    let metrics = app.metrics().await;
-    let line = metrics
-        .lines()
-        .find(|l| l.starts_with("referral_ingest_group_waiting{step=\"reserve\"} "));
-    line.unwrap_or_default().to_owned()
+    app.metric_line(r#"referral_ingest_group_waiting{step="reserve"}"#)
+        .await
 }
 
 /// A session of its own holding `order` uncommitted, and its backend's pid.
