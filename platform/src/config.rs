@@ -248,6 +248,8 @@ pub struct ProcessorConfig {
     pub batch_max_messages: usize,
     /// Payload bytes per batch (messages may carry groups of purchases).
     pub batch_max_bytes: usize,
+    /// How long a worker that has a message waits for more before applying its batch;
+    /// 0: it takes only what has already arrived.
     pub batch_max_wait_ms: u64,
     pub max_ack_pending: i64,
     pub ack_wait_secs: u64,

@@ -59,7 +59,6 @@ pub fn test_config() -> (Config, String) {
     // JetStream reserves a stream's max_bytes up front; tests need little.
     config.nats.stream_max_bytes = 64 * 1024 * 1024;
     config.http.api_addr = "127.0.0.1:0".parse().unwrap();
-    config.processor.batch_max_wait_ms = 5;
     config.log.filter = std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into());
     // Services refuse the public development secrets: each test app has its own.
     config.auth.jwt_secret = platform::auth::random_secret();

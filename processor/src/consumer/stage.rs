@@ -235,6 +235,8 @@ async fn next_batch(
             None => anyhow::bail!("the consumer's message stream ended"),
         }
     }
+    // `timeout_at` polls the stream before its deadline, so with no wait (the default)
+    // the batch still takes every message that has already arrived.
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     let mut bytes: usize = batch.iter().map(|m| m.payload.len()).sum();
     while batch.len() < max && bytes < limits.batch_max_bytes {

@@ -1,11 +1,15 @@
-//! The edge's group commit for single purchases: the requests reserved by one INSERT are
-//! stored as one message, straight from the reservation (ingest/src/reserver.rs), and
-//! each is answered once that message is stored. (Before stop 36 each request submitted
-//! its own store after its reservation's answer; in a quiet test those five usually met
-//! in one message too, so this pins the grouping, not the saved wake-up.)
+//! Grouping. The edge's group commit for single purchases: the requests reserved by one
+//! INSERT are stored as one message, straight from the reservation
+//! (ingest/src/reserver.rs), and each is answered once that message is stored. (Before
+//! stop 36 each request submitted its own store after its reservation's answer; in a
+//! quiet test those five usually met in one message too, so this pins the grouping, not
+//! the saved wake-up.) The processor's batches: without a wait for more, a batch still
+//! takes every message that has already arrived.
 use crate::deadlock::{edge_waiting, hold, other_session};
 use e2e::{eventually, TestApp};
 use reqwest::StatusCode;
+use schemas::messages::PurchaseMessage;
+use schemas::{Money, OrderId};
 
 /// Messages the app's PURCHASES stream has stored so far (its last sequence).
 async fn stored(app: &TestApp) -> u64 {
@@ -66,5 +70,54 @@ async fn the_purchases_of_one_reservation_group_are_stored_as_one_message() {
     eventually(|| app.settled(), |n| *n == 6).await;
     assert_eq!(app.total(b).await, "30.00");
     assert_eq!(app.total(a).await, "6.00");
+    app.assert_verified().await;
+}
+
+/// Batches the processor has applied so far.
+async fn batches(app: &TestApp) -> u64 {
+    let line = app
+        .metric_line(r#"referral_processor_batch_seconds_count{stage="total"}"#)
+        .await;
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn messages_waiting_for_the_processor_are_applied_together_without_a_wait_for_more() {
+    let mut app = TestApp::spawn().await;
+    assert_eq!(app.config.processor.batch_max_wait_ms, 0, "the default");
+    let (a, b, c) = app.chain3().await;
+    app.purchase("first", c, "1000.00", Some("100.00")).await;
+    eventually(|| app.settled(), |n| *n == 1).await;
+    let before = batches(&app).await;
+    // Stored while no processor runs: all of them are waiting when it starts.
+    app.stop().await;
+    const WAITING: u64 = 40;
+    for i in 0..WAITING {
+        let m = PurchaseMessage {
+            purchase_id: uuid::Uuid::now_v7(),
+            shop_id: app.shop_id,
+            order_id: OrderId::parse(&format!("w-{i}")).unwrap(),
+            user_id: c,
+            amount: Money::parse("1000.00").unwrap(),
+            profit: Money::parse("100.00").unwrap(),
+            currency: "INR".into(),
+            occurred_at: chrono::Utc::now(),
+            body_hash: format!("{:064x}", uuid::Uuid::new_v4().as_u128()),
+        };
+        let id = format!("{}:{}", m.shop_id, m.order_id);
+        app.publish_raw("purchases", &id, serde_json::to_vec(&m).unwrap())
+            .await;
+    }
+    app.restart().await.unwrap();
+    eventually(|| app.settled(), |n| *n == 1 + WAITING as i64).await;
+    let applied_in = batches(&app).await - before;
+    // One batch a message would mean each was applied on its own (two workers share the
+    // pull, so two or a few batches are expected).
+    assert!(
+        applied_in <= WAITING / 4,
+        "{WAITING} waiting messages took {applied_in} batches"
+    );
+    assert_eq!(app.total(b).await, "205.00");
+    assert_eq!(app.total(a).await, "41.00");
     app.assert_verified().await;
 }
