@@ -315,6 +315,11 @@ pub struct ReportsConfig {
     /// to run them, and the operating system then slices them, which makes the slowest
     /// requests slower without answering more (docs/performance.md, stop 34).
     pub max_concurrent_reads: usize,
+    /// Ledger positions one filtered history page (a level, a time range) examines at
+    /// most. Entries the filter skips are read too, so without a bound a page asking for
+    /// a rare level walked every entry of the user; a page that reached the bound before
+    /// filling says where to go on (`next_cursor`), with fewer items, even none.
+    pub history_max_scan: i64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

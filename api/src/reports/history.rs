@@ -75,6 +75,8 @@ pub async fn history(
         return Ok(Json(empty_page()));
     };
     let before = before.min(window.below);
+    let filtered = only_level.is_some() || q.from.is_some() || q.to.is_some();
+    let floor = scan_floor(&state, user, before, window.from, filtered).await?;
     // Planned with its values each time (an unnamed statement, so checked by the e2e tests
     // rather than the macro): a cached generic plan cannot drop the unused filters, and
     // would read every entry of the user to sort them instead of the newest page.
@@ -85,7 +87,7 @@ pub async fn history(
         .bind(q.to)
         .bind(only_level)
         .bind(limit + 1)
-        .bind(window.from)
+        .bind(floor)
         .persistent(false)
         .fetch_all(&state.pool)
         .await?;
@@ -107,6 +109,9 @@ pub async fn history(
     }
     let next_cursor = if more {
         last_seq.map(|s| s.to_string())
+    } else if floor > window.from {
+        // The walk stopped at its bound, not at the start: older positions remain.
+        Some(floor.to_string())
     } else {
         None
     };
@@ -133,6 +138,35 @@ async fn paid_at(state: &ApiState, user: UserId, level: i16) -> Result<bool, Api
     .fetch_optional(&state.pool)
     .await?;
     Ok(entries.is_some_and(|n| n > 0))
+}
+
+/// The lowest position this page walks down to: the window's start, or, for a filtered
+/// page (whose filter may skip any number of entries), at most `history_max_scan`
+/// positions below `before`, so a page costs the same however rare its matches are.
+async fn scan_floor(
+    state: &ApiState,
+    user: UserId,
+    before: i64,
+    window_from: i64,
+    filtered: bool,
+) -> Result<i64, ApiError> {
+    if !filtered {
+        return Ok(window_from);
+    }
+    let top = if before == i64::MAX {
+        // The first page: from the user's newest position (one row, read backward).
+        let head = sqlx::query_scalar!(
+            "SELECT max(user_seq) FROM earnings WHERE beneficiary_id = $1",
+            user.as_uuid()
+        )
+        .fetch_one(&state.pool)
+        .await?;
+        head.map_or(window_from, |h| h.saturating_add(1))
+    } else {
+        before
+    };
+    let bound = state.reports.history_max_scan;
+    Ok(window_from.max(top.saturating_sub(bound)))
 }
 
 /// The positions an entry in the time range can have: `from..below`. Bounds, not the

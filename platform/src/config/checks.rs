@@ -215,6 +215,7 @@ impl super::ReportsConfig {
                 "reports.max_concurrent_reads",
                 self.max_concurrent_reads as i64,
             ),
+            ("reports.history_max_scan", self.history_max_scan),
         ] {
             anyhow::ensure!(value > 0, "{name} must be at least 1");
         }

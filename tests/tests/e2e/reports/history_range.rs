@@ -1,5 +1,6 @@
 //! History with a time range: the window of positions read from the daily rollup
-//! (migration 0010) narrows the walk and never drops an entry the range holds.
+//! (migration 0010) narrows the walk and never drops an entry the range holds. With a
+//! level: a page walks at most `history_max_scan` positions, and the cursor goes on.
 use chrono::{DateTime, Duration, Utc};
 use e2e::{eventually, TestApp};
 use serde_json::Value;
@@ -119,4 +120,47 @@ async fn a_level_filter_returns_that_levels_entries_and_an_unpaid_level_nothing(
         assert!(levels(&page).is_empty(), "level {level}: {page}");
         assert!(page["next_cursor"].is_null(), "level {level}: {page}");
     }
+}
+
+/// A filtered page walks at most `reports.history_max_scan` positions: one whose matches
+/// are rare comes back short (even empty) with a cursor, and following the cursors still
+/// returns every match exactly once, newest first, with no cursor after the last.
+#[tokio::test]
+async fn a_filtered_page_walks_a_bounded_stretch_and_its_cursor_goes_on() {
+    let app = TestApp::spawn_with(|c| c.reports.history_max_scan = 3).await;
+    let (a, b, c) = app.chain3().await;
+    // a's ledger: level 1 at position 1, level 2 at 2..=9, level 1 at 10.
+    let buyers = std::iter::once((b, "100.00"))
+        .chain(std::iter::repeat_n((c, "100.00"), 8))
+        .chain(std::iter::once((b, "200.00")));
+    for (n, (buyer, profit)) in buyers.enumerate() {
+        app.purchase(&format!("sc-{n}"), buyer, "1000.00", Some(profit))
+            .await;
+        eventually(|| app.settled(), |s| *s == n as i64 + 1).await;
+    }
+    let base = format!("/v1/users/{a}/earnings/history?level=1");
+    let first: Value = app.get_json(&format!("{base}&limit=2"), &app.admin).await;
+    // Positions 8..=10 walked: one match, and a cursor below the stretch.
+    assert_eq!(first["items"].as_array().unwrap().len(), 1, "{first}");
+    assert_eq!(first["next_cursor"], "8", "{first}");
+    let empty: Value = app
+        .get_json(&format!("{base}&limit=2&cursor=8"), &app.admin)
+        .await;
+    assert!(empty["items"].as_array().unwrap().is_empty(), "{empty}");
+    assert_eq!(empty["next_cursor"], "5", "{empty}");
+    let amounts: Vec<String> = all_pages(&app, &base)
+        .await
+        .into_iter()
+        .map(|(a, _)| a)
+        .collect();
+    assert_eq!(amounts, ["10.00", "5.00"]);
+    // An unfiltered page is not bounded that way: every entry of the ten in one page.
+    let all: Value = app
+        .get_json(
+            &format!("/v1/users/{a}/earnings/history?limit=50"),
+            &app.admin,
+        )
+        .await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 10, "{all}");
+    assert!(all["next_cursor"].is_null(), "{all}");
 }
