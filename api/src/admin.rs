@@ -73,8 +73,7 @@ async fn set_status(
     UserPath(user): UserPath,
     status: UserStatus,
 ) -> Result<Json<UserState>, ApiError> {
-    let mut tx = state.pool.begin().await?;
-    platform::db::lock_user_events(&mut tx).await?;
+    let (_turn, mut tx) = platform::db::begin_graph_write(&state.pool).await?;
     let row = sqlx::query!(
         "SELECT referrer_id, status FROM users WHERE id = $1 FOR UPDATE",
         user.as_uuid()
@@ -131,8 +130,7 @@ pub async fn move_user(
     _: platform::problem::NoQuery,
     JsonBody(req): JsonBody<MoveRequest>,
 ) -> Result<Json<UserState>, ApiError> {
-    let mut tx = state.pool.begin().await?;
-    platform::db::lock_user_events(&mut tx).await?;
+    let (_turn, mut tx) = platform::db::begin_graph_write(&state.pool).await?;
     let row = sqlx::query!(
         "SELECT referrer_id, status FROM users WHERE id = $1 FOR UPDATE",
         user.as_uuid()

@@ -11,6 +11,7 @@ use crate::{ApiError, ApiState};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use platform::metrics::Waiting;
 use prometheus::IntGauge;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
@@ -44,22 +45,5 @@ pub async fn in_turn(State(state): State<ApiState>, request: Request, next: Next
     match state.read_lanes.take().await {
         Ok(_place) => next.run(request).await,
         Err(e) => e.into_response(),
-    }
-}
-
-/// Counts a request as waiting until it has its place or is dropped waiting (its deadline
-/// passed, its client left).
-struct Waiting<'a>(&'a IntGauge);
-
-impl<'a> Waiting<'a> {
-    fn start(gauge: &'a IntGauge) -> Self {
-        gauge.inc();
-        Waiting(gauge)
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }

@@ -140,9 +140,33 @@ pub fn is_conflict(error: &sqlx::Error) -> bool {
 /// `seq > cursor` never skips a late commit, and graph changes cannot race each other.
 pub const USER_EVENTS_LOCK: i64 = 0x7265_6665_7272_616c;
 
-pub async fn lock_user_events(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> sqlx::Result<()> {
+async fn lock_user_events(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> sqlx::Result<()> {
     sqlx::query!("SELECT pg_advisory_xact_lock($1)", USER_EVENTS_LOCK)
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// This process's graph writes take turns here before they take a connection. They run
+/// one at a time on `USER_EVENTS_LOCK` anyway, and each waiting there held a pooled
+/// connection: one shop sending a few hundred signups at once held every connection, and
+/// other callers' statements failed waiting for one (503). Now one connection per process
+/// waits on the lock, the rest wait in memory (bounded by the request deadline).
+static GRAPH_WRITE_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A write to the referral graph (a signup, a move, a status change): a transaction that
+/// holds the outbox lock, begun in this process's turn; the turn ends when the guard is
+/// dropped (after the commit).
+pub async fn begin_graph_write(
+    pool: &PgPool,
+) -> sqlx::Result<(
+    tokio::sync::MutexGuard<'static, ()>,
+    sqlx::Transaction<'static, sqlx::Postgres>,
+)> {
+    let waiting = crate::metrics::Waiting::start(&crate::metrics::metrics().graph_writes_waiting);
+    let turn = GRAPH_WRITE_TURN.lock().await;
+    drop(waiting);
+    let mut tx = pool.begin().await?;
+    lock_user_events(&mut tx).await?;
+    Ok((turn, tx))
 }

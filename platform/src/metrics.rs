@@ -29,6 +29,8 @@ pub struct Metrics {
     pub graph_users: IntGauge,
     /// Analytics queries waiting for a place (`clickhouse.analytics_max_concurrent_queries`).
     pub analytics_queries_waiting: IntGauge,
+    /// Signups and graph changes waiting for this process's turn (`db::begin_graph_write`).
+    pub graph_writes_waiting: IntGauge,
     pub http_connections_refused: IntCounterVec,
     pub warehouse_rows: IntCounterVec,
     pub consumer_lost: IntCounterVec,
@@ -117,7 +119,7 @@ fn histograms(
 }
 
 /// Every gauge, in the order `build` takes them apart.
-fn gauges(r: &Registry) -> Result<[IntGauge; 5], prometheus::Error> {
+fn gauges(r: &Registry) -> Result<[IntGauge; 6], prometheus::Error> {
     Ok([
         gauge(r, "live_connections", "open SSE and WebSocket clients")?,
         gauge(r, "http_connections", "open HTTP connections")?,
@@ -136,12 +138,17 @@ fn gauges(r: &Registry) -> Result<[IntGauge; 5], prometheus::Error> {
             "analytics_queries_waiting",
             "analytics queries waiting for a place (clickhouse.analytics_max_concurrent_queries)",
         )?,
+        gauge(
+            r,
+            "graph_writes_waiting",
+            "signups and graph changes waiting for this process's turn to write the graph",
+        )?,
     ])
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
     let r = Registry::new_custom(Some("referral".into()), None)?;
-    let [live_connections, http_connections, report_reads_waiting, graph_users, analytics_queries_waiting] =
+    let [live_connections, http_connections, report_reads_waiting, graph_users, analytics_queries_waiting, graph_writes_waiting] =
         gauges(&r)?;
     let (http_latency, batch_latency, ingest_stage) = histograms(&r)?;
     Ok(Metrics {
@@ -184,6 +191,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         http_connections,
         report_reads_waiting,
         analytics_queries_waiting,
+        graph_writes_waiting,
         graph_users,
         http_connections_refused: counter(
             &r,
@@ -223,4 +231,21 @@ pub fn render() -> String {
         return String::new();
     }
     String::from_utf8(buf).unwrap_or_default()
+}
+
+/// Counts one caller on a `…_waiting` gauge until it has what it waits for or is dropped
+/// waiting (its deadline passed, its client left).
+pub struct Waiting<'a>(&'a IntGauge);
+
+impl<'a> Waiting<'a> {
+    pub fn start(gauge: &'a IntGauge) -> Self {
+        gauge.inc();
+        Waiting(gauge)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }

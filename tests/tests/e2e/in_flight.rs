@@ -1,5 +1,6 @@
 //! Requests in flight: a credential cannot hold the places other callers need, however
-//! slowly it sends its bodies (`platform::in_flight`, the role extractors).
+//! slowly it sends its bodies (`platform::in_flight`, the role extractors), however many
+//! signups it sends at once (`platform::db::begin_graph_write`).
 use e2e::{eventually, TestApp};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -117,4 +118,64 @@ async fn past_the_listeners_bound_requests_are_answered_503_at_once() {
     held.clear();
     let (status, _) = eventually(|| code_of(&app, &other), |(s, _)| *s != 503).await;
     assert_eq!(status, 422);
+}
+
+/// Backends of this test's database waiting for an advisory lock.
+async fn lock_waiters(app: &TestApp) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+/// Signups run one at a time on the graph's lock. A flood of them from one shop waits
+/// for its turn in memory, one on a pooled connection, so the pool's connections stay
+/// free for everyone else's statements (before, each waiting signup held one: more than
+/// the pool's size at once and other callers were answered 503).
+#[tokio::test]
+async fn a_flood_of_signups_waits_its_turn_without_holding_the_pool() {
+    // The tests' pool has 8 connections; a statement waits at most 1 s for one.
+    let app = TestApp::spawn_with(|c| c.database.acquire_timeout_ms = 1_000).await;
+    assert_eq!(app.config.database.max_connections, 8);
+    let user = app.signup(None).await;
+    let mut lock = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(platform::db::USER_EVENTS_LOCK)
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    const SIGNUPS: usize = 12;
+    let flood = futures::future::join_all((0..SIGNUPS).map(|_| app.try_signup(None)));
+    let meanwhile = async {
+        let all_but_one = format!("referral_graph_writes_waiting {}", SIGNUPS - 1);
+        eventually(
+            || app.metric_line("referral_graph_writes_waiting"),
+            |l| *l == all_but_one,
+        )
+        .await;
+        assert_eq!(
+            lock_waiters(&app).await,
+            1,
+            "one connection waits on the lock"
+        );
+        let path = format!("/v1/users/{user}/earnings");
+        let report = app.get(&path, Some(&app.admin)).await;
+        assert_eq!(
+            report.status(),
+            200,
+            "another caller still gets a connection"
+        );
+        lock.rollback().await.unwrap();
+    };
+    let (answers, ()) = tokio::join!(flood, meanwhile);
+    for r in answers {
+        assert_eq!(r.status(), 201);
+    }
+    assert_eq!(
+        app.metric_line("referral_graph_writes_waiting").await,
+        "referral_graph_writes_waiting 0"
+    );
 }
