@@ -6,6 +6,7 @@ use async_nats::jetstream;
 use async_nats::ServerAddr;
 use std::time::Duration;
 
+mod credentials;
 mod pull;
 mod streams;
 pub use pull::{durable_pull, DurablePull, PullBatch};
@@ -109,13 +110,19 @@ pub fn server_addrs(url: &str) -> anyhow::Result<Vec<ServerAddr>> {
 /// server is lost (and learns the cluster's other members from the one it reached).
 pub async fn connect(config: &NatsConfig) -> anyhow::Result<async_nats::Client> {
     let addrs = server_addrs(&config.url)?;
-    async_nats::ConnectOptions::new()
+    let options = async_nats::ConnectOptions::new()
         .name("referral")
         .connection_timeout(Duration::from_millis(config.connect_timeout_ms))
-        .retry_on_initial_connect()
+        .retry_on_initial_connect();
+    credentials::apply(options, &addrs)?
         .connect(addrs)
         .await
-        .with_context(|| format!("connecting to NATS at {}", config.url))
+        .with_context(|| format!("connecting to NATS at {}", redacted(&config.url)))
+}
+
+/// `url` as it may be shown (logs, errors, bench reports): any credentials replaced.
+pub fn redacted(url: &str) -> String {
+    credentials::redacted(url)
 }
 
 /// Removes this prefix's streams (tests clean up after themselves).

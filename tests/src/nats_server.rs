@@ -21,11 +21,16 @@ pub(crate) fn binary() -> PathBuf {
 
 impl PrivateNats {
     pub async fn start() -> PrivateNats {
+        Self::start_with("").await
+    }
+
+    /// A server whose config file also holds `extra` (e.g. an `authorization` block).
+    pub async fn start_with(extra: &str) -> PrivateNats {
         let dir = std::env::temp_dir().join(format!("referral-nats-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(dir.join("store")).unwrap();
         let port = crate::ports::free_port();
         let config = format!(
-            "listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\", sync_interval: always }}\n",
+            "listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\", sync_interval: always }}\n{extra}\n",
             dir.join("store").display()
         );
         std::fs::write(dir.join("nats.conf"), config).unwrap();

@@ -18,6 +18,7 @@ mod groups;
 mod in_flight;
 mod live;
 mod live_lifetime;
+mod nats_auth;
 mod openapi;
 mod plans;
 mod pool;

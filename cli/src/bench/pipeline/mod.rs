@@ -136,7 +136,7 @@ pub(super) async fn measure(
         duration_secs: args.duration,
         users: users.len(),
         connections: args.connections,
-        nats_url: config.nats.url.clone(),
+        nats_url: platform::nats::redacted(&config.nats.url),
         raw_publish_per_sec,
         naive_per_sec,
         single,
