@@ -54,17 +54,7 @@ fn purchase_message(
     amount: &str,
     profit: &str,
 ) -> PurchaseMessage {
-    PurchaseMessage {
-        purchase_id: uuid::Uuid::now_v7(),
-        shop_id: app.shop_id,
-        order_id: OrderId::parse(order).unwrap(),
-        user_id: user,
-        amount: Money::parse(amount).unwrap(),
-        profit: Money::parse(profit).unwrap(),
-        currency: "INR".into(),
-        occurred_at: chrono::Utc::now(),
-        body_hash: format!("{:064x}", uuid::Uuid::new_v4().as_u128()),
-    }
+    e2e::messages::purchase(app.shop_id, order, user, amount, profit)
 }
 
 fn refund_message(app: &TestApp, refund: &str, order: &str, amount: &str) -> RefundMessage {

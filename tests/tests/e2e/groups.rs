@@ -8,8 +8,6 @@
 use crate::deadlock::{edge_waiting, hold, other_session};
 use e2e::{eventually, TestApp};
 use reqwest::StatusCode;
-use schemas::messages::PurchaseMessage;
-use schemas::{Money, OrderId};
 
 /// Messages the app's PURCHASES stream has stored so far (its last sequence).
 async fn stored(app: &TestApp) -> u64 {
@@ -93,17 +91,7 @@ async fn messages_waiting_for_the_processor_are_applied_together_without_a_wait_
     app.stop().await;
     const WAITING: u64 = 40;
     for i in 0..WAITING {
-        let m = PurchaseMessage {
-            purchase_id: uuid::Uuid::now_v7(),
-            shop_id: app.shop_id,
-            order_id: OrderId::parse(&format!("w-{i}")).unwrap(),
-            user_id: c,
-            amount: Money::parse("1000.00").unwrap(),
-            profit: Money::parse("100.00").unwrap(),
-            currency: "INR".into(),
-            occurred_at: chrono::Utc::now(),
-            body_hash: format!("{:064x}", uuid::Uuid::new_v4().as_u128()),
-        };
+        let m = e2e::messages::purchase(app.shop_id, &format!("w-{i}"), c, "1000.00", "100.00");
         let id = format!("{}:{}", m.shop_id, m.order_id);
         app.publish_raw("purchases", &id, serde_json::to_vec(&m).unwrap())
             .await;

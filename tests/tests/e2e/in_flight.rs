@@ -141,12 +141,7 @@ async fn a_flood_of_signups_waits_its_turn_without_holding_the_pool() {
     let app = TestApp::spawn_with(|c| c.database.acquire_timeout_ms = 1_000).await;
     assert_eq!(app.config.database.max_connections, 8);
     let user = app.signup(None).await;
-    let mut lock = app.pool.begin().await.unwrap();
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(platform::db::USER_EVENTS_LOCK)
-        .execute(&mut *lock)
-        .await
-        .unwrap();
+    let lock = app.hold_graph_writes().await;
     const SIGNUPS: usize = 12;
     let flood = futures::future::join_all((0..SIGNUPS).map(|_| app.try_signup(None)));
     let meanwhile = async {

@@ -4,8 +4,7 @@
 use async_nats::jetstream;
 use e2e::nats_server::PrivateNats;
 use e2e::{eventually, TestApp};
-use schemas::messages::PurchaseMessage;
-use schemas::{Money, OrderId, ShopId, UserId};
+use schemas::{ShopId, UserId};
 use std::time::Duration;
 
 /// The example's shop entry, filled in.
@@ -23,17 +22,7 @@ fn shop_user(shop: ShopId, password: &str, prefix: &str) -> String {
 }
 
 fn purchase(shop: ShopId, order: &str, user: UserId) -> Vec<u8> {
-    let m = PurchaseMessage {
-        purchase_id: uuid::Uuid::now_v7(),
-        shop_id: shop,
-        order_id: OrderId::parse(order).unwrap(),
-        user_id: user,
-        amount: Money::parse("1000.00").unwrap(),
-        profit: Money::parse("100.00").unwrap(),
-        currency: "INR".into(),
-        occurred_at: chrono::Utc::now(),
-        body_hash: format!("{:064x}", uuid::Uuid::new_v4().as_u128()),
-    };
+    let m = e2e::messages::purchase(shop, order, user, "1000.00", "100.00");
     serde_json::to_vec(&m).unwrap()
 }
 

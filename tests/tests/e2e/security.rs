@@ -130,12 +130,7 @@ async fn purchases_are_counted_per_item_against_the_shops_rate() {
 async fn a_request_past_its_deadline_gets_a_problem_and_writes_nothing() {
     let app = TestApp::spawn_with(|c| c.http.request_timeout_ms = 300).await;
     // Hold the graph lock, so a signup waits on it past its deadline.
-    let mut tx = app.pool.begin().await.unwrap();
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(platform::db::USER_EVENTS_LOCK)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let tx = app.hold_graph_writes().await;
     let r = app.try_signup(None).await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(problem(r).await["code"], "request_timeout");
