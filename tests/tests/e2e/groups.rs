@@ -71,12 +71,13 @@ async fn the_purchases_of_one_reservation_group_are_stored_as_one_message() {
     app.assert_verified().await;
 }
 
-/// Batches the processor has applied so far.
+/// Batches the processor has applied so far (counted once acked, after their commit:
+/// none until the first batch is).
 async fn batches(app: &TestApp) -> u64 {
-    let line = app
-        .metric_line(r#"referral_processor_batch_seconds_count{stage="total"}"#)
-        .await;
-    line.rsplit(' ').next().unwrap().parse().unwrap()
+    let metrics = app.metrics().await;
+    let series = r#"referral_processor_batch_seconds_count{stage="total"} "#;
+    let line = metrics.lines().find_map(|l| l.strip_prefix(series));
+    line.map_or(0, |n| n.parse().unwrap())
 }
 
 #[tokio::test]
@@ -86,7 +87,7 @@ async fn messages_waiting_for_the_processor_are_applied_together_without_a_wait_
     let (a, b, c) = app.chain3().await;
     app.purchase("first", c, "1000.00", Some("100.00")).await;
     eventually(|| app.settled(), |n| *n == 1).await;
-    let before = batches(&app).await;
+    let before = eventually(|| batches(&app), |n| *n >= 1).await;
     // Stored while no processor runs: all of them are waiting when it starts.
     app.stop().await;
     const WAITING: u64 = 40;
