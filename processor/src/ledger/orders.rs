@@ -3,6 +3,7 @@
 use super::purchases::Planned;
 use super::{DeadLetter, Delivered};
 use anyhow::Context;
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use schemas::messages::{DeadLetterReason, PurchaseMessage};
 use schemas::Plan;
@@ -130,6 +131,7 @@ pub(super) async fn insert_purchases(
     tx: &mut Transaction<'_, Postgres>,
     plan: &Plan,
     graph_seq: i64,
+    processed_at: DateTime<Utc>,
     planned: &[Planned<'_>],
 ) -> anyhow::Result<()> {
     if planned.is_empty() {
@@ -150,8 +152,8 @@ pub(super) async fn insert_purchases(
     let ancestors: Vec<Vec<u8>> = planned.iter().map(|p| p.ancestors.clone()).collect();
     sqlx::query!(
         "INSERT INTO purchases (id, shop_id, order_id, user_id, amount, profit, occurred_at, status, body_hash,
-                                ancestors, plan_version, graph_seq)
-         SELECT *, $11::int, $12::bigint FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::numeric[],
+                                ancestors, plan_version, graph_seq, processed_at)
+         SELECT *, $11::int, $12::bigint, $13::timestamptz FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::numeric[],
                                  $6::numeric[], $7::timestamptz[], $8::text[], $9::text[], $10::bytea[])",
         &ids,
         &shops,
@@ -164,7 +166,8 @@ pub(super) async fn insert_purchases(
         &hashes,
         &ancestors,
         plan.version() as i32,
-        graph_seq
+        graph_seq,
+        processed_at
     )
     .execute(&mut **tx)
     .await

@@ -9,7 +9,7 @@ use super::orders::{self, Registered};
 use super::{lock_totals, step, write_entries, DeadLetter, Delivered, Entry, Item, Outcome};
 use crate::graph::{Ancestor, ReferralGraph};
 use crate::payout::decide;
-use chrono::{SubsecRound, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use schemas::messages::{DeadLetterReason, ProcessedPurchase, PurchaseMessage};
 use schemas::{EarningEvent, EntryKind, Plan, PurchaseStatus};
 use sqlx::{Postgres, Transaction};
@@ -50,10 +50,15 @@ pub(super) async fn apply(
     let known = step("read_known", orders::known(tx, &valid)).await?;
     let (planned, mut replayed) = classify(graph, plan, valid, &known.registered, dead_letters)?;
     let planned = orders::without_taken_ids(planned, &known.taken, &mut replayed, dead_letters);
-    let insert = orders::insert_purchases(tx, plan, graph.seq, &planned);
+    // One instant for the purchases, stored and announced alike: a replay announces the
+    // stored one, and the warehouse knows a purchase it holds by (second, id). (Stored by
+    // the column's default, the transaction's start, it could fall in another second than
+    // the one announced, and a replay was then counted again in the warehouse's rollup.)
+    let processed_at = Utc::now().trunc_subsecs(6);
+    let insert = orders::insert_purchases(tx, plan, graph.seq, processed_at, &planned);
     step("insert_purchases", insert).await?;
     step("register_orders", orders::register(tx, &planned)).await?;
-    let keys = pay(tx, plan, &planned, outcome).await?;
+    let keys = pay(tx, plan, &planned, processed_at, outcome).await?;
     replayed.sort();
     replayed.dedup();
     step("replay", super::replay::purchases(tx, &replayed, outcome)).await?;
@@ -180,6 +185,7 @@ async fn pay(
     tx: &mut Transaction<'_, Postgres>,
     plan: &Plan,
     planned: &[Planned<'_>],
+    processed_at: DateTime<Utc>,
     outcome: &mut Outcome,
 ) -> anyhow::Result<Vec<(Uuid, String)>> {
     let mut beneficiaries: Vec<Uuid> = planned
@@ -204,7 +210,7 @@ async fn pay(
             plan_version: plan.version(),
             status: p.status,
             occurred_at: m.occurred_at,
-            processed_at: now,
+            processed_at,
         });
         for s in &p.shares {
             let running = totals.entry(s.beneficiary.as_uuid()).or_default();
