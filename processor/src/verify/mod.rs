@@ -21,6 +21,7 @@ use std::pin::Pin;
 use uuid::Uuid;
 
 mod purchase;
+mod states;
 mod sums;
 
 /// Purchases checked together: one read of their entries and one of their refunds.
@@ -138,12 +139,9 @@ pub async fn verify_scope(pool: &PgPool, scope: Scope) -> anyhow::Result<Report>
     }
     orphans(pool, scope, &mut report.differences).await?;
     if scope.from.is_none() && scope.to.is_none() {
-        sums::check(
-            pool,
-            scope.user.map(|u| u.as_uuid()),
-            &mut report.differences,
-        )
-        .await?;
+        let user = scope.user.map(|u| u.as_uuid());
+        sums::check(pool, user, &mut report.differences).await?;
+        states::check(pool, user, &mut report.differences).await?;
     }
     Ok(report)
 }

@@ -21,37 +21,40 @@ async fn balances(
 ) -> anyhow::Result<()> {
     let bad_levels = sqlx::query!(
         r#"SELECT coalesce(b.user_id, e.user_id) AS "user_id!", coalesce(b.level, e.level) AS "level!",
-                  b.total AS balance, e.total AS entries
+                  b.total AS balance, e.total AS entries, b.entries AS counted, e.entries AS count
            FROM (SELECT * FROM balances WHERE $1::uuid IS NULL OR user_id = $1) b
-           FULL JOIN (SELECT beneficiary_id AS user_id, level, sum(amount) AS total FROM earnings
-                      WHERE $1::uuid IS NULL OR beneficiary_id = $1 GROUP BY 1, 2) e
+           FULL JOIN (SELECT beneficiary_id AS user_id, level, sum(amount) AS total, count(*) AS entries
+                      FROM earnings WHERE $1::uuid IS NULL OR beneficiary_id = $1 GROUP BY 1, 2) e
              ON e.user_id = b.user_id AND e.level = b.level
-           WHERE b.total IS DISTINCT FROM e.total AND NOT (b.total = 0 AND e.total IS NULL)"#,
+           WHERE (b.total IS DISTINCT FROM e.total OR b.entries IS DISTINCT FROM e.entries)
+             AND NOT (b.total = 0 AND b.entries = 0 AND e.total IS NULL)"#,
         user
     )
     .fetch_all(pool)
     .await?;
     for r in bad_levels {
         diffs.push(format!(
-            "balance of {} level {}: {:?} but entries add up to {:?}",
-            r.user_id, r.level, r.balance, r.entries
+            "balance of {} level {}: {:?} in {:?} entries but the entries add up to {:?} in {:?}",
+            r.user_id, r.level, r.balance, r.counted, r.entries, r.count
         ));
     }
     let bad_totals = sqlx::query!(
-        r#"SELECT coalesce(a.user_id, e.beneficiary_id) AS "user_id!", a.total AS "total?", e.total AS "entries?"
+        r#"SELECT coalesce(a.user_id, e.beneficiary_id) AS "user_id!", a.total AS "total?", e.total AS "entries?",
+                  a.entries AS "counted?", e.entries AS "count?"
            FROM (SELECT * FROM account_totals WHERE $1::uuid IS NULL OR user_id = $1) a
-           FULL JOIN (SELECT beneficiary_id, sum(amount) AS total FROM earnings
+           FULL JOIN (SELECT beneficiary_id, sum(amount) AS total, count(*) AS entries FROM earnings
                       WHERE $1::uuid IS NULL OR beneficiary_id = $1 GROUP BY 1) e
              ON e.beneficiary_id = a.user_id
-           WHERE a.total IS DISTINCT FROM e.total AND NOT (a.total = 0 AND e.total IS NULL)"#,
+           WHERE (a.total IS DISTINCT FROM e.total OR a.entries IS DISTINCT FROM e.entries)
+             AND NOT (a.total = 0 AND a.entries = 0 AND e.total IS NULL)"#,
         user
     )
     .fetch_all(pool)
     .await?;
     for r in bad_totals {
         diffs.push(format!(
-            "total of {}: {:?} but entries add up to {:?}",
-            r.user_id, r.total, r.entries
+            "total of {}: {:?} in {:?} entries but the entries add up to {:?} in {:?}",
+            r.user_id, r.total, r.counted, r.entries, r.count
         ));
     }
     Ok(())

@@ -144,6 +144,39 @@ async fn verify_reports_a_tampered_entry_balance_or_total() {
         "refund t-r",
     )
     .await;
+    // The running balance, the counts, the positions; a refund left pending beside its
+    // settled purchase.
+    let refund = "WHERE refund_id = 't-r' AND $1::uuid IS NOT NULL";
+    let cases = [
+        (
+            format!("UPDATE earnings SET balance_after = balance_after + 1 WHERE id = (SELECT id {earning}"),
+            format!("UPDATE earnings SET balance_after = balance_after - 1 WHERE id = (SELECT id {earning}"),
+            "balance after 26.00",
+        ),
+        (
+            "UPDATE balances SET entries = entries + 1 WHERE user_id = $1 AND level = 1".to_owned(),
+            "UPDATE balances SET entries = entries - 1 WHERE user_id = $1 AND level = 1".to_owned(),
+            "in Some(3) entries",
+        ),
+        (
+            "UPDATE account_totals SET entries = entries + 1 WHERE user_id = $1".to_owned(),
+            "UPDATE account_totals SET entries = entries - 1 WHERE user_id = $1".to_owned(),
+            "in Some(3) entries",
+        ),
+        (
+            "UPDATE earnings SET user_seq = 12 WHERE beneficiary_id = $1 AND kind = 'reversal'".to_owned(),
+            "UPDATE earnings SET user_seq = 2 WHERE beneficiary_id = $1 AND kind = 'reversal'".to_owned(),
+            "entry 12 of",
+        ),
+        (
+            format!("UPDATE refunds SET status = 'pending' {refund}"),
+            format!("UPDATE refunds SET status = 'applied' {refund}"),
+            "refund t-r is pending but purchase",
+        ),
+    ];
+    for (corrupt, restore, needle) in &cases {
+        tampering_is_reported(&app, corrupt, restore, b, needle).await;
+    }
 }
 
 #[tokio::test]
