@@ -153,18 +153,15 @@ async fn scan_floor(
     if !filtered {
         return Ok(window_from);
     }
-    let top = if before == i64::MAX {
-        // The first page: from the user's newest position (one row, read backward).
-        let head = sqlx::query_scalar!(
-            "SELECT max(user_seq) FROM earnings WHERE beneficiary_id = $1",
-            user.as_uuid()
-        )
-        .fetch_one(&state.pool)
-        .await?;
-        head.map_or(window_from, |h| h.saturating_add(1))
-    } else {
-        before
-    };
+    // From the user's newest position (one row, read backward) on a first page, and on a
+    // cursor above it: the stretch walked always holds entries.
+    let head = sqlx::query_scalar!(
+        "SELECT max(user_seq) FROM earnings WHERE beneficiary_id = $1",
+        user.as_uuid()
+    )
+    .fetch_one(&state.pool)
+    .await?;
+    let top = before.min(head.map_or(window_from, |h| h.saturating_add(1)));
     let bound = state.reports.history_max_scan;
     Ok(window_from.max(top.saturating_sub(bound)))
 }

@@ -148,6 +148,12 @@ async fn a_filtered_page_walks_a_bounded_stretch_and_its_cursor_goes_on() {
         .await;
     assert!(empty["items"].as_array().unwrap().is_empty(), "{empty}");
     assert_eq!(empty["next_cursor"], "5", "{empty}");
+    // A cursor far above the newest position walks from the newest one, not from there.
+    let far: Value = app
+        .get_json(&format!("{base}&limit=2&cursor=1000000"), &app.admin)
+        .await;
+    assert_eq!(far["items"].as_array().unwrap().len(), 1, "{far}");
+    assert_eq!(far["next_cursor"], "8", "{far}");
     let amounts: Vec<String> = all_pages(&app, &base)
         .await
         .into_iter()
