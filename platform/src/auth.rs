@@ -15,6 +15,7 @@ use std::time::Duration;
 mod roles;
 mod shop_keys;
 #[cfg(test)]
+#[path = "auth_test.rs"]
 mod tests;
 
 pub use roles::{Admin, Shop, Signer};
