@@ -25,6 +25,14 @@ use tokio_util::sync::CancellationToken;
 
 pub use eventually::{eventually, EVENTUALLY};
 
+/// The value of one sample in Prometheus text (`/metrics`), named as it is written there
+/// (`name`, or `name{label="x"}`); `None` when the series is not there (yet).
+pub fn metric_sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
 pub struct TestApp {
     pub base: String,
     pub config: Config,

@@ -181,11 +181,8 @@ async fn one_address_past_its_share_is_answered_429_while_another_is_served() {
 /// Open HTTP connections as the server's `/metrics` counts them.
 async fn open_connections(app: &TestApp) -> i64 {
     let text = app.metrics().await;
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("referral_http_connections "))
-        .unwrap_or_else(|| panic!("{text}"));
-    line.rsplit(' ').next().unwrap().parse().unwrap()
+    let open = e2e::metric_sample(&text, "referral_http_connections ");
+    open.unwrap_or_else(|| panic!("{text}")) as i64
 }
 
 /// ~52 KB each: ~21 MB asked, well past what loopback socket buffers hold (tcp_wmem tops

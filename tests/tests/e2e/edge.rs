@@ -2,7 +2,7 @@
 //! spelled), failed authentication limited per client address without Postgres lookups,
 //! live streams and the unauthenticated basics inside the limits, readiness cached,
 //! refusals counted in metrics.
-use e2e::TestApp;
+use e2e::{metric_sample, TestApp};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -14,13 +14,6 @@ async fn get_with(app: &TestApp, path: &str, authorization: &str) -> reqwest::Re
         .send()
         .await
         .unwrap()
-}
-
-/// The value of one sample line in the Prometheus text, e.g. `name{label="x"}`.
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
 }
 
 #[tokio::test]
@@ -52,12 +45,12 @@ async fn a_caller_has_one_bucket_however_the_header_is_spelled_and_429s_are_coun
     // Unauthenticated callers are limited by address: a bucket of their own.
     let metrics = app.metrics().await;
     assert_eq!(
-        sample(&metrics, r#"referral_rate_limited_total{kind="admin"}"#),
+        metric_sample(&metrics, r#"referral_rate_limited_total{kind="admin"}"#),
         Some(1.0),
         "{metrics}"
     );
     assert_eq!(
-        sample(
+        metric_sample(
             &metrics,
             r#"referral_http_requests_total{route="/v1/admin/plan",status="429"}"#
         ),

@@ -74,10 +74,8 @@ async fn the_purchases_of_one_reservation_group_are_stored_as_one_message() {
 /// Batches the processor has applied so far (counted once acked, after their commit:
 /// none until the first batch is).
 async fn batches(app: &TestApp) -> u64 {
-    let metrics = app.metrics().await;
-    let series = r#"referral_processor_batch_seconds_count{stage="total"} "#;
-    let line = metrics.lines().find_map(|l| l.strip_prefix(series));
-    line.map_or(0, |n| n.parse().unwrap())
+    let series = r#"referral_processor_batch_seconds_count{stage="total"}"#;
+    e2e::metric_sample(&app.metrics().await, series).map_or(0, |n| n as u64)
 }
 
 #[tokio::test]
