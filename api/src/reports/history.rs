@@ -76,7 +76,7 @@ pub async fn history(
     };
     let before = before.min(window.below);
     let filtered = only_level.is_some() || q.from.is_some() || q.to.is_some();
-    let floor = scan_floor(&state, user, before, window.from, filtered).await?;
+    let floor = scan_floor(&state, user, before, &window, filtered).await?;
     // Planned with its values each time (an unnamed statement, so checked by the e2e tests
     // rather than the macro): a cached generic plan cannot drop the unused filters, and
     // would read every entry of the user to sort them instead of the newest page.
@@ -147,23 +147,28 @@ async fn scan_floor(
     state: &ApiState,
     user: UserId,
     before: i64,
-    window_from: i64,
+    window: &Window,
     filtered: bool,
 ) -> Result<i64, ApiError> {
     if !filtered {
-        return Ok(window_from);
+        return Ok(window.from);
     }
-    // From the user's newest position (one row, read backward) on a first page, and on a
-    // cursor above it: the stretch walked always holds entries.
-    let head = sqlx::query_scalar!(
-        "SELECT max(user_seq) FROM earnings WHERE beneficiary_id = $1",
-        user.as_uuid()
-    )
-    .fetch_one(&state.pool)
-    .await?;
-    let top = before.min(head.map_or(window_from, |h| h.saturating_add(1)));
+    // Walk down from the user's newest position, whatever the cursor says, so the stretch
+    // walked always holds entries. A time range's window ends there already (`before` is
+    // at most its end); without one, read it (one row, read backward).
+    let top = if window.below < i64::MAX {
+        before
+    } else {
+        let head = sqlx::query_scalar!(
+            "SELECT max(user_seq) FROM earnings WHERE beneficiary_id = $1",
+            user.as_uuid()
+        )
+        .fetch_one(&state.pool)
+        .await?;
+        before.min(head.map_or(window.from, |h| h.saturating_add(1)))
+    };
     let bound = state.reports.history_max_scan;
-    Ok(window_from.max(top.saturating_sub(bound)))
+    Ok(window.from.max(top.saturating_sub(bound)))
 }
 
 /// The positions an entry in the time range can have: `from..below`. Bounds, not the
