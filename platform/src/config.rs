@@ -291,7 +291,8 @@ pub struct LiveConfig {
     /// Wait before reopening the relay's stream consumer after it failed.
     pub reopen_delay_ms: u64,
     /// After this long without a message, the relay checks whether the stream holds
-    /// entries it has not seen (a consumer gone quiet) and reopens it if so.
+    /// entries it has not seen; one it still has not seen at the next check means a
+    /// consumer gone quiet, reopened.
     pub stall_check_ms: u64,
     /// Largest WebSocket message (and frame) a client may send; clients have nothing to
     /// say, and without a bound one fragmented message may buffer 64 MiB per socket.
