@@ -154,7 +154,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     // A config built in code (tests, benches) passes the checks a loaded one did.
     config.validate()?;
     config.auth.check_secrets(&[config.http.api_addr])?;
-    let pool = platform::db::create_and_migrate(&config.database).await?;
+    let pool =
+        platform::db::migrated_for_requests(&config.database, config.http.request_timeout_ms)
+            .await?;
     let nats = platform::nats::connect(&config.nats).await?;
     platform::nats::ensure_streams(&async_nats::jetstream::new(nats.clone()), &config.nats).await?;
     let state = ApiState::new(&config, pool, nats, shutdown.clone()).await?;

@@ -81,8 +81,11 @@ impl IngestState {
         // crash is restored by the processor from the stored purchase, and the stream and
         // the ledger's unique keys, not the reservation, keep an order from paying twice
         // (docs/architecture.md).
-        let reserve_pool =
-            platform::db::lazy_without_flush_wait(&config.database, reserve_connections(config))?;
+        let reserve_pool = platform::db::lazy_without_flush_wait(
+            &config.database,
+            reserve_connections(config),
+            config.http.request_timeout_ms,
+        )?;
         let committer = committer::Committer::start(
             async_nats::jetstream::new(nats.clone()),
             committer::Limits {
@@ -141,7 +144,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     // A config built in code (tests, benches) passes the checks a loaded one did.
     config.validate()?;
     config.auth.check_secrets(&[config.http.ingest_addr])?;
-    let pool = platform::db::create_and_migrate(&config.database).await?;
+    let pool =
+        platform::db::migrated_for_requests(&config.database, config.http.request_timeout_ms)
+            .await?;
     let nats = platform::nats::connect(&config.nats).await?;
     let js = async_nats::jetstream::new(nats.clone());
     platform::nats::ensure_streams(&js, &config.nats).await?;

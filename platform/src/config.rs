@@ -113,6 +113,8 @@ pub struct HttpConfig {
     /// Where `referral ingest` listens when run as its own role.
     pub ingest_addr: SocketAddr,
     pub body_limit_bytes: usize,
+    /// A request's deadline (past it a 503 `request_timeout`), and the `statement_timeout`
+    /// of the pools that serve requests (docs/operations.md, "Postgres connections").
     pub request_timeout_ms: u64,
     /// A connection that has not sent a whole request head within this long is closed: a
     /// client sending half a header would otherwise hold its socket (a file) forever. It

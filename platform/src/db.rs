@@ -16,14 +16,53 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
         .context(hint)
 }
 
+/// The pool of a role that serves requests (ingest, the API): a statement that runs
+/// past `statement_timeout_ms` (the request deadline) is cancelled by Postgres. When a
+/// request's deadline passes, its answer is a 503 and its future is dropped, but the
+/// statement it had sent went on running (a report waiting on a lock, a slow read) and
+/// its connection stayed busy until the statement ended: a caller's slow requests could
+/// hold the pool long after their answers. Migrations and the processor's long reads (the
+/// graph load) use `connect`, without it.
+pub async fn connect_for_requests(
+    config: &DatabaseConfig,
+    statement_timeout_ms: u64,
+) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(&config.url).context("parsing database url")?;
+    let hint = unreachable(&options);
+    let timeout = format!("{statement_timeout_ms}ms");
+    pool_options(config, config.max_connections)
+        .connect_with(options.options([("statement_timeout", timeout.as_str())]))
+        .await
+        .context(hint)
+}
+
+/// `create_and_migrate`, then the request pool (`connect_for_requests`) in place of the
+/// migrating one.
+pub async fn migrated_for_requests(
+    config: &DatabaseConfig,
+    statement_timeout_ms: u64,
+) -> anyhow::Result<PgPool> {
+    create_and_migrate(config).await?.close().await;
+    connect_for_requests(config, statement_timeout_ms).await
+}
+
 /// A small pool whose transactions do not wait for their WAL flush
 /// (`synchronous_commit = off`): for writes whose loss in a Postgres crash is
 /// harmless because another durable record restores them (see ingest's reservations).
-/// Connects on first use.
-pub fn lazy_without_flush_wait(config: &DatabaseConfig, max: u32) -> anyhow::Result<PgPool> {
+/// Connects on first use. Its statements are cancelled past `statement_timeout_ms`, as
+/// the request pool's are (`connect_for_requests`).
+pub fn lazy_without_flush_wait(
+    config: &DatabaseConfig,
+    max: u32,
+    statement_timeout_ms: u64,
+) -> anyhow::Result<PgPool> {
+    let timeout = format!("{statement_timeout_ms}ms");
     let options = PgConnectOptions::from_str(&config.url)
         .context("parsing database url")?
-        .options([("synchronous_commit", "off")]);
+        .options([
+            ("synchronous_commit", "off"),
+            ("statement_timeout", timeout.as_str()),
+        ]);
     Ok(pool_options(config, max).connect_lazy_with(options))
 }
 
@@ -103,6 +142,8 @@ pub async fn create_and_migrate(config: &DatabaseConfig) -> anyhow::Result<PgPoo
 /// connection in time, the socket failed, the server is shutting down or starting
 /// (SQLSTATE class 08, 57P01..57P03), it is out of resources (class 53: disk full, out of
 /// memory, too many connections) or read-only (25006: a standby, or writes turned off).
+/// A statement cancelled (57014: its `statement_timeout`, or an operator's
+/// `pg_cancel_backend`) is the same: nothing was written, a retry may succeed.
 /// Nothing was written; the pool reconnects by itself; the caller may retry (a 503).
 pub fn is_unavailable(error: &anyhow::Error) -> bool {
     error
@@ -122,7 +163,7 @@ pub fn sqlx_unavailable(e: &sqlx::Error) -> bool {
         sqlx::Error::Database(d) => d.code().is_some_and(|c| {
             c.starts_with("08")
                 || c.starts_with("53")
-                || matches!(&*c, "57P01" | "57P02" | "57P03" | "25006")
+                || matches!(&*c, "57014" | "57P01" | "57P02" | "57P03" | "25006")
         }),
         _ => false,
     }

@@ -1,6 +1,6 @@
 //! Limits and credentials: body size, rate per key, request deadline, unknown fields,
 //! token checks, revoked shop keys, health and metrics.
-use e2e::TestApp;
+use e2e::{eventually, TestApp};
 use platform::auth::{Authenticator, Principal};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -134,6 +134,9 @@ async fn a_request_past_its_deadline_gets_a_problem_and_writes_nothing() {
     let r = app.try_signup(None).await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(problem(r).await["code"], "request_timeout");
+    // Its statement ends with it (statement_timeout), while the lock is still held: the
+    // abandoned request no longer holds a pooled connection waiting on the lock.
+    eventually(|| lock_waiters(&app), |n| *n == 0).await;
     tx.rollback().await.unwrap();
     let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
         .fetch_one(&app.pool)
@@ -141,6 +144,47 @@ async fn a_request_past_its_deadline_gets_a_problem_and_writes_nothing() {
         .unwrap();
     assert_eq!(users, 0, "the abandoned signup left nothing behind");
     assert_eq!(app.try_signup(None).await.status(), StatusCode::CREATED);
+}
+
+/// A report whose statement cannot run (its tables locked by an operator) is a 503 at
+/// its deadline, and Postgres cancels the statement then too: the connection is free
+/// again, not waiting on the lock for as long as it is held.
+#[tokio::test]
+async fn a_report_past_its_deadline_leaves_no_statement_behind() {
+    let app = TestApp::spawn_with(|c| c.http.request_timeout_ms = 500).await;
+    let user = app.signup(None).await;
+    let mut tx = app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE account_totals, balances, earnings IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let r = app
+        .get(&format!("/v1/users/{user}/earnings"), Some(&app.admin))
+        .await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // Whichever of the two bounds (the same length) ends it first answers.
+    let code = problem(r).await["code"].clone();
+    assert!(
+        code == "request_timeout" || code == "database_unavailable",
+        "{code}"
+    );
+    eventually(|| lock_waiters(&app), |n| *n == 0).await;
+    tx.rollback().await.unwrap();
+    let r = app
+        .get(&format!("/v1/users/{user}/earnings"), Some(&app.admin))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// Statements of this test's database waiting for a lock.
+async fn lock_waiters(app: &TestApp) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE NOT granted
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
