@@ -10,6 +10,7 @@ mod refunds;
 mod requests;
 mod reserver;
 mod signup;
+mod turns;
 
 /// The ingest half of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
@@ -73,6 +74,7 @@ pub struct Shared {
     pub pseudonym_key: Arc<str>,
     /// `[ingest] purchases_per_sec_per_shop`: every purchase counted, batch items too.
     pub purchase_rate: platform::ratelimit::RateLimiter,
+    pub refund_turns: turns::RefundTurns,
 }
 
 impl IngestState {
@@ -121,6 +123,7 @@ impl IngestState {
                 config.ingest.purchases_per_sec_per_shop,
                 config.ingest.purchases_burst_per_shop,
             ),
+            refund_turns: turns::RefundTurns::new(config.ingest.refund_turns),
         })))
     }
 }

@@ -70,12 +70,14 @@ pub async fn create_refund(
 
 /// Records the refund under a lock on its order's row (so concurrent refunds never add
 /// up to more than the purchase), or finds it recorded before: the message to publish.
+/// The order's turn in this process comes first (`turns`), the connection after it.
 async fn reserve(
     state: &IngestState,
     shop: ShopId,
     req: &Refund,
     hash: Vec<u8>,
 ) -> Result<RefundMessage, IngestError> {
+    let _turn = state.refund_turns.take(shop, &req.order_id).await;
     let mut tx = state.pool.begin().await?;
     let order = sqlx::query!(
         "SELECT amount, refunded FROM purchase_requests WHERE shop_id = $1 AND order_id = $2 FOR UPDATE",

@@ -184,6 +184,9 @@ pub struct IngestConfig {
     /// with this burst. Past it 429 `rate_limited` with `Retry-After`.
     pub purchases_per_sec_per_shop: u32,
     pub purchases_burst_per_shop: u32,
+    /// Turns refunds take in memory before a pooled connection (refunds of one order
+    /// always share one): at most this many connections held by refunds in a process.
+    pub refund_turns: usize,
 }
 
 impl Default for IngestConfig {
@@ -203,6 +206,8 @@ impl Default for IngestConfig {
             // Twice the throughput target (20,000/s): a bound on one shop, not a tuning.
             purchases_per_sec_per_shop: 40_000,
             purchases_burst_per_shop: 80_000,
+            // A quarter of the default pool (`database.max_connections`, 16).
+            refund_turns: 4,
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub analytics_queries_waiting: IntGauge,
     /// Signups and graph changes waiting for this process's turn (`db::begin_graph_write`).
     pub graph_writes_waiting: IntGauge,
+    /// Refunds waiting for their order's turn (ingest's `turns::RefundTurns`).
+    pub refunds_waiting: IntGauge,
     pub http_connections_refused: IntCounterVec,
     pub warehouse_rows: IntCounterVec,
     pub consumer_lost: IntCounterVec,
@@ -119,7 +121,7 @@ fn histograms(
 }
 
 /// Every gauge, in the order `build` takes them apart.
-fn gauges(r: &Registry) -> Result<[IntGauge; 6], prometheus::Error> {
+fn gauges(r: &Registry) -> Result<[IntGauge; 7], prometheus::Error> {
     Ok([
         gauge(r, "live_connections", "open SSE and WebSocket clients")?,
         gauge(r, "http_connections", "open HTTP connections")?,
@@ -143,12 +145,17 @@ fn gauges(r: &Registry) -> Result<[IntGauge; 6], prometheus::Error> {
             "graph_writes_waiting",
             "signups and graph changes waiting for this process's turn to write the graph",
         )?,
+        gauge(
+            r,
+            "refunds_waiting",
+            "refunds waiting for their order's turn (ingest.refund_turns)",
+        )?,
     ])
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
     let r = Registry::new_custom(Some("referral".into()), None)?;
-    let [live_connections, http_connections, report_reads_waiting, graph_users, analytics_queries_waiting, graph_writes_waiting] =
+    let [live_connections, http_connections, report_reads_waiting, graph_users, analytics_queries_waiting, graph_writes_waiting, refunds_waiting] =
         gauges(&r)?;
     let (http_latency, batch_latency, ingest_stage) = histograms(&r)?;
     Ok(Metrics {
@@ -192,6 +199,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         report_reads_waiting,
         analytics_queries_waiting,
         graph_writes_waiting,
+        refunds_waiting,
         graph_users,
         http_connections_refused: counter(
             &r,

@@ -247,6 +247,7 @@ impl super::IngestConfig {
             ("ingest.group_commit_in_flight", self.group_commit_in_flight),
             ("ingest.reserve_max_group", self.reserve_max_group),
             ("ingest.reserve_in_flight", self.reserve_in_flight),
+            ("ingest.refund_turns", self.refund_turns),
             (
                 "ingest.purchases_per_sec_per_shop",
                 self.purchases_per_sec_per_shop as usize,

@@ -161,7 +161,8 @@ fn nonsense_bounds_are_refused_by_name() {
 #[test]
 fn zero_queues_groups_batches_and_connections_are_refused_by_name() {
     type Set = fn(&mut Config);
-    let cases: [(&str, Set); 13] = [
+    let cases: [(&str, Set); 14] = [
+        ("ingest.refund_turns", |c| c.ingest.refund_turns = 0),
         ("ingest.group_commit_queue", |c| {
             c.ingest.group_commit_queue = 0
         }),

@@ -1,6 +1,7 @@
 //! Requests in flight: a credential cannot hold the places other callers need, however
 //! slowly it sends its bodies (`platform::in_flight`, the role extractors), however many
-//! signups it sends at once (`platform::db::begin_graph_write`).
+//! signups (`platform::db::begin_graph_write`) or refunds of one order (ingest's refund
+//! turns) it sends at once.
 use e2e::{eventually, TestApp};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -173,4 +174,74 @@ async fn a_flood_of_signups_waits_its_turn_without_holding_the_pool() {
         app.metric_line("referral_graph_writes_waiting").await,
         "referral_graph_writes_waiting 0"
     );
+}
+
+/// Refunds of one order run one at a time on the order's row. A flood of them waits for
+/// the order's turn in memory, one on a pooled connection, so the pool stays free for
+/// everyone else (before, each waiting refund held a connection: more than the pool's
+/// size at once and other callers' statements failed waiting for one).
+#[tokio::test]
+async fn a_flood_of_refunds_of_one_order_waits_its_turn_without_holding_the_pool() {
+    let app = TestApp::spawn_with(|c| c.database.acquire_timeout_ms = 1_000).await;
+    assert_eq!(app.config.database.max_connections, 8);
+    let (_, b, c) = app.chain3().await;
+    assert_eq!(
+        app.purchase("flood", c, "2000.00", None).await.status(),
+        202
+    );
+    let mut lock = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM purchase_requests WHERE order_id = 'flood' FOR UPDATE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    const REFUNDS: usize = 12;
+    let ids: Vec<String> = (0..REFUNDS).map(|i| format!("r{i}")).collect();
+    let flood = futures::future::join_all(ids.iter().map(|id| app.refund(id, "flood", "1.00")));
+    let meanwhile = async {
+        let all_but_one = format!("referral_refunds_waiting {}", REFUNDS - 1);
+        eventually(
+            || app.metric_line("referral_refunds_waiting"),
+            |l| *l == all_but_one,
+        )
+        .await;
+        assert_eq!(
+            row_lock_waiters(&app).await,
+            1,
+            "one refund waits on the row"
+        );
+        let report = app
+            .get(&format!("/v1/users/{b}/earnings"), Some(&app.admin))
+            .await;
+        assert_eq!(
+            report.status(),
+            200,
+            "another caller still gets a connection"
+        );
+        lock.rollback().await.unwrap();
+    };
+    let (answers, ()) = tokio::join!(flood, meanwhile);
+    for r in answers {
+        assert_eq!(r.status(), 202);
+    }
+    let refunded: rust_decimal::Decimal =
+        sqlx::query_scalar("SELECT refunded FROM purchase_requests WHERE order_id = 'flood'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(refunded.to_string(), "12.00");
+    assert_eq!(
+        app.metric_line("referral_refunds_waiting").await,
+        "referral_refunds_waiting 0"
+    );
+}
+
+/// Statements of this test's database waiting for a row another transaction holds.
+async fn row_lock_waiters(app: &TestApp) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+           WHERE NOT l.granted AND a.datname = current_database()",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
 }
