@@ -206,6 +206,18 @@ impl TestApp {
         tx
     }
 
+    /// Statements of this test's database waiting for a lock (a row, a table, an
+    /// advisory lock) that another transaction holds.
+    pub async fn lock_waiters(&self) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+               WHERE NOT l.granted AND a.datname = current_database()",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .unwrap()
+    }
+
     pub fn token_for(&self, user: UserId) -> String {
         Authenticator::new(&self.config.auth, self.pool.clone())
             .issue(Principal::User(user))

@@ -3,6 +3,7 @@
 //! signups (`platform::db::begin_graph_write`) or refunds of one order (ingest's refund
 //! turns) it sends at once.
 use e2e::{eventually, TestApp};
+use schemas::UserId;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -121,15 +122,32 @@ async fn past_the_listeners_bound_requests_are_answered_503_at_once() {
     assert_eq!(status, 422);
 }
 
-/// Backends of this test's database waiting for an advisory lock.
-async fn lock_waiters(app: &TestApp) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
-           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap()
+/// While a flood of `flood` requests waits behind `lock`: all but one wait for their turn
+/// in memory (`gauge`), one on the lock with a connection, and a report for `user` is
+/// still served (the pool has connections left); then the lock is let go.
+async fn while_the_flood_waits(
+    app: &TestApp,
+    gauge: &str,
+    flood: usize,
+    user: UserId,
+    lock: sqlx::Transaction<'static, sqlx::Postgres>,
+) {
+    let all_but_one = format!("{gauge} {}", flood - 1);
+    eventually(|| app.metric_line(gauge), |l| *l == all_but_one).await;
+    assert_eq!(
+        app.lock_waiters().await,
+        1,
+        "one connection waits on the lock"
+    );
+    let report = app
+        .get(&format!("/v1/users/{user}/earnings"), Some(&app.admin))
+        .await;
+    assert_eq!(
+        report.status(),
+        200,
+        "another caller still gets a connection"
+    );
+    lock.rollback().await.unwrap();
 }
 
 /// Signups run one at a time on the graph's lock. A flood of them from one shop waits
@@ -145,27 +163,8 @@ async fn a_flood_of_signups_waits_its_turn_without_holding_the_pool() {
     let lock = app.hold_graph_writes().await;
     const SIGNUPS: usize = 12;
     let flood = futures::future::join_all((0..SIGNUPS).map(|_| app.try_signup(None)));
-    let meanwhile = async {
-        let all_but_one = format!("referral_graph_writes_waiting {}", SIGNUPS - 1);
-        eventually(
-            || app.metric_line("referral_graph_writes_waiting"),
-            |l| *l == all_but_one,
-        )
-        .await;
-        assert_eq!(
-            lock_waiters(&app).await,
-            1,
-            "one connection waits on the lock"
-        );
-        let path = format!("/v1/users/{user}/earnings");
-        let report = app.get(&path, Some(&app.admin)).await;
-        assert_eq!(
-            report.status(),
-            200,
-            "another caller still gets a connection"
-        );
-        lock.rollback().await.unwrap();
-    };
+    let meanwhile =
+        while_the_flood_waits(&app, "referral_graph_writes_waiting", SIGNUPS, user, lock);
     let (answers, ()) = tokio::join!(flood, meanwhile);
     for r in answers {
         assert_eq!(r.status(), 201);
@@ -197,28 +196,7 @@ async fn a_flood_of_refunds_of_one_order_waits_its_turn_without_holding_the_pool
     const REFUNDS: usize = 12;
     let ids: Vec<String> = (0..REFUNDS).map(|i| format!("r{i}")).collect();
     let flood = futures::future::join_all(ids.iter().map(|id| app.refund(id, "flood", "1.00")));
-    let meanwhile = async {
-        let all_but_one = format!("referral_refunds_waiting {}", REFUNDS - 1);
-        eventually(
-            || app.metric_line("referral_refunds_waiting"),
-            |l| *l == all_but_one,
-        )
-        .await;
-        assert_eq!(
-            row_lock_waiters(&app).await,
-            1,
-            "one refund waits on the row"
-        );
-        let report = app
-            .get(&format!("/v1/users/{b}/earnings"), Some(&app.admin))
-            .await;
-        assert_eq!(
-            report.status(),
-            200,
-            "another caller still gets a connection"
-        );
-        lock.rollback().await.unwrap();
-    };
+    let meanwhile = while_the_flood_waits(&app, "referral_refunds_waiting", REFUNDS, b, lock);
     let (answers, ()) = tokio::join!(flood, meanwhile);
     for r in answers {
         assert_eq!(r.status(), 202);
@@ -233,15 +211,4 @@ async fn a_flood_of_refunds_of_one_order_waits_its_turn_without_holding_the_pool
         app.metric_line("referral_refunds_waiting").await,
         "referral_refunds_waiting 0"
     );
-}
-
-/// Statements of this test's database waiting for a row another transaction holds.
-async fn row_lock_waiters(app: &TestApp) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-           WHERE NOT l.granted AND a.datname = current_database()",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap()
 }

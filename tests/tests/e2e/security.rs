@@ -136,7 +136,7 @@ async fn a_request_past_its_deadline_gets_a_problem_and_writes_nothing() {
     assert_eq!(problem(r).await["code"], "request_timeout");
     // Its statement ends with it (statement_timeout), while the lock is still held: the
     // abandoned request no longer holds a pooled connection waiting on the lock.
-    eventually(|| lock_waiters(&app), |n| *n == 0).await;
+    eventually(|| app.lock_waiters(), |n| *n == 0).await;
     tx.rollback().await.unwrap();
     let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
         .fetch_one(&app.pool)
@@ -168,23 +168,12 @@ async fn a_report_past_its_deadline_leaves_no_statement_behind() {
         code == "request_timeout" || code == "database_unavailable",
         "{code}"
     );
-    eventually(|| lock_waiters(&app), |n| *n == 0).await;
+    eventually(|| app.lock_waiters(), |n| *n == 0).await;
     tx.rollback().await.unwrap();
     let r = app
         .get(&format!("/v1/users/{user}/earnings"), Some(&app.admin))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-}
-
-/// Statements of this test's database waiting for a lock.
-async fn lock_waiters(app: &TestApp) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM pg_locks WHERE NOT granted
-           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap()
 }
 
 #[tokio::test]
