@@ -8,12 +8,7 @@ use std::time::Duration;
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../schemas/migrations");
 
 pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
-    let options = PgConnectOptions::from_str(&config.url).context("parsing database url")?;
-    let hint = unreachable(&options);
-    pool_options(config, config.max_connections)
-        .connect_with(options)
-        .await
-        .context(hint)
+    connect_with(config, &[]).await
 }
 
 /// The pool of a role that serves requests (ingest, the API): a statement that runs
@@ -27,11 +22,22 @@ pub async fn connect_for_requests(
     config: &DatabaseConfig,
     statement_timeout_ms: u64,
 ) -> anyhow::Result<PgPool> {
-    let options = PgConnectOptions::from_str(&config.url).context("parsing database url")?;
-    let hint = unreachable(&options);
     let timeout = format!("{statement_timeout_ms}ms");
+    connect_with(config, &[("statement_timeout", timeout.as_str())]).await
+}
+
+/// A pool of `max_connections` whose sessions start with `settings`.
+async fn connect_with(
+    config: &DatabaseConfig,
+    settings: &[(&str, &str)],
+) -> anyhow::Result<PgPool> {
+    let mut options = PgConnectOptions::from_str(&config.url).context("parsing database url")?;
+    if !settings.is_empty() {
+        options = options.options(settings.iter().copied());
+    }
+    let hint = unreachable(&options);
     pool_options(config, config.max_connections)
-        .connect_with(options.options([("statement_timeout", timeout.as_str())]))
+        .connect_with(options)
         .await
         .context(hint)
 }
