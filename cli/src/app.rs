@@ -20,10 +20,12 @@ impl Application {
         // A config built in code (tests, benches) passes the checks a loaded one did.
         config.validate()?;
         config.auth.check_secrets(&[config.http.api_addr])?;
+        let migrated = platform::db::create_and_migrate(&config.database).await?;
+        processor::plans::register(&migrated, &config.plan).await?;
+        migrated.close().await;
         let pool =
-            platform::db::migrated_for_requests(&config.database, config.http.request_timeout_ms)
+            platform::db::connect_for_requests(&config.database, config.http.request_timeout_ms)
                 .await?;
-        processor::plans::register(&pool, &config.plan).await?;
         let nats = platform::nats::connect(&config.nats).await?;
         platform::nats::ensure_streams(&async_nats::jetstream::new(nats.clone()), &config.nats)
             .await?;

@@ -44,7 +44,7 @@ pub async fn create_refund(
     crate::purchases::ensure_connected(&state)?;
     let hash = req.body_hash()?;
 
-    let message = reserve(&state, shop, &req, hash).await?;
+    let message = reserve_in_turn(&state, shop, &req, hash).await?;
     let payload = serde_json::to_vec(&message).map_err(anyhow::Error::from)?;
     platform::nats::publish_stored(
         &state.js,
@@ -68,16 +68,46 @@ pub async fn create_refund(
     ))
 }
 
+/// `reserve` in the refund's turn (`crate::turns`), on a task of its own that keeps the
+/// turn until its transaction has ended: a request given up at its deadline drops this
+/// future, but its statement may still be waiting on the order's row (until its
+/// `statement_timeout`), and the next refund must not take another connection meanwhile.
+/// A request given up while it waits for its turn takes none (the task ends with it), so
+/// the tasks stay bounded by the requests in flight.
+async fn reserve_in_turn(
+    state: &IngestState,
+    shop: ShopId,
+    req: &Refund,
+    hash: Vec<u8>,
+) -> Result<RefundMessage, IngestError> {
+    let (state, req) = (state.clone(), req.clone());
+    let (_asking, gone) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let turn = tokio::select! {
+            turn = state.refund_turns.take(shop, &req.order_id) => turn,
+            _ = gone => None,
+        };
+        let Some(turn) = turn else {
+            return Err(IngestError::Internal(anyhow::anyhow!(
+                "the refund's request is gone"
+            )));
+        };
+        let reserved = reserve(&state, shop, &req, hash).await;
+        drop(turn);
+        reserved
+    })
+    .await
+    .map_err(|e| IngestError::Internal(anyhow::anyhow!("refund reservation task: {e}")))?
+}
+
 /// Records the refund under a lock on its order's row (so concurrent refunds never add
 /// up to more than the purchase), or finds it recorded before: the message to publish.
-/// The order's turn in this process comes first (`turns`), the connection after it.
 async fn reserve(
     state: &IngestState,
     shop: ShopId,
     req: &Refund,
     hash: Vec<u8>,
 ) -> Result<RefundMessage, IngestError> {
-    let _turn = state.refund_turns.take(shop, &req.order_id).await;
     let mut tx = state.pool.begin().await?;
     let order = sqlx::query!(
         "SELECT amount, refunded FROM purchase_requests WHERE shop_id = $1 AND order_id = $2 FOR UPDATE",

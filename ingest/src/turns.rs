@@ -1,34 +1,56 @@
-//! Refunds of one order take turns in memory before they take a pooled connection.
-//! Each holds the order's registry row (`FOR UPDATE`) until its commit, so refunds of one
-//! order run one at a time anyway; waiting for that row with a connection each, a shop
-//! sending a few hundred refunds of one order at once held the whole pool and everyone
-//! else's statements failed waiting for one (503). Orders share `ingest.refund_turns`
-//! turns by a hash with a key chosen at start (no shop can aim at another's turn), so
-//! refunds hold at most that many connections in this process, whatever arrives.
+//! Refunds take turns in memory before they take a pooled connection. Each holds its
+//! order's registry row (`FOR UPDATE`) until its commit, so refunds of one order run one
+//! at a time anyway; waiting for that row with a connection each, a shop sending a few
+//! hundred refunds of one order at once held the whole pool and everyone else's
+//! statements failed waiting for one (503).
+//!
+//! A refund first takes its order's turn (one of `ORDER_TURNS`, by a hash keyed at start,
+//! so no shop can aim at another's orders and two orders rarely share one), then one of
+//! `ingest.refund_turns` places, which bound the connections refunds hold in a process.
+//! A refund holds no place while it waits for its order, so a flood of one order's
+//! refunds takes one place, not all of them.
 use schemas::{OrderId, ShopId};
 use std::hash::BuildHasher;
-use tokio::sync::{Mutex, MutexGuard};
+use std::sync::Arc;
+use tokio::sync::{Mutex, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
+
+/// Order turns: enough that distinct orders seldom wait for each other.
+const ORDER_TURNS: usize = 1_024;
 
 pub struct RefundTurns {
-    turns: Box<[Mutex<()>]>,
+    orders: Box<[Arc<Mutex<()>>]>,
+    places: Arc<Semaphore>,
     hasher: std::collections::hash_map::RandomState,
 }
 
+/// A refund's turn: its order's and a place; both end when it is dropped.
+pub struct Turn {
+    _place: OwnedSemaphorePermit,
+    _order: OwnedMutexGuard<()>,
+}
+
 impl RefundTurns {
-    /// `turns` at least 1 (the config's checks say so); 0 is taken as 1.
-    pub fn new(turns: usize) -> Self {
+    /// `places` at least 1 (the config's checks say so); 0 is taken as 1.
+    pub fn new(places: usize) -> Self {
         RefundTurns {
-            turns: (0..turns.max(1)).map(|_| Mutex::new(())).collect(),
+            orders: (0..ORDER_TURNS).map(|_| Arc::new(Mutex::new(()))).collect(),
+            places: Arc::new(Semaphore::new(places.max(1))),
             hasher: std::collections::hash_map::RandomState::new(),
         }
     }
 
-    /// Waits for the order's turn; it lasts until the guard is dropped.
-    pub async fn take(&self, shop: ShopId, order: &OrderId) -> MutexGuard<'_, ()> {
+    /// Waits for the order's turn, then for a place; `None` only if the places were
+    /// closed, which nothing does.
+    pub async fn take(&self, shop: ShopId, order: &OrderId) -> Option<Turn> {
         let metrics = platform::metrics::metrics();
         let _waiting = platform::metrics::Waiting::start(&metrics.refunds_waiting);
         let hash = self.hasher.hash_one((shop, order.as_str()));
-        let index = usize::try_from(hash % self.turns.len() as u64).unwrap_or(0);
-        self.turns[index].lock().await
+        let index = usize::try_from(hash % ORDER_TURNS as u64).unwrap_or(0);
+        let order = self.orders.get(index)?.clone().lock_owned().await;
+        let place = self.places.clone().acquire_owned().await.ok()?;
+        Some(Turn {
+            _place: place,
+            _order: order,
+        })
     }
 }

@@ -184,8 +184,8 @@ pub struct IngestConfig {
     /// with this burst. Past it 429 `rate_limited` with `Retry-After`.
     pub purchases_per_sec_per_shop: u32,
     pub purchases_burst_per_shop: u32,
-    /// Turns refunds take in memory before a pooled connection (refunds of one order
-    /// always share one): at most this many connections held by refunds in a process.
+    /// Places refunds take in memory (after their order's turn) before a pooled
+    /// connection: at most this many connections held by refunds in a process.
     pub refund_turns: usize,
 }
 

@@ -7,12 +7,15 @@ use std::time::Duration;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../schemas/migrations");
 
+/// A pool without a statement timeout, whatever the database's or role's default:
+/// migrations, the processor (its graph load reads every user) and the tools.
 pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
-    connect_with(config, &[]).await
+    connect_with(config, &[("statement_timeout", "0")]).await
 }
 
 /// The pool of a role that serves requests (ingest, the API): a statement that runs
-/// past `statement_timeout_ms` (the request deadline) is cancelled by Postgres. When a
+/// past the request deadline (`deadline_ms`, and `STATEMENT_SLACK_MS`) is cancelled by
+/// Postgres. When a
 /// request's deadline passes, its answer is a 503 and its future is dropped, but the
 /// statement it had sent went on running (a report waiting on a lock, a slow read) and
 /// its connection stayed busy until the statement ended: a caller's slow requests could
@@ -20,10 +23,19 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
 /// graph load) use `connect`, without it.
 pub async fn connect_for_requests(
     config: &DatabaseConfig,
-    statement_timeout_ms: u64,
+    deadline_ms: u64,
 ) -> anyhow::Result<PgPool> {
-    let timeout = format!("{statement_timeout_ms}ms");
+    let timeout = statement_timeout(deadline_ms);
     connect_with(config, &[("statement_timeout", timeout.as_str())]).await
+}
+
+/// How much longer than the request deadline a statement may run. The deadline answers
+/// first (a 503 `request_timeout`, always the same answer for the same wait), and the
+/// statement it gave up is cancelled a moment later.
+pub const STATEMENT_SLACK_MS: u64 = 1_000;
+
+fn statement_timeout(deadline_ms: u64) -> String {
+    format!("{}ms", deadline_ms.saturating_add(STATEMENT_SLACK_MS))
 }
 
 /// A pool of `max_connections` whose sessions start with `settings`.
@@ -31,10 +43,9 @@ async fn connect_with(
     config: &DatabaseConfig,
     settings: &[(&str, &str)],
 ) -> anyhow::Result<PgPool> {
-    let mut options = PgConnectOptions::from_str(&config.url).context("parsing database url")?;
-    if !settings.is_empty() {
-        options = options.options(settings.iter().copied());
-    }
+    let options = PgConnectOptions::from_str(&config.url)
+        .context("parsing database url")?
+        .options(settings.iter().copied());
     let hint = unreachable(&options);
     pool_options(config, config.max_connections)
         .connect_with(options)
@@ -46,23 +57,23 @@ async fn connect_with(
 /// migrating one.
 pub async fn migrated_for_requests(
     config: &DatabaseConfig,
-    statement_timeout_ms: u64,
+    deadline_ms: u64,
 ) -> anyhow::Result<PgPool> {
     create_and_migrate(config).await?.close().await;
-    connect_for_requests(config, statement_timeout_ms).await
+    connect_for_requests(config, deadline_ms).await
 }
 
 /// A small pool whose transactions do not wait for their WAL flush
 /// (`synchronous_commit = off`): for writes whose loss in a Postgres crash is
 /// harmless because another durable record restores them (see ingest's reservations).
-/// Connects on first use. Its statements are cancelled past `statement_timeout_ms`, as
-/// the request pool's are (`connect_for_requests`).
+/// Connects on first use. Its statements are cancelled past the request deadline
+/// (`deadline_ms`), as the request pool's are (`connect_for_requests`).
 pub fn lazy_without_flush_wait(
     config: &DatabaseConfig,
     max: u32,
-    statement_timeout_ms: u64,
+    deadline_ms: u64,
 ) -> anyhow::Result<PgPool> {
-    let timeout = format!("{statement_timeout_ms}ms");
+    let timeout = statement_timeout(deadline_ms);
     let options = PgConnectOptions::from_str(&config.url)
         .context("parsing database url")?
         .options([

@@ -134,6 +134,8 @@ async fn while_the_flood_waits(
 ) {
     let all_but_one = format!("{gauge} {}", flood - 1);
     eventually(|| app.metric_line(gauge), |l| *l == all_but_one).await;
+    // The one whose turn it is may still be taking its connection.
+    eventually(|| app.lock_waiters(), |n| *n >= 1).await;
     assert_eq!(
         app.lock_waiters().await,
         1,
