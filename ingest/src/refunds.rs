@@ -44,20 +44,7 @@ pub async fn create_refund(
     crate::purchases::ensure_connected(&state)?;
     let hash = req.body_hash()?;
 
-    let message = reserve_in_turn(&state, shop, &req, hash).await?;
-    let payload = serde_json::to_vec(&message).map_err(anyhow::Error::from)?;
-    platform::nats::publish_stored(
-        &state.js,
-        state.subjects.refund(&shop),
-        Some(&format!("{shop}:refund:{}", message.refund_id)),
-        payload,
-    )
-    .await
-    .map_err(IngestError::StreamUnavailable)?;
-    platform::metrics::metrics()
-        .purchases_accepted
-        .with_label_values(&["refund", "single"])
-        .inc();
+    let message = in_turn(&state, shop, &req, hash).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(RefundAccepted {
@@ -68,13 +55,15 @@ pub async fn create_refund(
     ))
 }
 
-/// `reserve` in the refund's turn (`crate::turns`), on a task of its own that keeps the
-/// turn until its transaction has ended: a request given up at its deadline drops this
-/// future, but its statement may still be waiting on the order's row (until its
-/// `statement_timeout`), and the next refund must not take another connection meanwhile.
-/// A request given up while it waits for its turn takes none (the task ends with it), so
-/// the tasks stay bounded by the requests in flight.
-async fn reserve_in_turn(
+/// `reserve` in the refund's turn (`crate::turns`), then `store`, on a task of its own:
+/// a request given up at its deadline drops this future, but its statement may still be
+/// waiting on the order's row (until its `statement_timeout`), and the next refund must
+/// not take another connection meanwhile, so the task keeps the turn until its
+/// transaction has ended. A refund recorded is then stored whether its request is still
+/// there or not (as one whose answer was lost; a retry is answered with it), never left
+/// reserved and unpublished. A request given up while it waits for its turn takes none
+/// (the task ends with it), so the tasks stay bounded by the requests in flight.
+async fn in_turn(
     state: &IngestState,
     shop: ShopId,
     req: &Refund,
@@ -94,10 +83,33 @@ async fn reserve_in_turn(
         };
         let reserved = reserve(&state, shop, &req, hash).await;
         drop(turn);
-        reserved
+        store(&state, shop, reserved?).await
     })
     .await
     .map_err(|e| IngestError::Internal(anyhow::anyhow!("refund reservation task: {e}")))?
+}
+
+/// Stores the refund's message (its id the message id: a retry within the stream's
+/// duplicate window is stored once).
+async fn store(
+    state: &IngestState,
+    shop: ShopId,
+    message: RefundMessage,
+) -> Result<RefundMessage, IngestError> {
+    let payload = serde_json::to_vec(&message).map_err(anyhow::Error::from)?;
+    platform::nats::publish_stored(
+        &state.js,
+        state.subjects.refund(&shop),
+        Some(&format!("{shop}:refund:{}", message.refund_id)),
+        payload,
+    )
+    .await
+    .map_err(IngestError::StreamUnavailable)?;
+    platform::metrics::metrics()
+        .purchases_accepted
+        .with_label_values(&["refund", "single"])
+        .inc();
+    Ok(message)
 }
 
 /// Records the refund under a lock on its order's row (so concurrent refunds never add
