@@ -9,33 +9,31 @@
 //! `ingest.refund_turns` places, which bound the connections refunds hold in a process.
 //! A refund holds no place while it waits for its order, so a flood of one order's
 //! refunds takes one place, not all of them.
+use platform::turns::KeyedTurns;
 use schemas::{OrderId, ShopId};
-use std::hash::BuildHasher;
 use std::sync::Arc;
-use tokio::sync::{Mutex, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Order turns: enough that distinct orders seldom wait for each other.
 const ORDER_TURNS: usize = 1_024;
 
 pub struct RefundTurns {
-    orders: Box<[Arc<Mutex<()>>]>,
+    orders: KeyedTurns,
     places: Arc<Semaphore>,
-    hasher: std::collections::hash_map::RandomState,
 }
 
 /// A refund's turn: its order's and a place; both end when it is dropped.
 pub struct Turn {
     _place: OwnedSemaphorePermit,
-    _order: OwnedMutexGuard<()>,
+    _order: platform::turns::Turn,
 }
 
 impl RefundTurns {
     /// `places` at least 1 (the config's checks say so); 0 is taken as 1.
     pub fn new(places: usize) -> Self {
         RefundTurns {
-            orders: (0..ORDER_TURNS).map(|_| Arc::new(Mutex::new(()))).collect(),
+            orders: KeyedTurns::new(ORDER_TURNS),
             places: Arc::new(Semaphore::new(places.max(1))),
-            hasher: std::collections::hash_map::RandomState::new(),
         }
     }
 
@@ -44,9 +42,7 @@ impl RefundTurns {
     pub async fn take(&self, shop: ShopId, order: &OrderId) -> Option<Turn> {
         let metrics = platform::metrics::metrics();
         let _waiting = platform::metrics::Waiting::start(&metrics.refunds_waiting);
-        let hash = self.hasher.hash_one((shop, order.as_str()));
-        let index = usize::try_from(hash % ORDER_TURNS as u64).unwrap_or(0);
-        let order = self.orders.get(index)?.clone().lock_owned().await;
+        let order = self.orders.take((shop, order.as_str())).await;
         let place = self.places.clone().acquire_owned().await.ok()?;
         Some(Turn {
             _place: place,

@@ -6,25 +6,35 @@
 //! without one is limited by its client address. A failed authentication costs the client
 //! address a token of its own, smaller bucket; once that is empty the address is answered
 //! 429 without its credentials being looked up, so made-up shop keys cannot each cost a
-//! Postgres query; a shop key Postgres confirmed before is still looked up again, so
-//! made-up keys sent from a shared address (a proxy) cannot lock real shops out. Answers
-//! to a request with a credential are `Cache-Control: no-store`.
+//! Postgres query. An address's unknown credentials are looked up one at a time (its
+//! turn, `LOOKUP_TURNS`), and the failure is counted before the turn passes on: checking
+//! the bucket and counting after the lookup let every request already waiting pass the
+//! check at once, so a thousand concurrent made-up keys cost a thousand lookups. A shop key
+//! Postgres confirmed before is looked up again without a turn and whatever the bucket
+//! says, so made-up keys sent from a shared address (a proxy) cannot lock real shops
+//! out. Answers to a request with a credential are `Cache-Control: no-store`.
 use crate::auth::{bearer, Authenticator, Principal};
 use crate::config::HttpConfig;
 use crate::metrics::metrics;
 use crate::problem::Problem;
 use crate::ratelimit::RateLimiter;
+use crate::turns::KeyedTurns;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// Addresses' lookup turns: enough that two addresses seldom share one.
+const LOOKUP_TURNS: usize = 256;
 
 #[derive(Clone)]
 pub struct Gate {
     auth: Authenticator,
     callers: RateLimiter,
     failures: RateLimiter,
+    lookups: Arc<KeyedTurns>,
 }
 
 impl Gate {
@@ -33,23 +43,36 @@ impl Gate {
             auth,
             callers: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
             failures: RateLimiter::new(config.auth_failures_per_sec, config.auth_failures_burst),
+            lookups: Arc::new(KeyedTurns::new(LOOKUP_TURNS)),
         }
     }
 
     /// The caller's principal, or the answer to send instead (401, or 429 for an address
     /// that failed too often).
     async fn identify(&self, peer: &str, credential: &str) -> Result<Principal, Response> {
+        if let Some(result) = self.auth.authenticate_offline(credential) {
+            return result.map_err(|problem| self.refuse(peer, problem));
+        }
+        if self.auth.confirmed_before(credential) {
+            let result = self.auth.authenticate(credential).await;
+            return result.map_err(|problem| self.refuse(peer, problem));
+        }
+        let _turn = {
+            let _waiting = crate::metrics::Waiting::start(&metrics().auth_lookups_waiting);
+            self.lookups.take(peer).await
+        };
+        // While this waited, the key may have been confirmed by another request, or the
+        // address may have used up its failures.
         let result = match self.auth.authenticate_offline(credential) {
             Some(result) => result,
             None => {
-                if let Err(wait) = self.failures.peek(peer.as_bytes()) {
-                    if !self.auth.confirmed_before(credential) {
-                        return Err(rate_limited(wait, "auth_failures"));
-                    }
-                }
+                self.failures
+                    .peek(peer.as_bytes())
+                    .map_err(|wait| rate_limited(wait, "auth_failures"))?;
                 self.auth.authenticate(credential).await
             }
         };
+        // Counted in the turn, so the next lookup of this address sees it.
         result.map_err(|problem| self.refuse(peer, problem))
     }
 

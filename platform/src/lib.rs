@@ -20,6 +20,7 @@ pub mod problem;
 pub mod ratelimit;
 pub mod stall;
 pub mod telemetry;
+pub mod turns;
 pub mod wire_time;
 
 pub use config::Config;

@@ -33,6 +33,8 @@ pub struct Metrics {
     pub graph_writes_waiting: IntGauge,
     /// Refunds waiting for their order's turn (ingest's `turns::RefundTurns`).
     pub refunds_waiting: IntGauge,
+    /// Unknown credentials waiting for their address's turn to be looked up (`gate`).
+    pub auth_lookups_waiting: IntGauge,
     pub http_connections_refused: IntCounterVec,
     pub warehouse_rows: IntCounterVec,
     pub consumer_lost: IntCounterVec,
@@ -121,7 +123,7 @@ fn histograms(
 }
 
 /// Every gauge, in the order `build` takes them apart.
-fn gauges(r: &Registry) -> Result<[IntGauge; 7], prometheus::Error> {
+fn gauges(r: &Registry) -> Result<[IntGauge; 8], prometheus::Error> {
     Ok([
         gauge(r, "live_connections", "open SSE and WebSocket clients")?,
         gauge(r, "http_connections", "open HTTP connections")?,
@@ -150,12 +152,17 @@ fn gauges(r: &Registry) -> Result<[IntGauge; 7], prometheus::Error> {
             "refunds_waiting",
             "refunds waiting for their order's turn (ingest.refund_turns)",
         )?,
+        gauge(
+            r,
+            "auth_lookups_waiting",
+            "unknown credentials waiting for their address's turn to be looked up",
+        )?,
     ])
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
     let r = Registry::new_custom(Some("referral".into()), None)?;
-    let [live_connections, http_connections, report_reads_waiting, graph_users, analytics_queries_waiting, graph_writes_waiting, refunds_waiting] =
+    let [live_connections, http_connections, report_reads_waiting, graph_users, analytics_queries_waiting, graph_writes_waiting, refunds_waiting, auth_lookups_waiting] =
         gauges(&r)?;
     let (http_latency, batch_latency, ingest_stage) = histograms(&r)?;
     Ok(Metrics {
@@ -200,6 +207,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         analytics_queries_waiting,
         graph_writes_waiting,
         refunds_waiting,
+        auth_lookups_waiting,
         graph_users,
         http_connections_refused: counter(
             &r,

@@ -99,6 +99,54 @@ async fn failed_authentication_is_limited_per_address_and_cached_keys_need_no_lo
     tx.rollback().await.unwrap();
 }
 
+/// Concurrent made-up keys from one address are looked up one at a time, each failure
+/// counted before the next looks: checked before and counted after their lookups, a flood
+/// of them all passed the check while the first still waited for Postgres.
+#[tokio::test]
+async fn a_flood_of_made_up_keys_costs_only_the_lookups_its_failures_allow() {
+    let app = TestApp::spawn_with(|c| {
+        c.http.auth_failures_per_sec = 1;
+        c.http.auth_failures_burst = 3;
+        c.http.request_timeout_ms = 20_000;
+    })
+    .await;
+    let mut tx = app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE shops IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let flood: Vec<_> = (0..40)
+        .map(|i| {
+            let (http, url) = (app.http.clone(), format!("{}/v1/me", app.base));
+            tokio::spawn(async move {
+                let key = format!("rk_made_up_{i}");
+                http.get(url)
+                    .bearer_auth(key)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    // One lookup waits for the table; the other 39 wait for their address's turn.
+    let waiting = || async {
+        let waiting = metric_sample(&app.metrics().await, "referral_auth_lookups_waiting");
+        (app.lock_waiters().await, waiting)
+    };
+    e2e::eventually(waiting, |w| *w == (1, Some(39.0))).await;
+    tx.rollback().await.unwrap();
+    let mut answers = std::collections::BTreeMap::new();
+    for request in flood {
+        *answers.entry(request.await.unwrap().as_u16()).or_insert(0) += 1;
+    }
+    let refused = answers.get(&401).copied().unwrap_or(0);
+    let limited = answers.get(&429).copied().unwrap_or(0);
+    assert_eq!(refused + limited, 40, "{answers:?}");
+    // Three failures, and at most a few more refilled while the flood ran.
+    assert!((3..=6).contains(&refused), "{answers:?}");
+}
+
 /// Sends made-up shop keys from this address until it is answered 429 (out of failures).
 async fn lock_out(app: &TestApp) {
     for i in 0..10 {
