@@ -103,6 +103,11 @@ pub struct ClickhouseConfig {
     /// so more at once makes the slowest answers slower without answering more
     /// (docs/performance.md, stop 35).
     pub analytics_max_concurrent_queries: usize,
+    /// Months (partitions of the tables by time) one insert may span: ClickHouse refuses
+    /// an insert block over `max_partitions_per_insert_block` (100 by default on current
+    /// servers), and a batch whose purchases carry shops' `occurred_at` times from many
+    /// months would be refused and retried for ever, so the sink splits it.
+    pub partitions_per_insert: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -13,10 +13,44 @@ use std::collections::HashSet;
 /// Rows with their keys, each id at most once (a stream may deliver a message twice).
 #[derive(Debug, Default)]
 pub struct Rows {
-    pub earnings: Vec<(Key, String)>,
-    pub purchases: Vec<(Key, String)>,
+    pub earnings: Vec<Row>,
+    pub purchases: Vec<Row>,
     /// Messages that carry nothing for the warehouse (unknown subject, unparsable).
     pub skipped: usize,
+}
+
+/// One JSONEachRow line, its key, and the month (`YYYYMM`) of the table's partition it
+/// goes to.
+#[derive(Debug)]
+pub struct Row {
+    pub key: Key,
+    pub month: u32,
+    pub line: String,
+}
+
+impl Row {
+    fn earning(e: &EarningEvent) -> Row {
+        let key = Key::new(e.created_at, e.earning_id);
+        Row {
+            key,
+            month: month(e.created_at),
+            line: rows::earning(e),
+        }
+    }
+
+    fn purchase(p: &ProcessedPurchase) -> Row {
+        let key = Key::new(p.processed_at, p.purchase_id);
+        Row {
+            key,
+            month: month(p.occurred_at),
+            line: rows::purchase(p),
+        }
+    }
+}
+
+fn month(t: chrono::DateTime<chrono::Utc>) -> u32 {
+    use chrono::Datelike;
+    u32::try_from(t.year()).unwrap_or(0) * 100 + t.month()
 }
 
 /// How many rows ClickHouse accepted, and how many it already had.
@@ -50,14 +84,14 @@ impl Rows {
                     .map(|entries| {
                         for e in entries {
                             if seen_earnings.insert(e.earning_id) {
-                                rows.earnings.push((earning_key(&e), rows::earning(&e)));
+                                rows.earnings.push(Row::earning(&e));
                             }
                         }
                     }),
                 // One entry per message, as releases before `ledger.entries` published them.
                 Some(("earnings", _)) => serde_json::from_slice::<EarningEvent>(payload).map(|e| {
                     if seen_earnings.insert(e.earning_id) {
-                        rows.earnings.push((earning_key(&e), rows::earning(&e)));
+                        rows.earnings.push(Row::earning(&e));
                     }
                 }),
                 // The processor publishes each batch's settled purchases as one array.
@@ -65,10 +99,7 @@ impl Rows {
                     serde_json::from_slice::<Vec<ProcessedPurchase>>(payload).map(|batch| {
                         for p in batch {
                             if seen_purchases.insert(p.purchase_id) {
-                                rows.purchases.push((
-                                    Key::new(p.processed_at, p.purchase_id),
-                                    rows::purchase(&p),
-                                ));
+                                rows.purchases.push(Row::purchase(&p));
                             }
                         }
                     })
@@ -92,11 +123,13 @@ impl Rows {
         self.earnings.is_empty() && self.purchases.is_empty()
     }
 
-    /// Inserts the rows ClickHouse does not hold yet. Safe to repeat after any failure:
-    /// a repeat finds what an earlier attempt stored and inserts only the rest.
-    pub async fn write(&self, ch: &Clickhouse) -> Result<Written, ClickhouseError> {
-        let e = insert_new(ch, EARNING_EVENTS, EARNING_EVENT_KEYS, &self.earnings).await?;
-        let p = insert_new(ch, PURCHASE_EVENTS, PURCHASE_EVENT_KEYS, &self.purchases).await?;
+    /// Inserts the rows ClickHouse does not hold yet, each insert spanning at most
+    /// `months` partitions. Safe to repeat after any failure: a repeat finds what an
+    /// earlier attempt stored and inserts only the rest.
+    pub async fn write(&self, ch: &Clickhouse, months: usize) -> Result<Written, ClickhouseError> {
+        let (earnings, purchases) = (&self.earnings, &self.purchases);
+        let e = insert_new(ch, EARNING_EVENTS, EARNING_EVENT_KEYS, earnings, months).await?;
+        let p = insert_new(ch, PURCHASE_EVENTS, PURCHASE_EVENT_KEYS, purchases, months).await?;
         Ok(Written {
             inserted: e.inserted + p.inserted,
             already_stored: e.already_stored + p.already_stored,
@@ -108,31 +141,53 @@ async fn insert_new(
     ch: &Clickhouse,
     table: &'static str,
     keys: KeyTable,
-    rows: &[(Key, String)],
+    rows: &[Row],
+    months: usize,
 ) -> Result<Written, ClickhouseError> {
     if rows.is_empty() {
         return Ok(Written::default());
     }
-    let asked: Vec<Key> = rows.iter().map(|(key, _)| *key).collect();
+    let asked: Vec<Key> = rows.iter().map(|row| row.key).collect();
     let stored = ch.existing_ids(keys, &asked).await?;
-    let fresh: Vec<&str> = rows
+    let fresh: Vec<&Row> = rows
         .iter()
-        .filter(|(key, _)| !stored.contains(&key.id))
-        .map(|(_, row)| row.as_str())
+        .filter(|row| !stored.contains(&row.key.id))
         .collect();
-    ch.insert(table, &fresh).await?;
+    let inserted = fresh.len();
+    for insert in by_months(fresh, months) {
+        ch.insert(table, &insert).await?;
+    }
     metrics()
         .warehouse_rows
         .with_label_values(&[table])
-        .inc_by(fresh.len() as u64);
+        .inc_by(inserted as u64);
     Ok(Written {
-        inserted: fresh.len(),
-        already_stored: rows.len() - fresh.len(),
+        inserted,
+        already_stored: rows.len() - inserted,
     })
 }
 
-fn earning_key(e: &EarningEvent) -> Key {
-    Key::new(e.created_at, e.earning_id)
+/// The rows' lines in inserts of at most `months` distinct months each (at least one),
+/// in month order.
+fn by_months(mut rows: Vec<&Row>, months: usize) -> Vec<Vec<&str>> {
+    rows.sort_by_key(|row| row.month);
+    let mut inserts: Vec<Vec<&str>> = Vec::new();
+    let (mut current, mut seen, mut last) = (Vec::new(), 0usize, None);
+    for row in rows {
+        if last != Some(row.month) {
+            if seen == months.max(1) {
+                inserts.push(std::mem::take(&mut current));
+                seen = 0;
+            }
+            seen += 1;
+            last = Some(row.month);
+        }
+        current.push(row.line.as_str());
+    }
+    if !current.is_empty() {
+        inserts.push(current);
+    }
+    inserts
 }
 
 #[cfg(test)]

@@ -49,7 +49,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         };
         if !batch.is_empty() {
             let backoff = Backoff::new(limits);
-            if !write_then_ack(&ch, &subjects, &batch, backoff, &shutdown).await {
+            let months = limits.partitions_per_insert;
+            if !write_then_ack(&ch, &subjects, &batch, months, backoff, &shutdown).await {
                 break;
             }
         }
@@ -123,12 +124,13 @@ async fn write_then_ack(
     ch: &Clickhouse,
     subjects: &Subjects,
     batch: &[Message],
+    months: usize,
     mut backoff: Backoff,
     shutdown: &CancellationToken,
 ) -> bool {
     let rows = Rows::from_messages(subjects, batch);
     let written = loop {
-        match rows.write(ch).await {
+        match rows.write(ch, months).await {
             Ok(w) => break w,
             Err(e) => {
                 tracing::warn!(error = %e, messages = batch.len(), "warehouse insert failed; retrying");

@@ -96,6 +96,10 @@ impl super::ClickhouseConfig {
                 "clickhouse.analytics_max_concurrent_queries",
                 self.analytics_max_concurrent_queries as u64,
             ),
+            (
+                "clickhouse.partitions_per_insert",
+                self.partitions_per_insert as u64,
+            ),
         ] {
             anyhow::ensure!(value > 0, "{name} must be at least 1");
         }

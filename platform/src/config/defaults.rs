@@ -47,6 +47,7 @@ impl Default for ClickhouseConfig {
             analytics_cache_ms: 10_000,
             analytics_cache_max_entries: 256,
             analytics_max_concurrent_queries: 4,
+            partitions_per_insert: 50,
         }
     }
 }
