@@ -124,8 +124,11 @@ fn check_fields(req: &SignupRequest) -> Result<(), IngestError> {
     }
     if let Some(name) = &req.display_name {
         let chars = name.chars().count();
-        let unprintable = name.chars().any(|c| c.is_control() || is_format(c));
-        if !(1..=40).contains(&chars) || unprintable || name.trim() != name {
+        let unprintable = name
+            .chars()
+            .any(|c| c.is_control() || is_format(c) || is_blank(c));
+        let marks_only = name.chars().all(is_combining_mark);
+        if !(1..=40).contains(&chars) || unprintable || marks_only || name.trim() != name {
             return Err(IngestError::Invalid(
                 "invalid_display_name",
                 "display_name must be 1 to 40 printable characters without surrounding spaces"
@@ -163,6 +166,36 @@ fn is_format(c: char) -> bool {
             | '\u{1D173}'..='\u{1D17A}'
             | '\u{E0001}'
             | '\u{E0020}'..='\u{E007F}'
+    )
+}
+
+/// Characters that show as nothing or as a line break: every Unicode space but U+0020
+/// (line and paragraph separators among them), and the Hangul, Khmer and Braille fillers
+/// that render blank, so a name cannot look empty or break the tree's layout.
+fn is_blank(c: char) -> bool {
+    (c.is_whitespace() && c != ' ')
+        || matches!(
+            c,
+            '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{2800}'
+                | '\u{3164}'
+                | '\u{FFA0}'
+        )
+}
+
+/// The combining marks' main blocks: a name made of these alone has nothing to combine
+/// with and shows as stray accents or nothing.
+fn is_combining_mark(c: char) -> bool {
+    matches!(
+        c,
+        '\u{300}'..='\u{36F}'
+            | '\u{1AB0}'..='\u{1AFF}'
+            | '\u{1DC0}'..='\u{1DFF}'
+            | '\u{20D0}'..='\u{20FF}'
+            | '\u{FE20}'..='\u{FE2F}'
     )
 }
 

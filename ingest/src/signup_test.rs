@@ -44,3 +44,19 @@ fn display_names_refuse_invisible_and_reordering_characters() {
         assert!(named(ok).is_ok(), "{ok:?}");
     }
 }
+
+#[test]
+fn display_names_refuse_blank_looking_and_mark_only_text() {
+    // Hangul fillers, a Braille blank, separators, no-break and ideographic spaces.
+    for c in [
+        '\u{3164}', '\u{115F}', '\u{FFA0}', '\u{2800}', '\u{2028}', '\u{2029}', '\u{A0}',
+        '\u{3000}',
+    ] {
+        for name in [c.to_string(), format!("Lucky{c}Otter")] {
+            let refused = named(&name).expect_err("refused").problem().code;
+            assert_eq!(refused, "invalid_display_name", "U+{:04X}", u32::from(c));
+        }
+    }
+    assert!(named("\u{301}\u{301}").is_err(), "combining marks alone");
+    assert!(named("e\u{301}").is_ok(), "a mark on a letter");
+}
