@@ -20,6 +20,7 @@ use std::fmt;
 use std::pin::Pin;
 use uuid::Uuid;
 
+mod orders;
 mod purchase;
 mod states;
 mod sums;
@@ -107,17 +108,29 @@ pub async fn verify_scope(pool: &PgPool, scope: Scope) -> anyhow::Result<Report>
         Ok((r.seq, change))
     })
     .peekable();
+    // For one user: their purchases, those that paid them, and those of everyone who was
+    // ever within the plans' levels below them, so a payment they were owed and never
+    // got is found too (it has no entry of theirs to be found by).
+    let depth = plans.values().map(Plan::levels).max().unwrap_or(0);
     let mut purchases = sqlx::query_as!(
         purchase::Stored,
-        "SELECT id, user_id, amount, profit, plan_version, status, ancestors, graph_seq, refunded
+        "WITH RECURSIVE down (user_id, depth) AS (
+             SELECT DISTINCT user_id, 1 FROM user_events WHERE $1::uuid IS NOT NULL AND referrer_id = $1
+             UNION
+             SELECT e.user_id, d.depth + 1 FROM down d JOIN user_events e ON e.referrer_id = d.user_id
+             WHERE d.depth < $4
+         )
+         SELECT id, user_id, amount, profit, plan_version, status, ancestors, graph_seq, refunded
          FROM purchases
-         WHERE ($1::uuid IS NULL OR user_id = $1 OR id IN (SELECT purchase_id FROM earnings WHERE beneficiary_id = $1))
+         WHERE ($1::uuid IS NULL OR user_id = $1 OR user_id IN (SELECT user_id FROM down)
+                OR id IN (SELECT purchase_id FROM earnings WHERE beneficiary_id = $1))
            AND ($2::timestamptz IS NULL OR processed_at >= $2)
            AND ($3::timestamptz IS NULL OR processed_at < $3)
          ORDER BY graph_seq, id",
         scope.user.map(|u| u.as_uuid()),
         scope.from,
-        scope.to
+        scope.to,
+        i32::try_from(depth).unwrap_or(i32::MAX)
     )
     .fetch(pool);
     let mut chunk = Vec::with_capacity(CHUNK_PURCHASES);
@@ -138,6 +151,7 @@ pub async fn verify_scope(pool: &PgPool, scope: Scope) -> anyhow::Result<Report>
         }
     }
     orphans(pool, scope, &mut report.differences).await?;
+    orders::check(pool, scope, &mut report.differences).await?;
     if scope.from.is_none() && scope.to.is_none() {
         let user = scope.user.map(|u| u.as_uuid());
         sums::check(pool, user, &mut report.differences).await?;

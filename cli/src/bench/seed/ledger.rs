@@ -1,5 +1,6 @@
-//! Purchases and their entries, generated in chunks and copied in, with each
-//! beneficiary's running total and ledger position kept as the processor keeps them.
+//! Purchases, their orders' registry rows and their entries, generated in chunks and
+//! copied in, with each beneficiary's running total and ledger position kept as the
+//! processor keeps them.
 use super::{copy, random_uuid, Tree, CHUNK_PURCHASES, SPAN_DAYS};
 use chrono::{DateTime, Duration, Utc};
 use processor::graph::Ancestor;
@@ -10,6 +11,14 @@ use schemas::{Money, Plan, UserId};
 use sqlx::PgConnection;
 use std::fmt::Write as _;
 use uuid::Uuid;
+
+/// One chunk's rows in COPY's text form.
+#[derive(Default)]
+struct Rows {
+    purchases: String,
+    registry: String,
+    entries: String,
+}
 
 pub(super) struct Ledger<'a> {
     tree: &'a Tree,
@@ -46,13 +55,21 @@ impl<'a> Ledger<'a> {
         conn: &mut PgConnection,
         rng: &mut StdRng,
     ) -> anyhow::Result<()> {
-        let (mut purchases, mut entries) = (String::new(), String::new());
+        let mut rows = Rows::default();
         for _ in 0..CHUNK_PURCHASES {
             if self.entries >= self.target {
                 break;
             }
-            self.purchase(rng, &mut purchases, &mut entries)?;
+            self.purchase(rng, &mut rows)?;
         }
+        // Every settled order is registered, as the edge or the processor registers it.
+        copy(
+            conn,
+            "COPY purchase_requests (purchase_id, shop_id, order_id, amount, occurred_at, body_hash) FROM STDIN",
+            rows.registry,
+        )
+        .await?;
+        let (purchases, entries) = (rows.purchases, rows.entries);
         copy(
             conn,
             "COPY purchases (id, shop_id, order_id, user_id, amount, profit, occurred_at, plan_version, status,
@@ -69,13 +86,14 @@ impl<'a> Ledger<'a> {
         .await
     }
 
-    /// One purchase by a buyer drawn toward the top of the tree, and its entries.
-    fn purchase(
-        &mut self,
-        rng: &mut StdRng,
-        purchases: &mut String,
-        entries: &mut String,
-    ) -> anyhow::Result<()> {
+    /// One purchase by a buyer drawn toward the top of the tree, its order's registry
+    /// row, and its entries.
+    fn purchase(&mut self, rng: &mut StdRng, rows: &mut Rows) -> anyhow::Result<()> {
+        let Rows {
+            purchases,
+            registry,
+            entries,
+        } = rows;
         let n = self.tree.ids.len();
         let buyer = 1 + (((n - 1) as f64) * rng.gen::<f64>().powi(3)) as usize;
         let buyer = buyer.min(n - 1);
@@ -101,6 +119,13 @@ impl<'a> Ledger<'a> {
             self.plan.version(),
             // COPY's text form of bytea: `\\x` and the hex.
             format_args!("\\\\x{}", hex::encode(Ancestor::encode_all(&ancestors)))
+        )?;
+        writeln!(
+            registry,
+            "{id}\t{}\ts-{}\t{amount}\t{t}\t\\\\x{}",
+            self.shop,
+            self.purchases,
+            id.simple()
         )?;
         for s in shares {
             let Some((who, _)) = found.iter().find(|(_, a)| a.user_id == s.beneficiary) else {

@@ -250,3 +250,66 @@ async fn verify_checks_one_user_or_a_time_range() {
     assert_eq!((none.purchases, none.entries), (0, 0));
     assert!(none.differences.is_empty(), "{:#?}", none.differences);
 }
+
+/// `verify --user` finds a payment the user was owed and never got (it has no entry of
+/// theirs to be found by), and `verify` finds an order settled twice or settled other than
+/// its registry reserved it.
+#[tokio::test]
+async fn verify_finds_a_missing_payment_of_one_user_and_orders_settled_off_the_registry() {
+    use processor::verify::{verify, verify_scope, Scope};
+    let app = TestApp::spawn().await;
+    let (a, _, c) = app.chain3().await;
+    app.purchase("owed", c, "2000.00", Some("500.00")).await; // B 25.00, A 5.00
+    eventually(|| app.settled(), |n| *n == 1).await;
+    // A's payment goes with every sum of it, so A's own figures agree with each other.
+    for (table, column) in [
+        ("earnings", "beneficiary_id"),
+        ("balances", "user_id"),
+        ("account_totals", "user_id"),
+        ("earnings_by_source", "beneficiary_id"),
+        ("earnings_daily", "beneficiary_id"),
+    ] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE {column} = $1"))
+            .bind(a.as_uuid())
+            .execute(&app.pool)
+            .await
+            .unwrap();
+    }
+    let of_a = Scope {
+        user: Some(a),
+        ..Scope::default()
+    };
+    let of_a = verify_scope(&app.pool, of_a).await.unwrap();
+    assert_eq!(of_a.purchases, 1, "the purchase that should have paid A");
+    let missing = format!("missing entry ({}, 2", a.as_uuid());
+    assert!(
+        of_a.differences.iter().any(|d| d.contains(&missing)),
+        "{:#?}",
+        of_a.differences
+    );
+
+    // The order settled a second time (another purchase id), and reserved at another amount.
+    sqlx::query(
+        "INSERT INTO purchases SELECT (jsonb_populate_record(NULL::purchases,
+             to_jsonb(p) || jsonb_build_object('id', gen_random_uuid()))).*
+         FROM purchases p WHERE order_id = 'owed'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE purchase_requests SET amount = 2001.00 WHERE order_id = 'owed'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let all = verify(&app.pool).await.unwrap().differences;
+    for expected in [
+        "is settled 2 times",
+        "but its order was reserved at 2001.00",
+        "but its order's registry names purchase",
+    ] {
+        assert!(
+            all.iter().any(|d| d.contains(expected)),
+            "{expected}: {all:#?}"
+        );
+    }
+}
