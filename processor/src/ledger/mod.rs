@@ -1,7 +1,8 @@
 //! Postgres writes for one batch, in one transaction. Purchases are keyed by
 //! (shop, order) and earnings by (purchase, beneficiary, level, kind, refund), so a
-//! replayed batch inserts nothing; totals are locked in user-id order, so concurrent
-//! processors cannot deadlock on them.
+//! replayed batch inserts nothing; a batch locks every total it may move in one
+//! acquisition in user-id order (its purchases' beneficiaries and those of the purchases
+//! its refunds reverse), so concurrent processors cannot deadlock on them.
 mod entries;
 mod orders;
 mod purchases;
@@ -129,8 +130,19 @@ pub async fn apply(
         .iter()
         .filter(|d| matches!(d.item, Item::Purchase(_)))
         .collect();
+    // Locked with the purchases' beneficiaries, not refund by refund after them: a batch
+    // that paid u1 then reversed u2 and one that paid u2 then reversed u1 deadlocked.
+    let refunded = step(
+        "refund_beneficiaries",
+        refunds::beneficiaries(&mut tx, batch),
+    )
+    .await?;
+    let purchases = purchases::Batch {
+        items: &purchases,
+        also_lock: refunded,
+    };
     let settled =
-        purchases::apply(&mut tx, graph, plan, &purchases, &mut outcome, &mut dead).await?;
+        purchases::apply(&mut tx, graph, plan, purchases, &mut outcome, &mut dead).await?;
     let pending = refunds::apply_pending_for(&mut tx, &settled, &mut outcome, &mut dead);
     step("pending_refunds", pending).await?;
     for d in batch {

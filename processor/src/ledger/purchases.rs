@@ -33,18 +33,31 @@ fn dead(d: &Delivered, reason: DeadLetterReason, detail: String) -> DeadLetter {
 }
 
 /// Returns the (shop, order) keys of purchases inserted now, for pending refunds.
+/// A batch's purchases, and the totals its refunds will move (locked with theirs).
+pub(super) struct Batch<'a, 'b> {
+    pub items: &'a [&'b Delivered],
+    pub also_lock: Vec<Uuid>,
+}
+
 pub(super) async fn apply(
     tx: &mut Transaction<'_, Postgres>,
     graph: &ReferralGraph,
     plan: &Plan,
-    batch: &[&Delivered],
+    batch: Batch<'_, '_>,
     outcome: &mut Outcome,
     dead_letters: &mut Vec<DeadLetter>,
 ) -> anyhow::Result<Vec<(Uuid, String)>> {
-    let valid = well_formed(batch, dead_letters);
+    let Batch {
+        items,
+        mut also_lock,
+    } = batch;
+    let valid = well_formed(items, dead_letters);
     let owned = super::tenancy::owned_by_their_shops(tx, valid, dead_letters);
     let valid = step("tenancy", owned).await?;
     if valid.is_empty() {
+        if !also_lock.is_empty() {
+            step("lock_totals", lock_totals(tx, &mut also_lock)).await?;
+        }
         return Ok(Vec::new());
     }
     let known = step("read_known", orders::known(tx, &valid)).await?;
@@ -58,7 +71,7 @@ pub(super) async fn apply(
     let insert = orders::insert_purchases(tx, plan, graph.seq, processed_at, &planned);
     step("insert_purchases", insert).await?;
     step("register_orders", orders::register(tx, &planned)).await?;
-    let keys = pay(tx, plan, &planned, processed_at, outcome).await?;
+    let keys = pay(tx, plan, &planned, also_lock, processed_at, outcome).await?;
     replayed.sort();
     replayed.dedup();
     step("replay", super::replay::purchases(tx, &replayed, outcome)).await?;
@@ -178,19 +191,22 @@ fn classify<'a>(
     Ok((planned, replayed))
 }
 
-/// Pays the inserted purchases: locks their beneficiaries' totals (last, for as short a
-/// time as the batch allows: a beneficiary with a large downline is in almost every
-/// batch, and the row lock is what concurrent workers wait on), then writes the entries.
+/// Pays the inserted purchases: locks their beneficiaries' totals and `also_lock` (last,
+/// for as short a time as the batch allows: a beneficiary with a large downline is in
+/// almost every batch, and the row lock is what concurrent workers wait on), then writes
+/// the entries.
 async fn pay(
     tx: &mut Transaction<'_, Postgres>,
     plan: &Plan,
     planned: &[Planned<'_>],
+    also_lock: Vec<Uuid>,
     processed_at: DateTime<Utc>,
     outcome: &mut Outcome,
 ) -> anyhow::Result<Vec<(Uuid, String)>> {
     let mut beneficiaries: Vec<Uuid> = planned
         .iter()
         .flat_map(|p| p.shares.iter().map(|s| s.beneficiary.as_uuid()))
+        .chain(also_lock)
         .collect();
     let mut totals = step("lock_totals", lock_totals(tx, &mut beneficiaries)).await?;
     let now = Utc::now().trunc_subsecs(6);

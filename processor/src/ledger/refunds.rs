@@ -1,6 +1,6 @@
 //! Refunds: recorded on arrival, applied as soon as their purchase is settled (now, or
 //! when it arrives later), reversing each earning pro rata at its frozen rate.
-use super::{lock_totals, write_entries, DeadLetter, Delivered, Entry, Outcome};
+use super::{lock_totals, write_entries, DeadLetter, Delivered, Entry, Item, Outcome};
 use crate::payout::reversal;
 use anyhow::Context;
 use chrono::{SubsecRound, Utc};
@@ -128,6 +128,37 @@ pub(super) async fn apply_pending_for(
 
 fn letter(d: &Delivered, reason: DeadLetterReason, detail: &str) -> DeadLetter {
     DeadLetter::of(d, reason, detail)
+}
+
+/// Whose totals the batch's refunds may move: the beneficiaries of the settled purchases
+/// they refund (a refund of a purchase settled in the same batch moves that purchase's
+/// beneficiaries, locked with it anyway). Ids, not locks: the caller locks them with the
+/// purchases' beneficiaries in one acquisition.
+pub(super) async fn beneficiaries(
+    tx: &mut Transaction<'_, Postgres>,
+    batch: &[Delivered],
+) -> anyhow::Result<Vec<Uuid>> {
+    let (mut shops, mut orders) = (Vec::new(), Vec::new());
+    for d in batch {
+        if let Item::Refund(r) = &d.item {
+            shops.push(r.shop_id.as_uuid());
+            orders.push(r.order_id.to_string());
+        }
+    }
+    if shops.is_empty() {
+        return Ok(Vec::new());
+    }
+    let users = sqlx::query_scalar!(
+        r#"SELECT DISTINCT e.beneficiary_id AS "beneficiary_id!"
+           FROM UNNEST($1::uuid[], $2::text[]) AS k(shop_id, order_id)
+           JOIN purchase_requests r ON r.shop_id = k.shop_id AND r.order_id = k.order_id
+           JOIN earnings e ON e.purchase_id = r.purchase_id AND e.kind = 'earning'"#,
+        &shops,
+        &orders
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(users)
 }
 
 /// Applies a recorded refund if its purchase is settled; returns a reason if refused.

@@ -86,3 +86,5 @@ async fn a_reservation_that_loses_a_deadlock_is_retried_and_accepted() {
     assert_eq!(app.total(a).await, "2.00");
     app.assert_verified().await;
 }
+
+mod totals;

@@ -47,11 +47,12 @@ async fn rollups_follow_entries_and_reversals_and_migration_0004_rebuilds_them()
 
     // As on a database from before 0004: no rollups, entries already there. Migrating
     // again must rebuild them from the entries (0004, then 0008 with the legs, then 0010
-    // with each day's positions, which verify checks), to the same answers.
+    // with each day's positions, which verify checks, then 0012's wider sums, which the
+    // running API's prepared statements were described with), to the same answers.
     sqlx::raw_sql(
         "DROP TABLE earnings_by_source, earnings_daily;
          DROP INDEX refunds_purchase_idx;
-         DELETE FROM _sqlx_migrations WHERE version IN (4, 8, 10);",
+         DELETE FROM _sqlx_migrations WHERE version IN (4, 8, 10, 12);",
     )
     .execute(&app.pool)
     .await
