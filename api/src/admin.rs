@@ -73,7 +73,7 @@ async fn set_status(
     UserPath(user): UserPath,
     status: UserStatus,
 ) -> Result<Json<UserState>, ApiError> {
-    let (_turn, mut tx) = platform::db::begin_graph_write(&state.pool).await?;
+    let (_turn, mut tx) = state.graph_writes.begin(&state.pool, "admin").await?;
     let row = sqlx::query!(
         "SELECT referrer_id, status FROM users WHERE id = $1 FOR UPDATE",
         user.as_uuid()
@@ -130,7 +130,7 @@ pub async fn move_user(
     _: platform::problem::NoQuery,
     JsonBody(req): JsonBody<MoveRequest>,
 ) -> Result<Json<UserState>, ApiError> {
-    let (_turn, mut tx) = platform::db::begin_graph_write(&state.pool).await?;
+    let (_turn, mut tx) = state.graph_writes.begin(&state.pool, "admin").await?;
     let row = sqlx::query!(
         "SELECT referrer_id, status FROM users WHERE id = $1 FOR UPDATE",
         user.as_uuid()

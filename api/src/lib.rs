@@ -71,6 +71,8 @@ pub struct Shared {
     /// Places for analytics queries under way at once
     /// (`[clickhouse] analytics_max_concurrent_queries`).
     pub warehouse_lanes: Arc<lanes::Lanes>,
+    /// Admins' graph writes in turn (`platform::db::GraphWrites`).
+    pub graph_writes: platform::db::GraphWrites,
     pub shutdown: CancellationToken,
 }
 
@@ -108,6 +110,7 @@ impl ApiState {
                 config.clickhouse.analytics_max_concurrent_queries,
                 metrics().analytics_queries_waiting.clone(),
             )),
+            graph_writes: platform::db::GraphWrites::new(config.http.graph_writes_per_caller),
             shutdown,
         })))
     }

@@ -75,6 +75,8 @@ pub struct Shared {
     /// `[ingest] purchases_per_sec_per_shop`: every purchase counted, batch items too.
     pub purchase_rate: platform::ratelimit::RateLimiter,
     pub refund_turns: turns::RefundTurns,
+    /// Signups in turn (`platform::db::GraphWrites`).
+    pub graph_writes: platform::db::GraphWrites,
 }
 
 impl IngestState {
@@ -124,6 +126,7 @@ impl IngestState {
                 config.ingest.purchases_burst_per_shop,
             ),
             refund_turns: turns::RefundTurns::new(config.ingest.refund_turns),
+            graph_writes: platform::db::GraphWrites::new(config.http.graph_writes_per_caller),
         })))
     }
 }

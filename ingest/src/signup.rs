@@ -61,7 +61,7 @@ pub async fn create_user(
         .external_ref
         .as_deref()
         .map(|r| pseudonymous_ref(&state.pseudonym_key, &who, r));
-    let (_turn, mut tx) = platform::db::begin_graph_write(&state.pool).await?;
+    let (_turn, mut tx) = state.graph_writes.begin(&state.pool, &who.key()).await?;
     if let Some(existing) = existing_signup(&mut tx, &req, ref_hash.as_deref()).await? {
         return Ok((StatusCode::OK, Json(existing)));
     }

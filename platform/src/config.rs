@@ -159,6 +159,9 @@ pub struct HttpConfig {
     pub max_in_flight_per_caller: usize,
     /// What one user's token may hold (a person's dashboard asks a few at once).
     pub max_in_flight_per_user: usize,
+    /// Graph writes (signups, moves, status changes) one caller may have queued for the
+    /// process's one turn; its others wait behind them, not before other callers'.
+    pub graph_writes_per_caller: usize,
     /// How long one `/readyz` result (Postgres, NATS, ClickHouse) is reused.
     pub readiness_cache_ms: u64,
     /// Longest one readiness probe may take before it counts as down.

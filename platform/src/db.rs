@@ -212,19 +212,50 @@ async fn lock_user_events(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> sql
 /// waits on the lock, the rest wait in memory (bounded by the request deadline).
 static GRAPH_WRITE_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// A write to the referral graph (a signup, a move, a status change): a transaction that
-/// holds the outbox lock, begun in this process's turn; the turn ends when the guard is
+/// Callers' shares of the graph-write turn: enough that two callers seldom share one.
+const CALLER_SHARES: usize = 256;
+
+/// Graph writes (signups, moves, status changes) in turn, each caller holding at most
+/// `http.graph_writes_per_caller` places in the queue for the process's one turn. The
+/// queue is first come, first served: one shop's few hundred signups at once stood
+/// before every other shop's signups and an admin's deactivation of a fraudster, each
+/// waiting up to the whole queue; now the others wait for at most a few writes per caller.
+pub struct GraphWrites {
+    callers: crate::turns::KeyedTurns,
+}
+
+/// A graph write's turn: its caller's place and the process's turn; both end when it is
 /// dropped (after the commit).
-pub async fn begin_graph_write(
-    pool: &PgPool,
-) -> sqlx::Result<(
-    tokio::sync::MutexGuard<'static, ()>,
-    sqlx::Transaction<'static, sqlx::Postgres>,
-)> {
-    let waiting = crate::metrics::Waiting::start(&crate::metrics::metrics().graph_writes_waiting);
-    let turn = GRAPH_WRITE_TURN.lock().await;
-    drop(waiting);
-    let mut tx = pool.begin().await?;
-    lock_user_events(&mut tx).await?;
-    Ok((turn, tx))
+pub struct GraphWriteTurn {
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+    _place: crate::turns::Turn,
+}
+
+impl GraphWrites {
+    pub fn new(per_caller: usize) -> Self {
+        GraphWrites {
+            callers: crate::turns::KeyedTurns::with_places(CALLER_SHARES, per_caller),
+        }
+    }
+
+    /// A transaction that holds the outbox lock, begun in this process's turn, which
+    /// `caller` (`Principal::key`) waited for in one of its places.
+    pub async fn begin(
+        &self,
+        pool: &PgPool,
+        caller: &str,
+    ) -> sqlx::Result<(GraphWriteTurn, sqlx::Transaction<'static, sqlx::Postgres>)> {
+        let waiting =
+            crate::metrics::Waiting::start(&crate::metrics::metrics().graph_writes_waiting);
+        let place = self.callers.take(caller).await;
+        let turn = GRAPH_WRITE_TURN.lock().await;
+        drop(waiting);
+        let mut tx = pool.begin().await?;
+        lock_user_events(&mut tx).await?;
+        let turn = GraphWriteTurn {
+            _turn: turn,
+            _place: place,
+        };
+        Ok((turn, tx))
+    }
 }

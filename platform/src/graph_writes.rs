@@ -1,5 +1,5 @@
 //! The one way anything changes the referral graph. Ingest's signup and the admin API
-//! both hold the outbox lock (`db::begin_graph_write`), take a referrer through the same
+//! both hold the outbox lock (`db::GraphWrites::begin`), take a referrer through the same
 //! check, and record the change in `user_events` the same way, so the processors that
 //! follow the outbox see every change once, in commit order.
 use crate::problem::Problem;

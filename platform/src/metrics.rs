@@ -29,7 +29,8 @@ pub struct Metrics {
     pub graph_users: IntGauge,
     /// Analytics queries waiting for a place (`clickhouse.analytics_max_concurrent_queries`).
     pub analytics_queries_waiting: IntGauge,
-    /// Signups and graph changes waiting for this process's turn (`db::begin_graph_write`).
+    /// Signups and graph changes waiting for their caller's place or this process's turn
+    /// (`db::GraphWrites`).
     pub graph_writes_waiting: IntGauge,
     /// Refunds waiting for their order's turn (ingest's `turns::RefundTurns`).
     pub refunds_waiting: IntGauge,
@@ -145,7 +146,7 @@ fn gauges(r: &Registry) -> Result<[IntGauge; 8], prometheus::Error> {
         gauge(
             r,
             "graph_writes_waiting",
-            "signups and graph changes waiting for this process's turn to write the graph",
+            "signups and graph changes waiting for their caller's place or this process's turn to write the graph",
         )?,
         gauge(
             r,

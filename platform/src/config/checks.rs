@@ -45,6 +45,10 @@ impl Config {
                 h.max_in_flight_per_caller as u64,
             ),
             (
+                "http.graph_writes_per_caller",
+                h.graph_writes_per_caller as u64,
+            ),
+            (
                 "http.max_in_flight_per_user",
                 h.max_in_flight_per_user as u64,
             ),

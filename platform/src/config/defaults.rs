@@ -72,6 +72,7 @@ impl Default for HttpConfig {
             auth_failures_burst: 20,
             max_concurrent_requests: 4_096,
             max_in_flight_per_caller: 256,
+            graph_writes_per_caller: 2,
             max_in_flight_per_user: 16,
             readiness_cache_ms: 1_000,
             readiness_probe_timeout_ms: 2_000,

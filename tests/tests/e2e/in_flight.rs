@@ -1,6 +1,6 @@
 //! Requests in flight: a credential cannot hold the places other callers need, however
 //! slowly it sends its bodies (`platform::in_flight`, the role extractors), however many
-//! signups (`platform::db::begin_graph_write`) or refunds of one order (ingest's refund
+//! signups (`platform::db::GraphWrites`) or refunds of one order (ingest's refund
 //! turns) it sends at once.
 use e2e::{eventually, TestApp};
 use schemas::UserId;
@@ -174,6 +174,51 @@ async fn a_flood_of_signups_waits_its_turn_without_holding_the_pool() {
     assert_eq!(
         app.metric_line("referral_graph_writes_waiting").await,
         "referral_graph_writes_waiting 0"
+    );
+}
+
+/// One caller's graph writes hold at most `http.graph_writes_per_caller` (2) places in the
+/// queue for the process's turn: an admin's deactivation sent after a shop's flood of
+/// signups waits for two of them, not for the whole flood (first come, first served, it
+/// waited behind every one; with a few hundred, past its deadline).
+#[tokio::test]
+async fn an_admins_graph_write_waits_for_a_few_of_a_shops_flood_not_all_of_it() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.config.http.graph_writes_per_caller, 2);
+    let target = app.signup(None).await;
+    let lock = app.hold_graph_writes().await;
+    const SIGNUPS: usize = 12;
+    let flood = futures::future::join_all((0..SIGNUPS).map(|_| app.try_signup(None)));
+    let gauge = "referral_graph_writes_waiting";
+    let admin = async {
+        // Every signup is in: one holds the turn (waiting on the lock), the rest wait.
+        let all_but_one = format!("{gauge} {}", SIGNUPS - 1);
+        eventually(|| app.metric_line(gauge), |l| *l == all_but_one).await;
+        eventually(|| app.lock_waiters(), |n| *n == 1).await;
+        let path = format!("/v1/admin/users/{target}/deactivate");
+        let (admin, body) = (app.admin.clone(), json!({}));
+        let deactivate = app.post(&path, &admin, &body);
+        let release = async {
+            let all = format!("{gauge} {SIGNUPS}");
+            eventually(|| app.metric_line(gauge), |l| *l == all).await;
+            lock.rollback().await.unwrap();
+        };
+        let (r, ()) = tokio::join!(deactivate, release);
+        assert_eq!(r.status(), 200);
+    };
+    let (answers, ()) = tokio::join!(flood, admin);
+    assert!(answers.iter().all(|r| r.status() == 201));
+    let kinds: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM user_events ORDER BY seq DESC LIMIT $1")
+            .bind(SIGNUPS as i64 + 1)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    let after = kinds.iter().rev().position(|k| k == "deactivated");
+    assert_eq!(
+        after,
+        Some(2),
+        "after the turn's holder and the shop's second place: {kinds:?}"
     );
 }
 
