@@ -10,12 +10,17 @@ use futures::{Stream, StreamExt};
 use schemas::UserId;
 use sqlx::PgPool;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 pub(super) struct Follower {
     pub sub: Subscription,
     pub pool: PgPool,
+    /// Report places (`[reports] max_concurrent_reads`): each page read from Postgres
+    /// takes one, as a history page does, so clients replaying whole ledgers as fast as
+    /// they read are not scans beside the bounded reports.
+    pub lanes: Arc<crate::lanes::Lanes>,
     pub user: UserId,
     /// The position of the last entry sent (or the client's resume point).
     pub last: u64,
@@ -87,6 +92,9 @@ impl Follower {
     /// Reads the next page of the gap into `pending`; false ends the client's stream
     /// (it resumes with the last id it saw, on any instance).
     async fn fill(&mut self) -> bool {
+        let Ok(_place) = self.lanes.take().await else {
+            return false;
+        };
         let read = platform::entries::of_user(
             &self.pool,
             self.user,

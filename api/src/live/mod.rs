@@ -68,6 +68,7 @@ pub async fn open(
     let follower = follow::Follower {
         sub,
         pool: state.pool.clone(),
+        lanes: state.read_lanes.clone(),
         user,
         last: after,
         behind_until: now,

@@ -83,3 +83,32 @@ async fn a_read_within_the_bound_runs_beside_a_held_one() {
     held.lock.rollback().await.unwrap();
     assert_eq!(held.totals.await.unwrap(), StatusCode::OK);
 }
+
+/// A live stream's replay (a resume from `Last-Event-ID`) reads each page in a report
+/// place too: clients resuming from 0 and reading as fast as they could were ledger scans
+/// beside the bounded reports, more of them than the bound.
+#[tokio::test]
+async fn a_live_replay_reads_its_pages_in_turn() {
+    let app = TestApp::spawn_with(|c| c.reports.max_concurrent_reads = 1).await;
+    let (a, b, c) = app.chain3().await;
+    app.purchase("replayed", c, "2000.00", Some("500.00")).await;
+    eventually(|| app.settled(), |n| *n == 1).await;
+    let held = hold_totals_then_read_tree(&app, a, b).await;
+    eventually(|| waiting(&app), |l| l == "referral_report_reads_waiting 1").await;
+    // The replay reads `earnings`, which nothing locks: only its turn holds it.
+    let stream = app
+        .http
+        .get(format!("{}/v1/users/{b}/earnings/stream", app.base))
+        .bearer_auth(app.token_for(b))
+        .header("Last-Event-ID", "0")
+        .send()
+        .await
+        .unwrap();
+    let mut sse = e2e::sse::SseClient::new(stream);
+    eventually(|| waiting(&app), |l| l == "referral_report_reads_waiting 2").await;
+    held.lock.rollback().await.unwrap();
+    let frame = sse.next(std::time::Duration::from_secs(20)).await;
+    assert_eq!(frame.and_then(|f| f.id), Some("1".to_owned()));
+    assert_eq!(held.totals.await.unwrap(), StatusCode::OK);
+    assert_eq!(held.tree.await.unwrap(), StatusCode::OK);
+}
