@@ -93,7 +93,8 @@ async fn copies(graph: ReferralGraph, workers: usize) -> anyhow::Result<Vec<Refe
     Ok(tokio::task::spawn_blocking(copy).await?)
 }
 
-/// Records the plan and loads the referral graph, waiting out a Postgres that is away or
+/// Records the plan, checks the settings every processor must share, and loads the
+/// referral graph, waiting out a Postgres that is away or
 /// refuses writes (with the batch retry backoff) instead of failing the role: in `all`, a
 /// failed role stops ingest and the API with it. `None`: told to stop first.
 async fn prepare(
@@ -106,6 +107,7 @@ async fn prepare(
     loop {
         let attempt = async {
             plans::register(pool, &config.plan).await?;
+            crate::settings::register_order_lock_buckets(pool, limits.order_lock_buckets).await?;
             graph_sync::load(pool, limits.graph_sync_page).await
         };
         match attempt.await {

@@ -11,6 +11,7 @@ pub mod intake;
 pub mod isolate;
 pub mod ledger;
 pub mod plans;
+pub mod settings;
 pub mod verify;
 
 use schemas::EntryKind;

@@ -114,3 +114,29 @@ async fn the_threshold_and_the_referral_limit_come_from_the_plan() {
     );
     app.assert_verified().await;
 }
+
+/// Every processor of a ledger locks orders on the same number of buckets: the first to
+/// start records its count (`ledger_settings`), and one configured with another count
+/// refuses to start, where it would have locked other keys for the same orders and let a
+/// purchase and its early refund run at once on two processors.
+#[tokio::test]
+async fn a_processor_with_another_order_lock_bucket_count_refuses_to_start() {
+    let mut app = TestApp::spawn().await;
+    let recorded = app.config.processor.order_lock_buckets;
+    app.restart_with(|c| c.processor.order_lock_buckets = recorded + 1)
+        .await
+        .unwrap();
+    eventually(|| async { app.is_running() }, |running| !running).await;
+    let refused = app
+        .restart_with(|c| c.processor.order_lock_buckets = recorded)
+        .await
+        .expect_err("the processor refused to start");
+    assert!(
+        format!("{refused:#}").contains("order_lock_buckets"),
+        "{refused:#}"
+    );
+    let (a, _, c) = app.chain3().await;
+    let r = app.purchase("after", c, "2000.00", Some("500.00")).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    eventually(|| app.total(a), |t| t == "5.00").await;
+}
