@@ -217,6 +217,20 @@ async fn settle(
     )
     .execute(&mut **tx)
     .await?;
+    // The edge judges refunds against the order's registry row, which counts those it
+    // recorded; one published straight to the stream counts there once applied, or a
+    // later refund through the edge would be promised (202) and then refused here.
+    sqlx::query!(
+        "UPDATE purchase_requests r SET refunded = LEAST(r.amount, r.refunded + $3)
+         WHERE r.shop_id = $1 AND r.order_id = $2
+           AND NOT EXISTS (SELECT 1 FROM refund_requests q WHERE q.shop_id = $1 AND q.refund_id = $4)",
+        shop,
+        refund.order_id,
+        refund.amount,
+        refund_id
+    )
+    .execute(&mut **tx)
+    .await?;
     sqlx::query!(
         "UPDATE refunds SET status = $5, purchase_id = $3, applied_at = now(), refunded_before = $4
          WHERE shop_id = $1 AND refund_id = $2",

@@ -307,3 +307,26 @@ async fn an_order_the_edge_registered_is_paid_by_its_own_purchase_id_only() {
     assert_eq!(dead_letter_reasons(&app).await, vec!["order_conflict"]);
     app.assert_verified().await;
 }
+
+/// A refund published straight to the stream counts against the order at the edge once it
+/// is applied: a later refund through the edge of more than remains is refused (409) at
+/// once, where before it was accepted (202) and then refused by the processor.
+#[tokio::test]
+async fn a_refund_published_to_the_stream_counts_at_the_edge() {
+    let app = TestApp::spawn().await;
+    let (_, b, c) = app.chain3().await;
+    let r = app.purchase("mixed", c, "1000.00", Some("400.00")).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    eventually(|| app.total(b), |t| t == "20.00").await;
+    publish_refund(&app, &refund_message(&app, "straight", "mixed", "600.00")).await;
+    eventually(|| app.refunds_settled(), |n| *n == 1).await;
+    let r = app.refund("through-edge", "mixed", "500.00").await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let problem: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(problem["code"], "refund_exceeds_remaining", "{problem}");
+    let r = app.refund("the-rest", "mixed", "400.00").await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    eventually(|| app.total(b), |t| t == "0.00").await;
+    assert!(dead_letter_reasons(&app).await.is_empty());
+    app.assert_verified().await;
+}
