@@ -1,6 +1,6 @@
 //! The rows a batch's new purchases write: `purchases`, and the order registry
 //! (`purchase_requests`) for orders the edge did not reserve.
-use super::purchases::Planned;
+use super::purchases::{Planned, Seen};
 use super::{DeadLetter, Delivered};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -11,10 +11,12 @@ use sqlx::{Postgres, Transaction};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
-/// An order in the registry: the purchase id it names and, once that purchase has
-/// settled, the settled body's hash.
+/// An order in the registry: the purchase id it names, the body hash it was reserved with
+/// (as the registry keeps it, `hash_bytes`) and, once that purchase has settled, the
+/// settled body's hash.
 pub(super) struct Registered {
     pub purchase_id: Uuid,
+    pub reserved_hash: Vec<u8>,
     pub settled_hash: Option<String>,
 }
 
@@ -46,11 +48,12 @@ pub(super) async fn known(
     // thousand, a cost that grew with every order ever taken (55 ms a batch at 100,000).
     let rows = sqlx::query!(
         r#"SELECT k.shop_id AS "shop_id!", k.order_id AS "order_id!", k.id AS "id!",
-                  r.purchase_id AS "registered_id?", r.settled_hash AS "settled_hash?",
+                  r.purchase_id AS "registered_id?", r.body_hash AS "reserved_hash?",
+                  r.settled_hash AS "settled_hash?",
                   t.shop_id AS "taken_shop?", t.order_id AS "taken_order?", t.body_hash AS "taken_hash?"
            FROM UNNEST($1::uuid[], $2::text[], $3::uuid[]) AS k(shop_id, order_id, id)
            LEFT JOIN LATERAL (
-               SELECT r.purchase_id, p.body_hash AS settled_hash
+               SELECT r.purchase_id, r.body_hash, p.body_hash AS settled_hash
                FROM purchase_requests r LEFT JOIN purchases p ON p.id = r.purchase_id
                WHERE r.shop_id = k.shop_id AND r.order_id = k.order_id LIMIT 1) r ON true
            LEFT JOIN LATERAL (
@@ -81,6 +84,7 @@ pub(super) async fn known(
         if let Some(purchase_id) = r.registered_id {
             let registered = Registered {
                 purchase_id,
+                reserved_hash: r.reserved_hash.unwrap_or_default(),
                 settled_hash: r.settled_hash,
             };
             known.registered.insert((r.shop_id, r.order_id), registered);
@@ -89,33 +93,41 @@ pub(super) async fn known(
     Ok(known)
 }
 
-/// A purchase id names one purchase: a message reusing the id of another order (shops that
-/// publish directly choose their ids) is dead-lettered, instead of failing the batch on the
-/// primary key for ever. The same order's settled body under its own id is a replay (the
-/// registry read says so too; this keeps the rule whole). Returns the new purchases, and
-/// adds the replays to `replayed`.
-pub(super) fn without_taken_ids<'a>(
+/// A purchase id names one purchase: a message under the id of a settled purchase is a
+/// replay if it is that purchase's order and body, else a conflict (shops that publish
+/// directly choose their ids; it is dead-lettered, instead of failing the batch on the
+/// primary key for ever). `None`: the id is free.
+pub(super) fn taken_id(m: &PurchaseMessage, taken: &HashMap<Uuid, Taken>) -> Option<Seen> {
+    let t = taken.get(&m.purchase_id)?;
+    let same = t.shop_id == m.shop_id.as_uuid()
+        && t.order_id == m.order_id.as_str()
+        && t.body_hash == m.body_hash;
+    Some(if same {
+        Seen::Replay(Some(m.purchase_id))
+    } else {
+        Seen::Conflict(format!(
+            "purchase id {} already names another order",
+            m.purchase_id
+        ))
+    })
+}
+
+/// Two new purchases of one batch under one id (of different orders: copies of one order
+/// are replays by then): the first is kept, the other dead-lettered.
+pub(super) fn unique_ids<'a>(
     planned: Vec<Planned<'a>>,
-    taken: &HashMap<Uuid, Taken>,
-    replayed: &mut Vec<Uuid>,
     dead_letters: &mut Vec<DeadLetter>,
 ) -> Vec<Planned<'a>> {
     let mut seen = HashSet::new();
     let mut kept = Vec::with_capacity(planned.len());
     for p in planned {
-        let m = p.msg;
-        let settled = taken.get(&m.purchase_id);
-        let same = settled.is_some_and(|t| {
-            t.shop_id == m.shop_id.as_uuid()
-                && t.order_id == m.order_id.as_str()
-                && t.body_hash == m.body_hash
-        });
-        if same {
-            replayed.push(m.purchase_id);
-        } else if settled.is_none() && seen.insert(m.purchase_id) {
+        if seen.insert(p.msg.purchase_id) {
             kept.push(p);
         } else {
-            let detail = format!("purchase id {} already names another order", m.purchase_id);
+            let detail = format!(
+                "purchase id {} already names another order",
+                p.msg.purchase_id
+            );
             let d = DeadLetter::of(p.delivered, DeadLetterReason::OrderConflict, detail);
             dead_letters.push(d);
         }
@@ -219,7 +231,7 @@ pub(super) async fn register(
 /// The registry keeps a body hash as bytes: the 32 bytes of a SHA-256 written in hex (as
 /// ingest computes it), else the text's own bytes (a direct publisher's hash is its own).
 /// Ingest compares a retry's hash with `hex::encode` of these bytes.
-fn hash_bytes(hash: &str) -> Vec<u8> {
+pub(super) fn hash_bytes(hash: &str) -> Vec<u8> {
     let is_sha256_hex =
         hash.len() == 64 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     match is_sha256_hex.then(|| hex::decode(hash)) {

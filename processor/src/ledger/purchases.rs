@@ -61,8 +61,8 @@ pub(super) async fn apply(
         return Ok(Vec::new());
     }
     let known = step("read_known", orders::known(tx, &valid)).await?;
-    let (planned, mut replayed) = classify(graph, plan, valid, &known.registered, dead_letters)?;
-    let planned = orders::without_taken_ids(planned, &known.taken, &mut replayed, dead_letters);
+    let (planned, mut replayed) = classify(graph, plan, valid, &known, dead_letters)?;
+    let planned = orders::unique_ids(planned, dead_letters);
     // One instant for the purchases, stored and announced alike: a replay announces the
     // stored one, and the warehouse knows a purchase it holds by (second, id). (Stored by
     // the column's default, the transaction's start, it could fall in another second than
@@ -99,7 +99,7 @@ fn well_formed<'a>(
 }
 
 /// What one message is, against the registry and the batch so far.
-enum Seen {
+pub(super) enum Seen {
     New,
     /// A redelivery of a settled purchase (to republish), or of one earlier in the batch.
     Replay(Option<Uuid>),
@@ -109,7 +109,9 @@ enum Seen {
 /// An order's body is the settled one, or else the first in this batch: an identical
 /// message is a duplicate delivery (a replay), a different one a conflict. An order
 /// registered to another purchase id that has not settled yet is a conflict too: the
-/// registered purchase is the one that pays.
+/// registered purchase is the one that pays; so is one under the registered id with
+/// another body than it was reserved with (a direct publisher reusing the id the edge
+/// answered with, under a changed body, would otherwise race the edge's own message).
 fn seen<'a>(
     m: &'a PurchaseMessage,
     known: &HashMap<(Uuid, String), Registered>,
@@ -121,6 +123,7 @@ fn seen<'a>(
         Some(Registered {
             purchase_id,
             settled_hash: Some(hash),
+            ..
         }) => {
             return if *hash == m.body_hash {
                 Seen::Replay(Some(*purchase_id))
@@ -129,6 +132,7 @@ fn seen<'a>(
             };
         }
         Some(r) if r.purchase_id != m.purchase_id => return conflict(),
+        Some(r) if r.reserved_hash != orders::hash_bytes(&m.body_hash) => return conflict(),
         _ => {}
     }
     match first.get(&key) {
@@ -146,13 +150,20 @@ fn classify<'a>(
     graph: &ReferralGraph,
     plan: &Plan,
     valid: Vec<(&'a Delivered, &'a PurchaseMessage)>,
-    known: &HashMap<(Uuid, String), Registered>,
+    known: &orders::Known,
     dead_letters: &mut Vec<DeadLetter>,
 ) -> anyhow::Result<(Vec<Planned<'a>>, Vec<Uuid>)> {
+    let (taken, known) = (&known.taken, &known.registered);
     let mut first = HashMap::new();
     let (mut planned, mut replayed) = (Vec::new(), Vec::new());
     for (d, m) in valid {
-        match seen(m, known, &mut first) {
+        // Before `seen` notes the order's first body: a copy refused for its id must not
+        // make the next copy of the order (under a free id) look like its duplicate.
+        let judged = match orders::taken_id(m, taken) {
+            Some(judged) => judged,
+            None => seen(m, known, &mut first),
+        };
+        match judged {
             Seen::Conflict(detail) => {
                 dead_letters.push(dead(d, DeadLetterReason::OrderConflict, detail));
                 continue;
