@@ -14,7 +14,7 @@ use futures::stream::{Peekable, Stream};
 use futures::{StreamExt, TryStreamExt};
 use rust_decimal::Decimal;
 use schemas::{Money, Plan, UserId};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::pin::Pin;
@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 mod orders;
 mod purchase;
+mod snapshot;
 mod states;
 mod sums;
 
@@ -93,14 +94,38 @@ pub async fn verify(pool: &PgPool) -> anyhow::Result<Report> {
     verify_scope(pool, Scope::default()).await
 }
 
+/// Checks what `scope` names, every read in one snapshot of the ledger (`snapshot`).
 pub async fn verify_scope(pool: &PgPool, scope: Scope) -> anyhow::Result<Report> {
+    // Plan versions are only ever added: those the snapshot's purchases name are here.
     let plans = plans::all(pool).await?;
+    let mut snapshot = snapshot::Snapshot::open(pool).await?;
     let mut report = Report::default();
+    check_purchases(&mut snapshot, scope, &plans, &mut report).await?;
+    let (db, diffs) = (&mut *snapshot.checks, &mut report.differences);
+    orphans(&mut *db, scope, diffs).await?;
+    orders::check(&mut *db, scope, diffs).await?;
+    if scope.from.is_none() && scope.to.is_none() {
+        let user = scope.user.map(|u| u.as_uuid());
+        sums::check(&mut *db, user, diffs).await?;
+        states::check(&mut *db, user, diffs).await?;
+    }
+    snapshot.close().await?;
+    Ok(report)
+}
+
+/// Recomputes each purchase in scope (in graph order, a chunk at a time) beside the graph
+/// history replayed up to it.
+async fn check_purchases(
+    snapshot: &mut snapshot::Snapshot,
+    scope: Scope,
+    plans: &HashMap<u32, Plan>,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     let mut graph = ReferralGraph::default();
     let mut events = sqlx::query!(
         "SELECT seq, user_id, kind, referrer_id, status FROM user_events ORDER BY seq"
     )
-    .fetch(pool)
+    .fetch(&mut *snapshot.events)
     .map(|r| {
         let r = r?;
         let change = graph_sync::change(r.user_id, &r.kind, r.referrer_id, &r.status)
@@ -132,17 +157,17 @@ pub async fn verify_scope(pool: &PgPool, scope: Scope) -> anyhow::Result<Report>
         scope.to,
         i32::try_from(depth).unwrap_or(i32::MAX)
     )
-    .fetch(pool);
+    .fetch(&mut *snapshot.purchases);
     let mut chunk = Vec::with_capacity(CHUNK_PURCHASES);
     loop {
         let next = purchases.try_next().await?;
         let end = next.is_none();
         chunk.extend(next);
         if chunk.len() == CHUNK_PURCHASES || (end && !chunk.is_empty()) {
-            let facts = Chunk::read(pool, &chunk).await?;
+            let facts = Chunk::read(&mut snapshot.checks, &chunk).await?;
             for p in &chunk {
                 replay_until(&mut events, &mut graph, p.graph_seq).await?;
-                facts.check(p, &plans, &graph, &mut report)?;
+                facts.check(p, plans, &graph, report)?;
             }
             chunk.clear();
         }
@@ -150,14 +175,7 @@ pub async fn verify_scope(pool: &PgPool, scope: Scope) -> anyhow::Result<Report>
             break;
         }
     }
-    orphans(pool, scope, &mut report.differences).await?;
-    orders::check(pool, scope, &mut report.differences).await?;
-    if scope.from.is_none() && scope.to.is_none() {
-        let user = scope.user.map(|u| u.as_uuid());
-        sums::check(pool, user, &mut report.differences).await?;
-        states::check(pool, user, &mut report.differences).await?;
-    }
-    Ok(report)
+    Ok(())
 }
 
 /// Applies the graph history up to and including `until` from the stream of user events.
@@ -191,11 +209,11 @@ struct Chunk {
 }
 
 impl Chunk {
-    async fn read(pool: &PgPool, purchases: &[purchase::Stored]) -> anyhow::Result<Chunk> {
+    async fn read(db: &mut PgConnection, purchases: &[purchase::Stored]) -> anyhow::Result<Chunk> {
         let ids: Vec<Uuid> = purchases.iter().map(|p| p.id).collect();
         // One index lookup per purchase, whatever the planner knows (the file says why).
         let rows = sqlx::query_file!("sql/verify_chunk_entries.sql", &ids)
-            .fetch_all(pool)
+            .fetch_all(&mut *db)
             .await?;
         let mut chunk = Chunk {
             entries: HashMap::new(),
@@ -226,7 +244,7 @@ impl Chunk {
                                    WHERE r.purchase_id = k.id AND r.status = 'applied' OFFSET 0) r"#,
             &ids
         )
-        .fetch_all(pool)
+        .fetch_all(&mut *db)
         .await?;
         for r in refunds {
             let refund = (
@@ -262,7 +280,11 @@ impl Chunk {
 }
 
 /// Entries that name a purchase that does not exist (in scope: by beneficiary, by time).
-async fn orphans(pool: &PgPool, scope: Scope, diffs: &mut Vec<String>) -> anyhow::Result<()> {
+async fn orphans(
+    db: &mut PgConnection,
+    scope: Scope,
+    diffs: &mut Vec<String>,
+) -> anyhow::Result<()> {
     let rows = sqlx::query!(
         r#"SELECT purchase_id, count(*) AS "entries!" FROM earnings e
            WHERE NOT EXISTS (SELECT 1 FROM purchases p WHERE p.id = e.purchase_id)
@@ -274,7 +296,7 @@ async fn orphans(pool: &PgPool, scope: Scope, diffs: &mut Vec<String>) -> anyhow
         scope.from,
         scope.to
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *db)
     .await?;
     for r in rows {
         diffs.push(format!(
@@ -294,7 +316,7 @@ async fn orphans(pool: &PgPool, scope: Scope, diffs: &mut Vec<String>) -> anyhow
         scope.from,
         scope.to
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *db)
     .await?;
     for id in buyers {
         diffs.push(format!("purchase {id} names a buyer who does not exist"));

@@ -4,13 +4,13 @@
 //! settled an order twice would pay twice with every entry of each copy correct; this is
 //! where that shows.
 use super::Scope;
-use sqlx::PgPool;
+use sqlx::PgConnection;
 
 /// Differences reported at most per check.
 const SHOWN: i64 = 100;
 
 pub(super) async fn check(
-    pool: &PgPool,
+    db: &mut PgConnection,
     scope: Scope,
     diffs: &mut Vec<String>,
 ) -> anyhow::Result<()> {
@@ -28,7 +28,7 @@ pub(super) async fn check(
         scope.to,
         SHOWN
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *db)
     .await?;
     for r in twice {
         diffs.push(format!(
@@ -51,7 +51,7 @@ pub(super) async fn check(
         scope.to,
         SHOWN
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *db)
     .await?;
     for r in unregistered {
         diffs.push(match (r.registered, r.registered_amount) {

@@ -2,7 +2,7 @@
 //! the sum of the beneficiary's entries up to it, a gap or a repeat in a beneficiary's
 //! positions, and a refund left pending beside its settled purchase (the transaction that
 //! settles a purchase applies its pending refunds).
-use sqlx::PgPool;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// Differences reported at most per check: one broken position breaks every later
@@ -10,18 +10,18 @@ use uuid::Uuid;
 const SHOWN: i64 = 100;
 
 pub(super) async fn check(
-    pool: &PgPool,
+    db: &mut PgConnection,
     user: Option<Uuid>,
     diffs: &mut Vec<String>,
 ) -> anyhow::Result<()> {
-    running_balances(pool, user, diffs).await?;
-    pending_refunds(pool, user, diffs).await
+    running_balances(&mut *db, user, diffs).await?;
+    pending_refunds(&mut *db, user, diffs).await
 }
 
 /// Along `(beneficiary_id, user_seq)`, the primary key's order: positions 1, 2, 3, … and
 /// each `balance_after` the sum so far (it is what history and the live feed show).
 async fn running_balances(
-    pool: &PgPool,
+    db: &mut PgConnection,
     user: Option<Uuid>,
     diffs: &mut Vec<String>,
 ) -> anyhow::Result<()> {
@@ -37,7 +37,7 @@ async fn running_balances(
         user,
         SHOWN
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *db)
     .await?;
     for r in rows {
         diffs.push(format!(
@@ -51,7 +51,7 @@ async fn running_balances(
 /// A refund still pending while its order's purchase is settled (for one user: refunds of
 /// their purchases).
 async fn pending_refunds(
-    pool: &PgPool,
+    db: &mut PgConnection,
     user: Option<Uuid>,
     diffs: &mut Vec<String>,
 ) -> anyhow::Result<()> {
@@ -63,7 +63,7 @@ async fn pending_refunds(
         user,
         SHOWN
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *db)
     .await?;
     for r in rows {
         diffs.push(format!(

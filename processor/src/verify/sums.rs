@@ -1,21 +1,21 @@
 //! What summarizes the entries must equal their sums: `balances` (per level),
 //! `account_totals`, and the report rollups (per source, level and leg; per UTC day).
 //! Each check is one grouped query; Postgres aggregates and only differences come back.
-use sqlx::PgPool;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// Compares every summary with the entries, for everyone or for one beneficiary.
 pub(super) async fn check(
-    pool: &PgPool,
+    db: &mut PgConnection,
     user: Option<Uuid>,
     diffs: &mut Vec<String>,
 ) -> anyhow::Result<()> {
-    balances(pool, user, diffs).await?;
-    rollups(pool, user, diffs).await
+    balances(&mut *db, user, diffs).await?;
+    rollups(&mut *db, user, diffs).await
 }
 
 async fn balances(
-    pool: &PgPool,
+    db: &mut PgConnection,
     user: Option<Uuid>,
     diffs: &mut Vec<String>,
 ) -> anyhow::Result<()> {
@@ -30,7 +30,7 @@ async fn balances(
              AND NOT (b.total = 0 AND b.entries = 0 AND e.total IS NULL)"#,
         user
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *db)
     .await?;
     for r in bad_levels {
         diffs.push(format!(
@@ -49,7 +49,7 @@ async fn balances(
              AND NOT (a.total = 0 AND a.entries = 0 AND e.total IS NULL)"#,
         user
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *db)
     .await?;
     for r in bad_totals {
         diffs.push(format!(
@@ -62,7 +62,11 @@ async fn balances(
 
 /// Each rollup row as (rollup, beneficiary, key, total, entries) beside the same grouping of
 /// the entries; a row on one side only, or a different total or count, is a difference.
-async fn rollups(pool: &PgPool, user: Option<Uuid>, diffs: &mut Vec<String>) -> anyhow::Result<()> {
+async fn rollups(
+    db: &mut PgConnection,
+    user: Option<Uuid>,
+    diffs: &mut Vec<String>,
+) -> anyhow::Result<()> {
     let rows = sqlx::query!(
         r#"WITH e AS (SELECT * FROM earnings WHERE $1::uuid IS NULL OR beneficiary_id = $1),
            rolled AS (
@@ -92,7 +96,7 @@ async fn rollups(pool: &PgPool, user: Option<Uuid>, diffs: &mut Vec<String>) -> 
            WHERE r.total IS DISTINCT FROM s.total OR r.entries IS DISTINCT FROM s.entries"#,
         user
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *db)
     .await?;
     for r in rows {
         diffs.push(format!(

@@ -313,3 +313,38 @@ async fn verify_finds_a_missing_payment_of_one_user_and_orders_settled_off_the_r
         );
     }
 }
+
+/// Every read of a `verify` run sees one snapshot: a change committed while it runs (here a
+/// change to entries it had already read, committed while it waits for a table a later
+/// check reads) is seen by none of its reads, so it reports no difference it would not
+/// report for either state alone. (Read statement by statement, the later sums saw the
+/// change that the earlier entry checks had not, and reported it.)
+#[tokio::test]
+async fn verify_reads_one_snapshot_while_the_ledger_changes() {
+    let app = TestApp::spawn().await;
+    let (_, b, c) = app.chain3().await;
+    app.purchase("snap", c, "2000.00", Some("500.00")).await;
+    eventually(|| app.settled(), |n| *n == 1).await;
+    let mut writer = app.pool.begin().await.unwrap();
+    sqlx::query("UPDATE earnings SET amount = amount + 1, balance_after = balance_after + 1 WHERE beneficiary_id = $1")
+        .bind(b.as_uuid())
+        .execute(&mut *writer)
+        .await
+        .unwrap();
+    sqlx::query("LOCK TABLE account_totals IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *writer)
+        .await
+        .unwrap();
+    let pool = app.pool.clone();
+    let run = tokio::spawn(async move { processor::verify::verify(&pool).await.unwrap() });
+    // It has read the entries and waits for the totals.
+    eventually(|| app.lock_waiters(), |n| *n == 1).await;
+    writer.commit().await.unwrap();
+    let during = run.await.unwrap();
+    assert!(during.differences.is_empty(), "{:#?}", during.differences);
+    let after = processor::verify::verify(&app.pool).await.unwrap();
+    assert!(
+        !after.differences.is_empty(),
+        "the change itself is seen by a later run"
+    );
+}
