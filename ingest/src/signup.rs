@@ -61,9 +61,50 @@ pub async fn create_user(
         .external_ref
         .as_deref()
         .map(|r| pseudonymous_ref(&state.pseudonym_key, &who, r));
-    let (_turn, mut tx) = state.graph_writes.begin(&state.pool, &who.key()).await?;
-    if let Some(existing) = existing_signup(&mut tx, &req, ref_hash.as_deref()).await? {
-        return Ok((StatusCode::OK, Json(existing)));
+    let (created, user) = in_turn(&state, who, req, ref_hash).await?;
+    Ok((created, Json(user)))
+}
+
+/// `write` in the caller's graph-write turn, on a task of its own: a request given up at
+/// its deadline drops this future, but its statement may still be waiting on the graph's
+/// lock (until its `statement_timeout`), and the next signup must not take another
+/// connection meanwhile, so the task keeps the turn until its transaction has ended. A
+/// request given up while it waits for its turn writes nothing (the task ends with it).
+async fn in_turn(
+    state: &IngestState,
+    who: Principal,
+    req: SignupRequest,
+    ref_hash: Option<Vec<u8>>,
+) -> Result<(StatusCode, UserCreated), IngestError> {
+    let state = state.clone();
+    let (_asking, gone) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let caller = who.key();
+        let turn = tokio::select! {
+            turn = state.graph_writes.turn(&caller) => turn,
+            _ = gone => {
+                return Err(IngestError::Internal(anyhow::anyhow!("the signup's request is gone")))
+            }
+        };
+        let written = write(&state, who, &req, ref_hash.as_deref()).await;
+        drop(turn);
+        written
+    })
+    .await
+    .map_err(|e| IngestError::Internal(anyhow::anyhow!("signup task: {e}")))?
+}
+
+/// The signup's transaction (in its turn): a retry answered with its user, or the referrer
+/// taken and the user recorded.
+async fn write(
+    state: &IngestState,
+    who: Principal,
+    req: &SignupRequest,
+    ref_hash: Option<&[u8]>,
+) -> Result<(StatusCode, UserCreated), IngestError> {
+    let mut tx = platform::db::GraphWrites::open(&state.pool).await?;
+    if let Some(existing) = existing_signup(&mut tx, req, ref_hash).await? {
+        return Ok((StatusCode::OK, existing));
     }
     if let Some(referrer) = req.referrer_id {
         graph_writes::take_referrer(&mut tx, referrer, state.plan.max_direct_referrals())
@@ -83,7 +124,7 @@ pub async fn create_user(
          ON CONFLICT (external_ref_hash) DO NOTHING",
         id.as_uuid(),
         referrer,
-        ref_hash.as_deref(),
+        ref_hash,
         req.display_name,
         shop
     )
@@ -93,23 +134,21 @@ pub async fn create_user(
         // A concurrent signup with the same external_ref won; answer as its retry.
         drop(tx);
         let mut tx = state.pool.begin().await?;
-        return existing_signup(&mut tx, &req, ref_hash.as_deref())
+        return existing_signup(&mut tx, req, ref_hash)
             .await?
-            .map(|u| (StatusCode::OK, Json(u)))
+            .map(|u| (StatusCode::OK, u))
             .ok_or(IngestError::ExternalRefConflict);
     }
     let (created, active) = (UserEventKind::Created, UserStatus::Active);
     graph_writes::record(&mut tx, id, created, req.referrer_id, active).await?;
     tx.commit().await?;
     tracing::info!(user_id = %id, has_referrer = referrer.is_some(), "user signed up");
-    Ok((
-        StatusCode::CREATED,
-        Json(UserCreated {
-            id,
-            referrer_id: req.referrer_id,
-            status: UserStatus::Active,
-        }),
-    ))
+    let user = UserCreated {
+        id,
+        referrer_id: req.referrer_id,
+        status: UserStatus::Active,
+    };
+    Ok((StatusCode::CREATED, user))
 }
 
 /// The optional fields a caller chooses: bounded, printable.

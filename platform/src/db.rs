@@ -245,17 +245,27 @@ impl GraphWrites {
         pool: &PgPool,
         caller: &str,
     ) -> sqlx::Result<(GraphWriteTurn, sqlx::Transaction<'static, sqlx::Postgres>)> {
+        let turn = self.turn(caller).await;
+        Ok((turn, GraphWrites::open(pool).await?))
+    }
+
+    /// `caller`'s place, then the process's turn.
+    pub async fn turn(&self, caller: &str) -> GraphWriteTurn {
         let waiting =
             crate::metrics::Waiting::start(&crate::metrics::metrics().graph_writes_waiting);
         let place = self.callers.take(caller).await;
         let turn = GRAPH_WRITE_TURN.lock().await;
         drop(waiting);
-        let mut tx = pool.begin().await?;
-        lock_user_events(&mut tx).await?;
-        let turn = GraphWriteTurn {
+        GraphWriteTurn {
             _turn: turn,
             _place: place,
-        };
-        Ok((turn, tx))
+        }
+    }
+
+    /// The graph write's transaction, holding the outbox lock: open it in a turn.
+    pub async fn open(pool: &PgPool) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        let mut tx = pool.begin().await?;
+        lock_user_events(&mut tx).await?;
+        Ok(tx)
     }
 }

@@ -161,11 +161,37 @@ fn gauges(r: &Registry) -> Result<[IntGauge; 8], prometheus::Error> {
     ])
 }
 
+/// Counters of connections refused, warehouse rows and consumers lost.
+fn counters(r: &Registry) -> Result<[IntCounterVec; 3], prometheus::Error> {
+    Ok([
+        counter(
+            r,
+            "http_connections_refused_total",
+            "connections refused at http.max_connections (reason full) or \
+             http.max_connections_per_address (reason address)",
+            &["reason"],
+        )?,
+        counter(
+            r,
+            "warehouse_rows_total",
+            "rows sent to ClickHouse",
+            &["table"],
+        )?,
+        counter(
+            r,
+            "consumer_lost_total",
+            "times a stream consumer was lost (missed heartbeats, errors) and reopened",
+            &["consumer"],
+        )?,
+    ])
+}
+
 fn build() -> Result<Metrics, prometheus::Error> {
     let r = Registry::new_custom(Some("referral".into()), None)?;
     let [live_connections, http_connections, report_reads_waiting, graph_users, analytics_queries_waiting, graph_writes_waiting, refunds_waiting, auth_lookups_waiting] =
         gauges(&r)?;
     let (http_latency, batch_latency, ingest_stage) = histograms(&r)?;
+    let [http_connections_refused, warehouse_rows, consumer_lost] = counters(&r)?;
     Ok(Metrics {
         http_requests: counter(
             &r,
@@ -210,25 +236,9 @@ fn build() -> Result<Metrics, prometheus::Error> {
         refunds_waiting,
         auth_lookups_waiting,
         graph_users,
-        http_connections_refused: counter(
-            &r,
-            "http_connections_refused_total",
-            "connections refused at http.max_connections (reason full) or \
-             http.max_connections_per_address (reason address)",
-            &["reason"],
-        )?,
-        warehouse_rows: counter(
-            &r,
-            "warehouse_rows_total",
-            "rows sent to ClickHouse",
-            &["table"],
-        )?,
-        consumer_lost: counter(
-            &r,
-            "consumer_lost_total",
-            "times a stream consumer was lost (missed heartbeats, errors) and reopened",
-            &["consumer"],
-        )?,
+        http_connections_refused,
+        warehouse_rows,
+        consumer_lost,
         registry: r,
     })
 }

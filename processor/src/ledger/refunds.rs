@@ -210,27 +210,8 @@ async fn settle(
         after,
     };
     let entries = reverse(tx, ShopId(shop), refund_id, &refunded).await?;
-    sqlx::query!(
-        "UPDATE purchases SET refunded = $2 WHERE id = $1",
-        p.id,
-        after.as_decimal()
-    )
-    .execute(&mut **tx)
-    .await?;
-    // The edge judges refunds against the order's registry row, which counts those it
-    // recorded; one published straight to the stream counts there once applied, or a
-    // later refund through the edge would be promised (202) and then refused here.
-    sqlx::query!(
-        "UPDATE purchase_requests r SET refunded = LEAST(r.amount, r.refunded + $3)
-         WHERE r.shop_id = $1 AND r.order_id = $2
-           AND NOT EXISTS (SELECT 1 FROM refund_requests q WHERE q.shop_id = $1 AND q.refund_id = $4)",
-        shop,
-        refund.order_id,
-        refund.amount,
-        refund_id
-    )
-    .execute(&mut **tx)
-    .await?;
+    let edge = (refund.order_id.as_str(), refund.amount, refund_id);
+    record_refunded(tx, &refunded, shop, edge).await?;
     sqlx::query!(
         "UPDATE refunds SET status = $5, purchase_id = $3, applied_at = now(), refunded_before = $4
          WHERE shop_id = $1 AND refund_id = $2",
@@ -245,6 +226,38 @@ async fn settle(
     outcome.new_entries += entries.len();
     outcome.entries.extend(entries.into_iter().map(|e| e.event));
     Ok(None)
+}
+
+/// The purchase's refunded sum after the refund, and the same refund in its order's
+/// registry row when the edge did not record it there: the edge judges refunds against
+/// that row, so one published straight to the stream counts there once applied, or a later
+/// refund through the edge would be promised (202) and then refused here. `edge`: the
+/// refund's order id, amount and id.
+async fn record_refunded(
+    tx: &mut Transaction<'_, Postgres>,
+    r: &Refunded,
+    shop: Uuid,
+    (order_id, amount, refund_id): (&str, rust_decimal::Decimal, &str),
+) -> anyhow::Result<()> {
+    sqlx::query!(
+        "UPDATE purchases SET refunded = $2 WHERE id = $1",
+        r.purchase_id,
+        r.after.as_decimal()
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query!(
+        "UPDATE purchase_requests r SET refunded = LEAST(r.amount, r.refunded + $3)
+         WHERE r.shop_id = $1 AND r.order_id = $2
+           AND NOT EXISTS (SELECT 1 FROM refund_requests q WHERE q.shop_id = $1 AND q.refund_id = $4)",
+        shop,
+        order_id,
+        amount,
+        refund_id
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// A settled purchase being refunded: refunded before this refund, and after it.
