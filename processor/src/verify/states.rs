@@ -1,7 +1,9 @@
 //! What no committed ledger holds, whatever the plan: an entry whose running balance is not
 //! the sum of the beneficiary's entries up to it, a gap or a repeat in a beneficiary's
-//! positions, and a refund left pending beside its settled purchase (the transaction that
-//! settles a purchase applies its pending refunds).
+//! positions, a refund left pending beside its settled purchase (the transaction that
+//! settles a purchase applies its pending refunds), and a refund refused for asking more
+//! than remained while more than it asked still remains (what remains only shrinks, so
+//! it remained when it was refused too).
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -15,7 +17,34 @@ pub(super) async fn check(
     diffs: &mut Vec<String>,
 ) -> anyhow::Result<()> {
     running_balances(&mut *db, user, diffs).await?;
-    pending_refunds(&mut *db, user, diffs).await
+    pending_refunds(&mut *db, user, diffs).await?;
+    rejected_refunds(&mut *db, user, diffs).await
+}
+
+/// A refused refund of no more than its purchase still has refundable.
+async fn rejected_refunds(
+    db: &mut PgConnection,
+    user: Option<Uuid>,
+    diffs: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let rows = sqlx::query!(
+        r#"SELECT r.refund_id, r.amount, p.id AS purchase_id, p.amount - p.refunded AS "remaining!"
+           FROM refunds r JOIN purchases p ON p.id = r.purchase_id
+           WHERE r.status = 'rejected' AND r.amount <= p.amount - p.refunded
+             AND ($1::uuid IS NULL OR p.user_id = $1)
+           LIMIT $2"#,
+        user,
+        SHOWN
+    )
+    .fetch_all(&mut *db)
+    .await?;
+    for r in rows {
+        diffs.push(format!(
+            "refund {} of {} was refused, but purchase {} still has {} refundable",
+            r.refund_id, r.amount, r.purchase_id, r.remaining
+        ));
+    }
+    Ok(())
 }
 
 /// Along `(beneficiary_id, user_seq)`, the primary key's order: positions 1, 2, 3, … and

@@ -348,3 +348,32 @@ async fn verify_reads_one_snapshot_while_the_ledger_changes() {
         "the change itself is seen by a later run"
     );
 }
+
+/// A refused refund is checked too: one refused for asking more than remained is right
+/// only while more than it asked does not remain (what remains only shrinks).
+#[tokio::test]
+async fn verify_rejudges_a_refused_refund() {
+    let app = TestApp::spawn().await;
+    let (_, _, c) = app.chain3().await;
+    app.purchase("refused", c, "1000.00", Some("400.00")).await;
+    assert_eq!(app.refund("first", "refused", "600.00").await.status(), 202);
+    eventually(|| app.refunds_settled(), |n| *n == 1).await;
+    // Straight to the stream, as the edge would refuse it: 500.00 of the 400.00 left.
+    publish_refund(&app, &refund_message(&app, "too-much", "refused", "500.00")).await;
+    eventually(|| app.refunds_settled(), |n| *n == 2).await;
+    app.assert_verified().await;
+    sqlx::query("UPDATE refunds SET amount = 400.00 WHERE refund_id = 'too-much'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let differences = processor::verify::verify(&app.pool)
+        .await
+        .unwrap()
+        .differences;
+    assert!(
+        differences
+            .iter()
+            .any(|d| d.contains("refund too-much of 400.00 was refused")),
+        "{differences:#?}"
+    );
+}
