@@ -58,14 +58,20 @@ async fn a_caller_has_one_bucket_however_the_header_is_spelled_and_429s_are_coun
     );
 }
 
-#[tokio::test]
-async fn failed_authentication_is_limited_per_address_and_cached_keys_need_no_lookup() {
-    let app = TestApp::spawn_with(|c| {
+/// An app whose client addresses may fail authentication three times, then once a
+/// second; `also` adjusts the rest.
+async fn three_failures(also: impl FnOnce(&mut platform::Config)) -> TestApp {
+    TestApp::spawn_with(|c| {
         c.http.auth_failures_per_sec = 1;
         c.http.auth_failures_burst = 3;
-        c.http.request_timeout_ms = 3_000;
+        also(c);
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn failed_authentication_is_limited_per_address_and_cached_keys_need_no_lookup() {
+    let app = three_failures(|c| c.http.request_timeout_ms = 3_000).await;
     // The shop's key is verified once, then served from memory; a made-up key costs a
     // lookup and one of the address's three failures.
     assert_eq!(app.get("/v1/me", Some(&app.shop_key)).await.status(), 200);
@@ -104,12 +110,7 @@ async fn failed_authentication_is_limited_per_address_and_cached_keys_need_no_lo
 /// of them all passed the check while the first still waited for Postgres.
 #[tokio::test]
 async fn a_flood_of_made_up_keys_costs_only_the_lookups_its_failures_allow() {
-    let app = TestApp::spawn_with(|c| {
-        c.http.auth_failures_per_sec = 1;
-        c.http.auth_failures_burst = 3;
-        c.http.request_timeout_ms = 20_000;
-    })
-    .await;
+    let app = three_failures(|c| c.http.request_timeout_ms = 20_000).await;
     let mut tx = app.pool.begin().await.unwrap();
     sqlx::query("LOCK TABLE shops IN ACCESS EXCLUSIVE MODE")
         .execute(&mut *tx)
@@ -162,12 +163,7 @@ async fn lock_out(app: &TestApp) {
 #[tokio::test]
 async fn made_up_keys_from_an_address_do_not_lock_out_a_shop_it_confirmed_before() {
     let ttl = std::time::Duration::from_millis(200);
-    let app = TestApp::spawn_with(|c| {
-        c.http.auth_failures_per_sec = 1;
-        c.http.auth_failures_burst = 3;
-        c.auth.shop_key_cache_ttl_ms = 200;
-    })
-    .await;
+    let app = three_failures(|c| c.auth.shop_key_cache_ttl_ms = 200).await;
     assert_eq!(app.get("/v1/me", Some(&app.shop_key)).await.status(), 200);
     let (_, unseen) = referral::shops::create(&app.pool, "never called")
         .await
