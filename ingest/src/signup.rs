@@ -69,7 +69,9 @@ pub async fn create_user(
 /// its deadline drops this future, but its statement may still be waiting on the graph's
 /// lock (until its `statement_timeout`), and the next signup must not take another
 /// connection meanwhile, so the task keeps the turn until its transaction has ended. A
-/// request given up while it waits for its turn writes nothing (the task ends with it).
+/// request given up writes nothing: while it waits for its turn the task ends with it, and
+/// a transaction under way is rolled back, not committed (the caller was answered 503 and
+/// may retry; a signup without `external_ref` committed then would be a second user).
 async fn in_turn(
     state: &IngestState,
     who: Principal,
@@ -77,16 +79,15 @@ async fn in_turn(
     ref_hash: Option<Vec<u8>>,
 ) -> Result<(StatusCode, UserCreated), IngestError> {
     let state = state.clone();
-    let (_asking, gone) = tokio::sync::oneshot::channel::<()>();
+    let gone = tokio_util::sync::CancellationToken::new();
+    let _asking = gone.clone().drop_guard();
     tokio::spawn(async move {
         let caller = who.key();
         let turn = tokio::select! {
             turn = state.graph_writes.turn(&caller) => turn,
-            _ = gone => {
-                return Err(IngestError::Internal(anyhow::anyhow!("the signup's request is gone")))
-            }
+            _ = gone.cancelled() => return Err(request_gone()),
         };
-        let written = write(&state, who, &req, ref_hash.as_deref()).await;
+        let written = write(&state, who, &req, ref_hash.as_deref(), &gone).await;
         drop(turn);
         written
     })
@@ -101,6 +102,7 @@ async fn write(
     who: Principal,
     req: &SignupRequest,
     ref_hash: Option<&[u8]>,
+    gone: &tokio_util::sync::CancellationToken,
 ) -> Result<(StatusCode, UserCreated), IngestError> {
     let mut tx = platform::db::GraphWrites::open(&state.pool).await?;
     if let Some(existing) = existing_signup(&mut tx, req, ref_hash).await? {
@@ -141,6 +143,10 @@ async fn write(
     }
     let (created, active) = (UserEventKind::Created, UserStatus::Active);
     graph_writes::record(&mut tx, id, created, req.referrer_id, active).await?;
+    if gone.is_cancelled() {
+        tx.rollback().await?;
+        return Err(request_gone());
+    }
     tx.commit().await?;
     tracing::info!(user_id = %id, has_referrer = referrer.is_some(), "user signed up");
     let user = UserCreated {
@@ -149,6 +155,10 @@ async fn write(
         status: UserStatus::Active,
     };
     Ok((StatusCode::CREATED, user))
+}
+
+fn request_gone() -> IngestError {
+    IngestError::Internal(anyhow::anyhow!("the signup's request is gone"))
 }
 
 /// The optional fields a caller chooses: bounded, printable.

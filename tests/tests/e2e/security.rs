@@ -146,6 +146,28 @@ async fn a_request_past_its_deadline_gets_a_problem_and_writes_nothing() {
     assert_eq!(app.try_signup(None).await.status(), StatusCode::CREATED);
 }
 
+/// A signup answered 503 at its deadline whose statement then gets the graph's lock (let go
+/// within the second its statement may outlive the deadline) is rolled back, not committed:
+/// its caller may retry, and a signup without `external_ref` committed then was a second
+/// user with a second of its referrer's slots.
+#[tokio::test]
+async fn a_signup_given_up_at_its_deadline_is_rolled_back_when_its_turn_comes() {
+    let app = TestApp::spawn_with(|c| c.http.request_timeout_ms = 500).await;
+    let tx = app.hold_graph_writes().await;
+    let r = app.try_signup(None).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // Its statement still waits on the lock (for up to a second more): let it through.
+    assert_eq!(app.lock_waiters().await, 1);
+    tx.rollback().await.unwrap();
+    // The next signup waits for the abandoned one's turn to end.
+    assert_eq!(app.try_signup(None).await.status(), StatusCode::CREATED);
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(users, 1, "only the answered signup wrote a user");
+}
+
 /// A report whose statement cannot run (its tables locked by an operator) is a 503 at
 /// its deadline, and Postgres cancels the statement then too: the connection is free
 /// again, not waiting on the lock for as long as it is held.
