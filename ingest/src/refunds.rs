@@ -121,7 +121,8 @@ async fn reserve(
     hash: Vec<u8>,
 ) -> Result<RefundMessage, IngestError> {
     let mut tx = state.pool.begin().await?;
-    let order = sqlx::query!(
+    let order = sqlx::query_as!(
+        OrderRow,
         "SELECT amount, refunded FROM purchase_requests WHERE shop_id = $1 AND order_id = $2 FOR UPDATE",
         shop.as_uuid(),
         req.order_id.as_str()
@@ -141,21 +142,68 @@ async fn reserve(
             return Err(IngestError::RefundConflict(req.refund_id.to_string()))
         }
         Some(row) => serde_json::from_value(row.message).map_err(anyhow::Error::from)?,
-        None => {
-            let amount = Money::from_decimal(order.amount).map_err(anyhow::Error::from)?;
-            let refunded = Money::from_decimal(order.refunded).map_err(anyhow::Error::from)?;
-            let remaining = amount - refunded;
-            if req.amount > remaining {
-                return Err(IngestError::RefundExceedsRemaining {
-                    asked: req.amount.to_string(),
-                    remaining: remaining.to_string(),
-                });
-            }
-            record(&mut tx, shop, req, hash).await?
-        }
+        None => match from_the_stream(&mut tx, shop, req).await? {
+            Some(message) => message,
+            None => new_refund(&mut tx, shop, req, &order, hash).await?,
+        },
     };
     tx.commit().await?;
     Ok(message)
+}
+
+/// The same refund published straight to the stream and recorded by the processor: the
+/// edge answers it as a retry and does not count it again (the processor counts it in the
+/// order's row once applied). Another order or amount under its id is a conflict.
+async fn from_the_stream(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    shop: ShopId,
+    req: &Refund,
+) -> Result<Option<RefundMessage>, IngestError> {
+    let recorded = sqlx::query!(
+        "SELECT order_id, amount, received_at FROM refunds WHERE shop_id = $1 AND refund_id = $2",
+        shop.as_uuid(),
+        req.refund_id.as_str()
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(r) = recorded else { return Ok(None) };
+    if r.order_id != req.order_id.as_str() || r.amount != req.amount.as_decimal() {
+        return Err(IngestError::RefundConflict(req.refund_id.to_string()));
+    }
+    Ok(Some(RefundMessage {
+        shop_id: shop,
+        refund_id: req.refund_id.clone(),
+        order_id: req.order_id.clone(),
+        amount: req.amount,
+        received_at: r.received_at,
+    }))
+}
+
+/// A refund neither recorded here nor by the processor: judged against what remains of
+/// its order, then recorded.
+async fn new_refund(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    shop: ShopId,
+    req: &Refund,
+    order: &OrderRow,
+    hash: Vec<u8>,
+) -> Result<RefundMessage, IngestError> {
+    let amount = Money::from_decimal(order.amount).map_err(anyhow::Error::from)?;
+    let refunded = Money::from_decimal(order.refunded).map_err(anyhow::Error::from)?;
+    let remaining = amount - refunded;
+    if req.amount > remaining {
+        return Err(IngestError::RefundExceedsRemaining {
+            asked: req.amount.to_string(),
+            remaining: remaining.to_string(),
+        });
+    }
+    record(tx, shop, req, hash).await
+}
+
+/// The order's registry row as a refund reads it.
+struct OrderRow {
+    amount: rust_decimal::Decimal,
+    refunded: rust_decimal::Decimal,
 }
 
 /// A new refund: its request row (the message, for retries) and the order's running refund.

@@ -22,6 +22,8 @@ pub use consumer::{run, run_migrated};
 pub const MOVE_TOTALS_SQL: &str = include_str!("../sql/move_totals.sql");
 /// `referral verify`'s read of a chunk's entries, for tests that read its plan.
 pub const VERIFY_CHUNK_ENTRIES_SQL: &str = include_str!("../sql/verify_chunk_entries.sql");
+/// The beneficiaries of the purchases a batch's refunds reverse.
+pub const REFUND_BENEFICIARIES_SQL: &str = include_str!("../sql/refund_beneficiaries.sql");
 
 fn metrics_entries(kinds: impl Iterator<Item = EntryKind>) {
     let m = platform::metrics::metrics();

@@ -29,9 +29,10 @@ pub async fn register(pool: &PgPool, plan: &Plan) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn all(pool: &PgPool) -> anyhow::Result<HashMap<u32, Plan>> {
+/// Every recorded plan version.
+pub async fn all(db: impl sqlx::PgExecutor<'_>) -> anyhow::Result<HashMap<u32, Plan>> {
     let rows = sqlx::query!("SELECT version, body FROM plans")
-        .fetch_all(pool)
+        .fetch_all(db)
         .await?;
     rows.into_iter()
         .map(|r| Ok((u32::try_from(r.version)?, serde_json::from_value(r.body)?)))

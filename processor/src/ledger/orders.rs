@@ -105,11 +105,12 @@ pub(super) fn taken_id(m: &PurchaseMessage, taken: &HashMap<Uuid, Taken>) -> Opt
     Some(if same {
         Seen::Replay(Some(m.purchase_id))
     } else {
-        Seen::Conflict(format!(
-            "purchase id {} already names another order",
-            m.purchase_id
-        ))
+        Seen::Conflict(id_taken(m.purchase_id))
     })
+}
+
+fn id_taken(id: Uuid) -> String {
+    format!("purchase id {id} already names another order")
 }
 
 /// Two new purchases of one batch under one id (of different orders: copies of one order
@@ -124,10 +125,7 @@ pub(super) fn unique_ids<'a>(
         if seen.insert(p.msg.purchase_id) {
             kept.push(p);
         } else {
-            let detail = format!(
-                "purchase id {} already names another order",
-                p.msg.purchase_id
-            );
+            let detail = id_taken(p.msg.purchase_id);
             let d = DeadLetter::of(p.delivered, DeadLetterReason::OrderConflict, detail);
             dead_letters.push(d);
         }

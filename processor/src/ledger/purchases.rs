@@ -32,13 +32,14 @@ fn dead(d: &Delivered, reason: DeadLetterReason, detail: String) -> DeadLetter {
     DeadLetter::of(d, reason, detail)
 }
 
-/// Returns the (shop, order) keys of purchases inserted now, for pending refunds.
 /// A batch's purchases, and the totals its refunds will move (locked with theirs).
 pub(super) struct Batch<'a, 'b> {
     pub items: &'a [&'b Delivered],
     pub also_lock: Vec<Uuid>,
 }
 
+/// Settles the batch's new purchases and replays the settled ones. Returns the (shop,
+/// order) keys of purchases inserted now, for pending refunds.
 pub(super) async fn apply(
     tx: &mut Transaction<'_, Postgres>,
     graph: &ReferralGraph,

@@ -148,16 +148,9 @@ pub(super) async fn beneficiaries(
     if shops.is_empty() {
         return Ok(Vec::new());
     }
-    let users = sqlx::query_scalar!(
-        r#"SELECT DISTINCT e.beneficiary_id AS "beneficiary_id!"
-           FROM UNNEST($1::uuid[], $2::text[]) AS k(shop_id, order_id)
-           JOIN purchase_requests r ON r.shop_id = k.shop_id AND r.order_id = k.order_id
-           JOIN earnings e ON e.purchase_id = r.purchase_id AND e.kind = 'earning'"#,
-        &shops,
-        &orders
-    )
-    .fetch_all(&mut **tx)
-    .await?;
+    let users = sqlx::query_file_scalar!("sql/refund_beneficiaries.sql", &shops, &orders[..])
+        .fetch_all(&mut **tx)
+        .await?;
     Ok(users)
 }
 
@@ -246,17 +239,33 @@ async fn record_refunded(
     )
     .execute(&mut **tx)
     .await?;
-    sqlx::query!(
-        "UPDATE purchase_requests r SET refunded = LEAST(r.amount, r.refunded + $3)
-         WHERE r.shop_id = $1 AND r.order_id = $2
-           AND NOT EXISTS (SELECT 1 FROM refund_requests q WHERE q.shop_id = $1 AND q.refund_id = $4)",
+    // The row first: an edge recording this refund holds it until its commit, after
+    // which the next statement (a snapshot of its own) sees what the edge recorded.
+    let order = sqlx::query_scalar!(
+        "SELECT refunded FROM purchase_requests WHERE shop_id = $1 AND order_id = $2 FOR UPDATE",
         shop,
-        order_id,
-        amount,
+        order_id
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    let recorded = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM refund_requests WHERE shop_id = $1 AND refund_id = $2) AS "recorded!""#,
+        shop,
         refund_id
     )
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
+    if order.is_some() && !recorded {
+        sqlx::query!(
+            "UPDATE purchase_requests SET refunded = LEAST(amount, refunded + $3)
+             WHERE shop_id = $1 AND order_id = $2",
+            shop,
+            order_id,
+            amount
+        )
+        .execute(&mut **tx)
+        .await?;
+    }
     Ok(())
 }
 

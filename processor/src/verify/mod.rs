@@ -96,9 +96,8 @@ pub async fn verify(pool: &PgPool) -> anyhow::Result<Report> {
 
 /// Checks what `scope` names, every read in one snapshot of the ledger (`snapshot`).
 pub async fn verify_scope(pool: &PgPool, scope: Scope) -> anyhow::Result<Report> {
-    // Plan versions are only ever added: those the snapshot's purchases name are here.
-    let plans = plans::all(pool).await?;
     let mut snapshot = snapshot::Snapshot::open(pool).await?;
+    let plans = plans::all(&mut *snapshot.checks).await?;
     let mut report = Report::default();
     check_purchases(&mut snapshot, scope, &plans, &mut report).await?;
     let (db, diffs) = (&mut *snapshot.checks, &mut report.differences);

@@ -84,6 +84,11 @@ async fn the_purchase_path_verify_and_the_tree_find_rows_by_key_without_statisti
             "a refund's reversals are read through its purchase",
         ),
         (
+            processor::REFUND_BENEFICIARIES_SQL,
+            "Index Cond: ((purchase_id = r.purchase_id)",
+            "a refunded purchase's beneficiaries are read through the ledger's key",
+        ),
+        (
             api::TREE_LEVEL_SQL,
             "Index Cond: (referrer_id = k.id)",
             "a tree level reads each parent's children through the referrer index",

@@ -311,7 +311,8 @@ async fn an_order_the_edge_registered_is_paid_by_its_own_purchase_id_only() {
 
 /// A refund published straight to the stream counts against the order at the edge once it
 /// is applied: a later refund through the edge of more than remains is refused (409) at
-/// once, where before it was accepted (202) and then refused by the processor.
+/// once, where before it was accepted (202) and then refused by the processor. The same
+/// refund sent both ways counts once.
 #[tokio::test]
 async fn a_refund_published_to_the_stream_counts_at_the_edge() {
     let app = TestApp::spawn().await;
@@ -321,6 +322,14 @@ async fn a_refund_published_to_the_stream_counts_at_the_edge() {
     eventually(|| app.total(b), |t| t == "20.00").await;
     publish_refund(&app, &refund_message(&app, "straight", "mixed", "600.00")).await;
     eventually(|| app.refunds_settled(), |n| *n == 1).await;
+    // The same refund sent through the edge too is its retry (counted once), and another
+    // amount under its id a conflict.
+    assert_eq!(
+        app.refund("straight", "mixed", "600.00").await.status(),
+        StatusCode::ACCEPTED
+    );
+    let r = app.refund("straight", "mixed", "60.00").await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
     let r = app.refund("through-edge", "mixed", "500.00").await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     let problem: serde_json::Value = r.json().await.unwrap();
