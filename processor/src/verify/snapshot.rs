@@ -28,16 +28,8 @@ impl Snapshot {
             "unexpected snapshot id {id:?}"
         );
         let import = format!("SET TRANSACTION SNAPSHOT '{id}'");
-        let mut joined = Vec::with_capacity(2);
-        for _ in 0..2 {
-            let mut tx = pool.begin().await?;
-            sqlx::query(READ_ONLY).execute(&mut *tx).await?;
-            sqlx::query(&import).execute(&mut *tx).await?;
-            joined.push(tx);
-        }
-        let (Some(purchases), Some(events)) = (joined.pop(), joined.pop()) else {
-            anyhow::bail!("two transactions were opened");
-        };
+        let events = joined(pool, &import).await?;
+        let purchases = joined(pool, &import).await?;
         Ok(Snapshot {
             events,
             purchases,
@@ -52,4 +44,12 @@ impl Snapshot {
         self.checks.rollback().await?;
         Ok(())
     }
+}
+
+/// A read-only transaction importing the snapshot `import` names.
+async fn joined(pool: &PgPool, import: &str) -> anyhow::Result<Transaction<'static, Postgres>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(READ_ONLY).execute(&mut *tx).await?;
+    sqlx::query(import).execute(&mut *tx).await?;
+    Ok(tx)
 }
