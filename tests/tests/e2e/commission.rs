@@ -12,6 +12,7 @@ mod hierarchy;
 mod large_sums;
 mod plans;
 mod refunds;
+mod registry;
 mod stream;
 mod tenancy;
 mod validation;
