@@ -3,10 +3,12 @@
 //! before each PubAck, stored messages are the throughput budget; under load a group
 //! grows to what arrived while the previous groups were being stored, and an idle
 //! request pays one fsync, as before.
+use crate::backlog::Backlog;
 use crate::group::Grouper;
 use async_nats::jetstream;
 use schemas::messages::PurchaseMessage;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// One request's purchases, all for one subject.
 type Request = (String, Vec<PurchaseMessage>);
@@ -20,7 +22,7 @@ pub use crate::group::Limits;
 
 impl Committer {
     /// Starts the committing task; it ends when every `Committer` clone is dropped.
-    pub fn start(js: jetstream::Context, limits: Limits) -> Committer {
+    pub fn start(js: jetstream::Context, limits: Limits, backlog: Arc<Backlog>) -> Committer {
         let max_group = limits.max_group;
         let waiting = platform::metrics::metrics()
             .ingest_waiting
@@ -30,7 +32,7 @@ impl Committer {
             |(_, m): &Request| m.len(),
             waiting,
             move |requests, place| {
-                let stored = store_groups(js.clone(), requests, max_group);
+                let stored = store_groups(js.clone(), requests, max_group, backlog.clone());
                 async move {
                     // The place is held until the PubAck: one group stored at a time.
                     let _place = place;
@@ -62,6 +64,7 @@ async fn store_groups(
     js: jetstream::Context,
     requests: Vec<Request>,
     max_group: usize,
+    backlog: Arc<Backlog>,
 ) -> Vec<Result<(), String>> {
     let mut by_subject: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, (subject, _)) in requests.iter().enumerate() {
@@ -70,7 +73,7 @@ async fn store_groups(
     let mut answers = vec![Ok(()); requests.len()];
     for (subject, members) in by_subject {
         let all: Vec<&PurchaseMessage> = members.iter().flat_map(|&i| &requests[i].1).collect();
-        let result = store_group(&js, subject, &all, max_group).await;
+        let result = store_group(&js, subject, &all, max_group, &backlog).await;
         for i in members {
             answers[i] = result.clone();
         }
@@ -80,22 +83,29 @@ async fn store_groups(
 
 /// Stores the group in messages of at most `max_group` purchases (so one stays well under
 /// NATS's max payload however requests add up), all acks awaited together; every request
-/// in the group is answered with the outcome of the whole group.
+/// in the group is answered with the outcome of the whole group. Each stored message
+/// counts against its shop's share of the stream (`crate::backlog`).
 async fn store_group(
     js: &jetstream::Context,
     subject: &str,
     all: &[&PurchaseMessage],
     max_group: usize,
+    backlog: &Backlog,
 ) -> Result<(), String> {
     let stores = all.chunks(max_group).map(|chunk| {
         let (js, subject) = (js.clone(), subject.to_owned());
         let payload = serde_json::to_vec(chunk);
+        let shop = chunk.first().map(|m| m.shop_id);
         async move {
             let payload = payload.map_err(|e| e.to_string())?;
-            platform::nats::publish_stored(&js, subject, None, payload)
+            let bytes = payload.len() as u64;
+            let ack = platform::nats::publish_stored(&js, subject, None, payload)
                 .await
-                .map(|_| ())
-                .map_err(|e| format!("{e:#}"))
+                .map_err(|e| format!("{e:#}"))?;
+            if let Some(shop) = shop {
+                backlog.stored(shop, &ack, bytes);
+            }
+            Ok::<_, String>(())
         }
     });
     let result = futures::future::try_join_all(stores).await.map(|_| ());

@@ -29,6 +29,8 @@ pub enum IngestError {
     BatchTooLarge(usize, usize),
     #[error("this shop sends more purchases a second than it may; wait Retry-After seconds")]
     PurchaseRate(u64),
+    #[error("this shop's purchases waiting to be settled have reached its share of the stream; wait Retry-After seconds")]
+    BacklogFull(u64),
     #[error("the stream did not store the message; retry")]
     StreamUnavailable(#[source] anyhow::Error),
     #[error("the database is unavailable; retry")]
@@ -72,6 +74,19 @@ impl IngestError {
                 let mut p = Problem::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "rate_limited",
+                    self.to_string(),
+                );
+                p.retry_after_secs = Some(*wait);
+                return p;
+            }
+            BacklogFull(wait) => {
+                platform::metrics::metrics()
+                    .rate_limited
+                    .with_label_values(&["backlog"])
+                    .inc();
+                let mut p = Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "backlog_full",
                     self.to_string(),
                 );
                 p.retry_after_secs = Some(*wait);

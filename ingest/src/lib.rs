@@ -2,6 +2,7 @@
 //! JetStream has stored it; a signup only after Postgres has committed it.
 #![forbid(unsafe_code)]
 
+mod backlog;
 mod committer;
 mod error;
 mod group;
@@ -77,6 +78,8 @@ pub struct Shared {
     pub refund_turns: turns::RefundTurns,
     /// Signups in turn (`platform::db::GraphWrites`).
     pub graph_writes: platform::db::GraphWrites,
+    /// Each shop's share of the PURCHASES stream (`[ingest] backlog_bytes_per_shop`).
+    pub backlog: Arc<backlog::Backlog>,
 }
 
 impl IngestState {
@@ -90,13 +93,22 @@ impl IngestState {
             reserve_connections(config),
             config.http.request_timeout_ms,
         )?;
+        let js = async_nats::jetstream::new(nats);
+        let subjects = Arc::new(Subjects::new(&config.nats.prefix));
+        let backlog = backlog::Backlog::new(config.ingest.backlog_bytes_per_shop);
+        backlog.follow(
+            js.clone(),
+            subjects.purchases_stream(),
+            std::time::Duration::from_millis(config.ingest.backlog_refresh_ms),
+        );
         let committer = committer::Committer::start(
-            async_nats::jetstream::new(nats.clone()),
+            js.clone(),
             committer::Limits {
                 queue: config.ingest.group_commit_queue,
                 max_group: config.ingest.group_commit_max_purchases,
                 in_flight: config.ingest.group_commit_in_flight,
             },
+            backlog.clone(),
         );
         Ok(IngestState(Arc::new(Shared {
             auth: Authenticator::new(&config.auth, pool.clone()),
@@ -112,8 +124,8 @@ impl IngestState {
             ),
             pool,
             committer,
-            js: async_nats::jetstream::new(nats),
-            subjects: Arc::new(Subjects::new(&config.nats.prefix)),
+            js,
+            subjects,
             plan: Arc::new(config.plan.clone()),
             max_batch: config.http.max_batch_purchases,
             batch_items_in_flight: std::num::NonZeroUsize::new(config.ingest.batch_items_in_flight)
@@ -127,6 +139,7 @@ impl IngestState {
             ),
             refund_turns: turns::RefundTurns::new(config.ingest.refund_turns),
             graph_writes: platform::db::GraphWrites::new(config.http.graph_writes_per_caller),
+            backlog,
         })))
     }
 }

@@ -75,6 +75,7 @@ pub async fn create_purchase(
     charge(&state, shop, 1)?;
     // Nothing can be stored: say so before reserving the order.
     ensure_connected(&state)?;
+    admit(&state, shop)?;
     let store_on = state.subjects.purchase(&shop);
     let (message, stored) = reserve(&state, shop, &req.judge()?, Some(store_on)).await?;
     if !stored {
@@ -112,6 +113,7 @@ pub async fn create_purchase_batch(
     }
     ensure_connected(&state)?;
     charge(&state, shop, batch.purchases.len())?;
+    admit(&state, shop)?;
     let mut results = Vec::with_capacity(batch.purchases.len());
     let mut pending = Vec::new();
     // Reservations are independent rows: make several at once, answers kept in order.
@@ -300,6 +302,15 @@ async fn publish(state: &IngestState, m: &PurchaseMessage) -> Result<(), IngestE
         .store(state.subjects.purchase(&m.shop_id), vec![m.clone()])
         .await
         .map_err(|e| IngestError::StreamUnavailable(anyhow::anyhow!(e)))
+}
+
+/// Under its share of the stream (`crate::backlog`), or refused before anything is
+/// reserved.
+pub(crate) fn admit(state: &IngestState, shop: ShopId) -> Result<(), IngestError> {
+    state
+        .backlog
+        .admit(shop)
+        .map_err(|full| IngestError::BacklogFull(full.0))
 }
 
 /// While NATS is unreachable nothing can be stored: say so at once (503, retry) rather

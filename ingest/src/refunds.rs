@@ -42,6 +42,7 @@ pub async fn create_refund(
 ) -> Result<(StatusCode, Json<RefundAccepted>), IngestError> {
     let req = req.judge()?;
     crate::purchases::ensure_connected(&state)?;
+    crate::purchases::admit(&state, shop)?;
     let hash = req.body_hash()?;
 
     let message = in_turn(&state, shop, &req, hash).await?;
@@ -97,7 +98,8 @@ async fn store(
     message: RefundMessage,
 ) -> Result<RefundMessage, IngestError> {
     let payload = serde_json::to_vec(&message).map_err(anyhow::Error::from)?;
-    platform::nats::publish_stored(
+    let bytes = payload.len() as u64;
+    let ack = platform::nats::publish_stored(
         &state.js,
         state.subjects.refund(&shop),
         Some(&format!("{shop}:refund:{}", message.refund_id)),
@@ -105,6 +107,7 @@ async fn store(
     )
     .await
     .map_err(IngestError::StreamUnavailable)?;
+    state.backlog.stored(shop, &ack, bytes);
     platform::metrics::metrics()
         .purchases_accepted
         .with_label_values(&["refund", "single"])

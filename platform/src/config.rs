@@ -195,6 +195,13 @@ pub struct IngestConfig {
     /// Places refunds take in memory (after their order's turn) before a pooled
     /// connection: at most this many connections held by refunds in a process.
     pub refund_turns: usize,
+    /// Bytes of one shop's purchases and refunds this edge stored that may wait in the
+    /// PURCHASES stream at once; past it that shop alone gets 429 `backlog_full` until the
+    /// processor has settled some. At most `nats.stream_max_bytes`: the default, an eighth
+    /// of it, keeps one shop from filling the stream that every shop shares.
+    pub backlog_bytes_per_shop: u64,
+    /// How often the edge reads how far the processor has drained the stream.
+    pub backlog_refresh_ms: u64,
 }
 
 impl Default for IngestConfig {
@@ -216,6 +223,8 @@ impl Default for IngestConfig {
             purchases_burst_per_shop: 80_000,
             // A quarter of the default pool (`database.max_connections`, 16).
             refund_turns: 4,
+            backlog_bytes_per_shop: 128 * 1024 * 1024,
+            backlog_refresh_ms: 200,
         }
     }
 }

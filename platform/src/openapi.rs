@@ -52,7 +52,7 @@ fn add_common(op: &mut Operation) {
         common.push(("401", "unauthenticated: no or an invalid credential"));
         common.push((
             "429",
-            "rate_limited: too many requests for this credential; retry after `Retry-After`",
+            "rate_limited: too many requests for this credential; backlog_full (purchases and refunds): this shop's purchases waiting to be settled fill its share of the stream; retry after `Retry-After`",
         ));
     }
     if op.request_body.is_some() {

@@ -66,6 +66,7 @@ pub fn test_config() -> (Config, String) {
     config.nats.prefix = format!("t{}", &id[..12]);
     // JetStream reserves a stream's max_bytes up front; tests need little.
     config.nats.stream_max_bytes = 64 * 1024 * 1024;
+    config.ingest.backlog_bytes_per_shop = 8 * 1024 * 1024;
     config.http.api_addr = "127.0.0.1:0".parse().unwrap();
     config.log.filter = std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into());
     // Services refuse the public development secrets: each test app has its own.

@@ -120,6 +120,8 @@ fn scratch_instance(config: &mut Config, url: String, tag: &str) {
     // Room for a sustained load's backlog: a full PURCHASES stream answers 503 (as it
     // should), which would end the load instead of measuring how far settling falls behind.
     config.nats.stream_max_bytes = 4 * 1024 * 1024 * 1024;
+    // One shop sends the whole load: its share is the whole stream.
+    config.ingest.backlog_bytes_per_shop = 4 * 1024 * 1024 * 1024;
     config.http.api_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     config.http.rate_limit_per_sec = u32::MAX / 2;
     config.http.rate_limit_burst = u32::MAX / 2;

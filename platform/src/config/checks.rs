@@ -72,6 +72,15 @@ impl Config {
         self.ingest.validate()?;
         self.clickhouse.validate()?;
         anyhow::ensure!(
+            self.nats.stream_max_bytes <= 0
+                || i64::try_from(self.ingest.backlog_bytes_per_shop)
+                    .is_ok_and(|b| b <= self.nats.stream_max_bytes),
+            "ingest.backlog_bytes_per_shop ({}) exceeds nats.stream_max_bytes ({}): one shop \
+             could fill the stream every shop shares",
+            self.ingest.backlog_bytes_per_shop,
+            self.nats.stream_max_bytes
+        );
+        anyhow::ensure!(
             self.auth.token_ttl_secs <= self.auth.max_token_lifetime_secs,
             "auth.token_ttl_secs ({}) exceeds auth.max_token_lifetime_secs ({})",
             self.auth.token_ttl_secs,
@@ -256,6 +265,14 @@ impl super::IngestConfig {
             ("ingest.reserve_max_group", self.reserve_max_group),
             ("ingest.reserve_in_flight", self.reserve_in_flight),
             ("ingest.refund_turns", self.refund_turns),
+            (
+                "ingest.backlog_bytes_per_shop",
+                usize::try_from(self.backlog_bytes_per_shop).unwrap_or(usize::MAX),
+            ),
+            (
+                "ingest.backlog_refresh_ms",
+                usize::try_from(self.backlog_refresh_ms).unwrap_or(usize::MAX),
+            ),
             (
                 "ingest.purchases_per_sec_per_shop",
                 self.purchases_per_sec_per_shop as usize,

@@ -14,6 +14,7 @@ async fn a_full_purchase_stream_answers_503_and_loses_nothing() {
     const MAX_BYTES: i64 = 4096;
     let app = TestApp::spawn_with(|c| {
         c.nats.stream_max_bytes = MAX_BYTES;
+        c.ingest.backlog_bytes_per_shop = MAX_BYTES as u64;
         c.processor.order_lock_buckets = 1;
     })
     .await;
@@ -129,4 +130,101 @@ async fn start_up_moves_an_old_purchase_stream_to_interest_where_the_server_can(
             .unwrap();
         platform::nats::delete_streams(&js, &config.prefix).await;
     }
+}
+
+/// One shop sending faster than the processor settles fills only its own share of the
+/// stream (`ingest.backlog_bytes_per_shop`): then it is told to wait (429 `backlog_full`,
+/// `Retry-After`), while another shop's purchases are still stored. The processor held
+/// until then, released it settles every 202 once, and once the first shop's share has
+/// drained it is admitted again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shop_past_its_share_of_the_stream_waits_and_other_shops_do_not() {
+    const SHARE: u64 = 2048;
+    let app = TestApp::spawn_with(|c| {
+        c.ingest.backlog_bytes_per_shop = SHARE;
+        c.processor.order_lock_buckets = 1;
+    })
+    .await;
+    let (_, b, c) = app.chain3().await;
+    let (_, other_key) = referral::shops::create(&app.pool, "another shop")
+        .await
+        .unwrap();
+    let other_parent = app.signup_by(&other_key, None).await;
+    let other_buyer = app.signup_by(&other_key, Some(other_parent)).await;
+    let held = e2e::order_lock::OrderLock::hold(&app.config.database.url).await;
+
+    let mut accepted = HashSet::new();
+    let mut waited = None;
+    for i in 0..100 {
+        let (order, status, code, retry_after) =
+            send_purchase(&app, format!("greedy-{i}"), c).await;
+        if status == StatusCode::ACCEPTED {
+            accepted.insert(order);
+            continue;
+        }
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::TOO_MANY_REQUESTS, "backlog_full"),
+            "{order}"
+        );
+        assert!(retry_after.is_some(), "{order}: says when to retry");
+        waited = Some(order);
+        break;
+    }
+    let waited = waited.expect("the shop never reached its share");
+    assert!(
+        accepted.len() >= 2,
+        "a share holds several purchases: {accepted:?}"
+    );
+    let stream = stream_state(&app).await;
+    assert_eq!(
+        stream.messages as usize,
+        accepted.len(),
+        "one message per 202"
+    );
+    assert!(
+        stream.bytes >= SHARE,
+        "refused before its share was full: {stream:?}"
+    );
+
+    let other = |order: &'static str| {
+        let body = serde_json::json!({
+            "order_id": order, "user_id": other_buyer, "amount": "1000.00", "profit": "100.00"
+        });
+        let (app, key) = (&app, &other_key);
+        async move { app.post("/v1/purchases", key, &body).await.status() }
+    };
+    assert_eq!(
+        other("other-1").await,
+        StatusCode::ACCEPTED,
+        "another shop is not held back"
+    );
+    let (.., code, _) = send_purchase(&app, waited.clone(), c).await;
+    assert_eq!(
+        code, "backlog_full",
+        "nothing settled yet: the shop still waits"
+    );
+
+    held.release().await;
+    let (order, ..) = eventually(
+        || send_purchase(&app, waited.clone(), c),
+        |(_, s, ..)| *s == StatusCode::ACCEPTED,
+    )
+    .await;
+    accepted.insert(order);
+    accepted.insert("other-1".to_owned());
+    app.assert_settled_once(&accepted).await;
+    assert_eq!(
+        app.total(b).await,
+        format!("{}.00", (accepted.len() - 1) * 5)
+    );
+    assert_eq!(app.total(other_parent).await, "5.00");
+    app.assert_verified().await;
+}
+
+async fn stream_state(app: &TestApp) -> async_nats::jetstream::stream::State {
+    let js = async_nats::jetstream::new(async_nats::connect(app.nats_addrs()).await.unwrap());
+    let name = platform::nats::Subjects::new(&app.config.nats.prefix).purchases_stream();
+    let mut stream = js.get_stream(&name).await.unwrap();
+    stream.info().await.unwrap().state.clone()
 }
