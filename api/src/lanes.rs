@@ -7,10 +7,13 @@
 //! depth-3 tree's p99 went from 58–88 ms with the pool's 16 places to 32–35 ms with 4, the
 //! median unchanged (docs/performance.md). A waiting request is bounded by the request
 //! deadline and the in-flight limits, like any other.
-use crate::{ApiError, ApiState};
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+//!
+//! A report handler takes its place itself, once the caller is authenticated and
+//! authorized and its parameters are read: a request refused with 401, 403 or 422 is
+//! answered at once and never waits for one. (A route layer took it before the
+//! extractors ran, and anonymous refusals queued behind slow reads could fill the
+//! listener's places, shops' purchases among them in `referral all`.)
+use crate::ApiError;
 use platform::metrics::Waiting;
 use prometheus::IntGauge;
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -36,14 +39,5 @@ impl Lanes {
         drop(waiting);
         // Only a closed semaphore fails, and these are never closed.
         place.map_err(|_| ApiError::Internal(anyhow::anyhow!("read lanes closed")))
-    }
-}
-
-/// Report routes' middleware: the place is held until the handler has built its response,
-/// not while it is sent.
-pub async fn in_turn(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    match state.read_lanes.take().await {
-        Ok(_place) => next.run(request).await,
-        Err(e) => e.into_response(),
     }
 }

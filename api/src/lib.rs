@@ -128,15 +128,9 @@ pub(crate) fn authorize(who: &Principal, user: UserId) -> Result<(), ApiError> {
 /// Request/response routes (these get the shared limits, including the timeout); each
 /// module mounts its own.
 pub fn router(state: ApiState) -> Router {
-    let reads =
-        reports::routes()
-            .merge(tree::routes())
-            .route_layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                lanes::in_turn,
-            ));
     Router::new()
-        .merge(reads)
+        .merge(reports::routes())
+        .merge(tree::routes())
         .merge(reports::me_route())
         .merge(admin::routes())
         .merge(analytics::routes())

@@ -112,3 +112,49 @@ async fn a_live_replay_reads_its_pages_in_turn() {
     assert_eq!(held.totals.await.unwrap(), StatusCode::OK);
     assert_eq!(held.tree.await.unwrap(), StatusCode::OK);
 }
+
+/// A report request that is refused (no credential, another user's data, a bad parameter)
+/// is answered at once while every place is taken: it never queues behind slow reads.
+#[tokio::test]
+async fn a_refused_read_is_answered_without_waiting_for_a_place() {
+    let app = TestApp::spawn_with(|c| c.reports.max_concurrent_reads = 1).await;
+    let (a, b, c) = app.chain3().await;
+    let held = hold_totals_then_read_tree(&app, a, b).await;
+    eventually(|| waiting(&app), |l| l == "referral_report_reads_waiting 1").await;
+    let refused = [
+        (
+            format!("/v1/users/{b}/tree"),
+            None,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            format!("/v1/users/{b}/earnings/by-leg"),
+            Some(app.token_for(c)),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            format!("/v1/users/{b}/earnings/history?limit=0"),
+            Some(app.admin.clone()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            format!("/v1/users/{b}/tree?depth=99"),
+            Some(app.admin.clone()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            format!("/v1/users/{b}/earnings/daily?from=2026-02-01&to=2026-01-01"),
+            Some(app.admin.clone()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ];
+    for (path, bearer, status) in refused {
+        let r = app.get(&path, bearer.as_deref()).await;
+        assert_eq!(r.status(), status, "{path}");
+    }
+    assert_eq!(waiting(&app).await, "referral_report_reads_waiting 1");
+    assert!(!held.tree.is_finished(), "the place was held throughout");
+    held.lock.rollback().await.unwrap();
+    assert_eq!(held.totals.await.unwrap(), StatusCode::OK);
+    assert_eq!(held.tree.await.unwrap(), StatusCode::OK);
+}
