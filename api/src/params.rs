@@ -110,6 +110,21 @@ pub fn cursor(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
 
 /// `Last-Event-ID` (SSE header) and `last_event_id` (WebSocket query): the id of the
 /// last event received, a non-negative integer in decimal digits.
+/// The `Last-Event-ID` header, sent at most once: two would be two readings of one
+/// request (a proxy that keeps the other one would resume elsewhere), as with
+/// `Authorization` and `Content-Type`.
+pub fn last_event_id_header(headers: &axum::http::HeaderMap) -> Result<Option<u64>, ApiError> {
+    let mut values = headers.get_all("last-event-id").iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(invalid(
+            "invalid_last_event_id",
+            "send Last-Event-ID at most once",
+        ));
+    }
+    last_event_id(first.map(|v| v.as_bytes()))
+}
+
 pub fn last_event_id(raw: Option<&[u8]>) -> Result<Option<u64>, ApiError> {
     let Some(raw) = raw else { return Ok(None) };
     canonical_u64(raw).map(Some).ok_or_else(|| {

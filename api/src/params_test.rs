@@ -8,6 +8,24 @@ fn code<T: std::fmt::Debug>(r: Result<T, ApiError>) -> &'static str {
 }
 
 #[test]
+fn last_event_id_is_read_from_one_header_only() {
+    use axum::http::{HeaderMap, HeaderValue};
+    let mut headers = HeaderMap::new();
+    assert_eq!(last_event_id_header(&headers).unwrap(), None);
+    headers.append("last-event-id", HeaderValue::from_static("5"));
+    assert_eq!(last_event_id_header(&headers).unwrap(), Some(5));
+    headers.append("Last-Event-ID", HeaderValue::from_static("x"));
+    assert_eq!(
+        code(last_event_id_header(&headers)),
+        "invalid_last_event_id"
+    );
+    let mut same = HeaderMap::new();
+    same.append("last-event-id", HeaderValue::from_static("5"));
+    same.append("last-event-id", HeaderValue::from_static("5"));
+    assert_eq!(code(last_event_id_header(&same)), "invalid_last_event_id");
+}
+
+#[test]
 fn event_ids_and_cursors_are_canonical_integers() {
     assert_eq!(last_event_id(None).unwrap(), None);
     assert_eq!(last_event_id(Some(b"0")).unwrap(), Some(0));

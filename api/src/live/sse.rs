@@ -44,7 +44,7 @@ pub async fn stream(
     life: super::CredentialLife,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let last = params::last_event_id(headers.get("last-event-id").map(|v| v.as_bytes()))?;
+    let last = params::last_event_id_header(&headers)?;
     let items = super::open(&state, user, last, life).await?;
     let events = items.map(|f| {
         Ok(Event::default()
