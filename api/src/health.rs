@@ -1,6 +1,7 @@
 use crate::ApiState;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use std::future::Future;
@@ -42,8 +43,9 @@ impl Readiness {
 }
 
 /// Ready when Postgres answers, NATS is connected, and ClickHouse (if enabled) pings;
-/// `checked_at` says when that was probed.
-pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Value>) {
+/// `checked_at` says when that was probed. Not ready is a problem (`not_ready`, 503) that
+/// carries the same fields.
+pub async fn readyz(State(state): State<ApiState>) -> Response {
     let readiness = state.readiness.clone();
     let mut last = readiness.last.lock().await;
     let fresh = last
@@ -57,12 +59,27 @@ pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Value>) 
             (ok, body)
         }
     };
-    let status = if ok {
-        StatusCode::OK
+    if ok {
+        (StatusCode::OK, Json(body)).into_response()
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(body))
+        not_ready(body)
+    }
+}
+
+fn not_ready(probes: Value) -> Response {
+    let mut problem = platform::Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not_ready",
+        "a service this API needs did not answer; the fields say which",
+    );
+    problem.retry_after_secs = Some(1);
+    let mut response = problem.clone().into_response();
+    let mut body = serde_json::to_value(&problem).unwrap_or_default();
+    if let (Some(body), Value::Object(probes)) = (body.as_object_mut(), probes) {
+        body.extend(probes);
+    }
+    *response.body_mut() = axum::body::Body::from(body.to_string());
+    response
 }
 
 async fn probe(state: &ApiState, timeout: Duration) -> (bool, Value) {
@@ -91,4 +108,28 @@ async fn probe(state: &ApiState, timeout: Duration) -> (bool, Value) {
 /// A probe that does not answer in time counts as down.
 async fn within(timeout: Duration, probe: impl Future<Output = bool>) -> bool {
     tokio::time::timeout(timeout, probe).await.unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn not_ready_is_a_problem_that_says_which_service_did_not_answer() {
+        let response = not_ready(json!({ "postgres": false, "nats": true, "clickhouse": null }));
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let headers = response.headers();
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert_eq!(headers["retry-after"], "1");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], "not_ready");
+        assert_eq!(body["status"], 503);
+        assert_eq!(
+            (body["postgres"].clone(), body["nats"].clone()),
+            (json!(false), json!(true))
+        );
+    }
 }
