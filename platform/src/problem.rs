@@ -16,6 +16,11 @@ pub struct Problem {
     pub retry_after_secs: Option<u64>,
 }
 
+/// The longest `detail` sent: a detail may quote what the caller sent (serde names an
+/// unknown field, a time names the text it could not read), and a 60 KB value is not
+/// sent back whole.
+pub const MAX_DETAIL_CHARS: usize = 300;
+
 impl Problem {
     pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
         Problem {
@@ -23,7 +28,7 @@ impl Problem {
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             code: code.to_owned(),
-            detail: detail.into(),
+            detail: bounded(detail.into()),
             retry_after_secs: None,
         }
     }
@@ -119,15 +124,31 @@ pub fn from_json_rejection(r: axum::extract::rejection::JsonRejection) -> Proble
             "unsupported_media_type",
             "send Content-Type: application/json",
         ),
-        J::BytesRejection(_) => Problem::new(
+        // Past the body limit; anything else is a body that could not be read (a
+        // connection reset, broken chunked framing), not a large one.
+        J::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             "the request body is too large",
+        ),
+        J::BytesRejection(_) => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "unreadable_body",
+            "the request body could not be read to its end",
         ),
         J::JsonSyntaxError(e) => Problem::invalid("malformed_json", e.body_text()),
         J::JsonDataError(e) => Problem::invalid("invalid_body", e.body_text()),
         other => Problem::invalid("invalid_body", other.body_text()),
     }
+}
+
+/// `detail` cut to `MAX_DETAIL_CHARS` characters, marked with an ellipsis when cut.
+fn bounded(mut detail: String) -> String {
+    if let Some((cut, _)) = detail.char_indices().nth(MAX_DETAIL_CHARS) {
+        detail.truncate(cut);
+        detail.push('…');
+    }
+    detail
 }
 
 /// `axum::Json`, with malformed bodies answered as problems (stable codes) instead of text,
@@ -276,4 +297,19 @@ const OWN_SPELLING_RULES: [&str; 2] = ["cursor", "last_event_id"];
 fn leading_zero(value: &str) -> bool {
     let digits = value.strip_prefix('-').unwrap_or(value);
     digits.len() > 1 && digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_detail_is_cut_at_a_character_boundary() {
+        let quoted = format!("`{}` is not an RFC 3339 instant", "é".repeat(60_000));
+        let p = Problem::invalid("invalid_query", quoted);
+        assert_eq!(p.detail.chars().count(), MAX_DETAIL_CHARS + 1);
+        assert!(p.detail.ends_with('…'));
+        let short = Problem::invalid("invalid_query", "limit must be 1 to 500");
+        assert_eq!(short.detail, "limit must be 1 to 500");
+    }
 }

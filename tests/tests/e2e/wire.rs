@@ -142,3 +142,26 @@ async fn a_batch_answers_a_bad_item_on_its_own_and_stores_the_rest() {
     assert_eq!(app.settled().await, 2);
     app.assert_verified().await;
 }
+
+/// A body that cannot be read to its end (chunked framing broken part way) is a 400
+/// `unreadable_body`, not a 413 `body_too_large`: it was never too large.
+#[tokio::test]
+async fn a_body_broken_on_the_wire_is_unreadable_not_too_large() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn().await;
+    let addr = app.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST /v1/purchases HTTP/1.1\r\nHost: referral\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n\
+         5\r\n{{\"or\r\nzz\r\n",
+        app.shop_key
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    assert!(answer.contains("\"code\":\"unreadable_body\""), "{answer}");
+}
