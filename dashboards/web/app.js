@@ -118,8 +118,13 @@
     $('signin-message').textContent = '';
     showAlert('');
     $('admin-panel').hidden = state.me.role !== 'admin';
-    $('view-user-id').value = state.me.user_id;
+    $('view-user-id').value = state.me.user_id || '';
     showView(true);
+    if (!state.me.user_id) {
+      // An admin is no user of their own: they choose whom to view.
+      $('view-user-id').focus();
+      return;
+    }
     $('total-heading').setAttribute('tabindex', '-1');
     $('total-heading').focus();
     openUser(state.me.user_id);

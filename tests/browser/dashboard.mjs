@@ -143,6 +143,37 @@ async function main() {
   const refused = consoleErrors.filter((e) => /Content Security Policy/i.test(e));
   if (refused.length) throw new Error(`the page broke its Content-Security-Policy: ${refused[0]}`);
 
+  // 7. An admin (no user of their own) signs in to the admin panel, with nothing to
+  //    complain about, and views the user by id.
+  if (env.ADMIN_TOKEN) {
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.locator('#sign-out').click();
+    await page.locator('#token').fill(need('ADMIN_TOKEN'), { timeout: WAIT_MS });
+    await page.locator('#sign-in').click();
+    try {
+      await page.waitForFunction(() => !document.getElementById('admin-panel').hidden,
+        null, { timeout: WAIT_MS, polling: 100 });
+    } catch {
+      throw new Error(`the admin panel did not open within ${WAIT_MS} ms`);
+    }
+    const alert = await page.evaluate(() => {
+      const a = document.getElementById('alert');
+      return a && !a.hidden ? a.textContent.trim() : null;
+    });
+    if (alert) throw new Error(`an admin's sign-in showed an alert: ${alert}`);
+    await page.locator('#view-user-id').fill(need('VIEW_USER_ID'));
+    await page.locator('#view-user').click();
+    try {
+      await page.waitForFunction((expected) => {
+        const t = document.getElementById('total')?.textContent?.trim();
+        return expected ? t === expected : /^−?₹\d/.test(t || '');
+      }, expected, { timeout: WAIT_MS, polling: 100 });
+    } catch {
+      throw new Error(`the admin's view of the user did not show ${expected} within ${WAIT_MS} ms`);
+    }
+    result.admin_view = 'ok';
+  }
+
   result.ok = true;
 }
 

@@ -1,5 +1,6 @@
 //! The dashboard in headless Chromium (Debian's, driven by playwright-core): sign in,
-//! post a purchase through the API, see the total and ticker update without reload.
+//! post a purchase through the API, see the total and ticker update without reload; then
+//! sign in as an admin and view that user.
 use e2e::TestApp;
 use std::path::PathBuf;
 use std::process::Command;
@@ -17,6 +18,8 @@ async fn dashboard_shows_a_new_earning_live_without_reload() {
     cmd.arg(&script)
         .env("BASE_URL", &app.base)
         .env("USER_TOKEN", app.token_for(b))
+        .env("ADMIN_TOKEN", &app.admin)
+        .env("VIEW_USER_ID", b.to_string())
         .env("SHOP_KEY", &app.shop_key)
         .env("BUYER_ID", c.to_string())
         .env("ORDER_ID", "browser-1")
