@@ -56,6 +56,10 @@ fn add_common(op: &mut Operation) {
         ));
     }
     if op.request_body.is_some() {
+        common.push((
+            "400",
+            "unreadable_body: the body could not be read to its end",
+        ));
         common.push(("413", "body_too_large"));
         common.push((
             "415",
