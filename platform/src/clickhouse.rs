@@ -181,6 +181,12 @@ impl Clickhouse {
 
     /// Inserts JSONEachRow lines into `table` in one request: one block, so the server
     /// takes all of them or none.
+    ///
+    /// The insert's query id names its rows (`insert_query_id`): while an earlier attempt
+    /// with the same rows still runs on the server (its client gave up at
+    /// `request_timeout_ms`, and ClickHouse does not cancel an insert whose client went
+    /// away), a retry is refused with code 216 and backs off, instead of inserting the
+    /// rows a second time once the lookup of what is stored has missed them.
     pub async fn insert(&self, table: &str, rows: &[&str]) -> Result<(), ClickhouseError> {
         if rows.is_empty() {
             return Ok(());
@@ -190,7 +196,10 @@ impl Clickhouse {
             body.push_str(row);
             body.push('\n');
         }
-        self.execute(&body).await.map(drop)
+        let id = insert_query_id(table, rows);
+        self.execute_with(&body, &[("query_id", &id)])
+            .await
+            .map(drop)
     }
 }
 
@@ -202,6 +211,17 @@ pub fn read_json_rows<T: DeserializeOwned>(body: &str) -> Result<Vec<T>, Clickho
                 .map_err(|e| ClickhouseError::Unexpected(format!("a row that does not read: {e}")))
         })
         .collect()
+}
+
+/// The query id of an insert of `rows` into `table`: the same rows, the same id.
+pub fn insert_query_id(table: &str, rows: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    for row in rows {
+        digest.update(row.as_bytes());
+        digest.update(b"\n");
+    }
+    format!("insert-{table}-{}", hex::encode(&digest.finalize()[..16]))
 }
 
 /// The body of a success, or the server's error as `Refused`.

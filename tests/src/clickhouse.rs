@@ -24,6 +24,19 @@ pub async fn query(url: &str, sql: &str) -> String {
     body
 }
 
+/// Runs `sql`; its answer trimmed, or `None` when ClickHouse refused it or did not answer.
+pub async fn try_query(url: &str, sql: &str) -> Option<String> {
+    let response = reqwest::Client::new()
+        .post(format!("{}/", url.trim_end_matches('/')))
+        .body(sql.to_owned())
+        .send()
+        .await
+        .ok()?;
+    let ok = response.status().is_success();
+    let body = response.text().await.ok()?;
+    ok.then(|| body.trim().to_owned())
+}
+
 /// `sql`'s rows as JSON objects (64-bit integers as numbers).
 pub async fn rows(url: &str, sql: &str) -> Vec<serde_json::Value> {
     query(url, &format!("{sql} FORMAT JSONEachRow"))

@@ -5,6 +5,7 @@ mod admin_views;
 mod lanes;
 mod lookups;
 mod panels;
+mod retries;
 mod rollups;
 mod seed;
 mod shared;
