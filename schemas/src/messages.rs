@@ -83,12 +83,21 @@ impl PurchaseMessage {
         {
             return Err(DeadLetterReason::InvalidAmounts);
         }
-        if !plausible_time(self.occurred_at, Utc::now()) {
+        // Judged against this host's clock plus a margin: the edge that answered 202
+        // judged it against its own, which may run ahead of this one.
+        let now = Utc::now() + chrono::Duration::seconds(HOST_CLOCK_MARGIN_SECS);
+        if !plausible_time(self.occurred_at, now) {
             return Err(DeadLetterReason::InvalidTime);
         }
         Ok(())
     }
 }
+
+/// How far an edge's clock may run ahead of the processor's without a purchase the edge
+/// accepted (a time up to `MAX_CLOCK_SKEW_SECS` ahead of the edge's clock) being refused
+/// when it is settled: hosts kept in time by NTP differ by milliseconds, so an hour is a
+/// margin for a clock gone wrong, not a tolerance for shops.
+pub const HOST_CLOCK_MARGIN_SECS: i64 = 3600;
 
 /// Earliest `occurred_at` accepted: older is a client bug, not a purchase.
 pub const EARLIEST_PURCHASE_YEAR: i32 = 2000;
@@ -138,4 +147,35 @@ pub fn decode_group(payload: &[u8]) -> Result<Vec<GroupItem>, String> {
             }
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ahead: chrono::Duration) -> PurchaseMessage {
+        PurchaseMessage {
+            purchase_id: Uuid::new_v4(),
+            shop_id: ShopId::new(),
+            order_id: OrderId::parse("o-1").unwrap(),
+            user_id: UserId::new(),
+            amount: Money::parse("2000.00").unwrap(),
+            profit: Money::parse("500.00").unwrap(),
+            currency: crate::CURRENCY.to_owned(),
+            occurred_at: Utc::now() + ahead,
+            body_hash: String::new(),
+        }
+    }
+
+    /// An edge whose clock ran half an hour ahead accepted a purchase a day ahead of its
+    /// clock: the processor settles it. Past the margin, it is still refused.
+    #[test]
+    fn a_time_the_edge_accepted_on_a_clock_ahead_of_this_one_is_settled() {
+        let day = chrono::Duration::seconds(MAX_CLOCK_SKEW_SECS);
+        assert_eq!(at(day + chrono::Duration::minutes(30)).check(), Ok(()));
+        assert_eq!(
+            at(day + chrono::Duration::minutes(90)).check(),
+            Err(DeadLetterReason::InvalidTime)
+        );
+    }
 }
