@@ -2,7 +2,6 @@
 //! keeps every acknowledged purchase (a crash before the ack redelivers the batch, whose
 //! replay writes nothing and announces again).
 use crate::ledger::Committed;
-use anyhow::Context;
 use async_nats::jetstream::{self, Message};
 use platform::nats::Subjects;
 
@@ -90,15 +89,23 @@ fn chunk_id(kind: &str, ids: impl Iterator<Item = uuid::Uuid>) -> String {
     format!("{kind}:{}", hex::encode(&digest.finalize()[..16]))
 }
 
-/// Acks every message of the batch, after its commit and its announcement.
-pub async fn ack(batch: &[Message], _announced: Announced) -> anyhow::Result<()> {
+/// Acks every message of the batch, after its commit and its announcement. An ack that
+/// fails is logged, not returned: the message is redelivered after its ack wait and
+/// replayed (writing nothing, announcing again), whereas an error here stopped the whole
+/// role (and in `referral all` the edge and the API with it).
+pub async fn ack(batch: &[Message], _announced: Announced) {
+    let mut failed = 0usize;
     for m in batch {
-        m.ack()
-            .await
-            .map_err(|e| anyhow::anyhow!(e))
-            .context("acking")?;
+        if let Err(e) = m.ack().await {
+            failed += 1;
+            if failed == 1 {
+                tracing::warn!(error = %e, "acking a settled message failed; it will be redelivered and replayed");
+            }
+        }
     }
-    Ok(())
+    if failed > 1 {
+        tracing::warn!(failed, "acks failed in this batch");
+    }
 }
 
 #[cfg(test)]

@@ -40,6 +40,8 @@ pub struct DurablePull {
     /// Failed reopen attempts in a row, and when the next may be made.
     failures: u32,
     retry_at: Option<Instant>,
+    /// When the pull last reopened and has not brought a message since.
+    opened_at: Option<Instant>,
 }
 
 /// How much one pull request asks for: messages and payload bytes. The byte bound
@@ -88,6 +90,7 @@ pub async fn durable_pull(
         lost_at: None,
         failures: 0,
         retry_at: None,
+        opened_at: None,
     })
 }
 
@@ -136,7 +139,12 @@ impl DurablePull {
                 continue;
             };
             match messages.next().await {
-                Some(Ok(m)) => return Some(Ok(m)),
+                Some(Ok(m)) => {
+                    // Delivering again: a later loss starts its backoff afresh.
+                    self.failures = 0;
+                    self.opened_at = None;
+                    return Some(Ok(m));
+                }
                 Some(Err(e)) => self.lost(&e.to_string()),
                 None => self.lost("the message stream ended"),
             }
@@ -145,6 +153,19 @@ impl DurablePull {
 
     fn lost(&mut self, why: &str) {
         self.messages = None;
+        // A pull lost soon after it reopened (a consumer leader still being elected
+        // answers the reopen, then fails the pull) counts as a failed reopen, so the next
+        // one waits; otherwise the two went round at once, two JetStream requests a pass.
+        let open_for = self.opened_at.take().map(|t| t.elapsed());
+        self.failures = failures_after_loss(self.failures, open_for, self.spec.reopen_backoff_max);
+        if self.failures > 0 {
+            let wait = reopen_backoff(
+                self.failures,
+                self.spec.reopen_backoff_first,
+                self.spec.reopen_backoff_max,
+            );
+            self.retry_at = Some(Instant::now() + wait);
+        }
         if self.lost_at.is_none() {
             self.lost_at = Some(Instant::now());
             metrics()
@@ -169,8 +190,8 @@ impl DurablePull {
                     "consumer reopened"
                 );
                 self.messages = Some(messages);
-                self.failures = 0;
                 self.retry_at = None;
+                self.opened_at = Some(Instant::now());
                 Ok(())
             }
             Err(e) => {
@@ -187,6 +208,16 @@ impl DurablePull {
     }
 }
 
+/// Failures counted after the pull was lost, `open_for` after it last reopened (`None`:
+/// it brought a message since, or never reopened): lost within `settle` of a reopen, the
+/// reopen counts as failed; lost later, the count starts again.
+fn failures_after_loss(failures: u32, open_for: Option<Duration>, settle: Duration) -> u32 {
+    match open_for {
+        Some(open_for) if open_for < settle => failures.saturating_add(1),
+        _ => 0,
+    }
+}
+
 /// `first`, doubling per failed attempt, at most `max`.
 fn reopen_backoff(failures: u32, first: Duration, max: Duration) -> Duration {
     let exp = failures.saturating_sub(1).min(16);
@@ -196,6 +227,21 @@ fn reopen_backoff(failures: u32, first: Duration, max: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pull_lost_right_after_its_reopen_counts_as_a_failed_reopen() {
+        let settle = Duration::from_millis(2_000);
+        let soon = Some(Duration::from_millis(5));
+        assert_eq!(failures_after_loss(0, soon, settle), 1);
+        assert_eq!(failures_after_loss(3, soon, settle), 4);
+        let later = Some(Duration::from_millis(2_500));
+        assert_eq!(failures_after_loss(3, later, settle), 0);
+        assert_eq!(
+            failures_after_loss(3, None, settle),
+            0,
+            "it delivered since"
+        );
+    }
 
     #[test]
     fn reopen_backoff_doubles_up_to_its_bound() {
