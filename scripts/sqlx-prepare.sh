@@ -9,7 +9,7 @@ psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DAT
 for f in schemas/migrations/*.sql; do psql -q -1 -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres -d "$db" -f "$f" >/dev/null; done
 rm -rf .sqlx && mkdir -p .sqlx
 # Touch the crates that hold queries so their macros expand again, online, writing .sqlx/.
-touch platform/src/lib.rs ingest/src/lib.rs processor/src/lib.rs api/src/lib.rs cli/src/lib.rs
+touch platform/src/lib.rs ingest/src/lib.rs processor/src/lib.rs api/src/lib.rs cli/src/lib.rs warehouse/src/lib.rs
 SQLX_OFFLINE=false SQLX_OFFLINE_DIR="$PWD/.sqlx" DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db" \
   cargo check --workspace --all-targets --quiet
 echo "wrote $(ls .sqlx | wc -l) query files to .sqlx/"

@@ -29,8 +29,11 @@ pub enum Command {
     Processor,
     /// Reports, live streams and the dashboard.
     Api,
-    /// The ClickHouse warehouse sink.
-    Warehouse,
+    /// The ClickHouse warehouse sink (or, with `backfill`, a load from Postgres).
+    Warehouse {
+        #[command(subcommand)]
+        action: Option<WarehouseAction>,
+    },
     /// Apply Postgres migrations (and ClickHouse DDL when enabled).
     Migrate,
     /// Print a signed JWT.
@@ -67,6 +70,21 @@ pub enum Command {
 }
 
 #[derive(Subcommand)]
+pub enum WarehouseAction {
+    /// Write the settled purchases of a time range, with their entries, from Postgres to
+    /// ClickHouse: what the EARNINGS stream dropped during an outage, or a new warehouse's
+    /// past. Rows ClickHouse holds are left out: safe to repeat and beside the sink.
+    Backfill {
+        /// Purchases settled at or after this instant (RFC 3339).
+        #[arg(long)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// Purchases settled before this instant (RFC 3339).
+        #[arg(long)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum ShopAction {
     /// Create a shop; prints its id and API key (shown once).
     Create {
@@ -94,7 +112,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::Ingest
             | Command::Processor
             | Command::Api
-            | Command::Warehouse
+            | Command::Warehouse { action: None }
             | Command::Bench { .. }
     );
     let work = dispatch(cli.command, config, shutdown.clone());
@@ -117,7 +135,10 @@ async fn dispatch(
         Command::Ingest => ingest::run(config, shutdown).await,
         Command::Processor => processor::run(config, shutdown).await,
         Command::Api => api::run(config, shutdown).await,
-        Command::Warehouse => warehouse::run(config, shutdown).await,
+        Command::Warehouse { action: None } => warehouse::run(config, shutdown).await,
+        Command::Warehouse {
+            action: Some(WarehouseAction::Backfill { from, to }),
+        } => backfill(&config, warehouse::Range { from, to }).await,
         Command::Migrate => {
             platform::db::create_and_migrate(&config.database).await?;
             if config.clickhouse.enabled {
@@ -172,6 +193,24 @@ async fn dispatch(
             }
         }
     }
+}
+
+async fn backfill(config: &Config, range: warehouse::Range) -> anyhow::Result<()> {
+    let limits = &config.clickhouse;
+    warehouse::migrate(limits).await?;
+    let ch = platform::clickhouse::Clickhouse::new(limits)?;
+    let pool = platform::db::connect(&config.database).await?;
+    let pages = limits.batch_max_rows;
+    let done = warehouse::backfill(&pool, &ch, range, pages, limits.partitions_per_insert).await?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "purchases": done.purchases,
+            "inserted": done.written.inserted,
+            "already_stored": done.written.already_stored,
+        })
+    );
+    Ok(())
 }
 
 /// How an error reaches a person: one line, its causes joined, saying what to do. The

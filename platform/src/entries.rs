@@ -1,6 +1,7 @@
 //! Ledger entries read back as the `EarningEvent`s they were announced as: one shape for
 //! the processor's replays and the live feed's resume and gap fill.
 use rust_decimal::Decimal;
+use schemas::messages::ProcessedPurchase;
 use schemas::{EarningEvent, EntryKind, Money, ShopId, UserId};
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -97,6 +98,40 @@ pub async fn of_purchases(
         .fetch_all(db)
         .await?;
     events(rows)
+}
+
+/// The purchases as the processor announced them when it settled them (`ledger.purchases`):
+/// for a replay, and for loading the warehouse from Postgres.
+pub async fn facts_of_purchases(
+    db: impl PgExecutor<'_>,
+    ids: &[Uuid],
+) -> anyhow::Result<Vec<ProcessedPurchase>> {
+    let facts = sqlx::query!(
+        r#"SELECT p.id, p.shop_id, p.user_id, p.amount, p.profit, p.status, p.plan_version, p.occurred_at,
+                  p.processed_at, p.amount >= (pl.body->>'qualifying_threshold')::numeric AS "qualifying!"
+           FROM purchases p JOIN plans pl ON pl.version = p.plan_version WHERE p.id = ANY($1)"#,
+        ids
+    )
+    .fetch_all(db)
+    .await?;
+    facts
+        .into_iter()
+        .map(|f| {
+            Ok(ProcessedPurchase {
+                purchase_id: f.id,
+                shop_id: ShopId(f.shop_id),
+                user_id: UserId(f.user_id),
+                amount: Money::from_decimal(f.amount)?,
+                profit: Money::from_decimal(f.profit)?,
+                // As the first delivery said: the threshold of the plan it was paid under.
+                qualifying: f.qualifying,
+                plan_version: u32::try_from(f.plan_version)?,
+                status: f.status.parse()?,
+                occurred_at: f.occurred_at,
+                processed_at: f.processed_at,
+            })
+        })
+        .collect()
 }
 
 /// The reversals one refund wrote, found from the refund's row (`sql/entries_of_refund.sql`).

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub auth_lookups_waiting: IntGauge,
     pub http_connections_refused: IntCounterVec,
     pub warehouse_rows: IntCounterVec,
+    /// Messages a consumer found the stream had dropped before it received them.
+    pub messages_lost: IntCounterVec,
     pub consumer_lost: IntCounterVec,
 }
 
@@ -161,8 +163,8 @@ fn gauges(r: &Registry) -> Result<[IntGauge; 8], prometheus::Error> {
     ])
 }
 
-/// Counters of connections refused, warehouse rows and consumers lost.
-fn counters(r: &Registry) -> Result<[IntCounterVec; 3], prometheus::Error> {
+/// Counters of connections refused, warehouse rows, consumers lost and messages lost.
+fn counters(r: &Registry) -> Result<[IntCounterVec; 4], prometheus::Error> {
     Ok([
         counter(
             r,
@@ -183,6 +185,13 @@ fn counters(r: &Registry) -> Result<[IntCounterVec; 3], prometheus::Error> {
             "times a stream consumer was lost (missed heartbeats, errors) and reopened",
             &["consumer"],
         )?,
+        counter(
+            r,
+            "messages_lost_total",
+            "messages a consumer found its stream had dropped (its oldest, at its bound) \
+             before they were delivered; for the warehouse, run `referral warehouse backfill`",
+            &["consumer"],
+        )?,
     ])
 }
 
@@ -191,7 +200,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     let [live_connections, http_connections, report_reads_waiting, graph_users, analytics_queries_waiting, graph_writes_waiting, refunds_waiting, auth_lookups_waiting] =
         gauges(&r)?;
     let (http_latency, batch_latency, ingest_stage) = histograms(&r)?;
-    let [http_connections_refused, warehouse_rows, consumer_lost] = counters(&r)?;
+    let [http_connections_refused, warehouse_rows, consumer_lost, messages_lost] = counters(&r)?;
     Ok(Metrics {
         http_requests: counter(
             &r,
@@ -238,6 +247,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         graph_users,
         http_connections_refused,
         warehouse_rows,
+        messages_lost,
         consumer_lost,
         registry: r,
     })

@@ -119,6 +119,15 @@ impl Rows {
         rows
     }
 
+    /// Entries and settled purchases read from the ledger (`crate::backfill`) as rows.
+    pub fn from_ledger(entries: &[EarningEvent], purchases: &[ProcessedPurchase]) -> Rows {
+        Rows {
+            earnings: entries.iter().map(Row::earning).collect(),
+            purchases: purchases.iter().map(Row::purchase).collect(),
+            skipped: 0,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.earnings.is_empty() && self.purchases.is_empty()
     }

@@ -5,11 +5,14 @@
 //! or republished message is never counted twice by the rollup views.
 #![forbid(unsafe_code)]
 
+mod backfill;
 mod batch;
+mod gaps;
 mod migrate;
 pub mod rows;
 mod users;
 
+pub use backfill::{backfill, Backfilled, Range};
 pub use batch::{Rows, Written};
 pub use migrate::migrate;
 
@@ -42,11 +45,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let mut users = UserEventsCopy::new(pool, limits.batch_max_rows);
     let wait = Duration::from_millis(limits.batch_max_wait_ms);
     tracing::info!(database = ch.database(), "warehouse sink started");
+    let mut gaps = gaps::Gaps::default();
     loop {
         let batch = tokio::select! {
             _ = shutdown.cancelled() => break,
             b = next_batch(&mut messages, limits.batch_max_rows, limits.batch_max_bytes, wait) => b?,
         };
+        gaps.see(&batch);
         if !batch.is_empty() {
             let backoff = Backoff::new(limits);
             let months = limits.partitions_per_insert;

@@ -71,6 +71,18 @@ impl Config {
         self.reports.validate()?;
         self.ingest.validate()?;
         self.clickhouse.validate()?;
+        self.shop_share_fits()?;
+        anyhow::ensure!(
+            self.auth.token_ttl_secs <= self.auth.max_token_lifetime_secs,
+            "auth.token_ttl_secs ({}) exceeds auth.max_token_lifetime_secs ({})",
+            self.auth.token_ttl_secs,
+            self.auth.max_token_lifetime_secs
+        );
+        Ok(())
+    }
+
+    /// A shop's share of PURCHASES is no more than the stream.
+    fn shop_share_fits(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
             self.nats.stream_max_bytes <= 0
                 || i64::try_from(self.ingest.backlog_bytes_per_shop)
@@ -79,12 +91,6 @@ impl Config {
              could fill the stream every shop shares",
             self.ingest.backlog_bytes_per_shop,
             self.nats.stream_max_bytes
-        );
-        anyhow::ensure!(
-            self.auth.token_ttl_secs <= self.auth.max_token_lifetime_secs,
-            "auth.token_ttl_secs ({}) exceeds auth.max_token_lifetime_secs ({})",
-            self.auth.token_ttl_secs,
-            self.auth.max_token_lifetime_secs
         );
         Ok(())
     }

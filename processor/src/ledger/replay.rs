@@ -1,8 +1,6 @@
 //! A redelivered message writes nothing; it republishes what its first delivery wrote,
 //! in case that delivery committed but died before publishing.
 use super::Outcome;
-use schemas::messages::ProcessedPurchase;
-use schemas::{Money, ShopId, UserId};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
@@ -19,29 +17,9 @@ pub(super) async fn purchases(
     outcome
         .entries
         .extend(platform::entries::of_purchases(&mut **tx, ids).await?);
-    let facts = sqlx::query!(
-        r#"SELECT p.id, p.shop_id, p.user_id, p.amount, p.profit, p.status, p.plan_version, p.occurred_at,
-                  p.processed_at, p.amount >= (pl.body->>'qualifying_threshold')::numeric AS "qualifying!"
-           FROM purchases p JOIN plans pl ON pl.version = p.plan_version WHERE p.id = ANY($1)"#,
-        ids
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    for f in facts {
-        outcome.purchases.push(ProcessedPurchase {
-            purchase_id: f.id,
-            shop_id: ShopId(f.shop_id),
-            user_id: UserId(f.user_id),
-            amount: Money::from_decimal(f.amount)?,
-            profit: Money::from_decimal(f.profit)?,
-            // As the first delivery said: the threshold of the plan it was paid under.
-            qualifying: f.qualifying,
-            plan_version: u32::try_from(f.plan_version)?,
-            status: f.status.parse()?,
-            occurred_at: f.occurred_at,
-            processed_at: f.processed_at,
-        });
-    }
+    outcome
+        .purchases
+        .extend(platform::entries::facts_of_purchases(&mut **tx, ids).await?);
     Ok(())
 }
 

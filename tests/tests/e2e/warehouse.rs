@@ -2,6 +2,7 @@
 //! mid-stream), rollups equal the Postgres ledger, every Grafana panel shows what the
 //! ledger says, and the analytics API answers the same and guards each user's data.
 mod admin_views;
+mod backfill;
 mod lanes;
 mod lookups;
 mod panels;
