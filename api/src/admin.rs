@@ -185,7 +185,7 @@ async fn check_new_referrer(
             "a user cannot refer themself".into(),
         ));
     }
-    graph_writes::take_referrer(tx, r, max_direct)
+    graph_writes::take_referrer(tx, r, max_direct, None)
         .await?
         .map_err(|refusal: ReferrerRefusal| ApiError::Problem(refusal.problem()))?;
     let cycle = sqlx::query_scalar!(

@@ -78,6 +78,8 @@ pub struct Shared {
     pub refund_turns: turns::RefundTurns,
     /// Signups in turn (`platform::db::GraphWrites`).
     pub graph_writes: platform::db::GraphWrites,
+    /// `[ingest] referrals_per_shop_under_others`.
+    pub referrals_per_shop_under_others: u8,
     /// Each shop's share of the PURCHASES stream (`[ingest] backlog_bytes_per_shop`).
     pub backlog: Arc<backlog::Backlog>,
 }
@@ -140,6 +142,7 @@ impl IngestState {
             refund_turns: turns::RefundTurns::new(config.ingest.refund_turns),
             graph_writes: platform::db::GraphWrites::new(config.http.graph_writes_per_caller),
             backlog,
+            referrals_per_shop_under_others: config.ingest.referrals_per_shop_under_others,
         })))
     }
 }

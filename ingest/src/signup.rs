@@ -109,7 +109,15 @@ async fn write(
         return Ok((StatusCode::OK, existing));
     }
     if let Some(referrer) = req.referrer_id {
-        graph_writes::take_referrer(&mut tx, referrer, state.plan.max_direct_referrals())
+        let cap = match who {
+            Principal::Shop(shop) => Some(graph_writes::ShopCap {
+                shop,
+                under_others: state.referrals_per_shop_under_others,
+            }),
+            _ => None,
+        };
+        let max_direct = state.plan.max_direct_referrals();
+        graph_writes::take_referrer(&mut tx, referrer, max_direct, cap)
             .await?
             .map_err(IngestError::Referrer)?;
     }

@@ -202,6 +202,11 @@ pub struct IngestConfig {
     pub backlog_bytes_per_shop: u64,
     /// How often the edge reads how far the processor has drained the stream.
     pub backlog_refresh_ms: u64,
+    /// Direct referrals one shop may sign up under a user another shop (or an admin)
+    /// signed up; past it 409 `shop_referral_limit_reached`. Referrals cross shops, but a
+    /// shop cannot fill all of another shop's user's places (the plan's
+    /// `max_direct_referrals`, 8) and lock everyone else out of them. 0: none at all.
+    pub referrals_per_shop_under_others: u8,
 }
 
 impl Default for IngestConfig {
@@ -225,6 +230,7 @@ impl Default for IngestConfig {
             refund_turns: 4,
             backlog_bytes_per_shop: 128 * 1024 * 1024,
             backlog_refresh_ms: 200,
+            referrals_per_shop_under_others: 2,
         }
     }
 }

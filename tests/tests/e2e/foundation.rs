@@ -2,7 +2,7 @@
 use e2e::sse::SseClient;
 use e2e::{eventually, TestApp};
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::time::Duration;
 
 #[tokio::test]
@@ -253,4 +253,47 @@ async fn a_batch_larger_than_a_group_is_stored_whole_and_each_item_answered() {
     eventually(|| app.total(b), |t| t == "50.00").await;
     assert_eq!(app.settled().await, 10);
     app.assert_verified().await;
+}
+
+/// Referrals cross shops, but one shop fills at most `referrals_per_shop_under_others` of
+/// another shop's user's places, however many it sends at once: the rest stay for the
+/// user's own shop (and others), and an admin is not held to it.
+#[tokio::test]
+async fn a_shop_fills_only_its_share_of_another_shops_users_referral_places() {
+    let app = TestApp::spawn().await;
+    let (_, hostile) = referral::shops::create(&app.pool, "hostile shop")
+        .await
+        .unwrap();
+    let victim = app.signup(None).await;
+    let body = json!({ "referrer_id": victim });
+    let attempts = (0..8).map(|_| app.post("/v1/users", &hostile, &body));
+    let mut codes = Vec::new();
+    for r in futures::future::join_all(attempts).await {
+        let status = r.status();
+        let p: Value = r.json().await.unwrap();
+        codes.push((status, p["code"].as_str().map(str::to_owned)));
+    }
+    let created = codes
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 2, "{codes:?}");
+    for (status, code) in codes.iter().filter(|(s, _)| *s != StatusCode::CREATED) {
+        assert_eq!(*status, StatusCode::CONFLICT);
+        assert_eq!(code.as_deref(), Some("shop_referral_limit_reached"));
+    }
+    // The user's own shop fills the rest, and an admin is not held to a shop's share.
+    for _ in 0..5 {
+        app.signup(Some(victim)).await;
+    }
+    app.signup_by(&app.admin, Some(victim)).await;
+    let r = app.try_signup(Some(victim)).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "referral_limit_reached");
+    // Under its own users the hostile shop is held only by the plan's limit.
+    let own = app.signup_by(&hostile, None).await;
+    for _ in 0..8 {
+        app.signup_by(&hostile, Some(own)).await;
+    }
 }
