@@ -13,23 +13,53 @@
 //! answered at once and never waits for one. (A route layer took it before the
 //! extractors ran, and anonymous refusals queued behind slow reads could fill the
 //! listener's places, shops' purchases among them in `referral all`.)
+//!
+//! The reads of one user's data take at most `per_user` of the places (`take_for`): a
+//! user's own token may have 16 requests in flight, and sixteen slow trees of one user
+//! queued ahead of everyone would have had every place to themselves in turn.
 use crate::ApiError;
 use platform::metrics::Waiting;
+use platform::turns::{KeyedTurns, Turn};
 use prometheus::IntGauge;
+use schemas::UserId;
 use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// One user's reads' shares of places (hashed; two users rarely share one).
+const USER_SHARES: usize = 1_024;
 
 /// A fixed number of places, and a gauge of those waiting for one.
 pub struct Lanes {
     places: Semaphore,
+    per_user: KeyedTurns,
     waiting: IntGauge,
 }
 
+/// A place taken for a user's read: the user's share and the place itself.
+pub struct Place<'a> {
+    _share: Turn,
+    _place: SemaphorePermit<'a>,
+}
+
 impl Lanes {
-    pub fn new(places: usize, waiting: IntGauge) -> Self {
+    /// `places` at once, of which `per_user` for the reads of one user's data.
+    pub fn new(places: usize, per_user: usize, waiting: IntGauge) -> Self {
         Lanes {
             places: Semaphore::new(places),
+            per_user: KeyedTurns::with_places(USER_SHARES, per_user.min(places)),
             waiting,
         }
+    }
+
+    /// Waits for one of `user`'s shares, then for a place, each in arrival order.
+    pub async fn take_for(&self, user: UserId) -> Result<Place<'_>, ApiError> {
+        let waiting = Waiting::start(&self.waiting);
+        let share = self.per_user.take(user).await;
+        drop(waiting);
+        let place = self.take().await?;
+        Ok(Place {
+            _share: share,
+            _place: place,
+        })
     }
 
     /// Waits for a place in arrival order; the place is freed when the permit is dropped.

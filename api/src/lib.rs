@@ -104,9 +104,11 @@ impl ApiState {
             )),
             read_lanes: Arc::new(lanes::Lanes::new(
                 config.reports.max_concurrent_reads,
+                config.reports.max_concurrent_reads_per_user,
                 metrics().report_reads_waiting.clone(),
             )),
             warehouse_lanes: Arc::new(lanes::Lanes::new(
+                config.clickhouse.analytics_max_concurrent_queries,
                 config.clickhouse.analytics_max_concurrent_queries,
                 metrics().analytics_queries_waiting.clone(),
             )),

@@ -97,7 +97,7 @@ pub async fn summary(
     ReadableUser(user): ReadableUser,
     _: NoQuery,
 ) -> Result<Json<EarningsSummary>, ApiError> {
-    let _place = state.read_lanes.take().await?;
+    let _place = state.read_lanes.take_for(user).await?;
     let rows = sqlx::query!(
         "SELECT level, total, entries FROM balances WHERE user_id = $1 ORDER BY level",
         user.as_uuid()
@@ -137,7 +137,7 @@ pub async fn by_referral(
     ReadableUser(user): ReadableUser,
     _: NoQuery,
 ) -> Result<Json<ByReferral>, ApiError> {
-    let _place = state.read_lanes.take().await?;
+    let _place = state.read_lanes.take_for(user).await?;
     let rows = sqlx::query!(
         r#"SELECT source_user_id, level, sum(total) AS "total!", sum(entries)::bigint AS "entries!"
            FROM earnings_by_source WHERE beneficiary_id = $1
@@ -178,7 +178,7 @@ pub async fn by_leg(
     ReadableUser(user): ReadableUser,
     _: NoQuery,
 ) -> Result<Json<ByLeg>, ApiError> {
-    let _place = state.read_lanes.take().await?;
+    let _place = state.read_lanes.take_for(user).await?;
     // Every current direct referral is a leg, even before it earns anything; legs
     // recorded on past entries stay even if that referral has since moved.
     let rows = sqlx::query!(
@@ -233,7 +233,7 @@ pub async fn daily(
     QueryParams(q): QueryParams<DailyQuery>,
 ) -> Result<Json<DailySeries>, ApiError> {
     let (from, to) = params::series(q.from, q.to)?;
-    let _place = state.read_lanes.take().await?;
+    let _place = state.read_lanes.take_for(user).await?;
     let rows = sqlx::query!(
         "SELECT day, total, entries FROM earnings_daily
          WHERE beneficiary_id = $1 AND day BETWEEN $2::date AND $3::date ORDER BY day",

@@ -48,7 +48,7 @@ pub async fn tree(
 ) -> Result<Response, ApiError> {
     let depth = crate::params::tree_depth(q.depth, &state.reports)?;
     let limit = state.reports.max_tree_nodes;
-    let _place = state.read_lanes.take().await?;
+    let _place = state.read_lanes.take_for(root).await?;
     // One connection for the request's reads: under many readers a request waits for the
     // pool once, not once a level (each wait is another place in the queue).
     let mut conn = state.pool.acquire().await?;

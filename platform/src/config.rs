@@ -346,6 +346,10 @@ pub struct ReportsConfig {
     /// to run them, and the operating system then slices them, which makes the slowest
     /// requests slower without answering more (docs/performance.md, stop 34).
     pub max_concurrent_reads: usize,
+    /// Of those, the reads of one user's data at once (a user's own token may have
+    /// `http.max_in_flight_per_user` requests in flight); more is the same as
+    /// `max_concurrent_reads`.
+    pub max_concurrent_reads_per_user: usize,
     /// Ledger positions one filtered history page (a level, a time range) examines at
     /// most. Entries the filter skips are read too, so without a bound a page asking for
     /// a rare level walked every entry of the user; a page that reached the bound before

@@ -92,7 +92,7 @@ impl Follower {
     /// Reads the next page of the gap into `pending`; false ends the client's stream
     /// (it resumes with the last id it saw, on any instance).
     async fn fill(&mut self) -> bool {
-        let Ok(_place) = self.lanes.take().await else {
+        let Ok(_place) = self.lanes.take_for(self.user).await else {
             return false;
         };
         let read = platform::entries::of_user(

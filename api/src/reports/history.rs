@@ -66,7 +66,7 @@ pub async fn history(
     let before = params::cursor(q.cursor.as_deref())?.unwrap_or(i64::MAX);
     let only_level = params::level(q.level)?;
     params::instants(q.from, q.to)?;
-    let _place = state.read_lanes.take().await?;
+    let _place = state.read_lanes.take_for(user).await?;
     if let Some(level) = only_level {
         if !paid_at(&state, user, level).await? {
             return Ok(Json(empty_page()));

@@ -243,6 +243,10 @@ impl super::ReportsConfig {
             anyhow::ensure!(value > 0, "{name} must be at least 1");
         }
         anyhow::ensure!(
+            self.max_concurrent_reads_per_user > 0,
+            "reports.max_concurrent_reads_per_user must be at least 1"
+        );
+        anyhow::ensure!(
             self.default_page_size <= self.max_page_size,
             "reports.default_page_size ({}) exceeds reports.max_page_size ({})",
             self.default_page_size,

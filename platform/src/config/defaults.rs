@@ -148,6 +148,7 @@ impl Default for ReportsConfig {
             max_tree_nodes: 5_000,
             known_users_cache: 100_000,
             max_concurrent_reads: 4,
+            max_concurrent_reads_per_user: 2,
             history_max_scan: 10_000,
         }
     }

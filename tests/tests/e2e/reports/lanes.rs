@@ -158,3 +158,38 @@ async fn a_refused_read_is_answered_without_waiting_for_a_place() {
     assert_eq!(held.totals.await.unwrap(), StatusCode::OK);
     assert_eq!(held.tree.await.unwrap(), StatusCode::OK);
 }
+
+/// The reads of one user's data take at most `max_concurrent_reads_per_user` places: a
+/// user's second read waits for the first although a place is free, and another user's
+/// read takes that place meanwhile.
+#[tokio::test]
+async fn one_users_reads_take_only_their_share_of_the_places() {
+    let app = TestApp::spawn_with(|c| {
+        c.reports.max_concurrent_reads = 2;
+        c.reports.max_concurrent_reads_per_user = 1;
+    })
+    .await;
+    let (a, b, _) = app.chain3().await;
+    let mut lock = app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE balances IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let held = get(&app, format!("/v1/users/{a}/earnings")).await;
+    eventually(|| blocked_reads(&app), |n| *n == 1).await;
+    // a's tree needs no lock: only a's share keeps it waiting.
+    let second = get(&app, format!("/v1/users/{a}/tree")).await;
+    eventually(|| waiting(&app), |l| l == "referral_report_reads_waiting 1").await;
+    let other = app
+        .get(&format!("/v1/users/{b}/tree"), Some(&app.admin))
+        .await;
+    assert_eq!(
+        other.status(),
+        StatusCode::OK,
+        "another user's read takes the free place"
+    );
+    assert!(!second.is_finished());
+    lock.rollback().await.unwrap();
+    assert_eq!(held.await.unwrap(), StatusCode::OK);
+    assert_eq!(second.await.unwrap(), StatusCode::OK);
+}
