@@ -19,6 +19,7 @@ pub fn routes() -> axum::Router<ApiState> {
         .route("/v1/admin/users/{id}/deactivate", post(deactivate))
         .route("/v1/admin/users/{id}/reactivate", post(reactivate))
         .route("/v1/admin/users/{id}/referrer", put(move_user))
+        .route("/v1/admin/users/{id}/tokens/revoke", post(revoke_tokens))
         .route("/v1/admin/plan", get(plan))
         .route("/v1/admin/dead-letters", get(dead_letters))
 }
@@ -65,6 +66,39 @@ pub async fn reactivate(
     _: platform::problem::NoQuery,
 ) -> Result<Json<UserState>, ApiError> {
     set_status(state, id, UserStatus::Active).await
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+/// Every token of the user issued at or before `not_before` is refused (within
+/// `[auth] revocations_refresh_ms` on every instance); one issued later passes.
+pub struct TokensRevoked {
+    user_id: UserId,
+    not_before: chrono::DateTime<chrono::Utc>,
+}
+
+#[utoipa::path(post, path = "/v1/admin/users/{id}/tokens/revoke", tag = "admin",
+    params(("id" = uuid::Uuid, Path, description = "the user")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = TokensRevoked),
+        (status = 403, description = "admins only", body = platform::Problem),
+        (status = 404, description = "not_found", body = platform::Problem),
+        (status = 422, description = "invalid_user_id, invalid_query", body = platform::Problem),
+    ))]
+pub async fn revoke_tokens(
+    State(state): State<ApiState>,
+    _: Admin,
+    UserPath(user): UserPath,
+    _: platform::problem::NoQuery,
+) -> Result<Json<TokensRevoked>, ApiError> {
+    crate::reports::ensure_user(&state, user).await?;
+    let subject = platform::auth::Principal::User(user).key();
+    let not_before = platform::auth::revocations::revoke(&state.pool, &subject).await?;
+    tracing::info!("a user's tokens revoked");
+    Ok(Json(TokensRevoked {
+        user_id: user,
+        not_before,
+    }))
 }
 
 /// Reactivation pays nothing retroactively: purchases settled while inactive stay as paid.

@@ -19,6 +19,7 @@ use utoipa::{Modify, OpenApi};
         crate::admin::deactivate,
         crate::admin::reactivate,
         crate::admin::move_user,
+        crate::admin::revoke_tokens,
         crate::admin::plan,
         crate::admin::dead_letters,
         crate::analytics::top_earners,

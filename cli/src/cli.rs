@@ -36,12 +36,16 @@ pub enum Command {
     },
     /// Apply Postgres migrations (and ClickHouse DDL when enabled).
     Migrate,
-    /// Print a signed JWT.
+    /// Print a signed JWT (or, with --revoke, refuse every such token issued until now).
     Token {
         #[arg(long, conflicts_with = "user")]
         admin: bool,
         #[arg(long)]
         user: Option<UserId>,
+        /// Revoke every token of the admins (--admin) or of the user (--user) issued until
+        /// now, within `[auth] revocations_refresh_ms` on every instance; prints nothing secret.
+        #[arg(long)]
+        revoke: bool,
     },
     /// Manage shops and their API keys.
     Shop {
@@ -147,15 +151,28 @@ async fn dispatch(
             println!("migrations applied");
             Ok(())
         }
-        Command::Token { admin, user } => {
-            config.auth.check_secrets(&[])?;
-            let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy(&config.database.url)?;
-            let auth = Authenticator::new(&config.auth, pool);
+        Command::Token {
+            admin,
+            user,
+            revoke,
+        } => {
             let who = match (admin, user) {
                 (true, _) => Principal::Admin,
                 (false, Some(u)) => Principal::User(u),
                 (false, None) => anyhow::bail!("pass --admin or --user <uuid>"),
             };
+            if revoke {
+                let pool = platform::db::connect(&config.database).await?;
+                let at = platform::auth::revocations::revoke(&pool, &who.key()).await?;
+                println!(
+                    "{}",
+                    serde_json::json!({ "revoked": who.kind(), "not_before": at })
+                );
+                return Ok(());
+            }
+            config.auth.check_secrets(&[])?;
+            let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy(&config.database.url)?;
+            let auth = Authenticator::new(&config.auth, pool);
             println!("{}", auth.issue(who)?);
             Ok(())
         }

@@ -12,6 +12,7 @@ use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod revocations;
 mod roles;
 mod shop_keys;
 #[cfg(test)]
@@ -93,6 +94,7 @@ struct Inner {
     shop_keys: shop_keys::ShopKeyCache,
     /// SHA-256 and length of `[auth] metrics_token`, when one is set.
     metrics_token: Option<(shop_keys::KeyHash, usize)>,
+    revocations: revocations::Revocations,
 }
 
 impl Authenticator {
@@ -102,7 +104,7 @@ impl Authenticator {
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECS;
-        Authenticator {
+        let auth = Authenticator {
             inner: Arc::new(Inner {
                 encoding: EncodingKey::from_secret(config.jwt_secret.as_bytes()),
                 decoding: DecodingKey::from_secret(config.jwt_secret.as_bytes()),
@@ -117,8 +119,37 @@ impl Authenticator {
                 ),
                 metrics_token: (!config.metrics_token.is_empty())
                     .then(|| (hash_key(&config.metrics_token), config.metrics_token.len())),
+                revocations: revocations::Revocations::default(),
             }),
-        }
+        };
+        auth.follow_revocations(Duration::from_millis(config.revocations_refresh_ms));
+        auth
+    }
+
+    /// Reads the revocations now and every `every` while this authenticator lives (in a
+    /// runtime; a command without one issues tokens and checks none).
+    fn follow_revocations(&self, every: Duration) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let inner = Arc::downgrade(&self.inner);
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = inner.upgrade() else { return };
+                let window = inner.max_lifetime_secs.saturating_add(LEEWAY_SECS);
+                if let Err(e) = inner.revocations.refresh(&inner.pool, window).await {
+                    tracing::debug!(error = %e, "reading token revocations; keeping the last read");
+                }
+            }
+        });
+    }
+
+    /// Told when the revoked tokens change (a live stream then checks its token again).
+    pub fn revocations_changed(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.revocations.subscribe()
     }
 
     pub fn issue(&self, who: Principal) -> anyhow::Result<String> {
@@ -236,15 +267,21 @@ impl Authenticator {
                 "the token's lifetime exceeds the maximum; ask for a new one",
             ));
         }
-        match claims.role.as_str() {
-            "admin" => Ok(Principal::Admin),
+        let who = match claims.role.as_str() {
+            "admin" => Principal::Admin,
             "user" => claims
                 .sub
                 .parse::<UserId>()
                 .map(Principal::User)
-                .map_err(|_| Problem::unauthenticated("the token's subject is not a user id")),
-            _ => Err(Problem::unauthenticated("the token's role is unknown")),
+                .map_err(|_| Problem::unauthenticated("the token's subject is not a user id"))?,
+            _ => return Err(Problem::unauthenticated("the token's role is unknown")),
+        };
+        if self.inner.revocations.revoked(&who.key(), claims.iat) {
+            return Err(Problem::unauthenticated(
+                "the token was revoked; ask for a new one",
+            ));
         }
+        Ok(who)
     }
 
     async fn shop_lookup(&self, bearer: &str) -> Result<Principal, Problem> {

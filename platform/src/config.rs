@@ -257,6 +257,9 @@ pub struct AuthConfig {
     /// How long a verified shop key is trusted without asking Postgres again: a revoked
     /// key stops working within this bound.
     pub shop_key_cache_ttl_ms: u64,
+    /// How often each process reads the token revocations (`referral token --revoke`,
+    /// `POST /v1/admin/users/{id}/tokens/revoke`): a revoked token is refused within it.
+    pub revocations_refresh_ms: u64,
     /// A bearer credential that may read `/metrics` and nothing else (for a Prometheus
     /// scraper), at least `MIN_SECRET_BYTES`; empty: only admin tokens read `/metrics`.
     /// `REFERRAL_AUTH__METRICS_TOKEN`; never logged.

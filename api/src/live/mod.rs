@@ -24,10 +24,14 @@ pub fn routes() -> axum::Router<crate::ApiState> {
 }
 
 /// How long the caller's credential stays accepted (`None`: it does not expire by
-/// itself). A stream ends then: it was authorized once, at its start, and would otherwise
-/// outlive its token for as long as the client stays connected. The client reconnects
-/// with a new token and resumes with `Last-Event-ID`, losing nothing.
-pub struct CredentialLife(Option<Duration>);
+/// itself), and the credential, to check again when tokens are revoked. A stream ends
+/// when it expires or is revoked: it was authorized once, at its start, and would
+/// otherwise outlive its token for as long as the client stays connected. The client
+/// reconnects with a new token and resumes with `Last-Event-ID`, losing nothing.
+pub struct CredentialLife {
+    life: Option<Duration>,
+    bearer: Option<String>,
+}
 
 impl FromRequestParts<crate::ApiState> for CredentialLife {
     type Rejection = std::convert::Infallible;
@@ -36,11 +40,40 @@ impl FromRequestParts<crate::ApiState> for CredentialLife {
         parts: &mut Parts,
         state: &crate::ApiState,
     ) -> Result<Self, Self::Rejection> {
-        let life = match platform::auth::bearer(&parts.headers) {
-            Some(Ok(bearer)) => state.auth.remaining_life(bearer),
+        let bearer = match platform::auth::bearer(&parts.headers) {
+            Some(Ok(bearer)) => Some(bearer.to_owned()),
             _ => None,
         };
-        Ok(CredentialLife(life))
+        let life = bearer.as_deref().and_then(|b| state.auth.remaining_life(b));
+        Ok(CredentialLife { life, bearer })
+    }
+}
+
+impl CredentialLife {
+    /// Ends when the credential expires, or when a change of the revocations refuses it.
+    async fn ended(self, auth: platform::auth::Authenticator) {
+        let expired = async {
+            match self.life {
+                Some(life) => tokio::time::sleep(life).await,
+                None => std::future::pending().await,
+            }
+        };
+        let revoked = async {
+            let Some(bearer) = self.bearer else {
+                return std::future::pending().await;
+            };
+            let mut changed = auth.revocations_changed();
+            while changed.changed().await.is_ok() {
+                if !matches!(auth.authenticate_offline(&bearer), Some(Ok(_))) {
+                    return;
+                }
+            }
+            std::future::pending().await
+        };
+        tokio::select! {
+            () = expired => {}
+            () = revoked => {}
+        }
     }
 }
 
@@ -52,7 +85,7 @@ pub async fn open(
     state: &crate::ApiState,
     user: schemas::UserId,
     last_event_id: Option<u64>,
-    CredentialLife(life): CredentialLife,
+    life: CredentialLife,
 ) -> Result<impl Stream<Item = Frame> + Send + 'static, crate::ApiError> {
     let sub = state.relay.subscribe(user).map_err(|e| match e {
         relay::SubscribeError::PerUser => crate::ApiError::TooManyStreams(
@@ -76,11 +109,6 @@ pub async fn open(
         page: state.live.replay_page,
         pending: Default::default(),
     };
-    let expired = async move {
-        match life {
-            Some(life) => tokio::time::sleep(life).await,
-            None => std::future::pending().await,
-        }
-    };
-    Ok(follower.stream(state.shutdown.clone()).take_until(expired))
+    let ended = life.ended(state.auth.clone());
+    Ok(follower.stream(state.shutdown.clone()).take_until(ended))
 }

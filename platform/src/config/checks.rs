@@ -58,6 +58,10 @@ impl Config {
             ),
             ("auth.token_ttl_secs", self.auth.token_ttl_secs),
             (
+                "auth.revocations_refresh_ms",
+                self.auth.revocations_refresh_ms,
+            ),
+            (
                 "auth.shop_key_cache_size",
                 self.auth.shop_key_cache_size as u64,
             ),

@@ -91,6 +91,7 @@ impl Default for AuthConfig {
             allow_dev_secrets: false,
             shop_key_cache_size: 10_000,
             shop_key_cache_ttl_ms: 5_000,
+            revocations_refresh_ms: 5_000,
             metrics_token: String::new(),
         }
     }

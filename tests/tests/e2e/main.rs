@@ -23,6 +23,7 @@ mod openapi;
 mod plans;
 mod pool;
 mod reports;
+mod revocations;
 mod security;
 mod simulation;
 mod spellings;
