@@ -155,27 +155,7 @@ async fn dispatch(
             admin,
             user,
             revoke,
-        } => {
-            let who = match (admin, user) {
-                (true, _) => Principal::Admin,
-                (false, Some(u)) => Principal::User(u),
-                (false, None) => anyhow::bail!("pass --admin or --user <uuid>"),
-            };
-            if revoke {
-                let pool = platform::db::connect(&config.database).await?;
-                let at = platform::auth::revocations::revoke(&pool, &who.key()).await?;
-                println!(
-                    "{}",
-                    serde_json::json!({ "revoked": who.kind(), "not_before": at })
-                );
-                return Ok(());
-            }
-            config.auth.check_secrets(&[])?;
-            let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy(&config.database.url)?;
-            let auth = Authenticator::new(&config.auth, pool);
-            println!("{}", auth.issue(who)?);
-            Ok(())
-        }
+        } => token(&config, admin, user, revoke).await,
         Command::Shop { action } => {
             let pool = platform::db::connect(&config.database).await?;
             match action {
@@ -210,6 +190,34 @@ async fn dispatch(
             }
         }
     }
+}
+
+/// Prints a token for the admins or the user, or revokes every such token issued so far.
+async fn token(
+    config: &Config,
+    admin: bool,
+    user: Option<UserId>,
+    revoke: bool,
+) -> anyhow::Result<()> {
+    let who = match (admin, user) {
+        (true, _) => Principal::Admin,
+        (false, Some(u)) => Principal::User(u),
+        (false, None) => anyhow::bail!("pass --admin or --user <uuid>"),
+    };
+    if revoke {
+        let pool = platform::db::connect(&config.database).await?;
+        let at = platform::auth::revocations::revoke(&pool, &who.key()).await?;
+        println!(
+            "{}",
+            serde_json::json!({ "revoked": who.kind(), "not_before": at })
+        );
+        return Ok(());
+    }
+    config.auth.check_secrets(&[])?;
+    let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy(&config.database.url)?;
+    let auth = Authenticator::new(&config.auth, pool);
+    println!("{}", auth.issue(who)?);
+    Ok(())
 }
 
 async fn backfill(config: &Config, range: warehouse::Range) -> anyhow::Result<()> {
