@@ -222,6 +222,7 @@ async fn token(
 
 async fn backfill(config: &Config, range: warehouse::Range) -> anyhow::Result<()> {
     let limits = &config.clickhouse;
+    warehouse::beside::check(config, range).await?;
     warehouse::migrate(limits).await?;
     let ch = platform::clickhouse::Clickhouse::new(limits)?;
     let pool = platform::db::connect(&config.database).await?;

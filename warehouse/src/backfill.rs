@@ -5,7 +5,8 @@
 //! none of the past. This reads the settled purchases of a time range a page at a time,
 //! with their entries (reversals included) and their facts as the processor announced
 //! them, and writes them as the sink does: ids ClickHouse holds are left out, so a run
-//! is safe to repeat and to run beside the sink.
+//! is safe to repeat. Beside a running sink only a range the sink can no longer be given
+//! is (`crate::beside`): two writers could both insert what neither found.
 use crate::batch::{Rows, Written};
 use chrono::{DateTime, Utc};
 use platform::clickhouse::Clickhouse;

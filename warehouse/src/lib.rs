@@ -7,6 +7,7 @@
 
 mod backfill;
 mod batch;
+pub mod beside;
 mod gaps;
 mod migrate;
 pub mod rows;
@@ -42,16 +43,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let subjects = Subjects::new(&config.nats.prefix);
     let mut messages = subscribe(&config, &subjects).await?;
     let pool = platform::db::connect(&config.database).await?;
-    let mut users = UserEventsCopy::new(pool, limits.batch_max_rows);
+    let mut users = UserEventsCopy::new(pool.clone(), limits.batch_max_rows);
     let wait = Duration::from_millis(limits.batch_max_wait_ms);
     tracing::info!(database = ch.database(), "warehouse sink started");
-    let mut gaps = gaps::Gaps::default();
+    let mut gaps = gaps::Gaps::new(limits.gap_backfill_margin_secs);
     loop {
         let batch = tokio::select! {
             _ = shutdown.cancelled() => break,
             b = next_batch(&mut messages, limits.batch_max_rows, limits.batch_max_bytes, wait) => b?,
         };
-        gaps.see(&batch);
+        if let Some(dropped) = gaps.see(&batch) {
+            if !heal(&pool, &ch, limits, dropped, &shutdown).await {
+                break;
+            }
+        }
         if !batch.is_empty() {
             let backoff = Backoff::new(limits);
             let months = limits.partitions_per_insert;
@@ -163,6 +168,37 @@ async fn write_then_ack(
         "warehouse batch written"
     );
     true
+}
+
+/// Loads what the stream dropped from Postgres (retrying until ClickHouse takes it) while
+/// the batch after it waits unacked; false when told to stop first.
+async fn heal(
+    pool: &sqlx::PgPool,
+    ch: &Clickhouse,
+    limits: &platform::config::ClickhouseConfig,
+    dropped: backfill::Range,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut backoff = Backoff::new(limits);
+    let (page, months) = (limits.batch_max_rows, limits.partitions_per_insert);
+    loop {
+        match backfill::backfill(pool, ch, dropped, page, months).await {
+            Ok(done) => {
+                tracing::info!(
+                    purchases = done.purchases,
+                    inserted = done.written.inserted,
+                    "loaded what the stream dropped from Postgres"
+                );
+                return true;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "loading what the stream dropped failed; retrying");
+                if !backoff.wait(shutdown).await {
+                    return false;
+                }
+            }
+        }
+    }
 }
 
 /// Exponential backoff from `FIRST_BACKOFF` to a bound, cut short by shutdown.
