@@ -106,7 +106,7 @@ impl Backlog {
     }
 
     /// Reads what the stream holds every `every` until the last `Backlog` is gone. A
-    /// failed read changes nothing: shares are then over-counted, never under.
+    /// failed read changes nothing: shares then stay as counted, over rather than under.
     pub fn follow(
         self: &Arc<Self>,
         js: async_nats::jetstream::Context,

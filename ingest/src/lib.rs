@@ -97,7 +97,7 @@ impl IngestState {
         )?;
         let js = async_nats::jetstream::new(nats);
         let subjects = Arc::new(Subjects::new(&config.nats.prefix));
-        let backlog = backlog::Backlog::new(config.ingest.backlog_bytes_per_shop);
+        let backlog = backlog::Backlog::new(config.shop_share_bytes());
         backlog.follow(
             js.clone(),
             subjects.purchases_stream(),

@@ -136,12 +136,24 @@ impl Authenticator {
         runtime.spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut failing = false;
             loop {
                 tick.tick().await;
                 let Some(inner) = inner.upgrade() else { return };
                 let window = inner.max_lifetime_secs.saturating_add(LEEWAY_SECS);
-                if let Err(e) = inner.revocations.refresh(&inner.pool, window).await {
-                    tracing::debug!(error = %e, "reading token revocations; keeping the last read");
+                match inner.revocations.refresh(&inner.pool, window).await {
+                    // Said once when it starts failing, and once when it reads again: a
+                    // revocation made meanwhile is not enforced by this process.
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %e, "token revocations cannot be read; \
+                            enforcing the last read until they can");
+                    }
+                    Ok(()) if failing => {
+                        failing = false;
+                        tracing::info!("token revocations read again");
+                    }
+                    _ => {}
                 }
             }
         });

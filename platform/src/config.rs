@@ -202,8 +202,9 @@ pub struct IngestConfig {
     pub refund_turns: usize,
     /// Bytes of one shop's purchases and refunds this edge stored that may wait in the
     /// PURCHASES stream at once; past it that shop alone gets 429 `backlog_full` until the
-    /// processor has settled some. At most `nats.stream_max_bytes`: the default, an eighth
-    /// of it, keeps one shop from filling the stream that every shop shares.
+    /// processor has settled some. The default is an eighth of the default
+    /// `nats.stream_max_bytes`, so one shop cannot fill the stream every shop shares; a
+    /// share larger than the stream counts as the stream.
     pub backlog_bytes_per_shop: u64,
     /// How often the edge reads how far the processor has drained the stream.
     pub backlog_refresh_ms: u64,

@@ -31,6 +31,9 @@ pub fn routes() -> axum::Router<crate::ApiState> {
 pub struct CredentialLife {
     life: Option<Duration>,
     bearer: Option<String>,
+    /// Subscribed before the stream opens, and the token checked again right after: a
+    /// revocation read between the request's check and the subscription is not missed.
+    revocations: tokio::sync::watch::Receiver<u64>,
 }
 
 impl FromRequestParts<crate::ApiState> for CredentialLife {
@@ -44,8 +47,13 @@ impl FromRequestParts<crate::ApiState> for CredentialLife {
             Some(Ok(bearer)) => Some(bearer.to_owned()),
             _ => None,
         };
+        let revocations = state.auth.revocations_changed();
         let life = bearer.as_deref().and_then(|b| state.auth.remaining_life(b));
-        Ok(CredentialLife { life, bearer })
+        Ok(CredentialLife {
+            life,
+            bearer,
+            revocations,
+        })
     }
 }
 
@@ -58,13 +66,17 @@ impl CredentialLife {
                 None => std::future::pending().await,
             }
         };
+        let mut changed = self.revocations;
         let revoked = async {
             let Some(bearer) = self.bearer else {
                 return std::future::pending().await;
             };
-            let mut changed = auth.revocations_changed();
+            let accepted = || matches!(auth.authenticate_offline(&bearer), Some(Ok(_)));
+            if !accepted() {
+                return;
+            }
             while changed.changed().await.is_ok() {
-                if !matches!(auth.authenticate_offline(&bearer), Some(Ok(_))) {
+                if !accepted() {
                     return;
                 }
             }

@@ -72,14 +72,24 @@ impl Revocations {
     }
 }
 
-/// Revokes every token of `subject` issued until now; returns that moment.
+/// Revokes every token of `subject` issued until now; returns that moment, once its
+/// second has passed: tokens carry their issue time in whole seconds, and one issued in
+/// the revocation's second is refused, so a token issued after this returns passes.
 pub async fn revoke(pool: &PgPool, subject: &str) -> sqlx::Result<chrono::DateTime<chrono::Utc>> {
-    sqlx::query_scalar!(
+    let at = sqlx::query_scalar!(
         "INSERT INTO token_revocations (subject, not_before) VALUES ($1, now())
          ON CONFLICT (subject) DO UPDATE SET not_before = greatest(token_revocations.not_before, now())
          RETURNING not_before",
         subject
     )
     .fetch_one(pool)
-    .await
+    .await?;
+    let next_second = at.timestamp().saturating_add(1);
+    let wait = chrono::DateTime::from_timestamp(next_second, 0)
+        .map(|next| next - chrono::Utc::now())
+        .and_then(|left| left.to_std().ok());
+    if let Some(wait) = wait {
+        tokio::time::sleep(wait).await;
+    }
+    Ok(at)
 }

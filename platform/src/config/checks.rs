@@ -75,7 +75,6 @@ impl Config {
         self.reports.validate()?;
         self.ingest.validate()?;
         self.clickhouse.validate()?;
-        self.shop_share_fits()?;
         anyhow::ensure!(
             self.auth.token_ttl_secs <= self.auth.max_token_lifetime_secs,
             "auth.token_ttl_secs ({}) exceeds auth.max_token_lifetime_secs ({})",
@@ -85,18 +84,13 @@ impl Config {
         Ok(())
     }
 
-    /// A shop's share of PURCHASES is no more than the stream.
-    fn shop_share_fits(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            self.nats.stream_max_bytes <= 0
-                || i64::try_from(self.ingest.backlog_bytes_per_shop)
-                    .is_ok_and(|b| b <= self.nats.stream_max_bytes),
-            "ingest.backlog_bytes_per_shop ({}) exceeds nats.stream_max_bytes ({}): one shop \
-             could fill the stream every shop shares",
-            self.ingest.backlog_bytes_per_shop,
-            self.nats.stream_max_bytes
-        );
-        Ok(())
+    /// A shop's share of PURCHASES: `ingest.backlog_bytes_per_shop`, or the whole stream
+    /// where that is less (a share larger than the stream bounds nothing more).
+    pub fn shop_share_bytes(&self) -> u64 {
+        match u64::try_from(self.nats.stream_max_bytes) {
+            Ok(stream) if stream > 0 => self.ingest.backlog_bytes_per_shop.min(stream),
+            _ => self.ingest.backlog_bytes_per_shop,
+        }
     }
 }
 
