@@ -66,32 +66,8 @@ impl IngestError {
             OrderNotFound(_) => (StatusCode::NOT_FOUND, "order_not_found"),
             RefundExceedsRemaining { .. } => (StatusCode::CONFLICT, "refund_exceeds_remaining"),
             BatchTooLarge(..) => (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large"),
-            PurchaseRate(wait) => {
-                platform::metrics::metrics()
-                    .rate_limited
-                    .with_label_values(&["purchases"])
-                    .inc();
-                let mut p = Problem::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    self.to_string(),
-                );
-                p.retry_after_secs = Some(*wait);
-                return p;
-            }
-            BacklogFull(wait) => {
-                platform::metrics::metrics()
-                    .rate_limited
-                    .with_label_values(&["backlog"])
-                    .inc();
-                let mut p = Problem::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "backlog_full",
-                    self.to_string(),
-                );
-                p.retry_after_secs = Some(*wait);
-                return p;
-            }
+            PurchaseRate(wait) => return self.wait("purchases", "rate_limited", *wait),
+            BacklogFull(wait) => return self.wait("backlog", "backlog_full", *wait),
             StreamUnavailable(e) => {
                 tracing::warn!(error = ?e, "stream publish failed");
                 let mut p = Problem::unavailable(self.to_string());
@@ -105,6 +81,19 @@ impl IngestError {
             Internal(e) => return Problem::internal(e),
         };
         Problem::new(status, code, self.to_string())
+    }
+}
+
+impl IngestError {
+    /// A 429 that says when to retry, counted under `kind`.
+    fn wait(&self, kind: &str, code: &str, secs: u64) -> Problem {
+        platform::metrics::metrics()
+            .rate_limited
+            .with_label_values(&[kind])
+            .inc();
+        let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, code, self.to_string());
+        p.retry_after_secs = Some(secs);
+        p
     }
 }
 
