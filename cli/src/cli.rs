@@ -77,7 +77,8 @@ pub enum Command {
 pub enum WarehouseAction {
     /// Write the settled purchases of a time range, with their entries, from Postgres to
     /// ClickHouse: what the EARNINGS stream dropped during an outage, or a new warehouse's
-    /// past. Rows ClickHouse holds are left out: safe to repeat and beside the sink.
+    /// past. Rows ClickHouse holds are left out, and writes take turns with the sink's:
+    /// safe to repeat and beside a running sink.
     Backfill {
         /// Purchases settled at or after this instant (RFC 3339).
         #[arg(long)]
@@ -222,12 +223,15 @@ async fn token(
 
 async fn backfill(config: &Config, range: warehouse::Range) -> anyhow::Result<()> {
     let limits = &config.clickhouse;
-    warehouse::beside::check(config, range).await?;
     warehouse::migrate(limits).await?;
     let ch = platform::clickhouse::Clickhouse::new(limits)?;
     let pool = platform::db::connect(&config.database).await?;
-    let pages = limits.batch_max_rows;
-    let done = warehouse::backfill(&pool, &ch, range, pages, limits.partitions_per_insert).await?;
+    let writer = warehouse::Writer {
+        ch: &ch,
+        pool: &pool,
+        months: limits.partitions_per_insert,
+    };
+    let done = warehouse::backfill(&writer, range, limits.batch_max_rows).await?;
     println!(
         "{}",
         serde_json::json!({

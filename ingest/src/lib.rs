@@ -97,7 +97,15 @@ impl IngestState {
         )?;
         let js = async_nats::jetstream::new(nats);
         let subjects = Arc::new(Subjects::new(&config.nats.prefix));
-        let backlog = backlog::Backlog::new(config.shop_share_bytes());
+        let share = config.shop_share_bytes();
+        if u64::try_from(config.nats.stream_max_bytes).is_ok_and(|s| s > 0 && share >= s) {
+            tracing::warn!(
+                share,
+                "a shop's share of PURCHASES is the whole stream: one shop \
+                can fill it and make every shop wait (ingest.backlog_bytes_per_shop)"
+            );
+        }
+        let backlog = backlog::Backlog::new(share);
         backlog.follow(
             js.clone(),
             subjects.purchases_stream(),

@@ -108,11 +108,6 @@ pub struct ClickhouseConfig {
     /// servers), and a batch whose purchases carry shops' `occurred_at` times from many
     /// months would be refused and retried for ever, so the sink splits it.
     pub partitions_per_insert: usize,
-    /// When the sink finds EARNINGS dropped messages before it received them (ClickHouse
-    /// away longer than the stream holds), it loads from Postgres the purchases settled
-    /// from this long before the last message it received until the next one: a batch
-    /// is settled a little before it is announced.
-    pub gap_backfill_margin_secs: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

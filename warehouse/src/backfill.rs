@@ -1,46 +1,46 @@
 //! Loading the warehouse from Postgres, the record of truth. EARNINGS keeps the newest
 //! `nats.stream_max_bytes` and drops its oldest, so a ClickHouse outage longer than the
-//! stream holds loses rows the sink never received (it counts them,
-//! `referral_messages_lost_total{consumer="warehouse"}`); a new or emptied warehouse has
-//! none of the past. This reads the settled purchases of a time range a page at a time,
-//! with their entries (reversals included) and their facts as the processor announced
-//! them, and writes them as the sink does: ids ClickHouse holds are left out, so a run
-//! is safe to repeat. Beside a running sink only a range the sink can no longer be given
-//! is (`crate::beside`): two writers could both insert what neither found.
+//! stream holds loses rows the sink never received (it counts them and says what to run,
+//! `crate::gaps`); a new or emptied warehouse has none of the past. A run loads, a page
+//! at a time (by id, so memory stays flat):
+//! 1. the purchases settled in the range (`processed_at`), with all their entries;
+//! 2. the purchases with an entry made in the range (`created_at`), with all theirs: a
+//!    refund's reversals are made when the refund is applied, long after the purchase.
+//!
+//! and writes them as the sink does, under the writers' lock (`crate::writer`): ids
+//! ClickHouse holds are left out, so a run is safe to repeat and beside a running sink.
+//! Each pass reads its table once in id order (no index on the times: the ledger's
+//! writes pay for none), like `referral verify`.
 use crate::batch::{Rows, Written};
+use crate::writer::Writer;
 use chrono::{DateTime, Utc};
-use platform::clickhouse::Clickhouse;
-use sqlx::PgPool;
 use uuid::Uuid;
 
-/// Which purchases, by when they were settled (`processed_at`); `None` is unbounded.
+/// Which purchases and entries, by when they were settled or made; `None` is unbounded.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Range {
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
 }
 
-/// What a run read and wrote.
+/// What a run read and wrote (a purchase found by both passes is read twice).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Backfilled {
     pub purchases: usize,
     pub written: Written,
 }
 
-/// Reads `page` purchases at a time (by id, so memory stays flat however many there are)
-/// and writes each page's rows in inserts of at most `months` partitions.
+/// Loads `range`, `page` purchases (or entries) at a time.
 pub async fn backfill(
-    pool: &PgPool,
-    ch: &Clickhouse,
+    writer: &Writer<'_>,
     range: Range,
     page: usize,
-    months: usize,
 ) -> anyhow::Result<Backfilled> {
+    let limit = i64::try_from(page.max(1)).unwrap_or(i64::MAX);
     let mut done = Backfilled::default();
     let mut after = Uuid::nil();
-    let limit = i64::try_from(page.max(1)).unwrap_or(i64::MAX);
     loop {
-        let ids: Vec<Uuid> = sqlx::query_scalar!(
+        let ids = sqlx::query_scalar!(
             "SELECT id FROM purchases
              WHERE id > $1
                AND ($2::timestamptz IS NULL OR processed_at >= $2)
@@ -51,24 +51,51 @@ pub async fn backfill(
             range.to,
             limit
         )
-        .fetch_all(pool)
+        .fetch_all(writer.pool)
         .await?;
-        let Some(&last) = ids.last() else {
-            return Ok(done);
+        let Some(&last) = ids.last() else { break };
+        after = last;
+        load(writer, &ids, &mut done).await?;
+    }
+    let mut after = Uuid::nil();
+    loop {
+        let rows = sqlx::query!(
+            "SELECT id, purchase_id FROM earnings
+             WHERE id > $1
+               AND ($2::timestamptz IS NULL OR created_at >= $2)
+               AND ($3::timestamptz IS NULL OR created_at < $3)
+             ORDER BY id LIMIT $4",
+            after,
+            range.from,
+            range.to,
+            limit
+        )
+        .fetch_all(writer.pool)
+        .await?;
+        let Some(last) = rows.last().map(|r| r.id) else {
+            break;
         };
         after = last;
-        let entries = platform::entries::of_purchases(pool, &ids).await?;
-        let facts = platform::entries::facts_of_purchases(pool, &ids).await?;
-        let written = Rows::from_ledger(&entries, &facts)
-            .write(ch, months)
-            .await?;
-        done.purchases += ids.len();
-        done.written.inserted += written.inserted;
-        done.written.already_stored += written.already_stored;
-        tracing::info!(
-            purchases = done.purchases,
-            inserted = done.written.inserted,
-            "backfilling the warehouse"
-        );
+        let mut ids: Vec<Uuid> = rows.into_iter().map(|r| r.purchase_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        load(writer, &ids, &mut done).await?;
     }
+    Ok(done)
+}
+
+/// Writes the purchases `ids` with every entry of each.
+async fn load(writer: &Writer<'_>, ids: &[Uuid], done: &mut Backfilled) -> anyhow::Result<()> {
+    let entries = platform::entries::of_purchases(writer.pool, ids).await?;
+    let facts = platform::entries::facts_of_purchases(writer.pool, ids).await?;
+    let written = writer.write(&Rows::from_ledger(&entries, &facts)).await?;
+    done.purchases += ids.len();
+    done.written.inserted += written.inserted;
+    done.written.already_stored += written.already_stored;
+    tracing::info!(
+        purchases = done.purchases,
+        inserted = done.written.inserted,
+        "backfilling the warehouse"
+    );
+    Ok(())
 }

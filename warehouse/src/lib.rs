@@ -7,15 +7,16 @@
 
 mod backfill;
 mod batch;
-pub mod beside;
 mod gaps;
 mod migrate;
 pub mod rows;
 mod users;
+mod writer;
 
 pub use backfill::{backfill, Backfilled, Range};
 pub use batch::{Rows, Written};
 pub use migrate::migrate;
+pub use writer::Writer;
 
 use async_nats::jetstream::{self, AckKind, Message};
 use platform::clickhouse::Clickhouse;
@@ -46,21 +47,21 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let mut users = UserEventsCopy::new(pool.clone(), limits.batch_max_rows);
     let wait = Duration::from_millis(limits.batch_max_wait_ms);
     tracing::info!(database = ch.database(), "warehouse sink started");
-    let mut gaps = gaps::Gaps::new(limits.gap_backfill_margin_secs);
+    let mut gaps = gaps::Gaps::default();
+    let writer = Writer {
+        ch: &ch,
+        pool: &pool,
+        months: limits.partitions_per_insert,
+    };
     loop {
         let batch = tokio::select! {
             _ = shutdown.cancelled() => break,
             b = next_batch(&mut messages, limits.batch_max_rows, limits.batch_max_bytes, wait) => b?,
         };
-        if let Some(dropped) = gaps.see(&batch) {
-            if !heal(&pool, &ch, limits, dropped, &shutdown).await {
-                break;
-            }
-        }
+        gaps.see(&batch);
         if !batch.is_empty() {
             let backoff = Backoff::new(limits);
-            let months = limits.partitions_per_insert;
-            if !write_then_ack(&ch, &subjects, &batch, months, backoff, &shutdown).await {
+            if !write_then_ack(&writer, &subjects, &batch, backoff, &shutdown).await {
                 break;
             }
         }
@@ -131,16 +132,15 @@ async fn next_batch(
 /// Writes the batch (retrying until ClickHouse takes it) and acks it. Returns false
 /// when told to stop first: the batch stays unacked and JetStream redelivers it.
 async fn write_then_ack(
-    ch: &Clickhouse,
+    writer: &Writer<'_>,
     subjects: &Subjects,
     batch: &[Message],
-    months: usize,
     mut backoff: Backoff,
     shutdown: &CancellationToken,
 ) -> bool {
     let rows = Rows::from_messages(subjects, batch);
     let written = loop {
-        match rows.write(ch, months).await {
+        match writer.write(&rows).await {
             Ok(w) => break w,
             Err(e) => {
                 tracing::warn!(error = %e, messages = batch.len(), "warehouse insert failed; retrying");
@@ -168,37 +168,6 @@ async fn write_then_ack(
         "warehouse batch written"
     );
     true
-}
-
-/// Loads what the stream dropped from Postgres (retrying until ClickHouse takes it) while
-/// the batch after it waits unacked; false when told to stop first.
-async fn heal(
-    pool: &sqlx::PgPool,
-    ch: &Clickhouse,
-    limits: &platform::config::ClickhouseConfig,
-    dropped: backfill::Range,
-    shutdown: &CancellationToken,
-) -> bool {
-    let mut backoff = Backoff::new(limits);
-    let (page, months) = (limits.batch_max_rows, limits.partitions_per_insert);
-    loop {
-        match backfill::backfill(pool, ch, dropped, page, months).await {
-            Ok(done) => {
-                tracing::info!(
-                    purchases = done.purchases,
-                    inserted = done.written.inserted,
-                    "loaded what the stream dropped from Postgres"
-                );
-                return true;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "loading what the stream dropped failed; retrying");
-                if !backoff.wait(shutdown).await {
-                    return false;
-                }
-            }
-        }
-    }
 }
 
 /// Exponential backoff from `FIRST_BACKOFF` to a bound, cut short by shutdown.

@@ -48,7 +48,6 @@ impl Default for ClickhouseConfig {
             analytics_cache_max_entries: 256,
             analytics_max_concurrent_queries: 4,
             partitions_per_insert: 50,
-            gap_backfill_margin_secs: 60,
         }
     }
 }
