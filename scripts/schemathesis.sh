@@ -227,7 +227,6 @@ post() { # post PATH BODY: as the shop; prints the body; fails on a status other
 U="$(post /v1/users '{"referrer_id": null, "display_name": "Schemathesis"}' | json_field id)"
 A="$(post /v1/users "{\"referrer_id\": \"$U\", \"display_name\": \"Leg A\"}" | json_field id)"
 B="$(post /v1/users "{\"referrer_id\": \"$A\"}" | json_field id)"
-USER_TOKEN="$("$BIN" token --user "$U")"
 post /v1/purchases "{\"order_id\": \"seed-1\", \"user_id\": \"$A\", \"amount\": \"2000.00\", \"profit\": \"500.00\"}" >/dev/null
 post /v1/purchases "{\"order_id\": \"seed-2\", \"user_id\": \"$B\", \"amount\": \"1000.00\"}" >/dev/null
 post /v1/purchases "{\"order_id\": \"seed-3\", \"user_id\": \"$B\", \"amount\": \"80.50\", \"profit\": \"20.00\"}" >/dev/null
@@ -236,7 +235,7 @@ has_entries() { # the refund's reversal is the last of the seeded entries to be 
   curl -sf "$BASE/v1/users/$U/earnings/history" -H "Authorization: Bearer $ADMIN" | grep -q '"kind":"reversal"'
 }
 wait_for 20 "the seeded purchases to be paid" has_entries || warn "seeded purchases not paid yet; reports may be empty"
-log "user $U (referrals $A, $B); shop key, admin and user tokens minted"
+log "user $U (referrals $A, $B); shop key and admin token minted (the user's token is minted for its run)"
 
 # Half the generated ids (path and body) are the seeded users, so requests reach real data
 # rather than 404; the live stream stops after 3 events or 1 s (it never ends on its own).
@@ -260,7 +259,10 @@ failed=()
 for who in $CREDENTIALS; do
   case "$who" in
     admin) token="$ADMIN" ;;
-    user) token="$USER_TOKEN" ;;
+    # Minted for its run: the admin run may have revoked the user's tokens
+    # (POST /v1/admin/users/{id}/tokens/revoke on a seeded id), and a token issued after
+    # a revocation passes.
+    user) token="$("$BIN" token --user "$U")" ;;
     shop) token="$SHOP" ;;
     *) die "unknown credential $who (admin, user, shop)" ;;
   esac

@@ -106,7 +106,8 @@ impl Backlog {
     }
 
     /// Reads what the stream holds every `every` until the last `Backlog` is gone. A
-    /// failed read changes nothing: shares then stay as counted, over rather than under.
+    /// failed read changes nothing: shares then stay as counted, over rather than under
+    /// (said once when reads start failing, and once when they work again).
     pub fn follow(
         self: &Arc<Self>,
         js: async_nats::jetstream::Context,
@@ -117,14 +118,25 @@ impl Backlog {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut failing = false;
             loop {
                 tick.tick().await;
                 let Some(backlog) = backlog.upgrade() else {
                     return;
                 };
                 match held(&js, &stream).await {
-                    Ok(held) => backlog.advance(held),
-                    Err(e) => tracing::debug!(error = %e, "reading the purchase stream's state"),
+                    Ok(held) => {
+                        backlog.advance(held);
+                        if std::mem::take(&mut failing) {
+                            tracing::info!("the purchase stream's state is read again");
+                        }
+                    }
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %e, "the purchase stream's state cannot be read; \
+                            shops' shares stay as counted until it can");
+                    }
+                    Err(_) => {}
                 }
             }
         });
