@@ -18,7 +18,7 @@
 use async_nats::jetstream::publish::PublishAck;
 use schemas::ShopId;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 #[derive(Default)]
@@ -106,38 +106,20 @@ impl Backlog {
     }
 
     /// Reads what the stream holds every `every` until the last `Backlog` is gone. A
-    /// failed read changes nothing: shares then stay as counted, over rather than under
-    /// (said once when reads start failing, and once when they work again).
+    /// failed read changes nothing: shares then stay as counted, over rather than under.
     pub fn follow(
         self: &Arc<Self>,
         js: async_nats::jetstream::Context,
         stream: String,
         every: Duration,
     ) {
-        let backlog: Weak<Backlog> = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut failing = false;
-            loop {
-                tick.tick().await;
-                let Some(backlog) = backlog.upgrade() else {
-                    return;
-                };
-                match held(&js, &stream).await {
-                    Ok(held) => {
-                        backlog.advance(held);
-                        if std::mem::take(&mut failing) {
-                            tracing::info!("the purchase stream's state is read again");
-                        }
-                    }
-                    Err(e) if !failing => {
-                        failing = true;
-                        tracing::warn!(error = %e, "the purchase stream's state cannot be read; \
-                            shops' shares stay as counted until it can");
-                    }
-                    Err(_) => {}
-                }
+        let runtime = tokio::runtime::Handle::current();
+        let what = "the purchase stream's state";
+        platform::periodic::follow(&runtime, self, every, what, move |backlog| {
+            let (js, stream) = (js.clone(), stream.clone());
+            async move {
+                backlog.advance(held(&js, &stream).await?);
+                Ok(())
             }
         });
     }

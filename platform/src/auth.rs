@@ -132,31 +132,17 @@ impl Authenticator {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let inner = Arc::downgrade(&self.inner);
-        runtime.spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut failing = false;
-            loop {
-                tick.tick().await;
-                let Some(inner) = inner.upgrade() else { return };
+        // While reads fail, a revocation made meanwhile is not enforced by this process.
+        crate::periodic::follow(
+            &runtime,
+            &self.inner,
+            every,
+            "token revocations",
+            |inner| async move {
                 let window = inner.max_lifetime_secs.saturating_add(LEEWAY_SECS);
-                match inner.revocations.refresh(&inner.pool, window).await {
-                    // Said once when it starts failing, and once when it reads again: a
-                    // revocation made meanwhile is not enforced by this process.
-                    Err(e) if !failing => {
-                        failing = true;
-                        tracing::warn!(error = %e, "token revocations cannot be read; \
-                            enforcing the last read until they can");
-                    }
-                    Ok(()) if failing => {
-                        failing = false;
-                        tracing::info!("token revocations read again");
-                    }
-                    _ => {}
-                }
-            }
-        });
+                Ok(inner.revocations.refresh(&inner.pool, window).await?)
+            },
+        );
     }
 
     /// Told when the revoked tokens change (a live stream then checks its token again).

@@ -16,6 +16,7 @@ pub mod in_flight;
 pub mod metrics;
 pub mod nats;
 pub mod openapi;
+pub mod periodic;
 pub mod problem;
 pub mod ratelimit;
 pub mod stall;
