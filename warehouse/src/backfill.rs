@@ -30,6 +30,15 @@ pub struct Backfilled {
     pub written: Written,
 }
 
+/// The two passes of a run, in order.
+#[derive(Clone, Copy)]
+enum Pass {
+    /// Purchases settled in the range.
+    Settled,
+    /// Purchases with an entry made in the range.
+    Entries,
+}
+
 /// Loads `range`, `page` purchases (or entries) at a time.
 pub async fn backfill(
     writer: &Writer<'_>,
@@ -38,9 +47,31 @@ pub async fn backfill(
 ) -> anyhow::Result<Backfilled> {
     let limit = i64::try_from(page.max(1)).unwrap_or(i64::MAX);
     let mut done = Backfilled::default();
-    let mut after = Uuid::nil();
-    loop {
-        let ids = sqlx::query_scalar!(
+    for pass in [Pass::Settled, Pass::Entries] {
+        let mut after = Uuid::nil();
+        loop {
+            let rows = next_page(writer, pass, after, range, limit).await?;
+            let Some(&(last, _)) = rows.last() else { break };
+            after = last;
+            let mut ids: Vec<Uuid> = rows.into_iter().map(|(_, purchase)| purchase).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            load(writer, &ids, &mut done).await?;
+        }
+    }
+    Ok(done)
+}
+
+/// A page of the pass after `after`, in id order: (the row's id, its purchase's id).
+async fn next_page(
+    writer: &Writer<'_>,
+    pass: Pass,
+    after: Uuid,
+    range: Range,
+    limit: i64,
+) -> anyhow::Result<Vec<(Uuid, Uuid)>> {
+    Ok(match pass {
+        Pass::Settled => sqlx::query_scalar!(
             "SELECT id FROM purchases
              WHERE id > $1
                AND ($2::timestamptz IS NULL OR processed_at >= $2)
@@ -52,14 +83,11 @@ pub async fn backfill(
             limit
         )
         .fetch_all(writer.pool)
-        .await?;
-        let Some(&last) = ids.last() else { break };
-        after = last;
-        load(writer, &ids, &mut done).await?;
-    }
-    let mut after = Uuid::nil();
-    loop {
-        let rows = sqlx::query!(
+        .await?
+        .into_iter()
+        .map(|id| (id, id))
+        .collect(),
+        Pass::Entries => sqlx::query!(
             "SELECT id, purchase_id FROM earnings
              WHERE id > $1
                AND ($2::timestamptz IS NULL OR created_at >= $2)
@@ -71,17 +99,11 @@ pub async fn backfill(
             limit
         )
         .fetch_all(writer.pool)
-        .await?;
-        let Some(last) = rows.last().map(|r| r.id) else {
-            break;
-        };
-        after = last;
-        let mut ids: Vec<Uuid> = rows.into_iter().map(|r| r.purchase_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        load(writer, &ids, &mut done).await?;
-    }
-    Ok(done)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.purchase_id))
+        .collect(),
+    })
 }
 
 /// Writes the purchases `ids` with every entry of each.
